@@ -1,0 +1,338 @@
+//! The configuration: one TOML file (default [`DEFAULT_PATH`]) read by every
+//! service, validated once at start (and on SIGHUP) into [`Config`].
+//!
+//! Every validation error names the key (`sensors[2].pin`), what is wrong and
+//! the fix, and all problems in the file are reported together so an operator
+//! fixes them in one pass.
+
+mod file;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{ArmedMode, Level, Pull, SensorKind};
+
+/// Where the services look when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/vigil/vigil.toml";
+/// The longest sensor name; the shared table stores names in a fixed field.
+pub const MAX_NAME_LEN: usize = 31;
+/// The most sensors one table holds.
+pub const MAX_SENSORS: usize = 64;
+/// BCM numbers of the GPIO pins on the Raspberry Pi 40-pin header.
+pub const GPIO_PINS: std::ops::RangeInclusive<u8> = 2..=27;
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Where it came from, for messages ("/etc/vigil/vigil.toml", "built-in demo").
+    pub source: String,
+    pub runtime: RuntimeConfig,
+    pub gpio: GpioConfig,
+    pub sensors: Vec<SensorConfig>,
+    pub outputs: OutputsConfig,
+    pub users: Vec<UserConfig>,
+    pub cameras: Vec<CameraConfig>,
+    pub hooks: Vec<HookConfig>,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuntimeConfig {
+    /// Sockets, the control FIFO and the hub's rendezvous live here (`/run/vigil`).
+    pub runtime_dir: PathBuf,
+    /// Durable state: the event log, the database, clips (`/var/lib/vigil`).
+    pub state_dir: PathBuf,
+}
+
+impl RuntimeConfig {
+    /// The hub's well-known rendezvous socket.
+    pub fn hub_socket(&self) -> PathBuf {
+        self.runtime_dir.join("hub.sock")
+    }
+
+    /// The simulated GPIO backend's control socket.
+    pub fn sim_gpio_socket(&self) -> PathBuf {
+        self.runtime_dir.join("sim-gpio.sock")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpioBackendKind {
+    /// The Raspberry Pi's GPIO through rppal (`/dev/gpiomem`).
+    Rppal,
+    /// A simulated board driven through a control socket.
+    Simulated,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpioConfig {
+    pub backend: GpioBackendKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SensorConfig {
+    pub name: String,
+    pub kind: SensorKind,
+    /// BCM pin number.
+    pub pin: u8,
+    pub pull: Pull,
+    /// The level that means "active" (door open, motion, loop open).
+    pub active_level: Level,
+    /// A new level must hold this long before it counts.
+    pub debounce: Duration,
+    /// Modes in which the sensor is armed; 24-hour zones ignore this.
+    pub modes: BTreeSet<ArmedMode>,
+    /// A sensor with no edge for this long is reported as a fault.
+    pub supervision: Option<Duration>,
+}
+
+/// A GPIO output (relay or transistor).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputConfig {
+    pub pin: u8,
+    pub active_level: Level,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OutputsConfig {
+    pub siren: Option<OutputConfig>,
+    pub buzzer: Option<OutputConfig>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    User,
+    Guest,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserConfig {
+    pub name: String,
+    pub role: Role,
+    /// File holding the argon2 PHC string of the PIN (read at run time so the
+    /// hash never lands in a world-readable store).
+    pub pin_hash_file: Option<PathBuf>,
+    /// The argon2 PHC string inline (for tests and the demo).
+    pub pin_hash: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CameraSource {
+    /// videotestsrc: for tests and the demo.
+    Test,
+    /// libcamerasrc: the Pi camera.
+    Libcamera,
+    /// v4l2src on a device node (USB webcams).
+    V4l2 { device: PathBuf },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CameraConfig {
+    pub name: String,
+    pub source: CameraSource,
+    pub width: u32,
+    pub height: u32,
+    pub framerate: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HookConfig {
+    pub name: String,
+    pub command: PathBuf,
+    pub args: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for journald scrapers and tests.
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC endpoint (`http://collector:4317`); traces are exported only when set.
+    pub otlp_endpoint: Option<String>,
+    pub log_format: LogFormat,
+    /// `tracing` filter directives (`info`, `vigil_hub=debug`).
+    pub log_filter: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            log_format: LogFormat::Text,
+            log_filter: "info".to_owned(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}; create it or pass --config PATH")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not TOML, or a value of the wrong type.
+    #[error("{source_name} is not valid: {message}")]
+    Syntax {
+        source_name: String,
+        message: String,
+    },
+    /// TOML, but not a configuration that can work.
+    #[error("{source_name} has {} problem(s):\n{}", .problems.len(), ProblemList(.problems))]
+    Invalid {
+        source_name: String,
+        problems: Vec<Problem>,
+    },
+}
+
+/// One thing wrong with one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The key, as a path: `sensors[2].pin`.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}; fix: {}", self.key, self.problem, self.fix)
+    }
+}
+
+struct ProblemList<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Validates TOML text; `source_name` names it in errors.
+    pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigError> {
+        let raw: file::ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            source_name: source_name.to_owned(),
+            message: e.to_string(),
+        })?;
+        file::validate(raw, source_name)
+    }
+
+    /// The built-in configuration of the demo: a simulated house with a door
+    /// on every side, a window, motion, and one of each 24-hour zone, a siren
+    /// and a buzzer, and a test-pattern camera. `runtime_root` holds the
+    /// runtime and state directories.
+    pub fn demo(runtime_root: &Path) -> Config {
+        let text = format!(
+            "{DEMO_TOML}\n[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n",
+            runtime_root.join("run").display().to_string(),
+            runtime_root.join("state").display().to_string(),
+        );
+        match Config::parse(&text, "built-in demo config") {
+            Ok(config) => config,
+            // The demo text is a constant checked by a unit test.
+            Err(e) => unreachable!("the built-in demo config is invalid: {e}"),
+        }
+    }
+
+    /// The sensor named `name`, with its slot index in the table.
+    pub fn sensor(&self, name: &str) -> Option<(usize, &SensorConfig)> {
+        self.sensors.iter().enumerate().find(|(_, s)| s.name == name)
+    }
+
+    /// Sensors by pin, for backends that get edges per pin.
+    pub fn sensors_by_pin(&self) -> BTreeMap<u8, usize> {
+        self.sensors
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.pin, i))
+            .collect()
+    }
+}
+
+/// The demo house; see [`Config::demo`].
+pub const DEMO_TOML: &str = r#"
+[gpio]
+backend = "simulated"
+
+[[sensors]]
+name = "front-door"
+kind = "door"
+pin = 17
+
+[[sensors]]
+name = "back-door"
+kind = "door"
+pin = 27
+
+[[sensors]]
+name = "living-room-window"
+kind = "window"
+pin = 22
+
+[[sensors]]
+name = "hallway-motion"
+kind = "motion"
+pin = 5
+pull = "down"
+active = "high"
+debounce_ms = 10
+
+[[sensors]]
+name = "siren-box-tamper"
+kind = "tamper"
+pin = 6
+
+[[sensors]]
+name = "panic-button"
+kind = "panic"
+pin = 13
+
+[[sensors]]
+name = "kitchen-smoke"
+kind = "smoke"
+pin = 19
+
+[[sensors]]
+name = "basement-water"
+kind = "water"
+pin = 26
+
+[outputs]
+siren = { pin = 23 }
+buzzer = { pin = 24 }
+
+[[cameras]]
+name = "porch"
+source = "test"
+"#;
+
+#[cfg(test)]
+mod tests;

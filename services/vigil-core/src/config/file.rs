@@ -1,0 +1,482 @@
+//! The TOML file's shape (serde types, all fields optional so that a missing
+//! one is reported by key, not by serde) and its conversion into [`Config`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{
+    CameraConfig, CameraSource, Config, ConfigError, GPIO_PINS, GpioBackendKind, GpioConfig,
+    HookConfig, LogFormat, MAX_NAME_LEN, MAX_SENSORS, OutputConfig, OutputsConfig, Problem, Role,
+    RuntimeConfig, SensorConfig, TelemetryConfig, UserConfig,
+};
+use crate::{ArmedMode, Level, Pull, SensorKind};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConfigFile {
+    runtime: Option<RuntimeFile>,
+    gpio: Option<GpioFile>,
+    #[serde(default)]
+    sensors: Vec<SensorFile>,
+    outputs: Option<OutputsFile>,
+    #[serde(default)]
+    users: Vec<UserFile>,
+    #[serde(default)]
+    cameras: Vec<CameraFile>,
+    #[serde(default)]
+    hooks: Vec<HookFile>,
+    telemetry: Option<TelemetryFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeFile {
+    runtime_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GpioFile {
+    backend: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SensorFile {
+    name: Option<String>,
+    kind: Option<String>,
+    pin: Option<i64>,
+    pull: Option<String>,
+    active: Option<String>,
+    debounce_ms: Option<u64>,
+    modes: Option<Vec<String>>,
+    supervision_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputsFile {
+    siren: Option<OutputFile>,
+    buzzer: Option<OutputFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputFile {
+    pin: Option<i64>,
+    active: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFile {
+    name: Option<String>,
+    role: Option<String>,
+    pin_hash: Option<String>,
+    pin_hash_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CameraFile {
+    name: Option<String>,
+    source: Option<String>,
+    device: Option<PathBuf>,
+    width: Option<u32>,
+    height: Option<u32>,
+    framerate: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HookFile {
+    name: Option<String>,
+    command: Option<PathBuf>,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TelemetryFile {
+    otlp_endpoint: Option<String>,
+    log_format: Option<String>,
+    log_filter: Option<String>,
+}
+
+/// Collects every problem in the file before giving up.
+struct Checker {
+    problems: Vec<Problem>,
+    /// Pins in use, with the key that took each, for duplicate messages.
+    pins: BTreeMap<u8, String>,
+}
+
+impl Checker {
+    fn report(
+        &mut self,
+        key: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        });
+    }
+
+    fn required<T>(&mut self, key: &str, value: Option<T>, fix: &str) -> Option<T> {
+        if value.is_none() {
+            self.report(key, "missing", fix);
+        }
+        value
+    }
+
+    fn name(&mut self, key: &str, name: Option<String>, what: &str) -> Option<String> {
+        let name = self.required(key, name, &format!("give the {what} a `name`"))?;
+        let valid_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if name.is_empty() || name.len() > MAX_NAME_LEN || !valid_chars {
+            self.report(
+                key,
+                format!("{name:?} is not a valid name"),
+                format!("use 1 to {MAX_NAME_LEN} characters from a-z, 0-9, '-' and '_'"),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    /// Checks a pin number and claims it for `owner`.
+    fn pin(&mut self, key: &str, pin: Option<i64>, owner: &str) -> Option<u8> {
+        let pin = self.required(key, pin, "set `pin` to the BCM number of the GPIO pin")?;
+        let pin = match u8::try_from(pin) {
+            Ok(p) if GPIO_PINS.contains(&p) => p,
+            _ => {
+                self.report(
+                    key,
+                    format!("GPIO {pin} is not a pin of the 40-pin header"),
+                    format!(
+                        "use a BCM number from {} to {}",
+                        GPIO_PINS.start(),
+                        GPIO_PINS.end()
+                    ),
+                );
+                return None;
+            }
+        };
+        if let Some(first) = self.pins.get(&pin) {
+            let problem = format!("GPIO {pin} is already used by {first}");
+            self.report(key, problem, "give every sensor and output its own pin");
+        } else {
+            self.pins.insert(pin, format!("{key} ({owner})"));
+        }
+        Some(pin)
+    }
+
+    fn level(&mut self, key: &str, level: Option<String>, default: Level) -> Level {
+        match level {
+            None => default,
+            Some(s) => Level::parse(&s).unwrap_or_else(|| {
+                self.report(
+                    key,
+                    format!("unknown level {s:?}"),
+                    "use \"high\" or \"low\"",
+                );
+                default
+            }),
+        }
+    }
+
+    fn sensor(&mut self, i: usize, s: SensorFile, names: &mut BTreeSet<String>) -> Option<SensorConfig> {
+        let at = |field: &str| format!("sensors[{i}].{field}");
+        let name = self.name(&at("name"), s.name, "sensor");
+        if let Some(n) = &name
+            && !names.insert(n.clone())
+        {
+            self.report(
+                at("name"),
+                format!("a second sensor is named {n:?}"),
+                "give every sensor its own name",
+            );
+        }
+        let kind_fix = format!(
+            "use one of {}",
+            SensorKind::ALL.map(SensorKind::as_str).join(", ")
+        );
+        let kind = self
+            .required(&at("kind"), s.kind, &format!("set `kind`: {kind_fix}"))
+            .and_then(|k| {
+                let parsed = SensorKind::parse(&k);
+                if parsed.is_none() {
+                    self.report(at("kind"), format!("unknown sensor kind {k:?}"), &kind_fix);
+                }
+                parsed
+            });
+        let pin = self.pin(&at("pin"), s.pin, name.as_deref().unwrap_or("unnamed"));
+        let pull = match s.pull.as_deref() {
+            None => Pull::Up,
+            Some(p) => Pull::parse(p).unwrap_or_else(|| {
+                self.report(
+                    at("pull"),
+                    format!("unknown pull {p:?}"),
+                    "use \"up\", \"down\" or \"off\"",
+                );
+                Pull::Up
+            }),
+        };
+        // A reed switch to ground with a pull-up reads high when it opens.
+        let active_level = self.level(&at("active"), s.active, Level::High);
+        let debounce = Duration::from_millis(s.debounce_ms.unwrap_or(50));
+        if debounce > Duration::from_secs(5) {
+            self.report(
+                at("debounce_ms"),
+                format!("{} ms would hide real openings", debounce.as_millis()),
+                "use at most 5000 ms (50 suits reed switches, 10 PIR outputs)",
+            );
+        }
+        let modes = match (kind, s.modes) {
+            (Some(k), Some(_)) if k.is_24_hour() => {
+                self.report(
+                    at("modes"),
+                    format!("a {k} sensor is a 24-hour zone and triggers in every mode"),
+                    "remove `modes` from this sensor",
+                );
+                BTreeSet::new()
+            }
+            (_, Some(list)) => list
+                .iter()
+                .filter_map(|m| match ArmedMode::parse(m) {
+                    Some(ArmedMode::Disarmed) | None => {
+                        self.report(
+                            at("modes"),
+                            format!("{m:?} is not an armed mode"),
+                            "list some of \"home\", \"away\", \"night\", \"vacation\"",
+                        );
+                        None
+                    }
+                    Some(mode) => Some(mode),
+                })
+                .collect(),
+            // People move about at home and at night; motion arms when away.
+            (Some(SensorKind::Motion), None) => [ArmedMode::Away, ArmedMode::Vacation].into(),
+            (Some(k), None) if k.is_24_hour() => BTreeSet::new(),
+            (_, None) => ArmedMode::ARMED.into(),
+        };
+        let supervision = s.supervision_secs.map(Duration::from_secs);
+        if supervision.is_some_and(|d| d < Duration::from_secs(60)) {
+            self.report(
+                at("supervision_secs"),
+                "a supervision window under 60 s would fault a quiet sensor",
+                "use at least 60 (86400 suits a motion sensor in a used room)",
+            );
+        }
+        Some(SensorConfig {
+            name: name?,
+            kind: kind?,
+            pin: pin?,
+            pull,
+            active_level,
+            debounce,
+            modes,
+            supervision,
+        })
+    }
+
+    fn output(&mut self, key: &str, o: Option<OutputFile>) -> Option<OutputConfig> {
+        let o = o?;
+        let pin = self.pin(&format!("{key}.pin"), o.pin, key);
+        let active_level = self.level(&format!("{key}.active"), o.active, Level::High);
+        Some(OutputConfig {
+            pin: pin?,
+            active_level,
+        })
+    }
+
+    fn user(&mut self, i: usize, u: UserFile) -> Option<UserConfig> {
+        let at = |field: &str| format!("users[{i}].{field}");
+        let name = self.name(&at("name"), u.name, "user");
+        let role = match u.role.as_deref() {
+            None | Some("user") => Role::User,
+            Some("admin") => Role::Admin,
+            Some("guest") => Role::Guest,
+            Some(other) => {
+                self.report(
+                    at("role"),
+                    format!("unknown role {other:?}"),
+                    "use \"admin\", \"user\" or \"guest\"",
+                );
+                Role::User
+            }
+        };
+        if u.pin_hash.is_none() && u.pin_hash_file.is_none() {
+            self.report(
+                at("pin_hash_file"),
+                "the user has no PIN",
+                "set `pin_hash_file` to a file holding the argon2 hash of the PIN",
+            );
+        }
+        Some(UserConfig {
+            name: name?,
+            role,
+            pin_hash: u.pin_hash,
+            pin_hash_file: u.pin_hash_file,
+        })
+    }
+
+    fn camera(&mut self, i: usize, cam: CameraFile) -> Option<CameraConfig> {
+        let at = |field: &str| format!("cameras[{i}].{field}");
+        let name = self.name(&at("name"), cam.name, "camera");
+        let source = match cam.source.as_deref() {
+            None | Some("libcamera") => Some(CameraSource::Libcamera),
+            Some("test") => Some(CameraSource::Test),
+            Some("v4l2") => Some(CameraSource::V4l2 {
+                device: cam.device.unwrap_or_else(|| PathBuf::from("/dev/video0")),
+            }),
+            Some(other) => {
+                self.report(
+                    at("source"),
+                    format!("unknown camera source {other:?}"),
+                    "use \"libcamera\", \"v4l2\" or \"test\"",
+                );
+                None
+            }
+        };
+        Some(CameraConfig {
+            name: name?,
+            source: source?,
+            width: cam.width.unwrap_or(1280),
+            height: cam.height.unwrap_or(720),
+            framerate: cam.framerate.unwrap_or(15),
+        })
+    }
+
+    fn hook(&mut self, i: usize, h: HookFile) -> Option<HookConfig> {
+        let at = |field: &str| format!("hooks[{i}].{field}");
+        let name = self.name(&at("name"), h.name, "hook");
+        let command = self.required(
+            &at("command"),
+            h.command,
+            "set `command` to the program that reads alerts on its stdin",
+        );
+        Some(HookConfig {
+            name: name?,
+            command: command?,
+            args: h.args,
+        })
+    }
+}
+
+pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, ConfigError> {
+    let mut c = Checker {
+        problems: Vec::new(),
+        pins: BTreeMap::new(),
+    };
+
+    let runtime_file = raw.runtime.unwrap_or_default();
+    let runtime = RuntimeConfig {
+        runtime_dir: runtime_file
+            .runtime_dir
+            .unwrap_or_else(|| PathBuf::from("/run/vigil")),
+        state_dir: runtime_file
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from("/var/lib/vigil")),
+    };
+    for (key, dir) in [
+        ("runtime.runtime_dir", &runtime.runtime_dir),
+        ("runtime.state_dir", &runtime.state_dir),
+    ] {
+        if !dir.is_absolute() {
+            c.report(
+                key,
+                format!("{} is a relative path", dir.display()),
+                "use an absolute path",
+            );
+        }
+    }
+
+    let backend = match raw.gpio.unwrap_or_default().backend.as_deref() {
+        None | Some("rppal") => GpioBackendKind::Rppal,
+        Some("simulated") => GpioBackendKind::Simulated,
+        Some(other) => {
+            c.report(
+                "gpio.backend",
+                format!("unknown backend {other:?}"),
+                "use \"rppal\" on a Raspberry Pi or \"simulated\" elsewhere",
+            );
+            GpioBackendKind::Simulated
+        }
+    };
+
+    if raw.sensors.len() > MAX_SENSORS {
+        c.report(
+            "sensors",
+            format!("{} sensors configured", raw.sensors.len()),
+            format!("configure at most {MAX_SENSORS}"),
+        );
+    }
+    let mut names = BTreeSet::new();
+    let sensors: Vec<SensorConfig> = raw
+        .sensors
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| c.sensor(i, s, &mut names))
+        .collect();
+
+    let outputs_file = raw.outputs.unwrap_or_default();
+    let outputs = OutputsConfig {
+        siren: c.output("outputs.siren", outputs_file.siren),
+        buzzer: c.output("outputs.buzzer", outputs_file.buzzer),
+    };
+    let users = (raw.users.into_iter().enumerate())
+        .filter_map(|(i, u)| c.user(i, u))
+        .collect();
+    let cameras = (raw.cameras.into_iter().enumerate())
+        .filter_map(|(i, cam)| c.camera(i, cam))
+        .collect();
+    let hooks = (raw.hooks.into_iter().enumerate())
+        .filter_map(|(i, h)| c.hook(i, h))
+        .collect();
+
+    let t = raw.telemetry.unwrap_or_default();
+    let log_format = match t.log_format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            c.report(
+                "telemetry.log_format",
+                format!("unknown log format {other:?}"),
+                "use \"text\" or \"json\"",
+            );
+            LogFormat::Text
+        }
+    };
+    let telemetry = TelemetryConfig {
+        otlp_endpoint: t.otlp_endpoint.filter(|e| !e.is_empty()),
+        log_format,
+        log_filter: t.log_filter.unwrap_or_else(|| "info".to_owned()),
+    };
+
+    if !c.problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            source_name: source_name.to_owned(),
+            problems: c.problems,
+        });
+    }
+    Ok(Config {
+        source: source_name.to_owned(),
+        runtime,
+        gpio: GpioConfig { backend },
+        sensors,
+        outputs,
+        users,
+        cameras,
+        hooks,
+        telemetry,
+    })
+}

@@ -1,0 +1,219 @@
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+
+fn descriptors(n: usize) -> Vec<SlotDescriptor> {
+    (0..n)
+        .map(|i| SlotDescriptor {
+            name: format!("sensor-{i}"),
+            kind: SensorKind::ALL[i % SensorKind::ALL.len()],
+        })
+        .collect()
+}
+
+fn update(state: SensorState, span: u8) -> SensorUpdate {
+    SensorUpdate {
+        state,
+        fault: false,
+        tamper: false,
+        bypassed: false,
+        trace: TraceContext {
+            trace_id: [span; 16],
+            span_id: [span; 8],
+            flags: 1,
+        },
+    }
+}
+
+#[test]
+fn a_new_table_is_unknown_and_disarmed() {
+    let table = SensorTable::create(&descriptors(3), 42).expect("create");
+    assert_eq!(table.slot_count(), 3);
+    assert_eq!(table.hub_pid(), 42);
+    assert_eq!(table.generation(), 0);
+    assert_eq!(table.descriptor(2).expect("slot 2"), descriptors(3)[2]);
+    let r = table.read_sensor(1).expect("read");
+    assert_eq!(r.state, SensorState::Unknown);
+    assert_eq!(r.change_count, 0);
+    let s = table.read_system().expect("system");
+    assert_eq!((s.mode, s.alarm), (ArmedMode::Disarmed, AlarmState::Idle));
+}
+
+#[test]
+fn writes_are_seen_through_a_second_mapping() {
+    let table = SensorTable::create(&descriptors(2), 1).expect("create");
+    let other = SensorTable::from_shared(table.shared_memory()).expect("map");
+    let before = monotonic_ns();
+    let count = table
+        .write_sensor(1, &update(SensorState::Active, 7))
+        .expect("write");
+    assert_eq!(count, 1);
+    let r = other.read_sensor(1).expect("read");
+    assert_eq!(r.state, SensorState::Active);
+    assert_eq!(r.change_count, 1);
+    assert!(r.changed_mono_ns >= before);
+    assert_eq!(r.trace.trace_id, [7; 16]);
+    assert_eq!(other.generation(), 1);
+    assert_eq!(other.read_sensor(0).expect("read").change_count, 0);
+
+    other
+        .write_system(&SystemUpdate {
+            mode: ArmedMode::Away,
+            alarm: AlarmState::Arming,
+            trace: TraceContext::default(),
+        })
+        .expect("system");
+    let s = table.read_system().expect("read");
+    assert_eq!((s.mode, s.alarm), (ArmedMode::Away, AlarmState::Arming));
+    assert_eq!(table.generation(), 2);
+}
+
+#[test]
+fn flags_round_trip() {
+    let table = SensorTable::create(&descriptors(1), 1).expect("create");
+    let u = SensorUpdate {
+        fault: true,
+        tamper: true,
+        bypassed: true,
+        ..update(SensorState::Inactive, 0)
+    };
+    table.write_sensor(0, &u).expect("write");
+    let r = table.read_sensor(0).expect("read");
+    assert!(r.fault && r.tamper && r.bypassed);
+    assert_eq!(r.state, SensorState::Inactive);
+}
+
+#[test]
+fn out_of_range_slots_are_errors_not_panics() {
+    let table = SensorTable::create(&descriptors(2), 1).expect("create");
+    assert!(matches!(
+        table.read_sensor(2),
+        Err(TableError::NoSuchSlot { slot: 2, count: 2 })
+    ));
+    assert!(table.write_sensor(99, &update(SensorState::Active, 0)).is_err());
+}
+
+#[test]
+fn another_format_version_is_a_clear_error() {
+    let table = SensorTable::create(&descriptors(1), 1).expect("create");
+    // A table made by another release: same bytes, version word 2.
+    table
+        .header(H_VERSION_AND_COUNT)
+        .store(2 | (1 << 32), Ordering::Relaxed);
+    let err = SensorTable::from_shared(table.shared_memory()).expect_err("version");
+    assert!(matches!(
+        err,
+        TableError::FormatVersion {
+            found: 2,
+            expected: 1
+        }
+    ));
+    assert!(err.to_string().contains("same Vigil release"), "{err}");
+}
+
+#[test]
+fn foreign_regions_are_rejected() {
+    let garbage = IpcSharedMemory::from_byte(0xaa, 4096);
+    assert!(matches!(
+        SensorTable::from_shared(garbage),
+        Err(TableError::BadMagic)
+    ));
+    let tiny = IpcSharedMemory::from_byte(0, 16);
+    assert!(matches!(
+        SensorTable::from_shared(tiny),
+        Err(TableError::TooSmall { len: 16 })
+    ));
+}
+
+#[test]
+fn long_names_and_too_many_slots_are_refused() {
+    let long = [SlotDescriptor {
+        name: "x".repeat(40),
+        kind: SensorKind::Door,
+    }];
+    assert!(matches!(
+        SensorTable::create(&long, 1),
+        Err(TableError::NameTooLong { .. })
+    ));
+    assert!(matches!(
+        SensorTable::create(&descriptors(MAX_SLOTS + 1), 1),
+        Err(TableError::TooManySlots { .. })
+    ));
+}
+
+/// Two writers hammer one slot while readers check that every read is one
+/// complete write: the trace id bytes and span id bytes always agree.
+#[test]
+fn readers_never_see_a_torn_slot() {
+    let table = Arc::new(SensorTable::create(&descriptors(1), 1).expect("create"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2u8)
+        .map(|w| {
+            let table = Arc::clone(&table);
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    let tag = (i as u8).wrapping_mul(2).wrapping_add(w);
+                    table
+                        .write_sensor(0, &update(SensorState::Active, tag))
+                        .expect("write");
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let (table, stop) = (Arc::clone(&table), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            let mut last_count = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let r = table.read_sensor(0).expect("read");
+                let tag = r.trace.span_id[0];
+                assert!(r.trace.trace_id.iter().all(|&b| b == tag), "torn: {r:?}");
+                assert!(r.trace.span_id.iter().all(|&b| b == tag), "torn: {r:?}");
+                assert!(r.change_count >= last_count, "went back in time");
+                last_count = r.change_count;
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for w in writers {
+        w.join().expect("writer");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(reader.join().expect("reader") > 0);
+    assert_eq!(table.read_sensor(0).expect("read").change_count, 40_000);
+    assert_eq!(table.generation(), 40_000);
+}
+
+#[test]
+fn repair_releases_a_lock_held_by_a_dead_writer_and_fixes_odd_slots() {
+    let table = SensorTable::create(&descriptors(2), 1).expect("create");
+    // Simulate a writer that died mid-write: lock taken, slot 1 odd.
+    std::mem::forget(table.lock_writer().expect("lock"));
+    table
+        .word(sensor_slot_offset(1), S_SEQ)
+        .store(5, Ordering::Relaxed);
+    assert!(matches!(table.read_sensor(1), Err(TableError::Torn { slot: 1 })));
+    assert!(matches!(
+        table.write_sensor(0, &update(SensorState::Active, 1)),
+        Err(TableError::WriterLockTimeout)
+    ));
+
+    let repair = table.repair_after_writer_death().expect("repair");
+    assert!(repair.broke_writer_lock);
+    assert_eq!(repair.torn_slots, vec![1]);
+    table
+        .write_sensor(1, &update(SensorState::Inactive, 2))
+        .expect("write after repair");
+    assert_eq!(
+        table.read_sensor(1).expect("read").state,
+        SensorState::Inactive
+    );
+    // A healthy table needs no repair.
+    assert_eq!(
+        table.repair_after_writer_death().expect("repair"),
+        Repair::default()
+    );
+}
