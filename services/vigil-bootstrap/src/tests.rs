@@ -1,0 +1,104 @@
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use ipc_channel::ipc::IpcSharedMemory;
+
+use super::*;
+
+const T: Duration = Duration::from_secs(5);
+
+fn uid() -> u32 {
+    std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_is_welcomed_with_the_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hub.sock");
+    let rendezvous = Rendezvous::bind(&path, uid()).await.expect("bind");
+    let client_path = path.clone();
+    let client = tokio::task::spawn_blocking(move || {
+        connect(&client_path, ServiceRole::Sensord, T)
+    });
+    let pending = rendezvous.accept().await.expect("accept");
+    assert_eq!(pending.role, ServiceRole::Sensord);
+    assert_eq!(pending.peer_pid, Some(std::process::id()));
+    let admitted = pending.admit().await.expect("admit");
+    admitted
+        .hello
+        .reply
+        .send(HubMessage::Welcome(Welcome {
+            session: 7,
+            hub_pid: 1,
+            table: IpcSharedMemory::from_byte(9, 64),
+            slots: vec!["front-door".into()],
+        }))
+        .expect("welcome");
+    let session = client.await.expect("join").expect("connect");
+    assert_eq!(session.welcome.session, 7);
+    assert_eq!(session.welcome.slots, ["front-door"]);
+    assert_eq!(session.welcome.table[0], 9);
+
+    // The session reports the other side's departure.
+    session
+        .to_hub
+        .send(ServiceMessage::OutputState {
+            output: OutputName::Siren,
+            on: true,
+        })
+        .expect("send");
+    assert!(matches!(
+        admitted.from_service.recv(),
+        Ok(ServiceMessage::OutputState { on: true, .. })
+    ));
+    drop(session);
+    assert!(admitted.from_service.recv().is_err());
+}
+
+#[tokio::test]
+async fn a_second_hub_is_refused_and_a_stale_socket_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hub.sock");
+    let first = Rendezvous::bind(&path, uid()).await.expect("bind");
+    assert!(matches!(
+        Rendezvous::bind(&path, uid()).await,
+        Err(BootstrapError::HubAlreadyRunning { .. })
+    ));
+    drop(first);
+    // A socket file nobody listens on (left by a SIGKILLed hub).
+    std::os::unix::net::UnixListener::bind(&path).expect("stale");
+    Rendezvous::bind(&path, uid()).await.expect("rebind over stale");
+}
+
+#[test]
+fn no_hub_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = connect(&dir.path().join("hub.sock"), ServiceRole::Reader, T).expect_err("no hub");
+    assert!(matches!(err, BootstrapError::HubNotRunning { .. }));
+    assert!(err.to_string().contains("start vigil-hub"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_lying_clients_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hub.sock");
+    let rendezvous = Rendezvous::bind(&path, uid()).await.expect("bind");
+    for line in [
+        "HELLO WORLD\n".to_owned(),
+        format!("{PROTOCOL} wizard 1\n"),
+        format!("{PROTOCOL} sensord 1\n"), // not our pid
+    ] {
+        let p = path.clone();
+        let client = tokio::task::spawn_blocking(move || {
+            let mut s = UnixStream::connect(p).expect("connect");
+            s.write_all(line.as_bytes()).expect("write");
+            let mut answer = String::new();
+            BufReader::new(s).read_line(&mut answer).expect("read");
+            answer
+        });
+        assert!(rendezvous.accept().await.is_err());
+        let answer = client.await.expect("join");
+        assert!(answer.starts_with("ERR "), "{answer}");
+    }
+}
