@@ -1,0 +1,198 @@
+//! sensord: the GPIO service.
+//!
+//! Owns: the GPIO pins (through [`gpio::Gpio`]), debouncing and supervision
+//! ([`sensors`]), the sensor slots of the shared table (it is their only
+//! writer), the doorbell to the hub, the siren and buzzer outputs (driven on
+//! the hub's command), and the simulated board's control socket.
+//!
+//! Must never: decide what a change means for the alarm (that is the hub's),
+//! write the system slot, or stop reading its pins because the hub is away:
+//! it keeps tracking and publishes a full snapshot on every (re)connection.
+//!
+//! Code map:
+//! - [`run`]: the event loop (edges, timers, hub link, signals).
+//! - `link`: the session with the hub: connect with backoff, publish, ring.
+//! - [`sim_control`]: the simulated board's line protocol and its client.
+
+#![forbid(unsafe_code)]
+
+pub mod gpio;
+mod link;
+pub mod sensors;
+pub mod sim_control;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+use vigil_core::config::{Config, ConfigError, ConfigSource};
+use vigil_core::Level;
+
+use crate::gpio::{Edge, Gpio, GpioError};
+use crate::link::{HubLink, LinkEvent};
+use crate::sensors::{Cause, SensorTracker};
+
+/// Why sensord stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SensordError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Gpio(#[from] GpioError),
+    #[error("cannot serve the simulator's control socket {path}: {source}")]
+    SimSocket {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot install a signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// The pins of one configuration, claimed.
+struct Board {
+    trackers: Vec<SensorTracker>,
+    /// Input pin -> index into `trackers`.
+    by_pin: std::collections::HashMap<u8, usize>,
+}
+
+impl Board {
+    fn claim(
+        config: &Config,
+        gpio: &dyn Gpio,
+        edges: &mpsc::UnboundedSender<Edge>,
+    ) -> Result<Board, GpioError> {
+        gpio.release_all();
+        let now = Instant::now();
+        let mut trackers = Vec::with_capacity(config.sensors.len());
+        let mut by_pin = std::collections::HashMap::new();
+        for (i, sensor) in config.sensors.iter().enumerate() {
+            let resting = inactive(sensor.active_level);
+            let level = gpio.claim_input(sensor.pin, sensor.pull, resting, edges.clone())?;
+            by_pin.insert(sensor.pin, i);
+            trackers.push(SensorTracker::new(sensor.clone(), level, now));
+        }
+        for output in [&config.outputs.siren, &config.outputs.buzzer]
+            .into_iter()
+            .flatten()
+        {
+            gpio.claim_output(output.pin, inactive(output.active_level))?;
+        }
+        Ok(Board { trackers, by_pin })
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.trackers.iter().filter_map(|t| t.next_deadline()).min()
+    }
+}
+
+fn inactive(active: Level) -> Level {
+    match active {
+        Level::High => Level::Low,
+        Level::Low => Level::High,
+    }
+}
+
+/// Runs sensord until `shutdown` resolves (SIGTERM in production). SIGHUP
+/// reloads the configuration from `source`.
+pub async fn run(
+    source: ConfigSource,
+    mut config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SensordError> {
+    let (gpio, sim) = gpio::open(&config)?;
+    let (edge_tx, mut edge_rx) = mpsc::unbounded_channel::<Edge>();
+    let mut board = Board::claim(&config, gpio.as_ref(), &edge_tx)?;
+    info!(
+        backend = gpio.name(),
+        sensors = board.trackers.len(),
+        "sensord started"
+    );
+
+    let _sim_server = match &sim {
+        Some(sim) => Some(sim_control::serve(&config, Arc::clone(sim)).await?),
+        None => None,
+    };
+
+    let (link_tx, mut link_rx) = mpsc::unbounded_channel::<LinkEvent>();
+    let mut link = HubLink::new(config.runtime.hub_socket(), link_tx);
+    link.start_connecting();
+
+    let mut hangup = signal(SignalKind::hangup()).map_err(SensordError::Signal)?;
+    tokio::pin!(shutdown);
+
+    loop {
+        let deadline = board.next_deadline();
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(edge) = edge_rx.recv() => {
+                if let Some(&i) = board.by_pin.get(&edge.pin) {
+                    board.trackers[i].edge(edge.level, edge.at);
+                }
+            }
+            () = sleep_until(deadline) => {}
+            Some(event) = link_rx.recv() => {
+                link.handle(event, &config, &board.trackers, gpio.as_ref());
+            }
+            _ = hangup.recv() => {
+                match source.load() {
+                    Ok(new) => {
+                        if new.gpio.backend != config.gpio.backend {
+                            warn!("gpio.backend changed; restart sensord to switch backends");
+                        }
+                        board = Board::claim(&new, gpio.as_ref(), &edge_tx)?;
+                        config = new;
+                        link.republish(&config, &board.trackers);
+                        info!(source = %config.source, "configuration reloaded");
+                    }
+                    Err(e) => error!("configuration not reloaded, keeping the running one: {e}"),
+                }
+            }
+        }
+        // Apply debounce and supervision deadlines that have passed.
+        let now = Instant::now();
+        for (i, tracker) in board.trackers.iter_mut().enumerate() {
+            if let Some((report, cause)) = tracker.poll(now) {
+                let sensor = &tracker.config;
+                let span = tracing::info_span!(
+                    "sensor.change",
+                    sensor = %sensor.name,
+                    state = report.state.describe(sensor.kind),
+                );
+                let trace = vigil_telemetry::trace_context_of(&span);
+                let _entered = span.enter();
+                match cause {
+                    Cause::Level => info!(
+                        trace_id = %trace.trace_id_hex(),
+                        "{} {}", sensor.name, report.state.describe(sensor.kind)
+                    ),
+                    Cause::Silent => warn!(
+                        "{} has shown no activity for its supervision window; check its wiring \
+                         and battery",
+                        sensor.name
+                    ),
+                    Cause::Alive => info!("{} is active again", sensor.name),
+                }
+                link.publish(i, &report, trace);
+            }
+        }
+    }
+
+    info!("sensord stopping");
+    // Leave the outputs off: an operator stopping sensord owns the siren now.
+    for output in [&config.outputs.siren, &config.outputs.buzzer]
+        .into_iter()
+        .flatten()
+    {
+        let _ = gpio.set_output(output.pin, inactive(output.active_level));
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

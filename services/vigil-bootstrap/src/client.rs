@@ -87,6 +87,7 @@ pub fn connect(
         })?;
     let welcome = match from_hub.try_recv_timeout(timeout) {
         Ok(HubMessage::Welcome(w)) => w,
+        Ok(HubMessage::Refused { reason }) => return Err(BootstrapError::Refused { reason }),
         Ok(other) => {
             return Err(BootstrapError::Protocol {
                 detail: format!("expected a welcome, got {other:?}"),

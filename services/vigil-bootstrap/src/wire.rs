@@ -67,6 +67,8 @@ pub enum ServiceMessage {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum HubMessage {
     Welcome(Welcome),
+    /// The hub will not serve this client; the reason is for its operator.
+    Refused { reason: String },
     /// Drive an output (sensord).
     SetOutput(OutputCommand),
 }

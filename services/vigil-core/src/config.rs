@@ -334,5 +334,34 @@ name = "porch"
 source = "test"
 "#;
 
+
+
+
+/// Where a service gets its configuration: a file, or the built-in demo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    /// [`Config::demo`] rooted at this directory.
+    Demo(PathBuf),
+}
+
+impl ConfigSource {
+    /// `--demo ROOT` wins over `--config PATH`, which defaults to [`DEFAULT_PATH`].
+    pub fn from_flags(config: Option<PathBuf>, demo: Option<PathBuf>) -> ConfigSource {
+        match (demo, config) {
+            (Some(root), _) => ConfigSource::Demo(root),
+            (None, Some(path)) => ConfigSource::File(path),
+            (None, None) => ConfigSource::File(PathBuf::from(DEFAULT_PATH)),
+        }
+    }
+
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::File(path) => Config::load(path),
+            ConfigSource::Demo(root) => Ok(Config::demo(root)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -286,15 +286,6 @@ impl Pull {
             _ => None,
         }
     }
-
-    /// The level an unconnected input floats to with this bias, if any.
-    pub fn idle_level(self) -> Option<Level> {
-        match self {
-            Pull::Up => Some(Level::High),
-            Pull::Down => Some(Level::Low),
-            Pull::Off => None,
-        }
-    }
 }
 
 /// W3C trace context of the span that caused a change. It rides in the

@@ -15,6 +15,8 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
+
 use opentelemetry::trace::{
     SpanContext, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
@@ -92,6 +94,7 @@ pub fn init(service: &'static str, config: &TelemetryConfig) -> Result<Telemetry
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .boxed(),
     };
     tracing_subscriber::registry()

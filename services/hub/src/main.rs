@@ -1,0 +1,43 @@
+//! `vigil-hub`: parses flags and runs [`vigil_hub::run`]. Exit codes are
+//! `vigil_service`'s: 0 clean, 1 runtime failure, 78 bad configuration.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use vigil_service::{ConfigArgs, EXIT_FAILURE};
+
+#[derive(Debug, Parser)]
+#[command(name = "vigil-hub", version, about = "Vigil's hub: sensor table, alarm and APIs")]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+fn main() -> ExitCode {
+    // First, before any thread exists: every thread must block the doorbell
+    // signal, or the kernel may deliver it to one that does not, and its
+    // default action (terminate) would kill the hub.
+    if let Err(e) = vigil_ipc::doorbell::block_doorbell_signal() {
+        return vigil_service::fail("vigil-hub", EXIT_FAILURE, e);
+    }
+    let cli = Cli::parse();
+    let started = match vigil_service::start("vigil-hub", &cli.config, |config| {
+        // ipc-channel binds its rendezvous sockets in TMPDIR: keep them in
+        // the runtime directory every service shares (systemd may give each
+        // unit a private /tmp).
+        let dir = &config.runtime.runtime_dir;
+        vigil_hub::ensure_runtime_dir(dir).map_err(|e| e.to_string())?;
+        vigil_ipc::process::set_temp_dir(dir).map_err(|e| e.to_string())
+    }) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let result = started.runtime.block_on(vigil_hub::run(
+        started.source,
+        started.config,
+        vigil_service::terminated(),
+    ));
+    vigil_service::finish(result)
+}

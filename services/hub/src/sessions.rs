@@ -1,0 +1,194 @@
+//! The services the hub has admitted, one ipc-channel session each.
+//!
+//! Each session has a thread blocked in `recv` on the service's channel
+//! (ipc-channel is blocking), which forwards messages to the event loop
+//! and reports the end of the session when the service's process exits.
+
+use std::collections::HashMap;
+
+use ipc_channel::ipc::IpcSender;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, info, warn};
+use vigil_bootstrap::{
+    Admitted, HubMessage, Rendezvous, ServiceMessage, ServiceRole, Welcome,
+};
+use vigil_ipc::table::SensorTable;
+
+/// What session threads and the accept loop tell the event loop.
+#[derive(Debug)]
+pub(crate) enum SessionEvent {
+    Admitted(Box<Admitted>),
+    Message { id: u64, message: ServiceMessage },
+    Ended { id: u64 },
+}
+
+/// Accepts services forever; each rendezvous runs in its own task so a
+/// stalled client delays nobody.
+pub(crate) async fn accept_loop(rendezvous: Rendezvous, events: UnboundedSender<SessionEvent>) {
+    loop {
+        match rendezvous.accept().await {
+            Ok(pending) => {
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let (role, pid) = (pending.role, pending.peer_pid);
+                    match pending.admit().await {
+                        Ok(admitted) => {
+                            let _ = events.send(SessionEvent::Admitted(Box::new(admitted)));
+                        }
+                        Err(e) => warn!(role = role.as_str(), ?pid, "rendezvous failed: {e}"),
+                    }
+                });
+            }
+            Err(e) => warn!("refused a bootstrap connection: {e}"),
+        }
+    }
+}
+
+struct Session {
+    role: ServiceRole,
+    pid: u32,
+    /// The service's reply channel; dropping it ends the session for the
+    /// service, which then rejoins.
+    _reply: IpcSender<HubMessage>,
+}
+
+pub(crate) struct Sessions {
+    events: UnboundedSender<SessionEvent>,
+    live: HashMap<u64, Session>,
+    next_id: u64,
+}
+
+impl Sessions {
+    pub(crate) fn new(events: UnboundedSender<SessionEvent>) -> Sessions {
+        Sessions {
+            events,
+            live: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    pub(crate) fn handle(&mut self, event: SessionEvent, table: &SensorTable) {
+        match event {
+            SessionEvent::Admitted(admitted) => self.welcome(*admitted, table),
+            SessionEvent::Message { id, message } => self.on_message(id, message),
+            SessionEvent::Ended { id } => self.ended(id, table),
+        }
+    }
+
+    fn welcome(&mut self, admitted: Admitted, table: &SensorTable) {
+        let Admitted {
+            hello,
+            from_service,
+        } = admitted;
+        if hello.role == ServiceRole::Sensord
+            && let Some(other) = self.live.values().find(|s| s.role == ServiceRole::Sensord)
+        {
+            let reason = format!(
+                "another sensord (pid {}) is connected; only one may write the sensor table",
+                other.pid
+            );
+            warn!(pid = hello.pid, "{reason}");
+            let _ = hello.reply.send(HubMessage::Refused { reason });
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let slots = (0..table.slot_count())
+            .filter_map(|k| table.descriptor(k).ok().map(|d| d.name))
+            .collect();
+        let welcome = Welcome {
+            session: id,
+            hub_pid: std::process::id(),
+            table: table.shared_memory(),
+            slots,
+        };
+        if hello.reply.send(HubMessage::Welcome(welcome)).is_err() {
+            warn!(pid = hello.pid, "the service left before its welcome");
+            return;
+        }
+        let events = self.events.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("session-{id}"))
+            .spawn(move || {
+                while let Ok(message) = from_service.recv() {
+                    if events.send(SessionEvent::Message { id, message }).is_err() {
+                        return;
+                    }
+                }
+                let _ = events.send(SessionEvent::Ended { id });
+            });
+        if let Err(e) = spawned {
+            warn!("cannot start a session thread: {e}");
+            return;
+        }
+        if hello.role == ServiceRole::Reader {
+            debug!(session = id, pid = hello.pid, "reader joined");
+        } else {
+            info!(
+                session = id,
+                role = hello.role.as_str(),
+                pid = hello.pid,
+                release = %hello.release,
+                "service joined"
+            );
+        }
+        self.live.insert(
+            id,
+            Session {
+                role: hello.role,
+                pid: hello.pid,
+                _reply: hello.reply,
+            },
+        );
+    }
+
+    fn on_message(&mut self, id: u64, message: ServiceMessage) {
+        let Some(session) = self.live.get(&id) else {
+            return;
+        };
+        match message {
+            ServiceMessage::OutputState { output, on } => info!(
+                pid = session.pid,
+                "{} is {}",
+                output.as_str(),
+                if on { "on" } else { "off" }
+            ),
+            ServiceMessage::Hello(_) | ServiceMessage::Abandon => {
+                warn!(session = id, "ignored a bootstrap message inside a session");
+            }
+        }
+    }
+
+    fn ended(&mut self, id: u64, table: &SensorTable) {
+        let Some(session) = self.live.remove(&id) else {
+            return;
+        };
+        if session.role == ServiceRole::Reader {
+            debug!(session = id, "reader left");
+            return;
+        }
+        warn!(
+            session = id,
+            role = session.role.as_str(),
+            pid = session.pid,
+            "service left; it rejoins when it restarts"
+        );
+        if session.role == ServiceRole::Sensord {
+            // The writer is gone: release what it may have held mid-write.
+            match table.repair_after_writer_death() {
+                Ok(r) if r.broke_writer_lock || !r.torn_slots.is_empty() => warn!(
+                    broke_writer_lock = r.broke_writer_lock,
+                    torn_slots = ?r.torn_slots,
+                    "repaired the sensor table after sensord died mid-write"
+                ),
+                Ok(_) => {}
+                Err(e) => warn!("cannot check the sensor table after sensord left: {e}"),
+            }
+        }
+    }
+
+    /// Ends every session; the services rejoin (used on reload and exit).
+    pub(crate) fn end_all(&mut self) {
+        self.live.clear();
+    }
+}

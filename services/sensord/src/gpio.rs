@@ -1,0 +1,78 @@
+//! The GPIO edge of sensord: a small backend trait, the Raspberry Pi
+//! backend (rppal) and a simulated board for tests, the demo and VM tests.
+//!
+//! Architecture invariant: nothing above this module knows which backend
+//! runs; the simulated board is driven only from outside the process (its
+//! control socket), exactly as a real wire would be.
+
+mod rppal_backend;
+pub mod simulated;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc::UnboundedSender;
+use vigil_core::config::{Config, GpioBackendKind};
+use vigil_core::{Level, Pull};
+
+pub use rppal_backend::RppalGpio;
+pub use simulated::SimulatedGpio;
+
+/// A level change seen on an input pin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    pub pin: u8,
+    pub level: Level,
+    pub at: Instant,
+}
+
+/// Where a backend delivers edges, from whatever thread it runs them on.
+pub type EdgeSink = UnboundedSender<Edge>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpioError {
+    #[error(
+        "cannot open the GPIO chip: {0}; on a Raspberry Pi, run sensord in the `gpio` group \
+         (the NixOS module does); elsewhere set gpio.backend = \"simulated\""
+    )]
+    Open(String),
+    #[error("GPIO {pin}: {message}")]
+    Pin { pin: u8, message: String },
+    #[error("GPIO {pin} is not claimed as {what}")]
+    NotClaimed { pin: u8, what: &'static str },
+}
+
+/// A GPIO board.
+pub trait Gpio: Send + Sync {
+    /// Claims `pin` as an input with `pull`, delivering every edge to
+    /// `edges`; returns the level it reads now. `resting` is the level the
+    /// wire shows when its sensor is at rest: a real board reads the wire
+    /// and ignores it; the simulated board starts there.
+    fn claim_input(
+        &self,
+        pin: u8,
+        pull: Pull,
+        resting: Level,
+        edges: EdgeSink,
+    ) -> Result<Level, GpioError>;
+    /// Claims `pin` as an output at `initial`.
+    fn claim_output(&self, pin: u8, initial: Level) -> Result<(), GpioError>;
+    /// Drives a claimed output.
+    fn set_output(&self, pin: u8, level: Level) -> Result<(), GpioError>;
+    /// Releases every claimed pin (before re-claiming after a reload).
+    fn release_all(&self);
+    /// The backend's name, for logs.
+    fn name(&self) -> &'static str;
+}
+
+/// The backend the config asks for. The simulated board is returned
+/// separately too, so its control socket can drive it.
+pub fn open(config: &Config) -> Result<(Arc<dyn Gpio>, Option<Arc<SimulatedGpio>>), GpioError> {
+    match config.gpio.backend {
+        GpioBackendKind::Rppal => Ok((Arc::new(RppalGpio::open()?), None)),
+        GpioBackendKind::Simulated => {
+            let sim = Arc::new(SimulatedGpio::default());
+            Ok((sim.clone(), Some(sim)))
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! What a sensor's wire means: debouncing and supervision, as pure logic
+//! (time is passed in) so every rule is tested without a clock.
+//!
+//! - Debounce: a new level counts only once it has held for the sensor's
+//!   `debounce`; a bounce back before then is forgotten.
+//! - Supervision: a sensor with a `supervision` window that shows no edge
+//!   for that long is reported as a fault until it shows life again.
+//! - Tamper: a tamper loop that opens is both tampered and a fault.
+
+use std::time::Instant;
+
+use vigil_core::config::SensorConfig;
+use vigil_core::{Level, SensorKind, SensorState};
+
+/// What sensord publishes for one sensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub state: SensorState,
+    pub fault: bool,
+    pub tamper: bool,
+}
+
+/// Why a report changed, for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// A debounced level change.
+    Level,
+    /// The supervision window ran out.
+    Silent,
+    /// Life after a supervision fault.
+    Alive,
+}
+
+#[derive(Debug)]
+pub struct SensorTracker {
+    pub config: SensorConfig,
+    /// A raw level waiting out the debounce, and since when.
+    pending: Option<(Level, Instant)>,
+    state: SensorState,
+    silent: bool,
+    last_activity: Instant,
+}
+
+impl SensorTracker {
+    /// Starts from the level the pin reads now (no debounce at start: the
+    /// wire has had all the time in the world to settle).
+    pub fn new(config: SensorConfig, level_now: Level, now: Instant) -> SensorTracker {
+        let state = state_for(&config, level_now);
+        SensorTracker {
+            config,
+            pending: None,
+            state,
+            silent: false,
+            last_activity: now,
+        }
+    }
+
+    pub fn report(&self) -> Report {
+        let tampered = self.config.kind == SensorKind::Tamper && self.state == SensorState::Active;
+        Report {
+            state: self.state,
+            fault: self.silent || tampered,
+            tamper: tampered,
+        }
+    }
+
+    /// Records a raw edge.
+    pub fn edge(&mut self, level: Level, at: Instant) {
+        self.last_activity = at;
+        if state_for(&self.config, level) == self.state {
+            // Bounced back (or a repeat): nothing pending any more.
+            self.pending = None;
+        } else if self.pending.is_none_or(|(l, _)| l != level) {
+            self.pending = Some((level, at));
+        }
+    }
+
+    /// When [`SensorTracker::poll`] next has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let debounce = self.pending.map(|(_, since)| since + self.config.debounce);
+        let supervision = match (self.config.supervision, self.silent) {
+            (Some(window), false) => Some(self.last_activity + window),
+            _ => None,
+        };
+        match (debounce, supervision) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Applies what `now` makes true; returns the new report if it changed.
+    pub fn poll(&mut self, now: Instant) -> Option<(Report, Cause)> {
+        let before = self.report();
+        let mut cause = None;
+        if self.silent && self.last_activity_is_recent(now) {
+            self.silent = false;
+            cause = Some(Cause::Alive);
+        }
+        if let Some((level, since)) = self.pending
+            && now >= since + self.config.debounce
+        {
+            self.pending = None;
+            self.state = state_for(&self.config, level);
+            cause = Some(Cause::Level);
+        }
+        if let Some(window) = self.config.supervision
+            && !self.silent
+            && now >= self.last_activity + window
+        {
+            self.silent = true;
+            cause = Some(Cause::Silent);
+        }
+        let after = self.report();
+        match cause {
+            Some(c) if after != before => Some((after, c)),
+            _ => None,
+        }
+    }
+
+    fn last_activity_is_recent(&self, now: Instant) -> bool {
+        self.config
+            .supervision
+            .is_some_and(|w| now < self.last_activity + w)
+    }
+}
+
+fn state_for(config: &SensorConfig, level: Level) -> SensorState {
+    if level == config.active_level {
+        SensorState::Active
+    } else {
+        SensorState::Inactive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use vigil_core::Pull;
+
+    use super::*;
+
+    fn config(kind: SensorKind, supervision: Option<u64>) -> SensorConfig {
+        SensorConfig {
+            name: "s".into(),
+            kind,
+            pin: 17,
+            pull: Pull::Up,
+            active_level: Level::High,
+            debounce: Duration::from_millis(50),
+            modes: Default::default(),
+            supervision: supervision.map(Duration::from_secs),
+        }
+    }
+
+    fn ms(t0: Instant, n: u64) -> Instant {
+        t0 + Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_bounce_shorter_than_the_debounce_changes_nothing() {
+        let t0 = Instant::now();
+        let mut s = SensorTracker::new(config(SensorKind::Door, None), Level::Low, t0);
+        assert_eq!(s.report().state, SensorState::Inactive);
+        s.edge(Level::High, ms(t0, 0));
+        s.edge(Level::Low, ms(t0, 20));
+        s.edge(Level::High, ms(t0, 30));
+        s.edge(Level::Low, ms(t0, 40));
+        assert_eq!(s.next_deadline(), None);
+        assert_eq!(s.poll(ms(t0, 200)), None);
+        assert_eq!(s.report().state, SensorState::Inactive);
+    }
+
+    #[test]
+    fn a_level_that_holds_is_reported_once_after_the_debounce() {
+        let t0 = Instant::now();
+        let mut s = SensorTracker::new(config(SensorKind::Door, None), Level::Low, t0);
+        s.edge(Level::High, ms(t0, 10));
+        s.edge(Level::High, ms(t0, 30)); // a repeat does not restart the clock
+        assert_eq!(s.next_deadline(), Some(ms(t0, 60)));
+        assert_eq!(s.poll(ms(t0, 59)), None);
+        let (report, cause) = s.poll(ms(t0, 60)).expect("changed");
+        assert_eq!(report.state, SensorState::Active);
+        assert_eq!(cause, Cause::Level);
+        assert_eq!(s.poll(ms(t0, 100)), None, "reported once");
+    }
+
+    #[test]
+    fn a_silent_sensor_faults_and_recovers_on_activity() {
+        let t0 = Instant::now();
+        let mut s = SensorTracker::new(config(SensorKind::Motion, Some(60)), Level::Low, t0);
+        assert_eq!(s.next_deadline(), Some(t0 + Duration::from_secs(60)));
+        let (report, cause) = s.poll(t0 + Duration::from_secs(60)).expect("fault");
+        assert!(report.fault);
+        assert_eq!(cause, Cause::Silent);
+        assert_eq!(s.next_deadline(), None);
+        // Motion again: alive, and the motion itself after the debounce.
+        let t1 = t0 + Duration::from_secs(61);
+        s.edge(Level::High, t1);
+        let (report, _) = s.poll(t1).expect("alive");
+        assert!(!report.fault);
+        let (report, _) = s.poll(t1 + Duration::from_millis(50)).expect("motion");
+        assert_eq!(report.state, SensorState::Active);
+    }
+
+    #[test]
+    fn an_open_tamper_loop_is_tampered_and_a_fault() {
+        let t0 = Instant::now();
+        let mut s = SensorTracker::new(config(SensorKind::Tamper, None), Level::Low, t0);
+        assert_eq!(
+            s.report(),
+            Report {
+                state: SensorState::Inactive,
+                fault: false,
+                tamper: false
+            }
+        );
+        s.edge(Level::High, t0);
+        let (report, _) = s.poll(ms(t0, 50)).expect("tamper");
+        assert!(report.tamper && report.fault);
+    }
+}
