@@ -1,0 +1,953 @@
+# services.vigil: the Vigil home-security appliance.
+#
+# One system user `vigil` runs every service, so that sensord can sigqueue() the
+# hub (signals between processes need the same uid) and every service can open
+# the shared-memory table, the process-shared semaphore and the alert queue.
+#
+# Units (all `PartOf=vigil.target`, so `systemctl restart vigil.target` restarts
+# the lot):
+#   vigil-hub.service           alarm, gRPC API, camera server, event log writer
+#   vigil-sensord.service       GPIO (rppal or simulated)
+#   vigil-camd@<camera>.service one per camera with `local = true`
+#   vigil-alertd.service        hooks and webhooks
+#   vigil-reportd.service       SQLite index and reports
+#
+# Shared paths:
+#   /etc/vigil/vigil.toml         the generated config (every service, --config)
+#   /etc/vigil/camd/<camera>.toml the same, with [[cameras]] cut to that camera
+#   /run/vigil                    sockets, ipc-channel rendezvous (TMPDIR), FIFO
+#   /run/vigil/control            control FIFO, writable by group vigil-control
+#   /var/lib/vigil                state: event log, SQLite, reports, TLS keys
+#
+# The TOML carries only the tables the Rust side reads today (it parses with
+# deny_unknown_fields). The options for tables it does not read yet
+# (webhook, grpc, eventLog, reports) emit their table only when set away from
+# their default; see docs/nixos.md.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  inherit (lib)
+    mkOption
+    mkEnableOption
+    mkIf
+    mkMerge
+    types
+    literalExpression
+    ;
+
+  cfg = config.services.vigil;
+  settingsFormat = pkgs.formats.toml { };
+
+  runtimeDir = "/run/vigil";
+  stateDir = "/var/lib/vigil";
+  cacheDir = "/var/cache/vigil";
+  configPath = "/etc/vigil/vigil.toml";
+  camdConfigPath = name: "/etc/vigil/camd/${name}.toml";
+
+  # Fixed ports of the Rust side (see docs/nixos.md).
+  cameraLinkPort = 7444; # TCP, cameras connect to the hub
+  discoveryPort = 7445; # UDP, discovery and heartbeats
+
+  # Sized for the alert queue; the Rust side must create it with
+  # mq_maxmsg <= msgMax and mq_msgsize <= msgSizeMax.
+  mqueue = {
+    msgMax = 256;
+    msgSizeMax = 8192;
+    # RLIMIT_MSGQUEUE counts every queue the uid creates:
+    # msgMax * (msgSizeMax + per-message overhead), with room for 3 queues.
+    limitBytes = 8 * 1024 * 1024;
+  };
+
+  twentyFourHourKinds = [
+    "tamper"
+    "panic"
+    "smoke"
+    "water"
+  ];
+
+  nameType = types.strMatching "[a-z0-9_-]{1,31}";
+  bcmPin = types.ints.between 2 27;
+  level = types.enum [
+    "high"
+    "low"
+  ];
+
+  # A secret must never reach the Nix store: a string (not a path, which Nix
+  # would copy into the store) holding an absolute path outside it.
+  secretPath = types.strMatching "/.*" // {
+    description = "absolute path to a file outside the Nix store (read by systemd LoadCredential)";
+  };
+
+  sensorModule = {
+    options = {
+      name = mkOption {
+        type = nameType;
+        example = "front-door";
+        description = "Name of the sensor: 1 to 31 characters from a-z, 0-9, `-` and `_`.";
+      };
+      kind = mkOption {
+        type = types.enum [
+          "door"
+          "window"
+          "motion"
+          "tamper"
+          "panic"
+          "smoke"
+          "water"
+        ];
+        description = "What the sensor is. tamper, panic, smoke and water are 24-hour zones.";
+      };
+      pin = mkOption {
+        type = bcmPin;
+        example = 17;
+        description = "BCM GPIO number (2 to 27), unique across sensors and outputs.";
+      };
+      pull = mkOption {
+        type = types.enum [
+          "up"
+          "down"
+          "off"
+        ];
+        default = "up";
+        description = "Internal pull resistor.";
+      };
+      active = mkOption {
+        type = level;
+        default = "high";
+        description = "Level at which the sensor is active (door open, motion seen).";
+      };
+      debounceMs = mkOption {
+        type = types.nullOr (types.ints.between 0 5000);
+        default = null;
+        example = 10;
+        description = "Debounce time in ms; null keeps the Rust default (50).";
+      };
+      modes = mkOption {
+        type = types.nullOr (
+          types.listOf (
+            types.enum [
+              "home"
+              "away"
+              "night"
+              "vacation"
+            ]
+          )
+        );
+        default = null;
+        example = [
+          "away"
+          "night"
+        ];
+        description = ''
+          Armed modes in which the sensor triggers; null keeps the Rust default
+          (motion: away and vacation; doors and windows: every armed mode).
+          Must be null for 24-hour kinds.
+        '';
+      };
+      supervisionSecs = mkOption {
+        type = types.nullOr (types.ints.between 60 31536000);
+        default = null;
+        example = 86400;
+        description = "Fault the sensor when it has not changed for this long (at least 60 s).";
+      };
+    };
+  };
+
+  outputModule = {
+    options = {
+      pin = mkOption {
+        type = bcmPin;
+        description = "BCM GPIO number driving the relay.";
+      };
+      active = mkOption {
+        type = level;
+        default = "high";
+        description = "Level that switches the output on.";
+      };
+    };
+  };
+
+  cameraModule =
+    { config, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = nameType;
+          example = "porch";
+          description = "Name of the camera.";
+        };
+        source = mkOption {
+          type = types.enum [
+            "libcamera"
+            "v4l2"
+            "test"
+          ];
+          default = "libcamera";
+          description = "libcamera (Pi camera), v4l2 (USB webcam) or test (videotestsrc).";
+        };
+        device = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "/dev/video0";
+          description = "V4L2 device; only for `source = \"v4l2\"` (Rust default /dev/video0).";
+        };
+        width = mkOption {
+          type = types.ints.positive;
+          default = 1280;
+          description = "Frame width.";
+        };
+        height = mkOption {
+          type = types.ints.positive;
+          default = 720;
+          description = "Frame height.";
+        };
+        framerate = mkOption {
+          type = types.ints.between 1 120;
+          default = 15;
+          description = "Frames per second.";
+        };
+        local = mkOption {
+          type = types.bool;
+          default = true;
+          description = ''
+            Whether this machine captures the camera (runs
+            `vigil-camd@<name>.service`). Set false on the hub for a camera
+            that runs on another node, so the hub still knows to expect it.
+          '';
+        };
+      };
+    };
+
+  userModule = {
+    options = {
+      name = mkOption {
+        type = nameType;
+        example = "alice";
+        description = "User name.";
+      };
+      role = mkOption {
+        type = types.enum [
+          "admin"
+          "user"
+          "guest"
+        ];
+        default = "user";
+        description = "Role of the user.";
+      };
+      pinHashFile = mkOption {
+        type = secretPath;
+        example = "/var/lib/vigil-secrets/alice-pin";
+        description = ''
+          File holding the argon2 PHC string of the user's PIN. Never in the
+          Nix store: systemd reads it as root with LoadCredential= and hands
+          the hub a private copy under /run/credentials/vigil-hub.service/.
+        '';
+      };
+    };
+  };
+
+  hookModule = {
+    options = {
+      name = mkOption {
+        type = nameType;
+        example = "ntfy";
+        description = "Hook name.";
+      };
+      command = mkOption {
+        type = types.str;
+        example = literalExpression ''"''${pkgs.my-notifier}/bin/notify"'';
+        description = "Program that reads alerts as JSON lines on its stdin.";
+      };
+      args = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        description = "Arguments of the program.";
+      };
+    };
+  };
+
+  dropNulls = lib.filterAttrs (_: v: v != null);
+
+  credentialPath = unit: id: "/run/credentials/${unit}.service/${id}";
+  pinCredential = u: "pin-${u.name}";
+
+  # ---- TOML: the tables the Rust side reads (services/vigil-core/src/config/file.rs)
+
+  sensorToml =
+    s:
+    dropNulls {
+      inherit (s)
+        name
+        kind
+        pin
+        pull
+        active
+        modes
+        ;
+      debounce_ms = s.debounceMs;
+      supervision_secs = s.supervisionSecs;
+    };
+
+  cameraToml =
+    c:
+    dropNulls {
+      inherit (c)
+        name
+        source
+        width
+        height
+        framerate
+        ;
+      device = if c.source == "v4l2" then c.device else null;
+    };
+
+  outputsToml = dropNulls {
+    siren = if cfg.outputs.siren == null then null else { inherit (cfg.outputs.siren) pin active; };
+    buzzer = if cfg.outputs.buzzer == null then null else { inherit (cfg.outputs.buzzer) pin active; };
+  };
+
+  knownTables = dropNulls {
+    runtime = {
+      runtime_dir = runtimeDir;
+      state_dir = stateDir;
+    };
+    gpio.backend = if cfg.simulatedGpio then "simulated" else "rppal";
+    sensors = map sensorToml cfg.sensors;
+    outputs = if outputsToml == { } then null else outputsToml;
+    users = map (u: {
+      inherit (u) name role;
+      pin_hash_file = credentialPath "vigil-hub" (pinCredential u);
+    }) cfg.users;
+    cameras = map cameraToml cfg.cameras;
+    hooks = map (h: { inherit (h) name command args; }) cfg.hooks;
+    telemetry = dropNulls {
+      otlp_endpoint = cfg.otlpEndpoint;
+      log_format = cfg.logFormat;
+      log_filter = cfg.logFilter;
+    };
+  };
+
+  # ---- TOML: tables the Rust side does not read yet. Emitted only when their
+  # options differ from the defaults, so a default configuration stays valid
+  # under deny_unknown_fields.
+  defaultGrpcListen = "[::]:7443";
+
+  futureTables = {
+    webhook = {
+      emit = cfg.webhook.url != null;
+      value = dropNulls {
+        inherit (cfg.webhook) url;
+        min_priority = cfg.webhook.minPriority;
+        secret_file =
+          if cfg.webhook.secretFile == null then null else credentialPath "vigil-alertd" "webhook-secret";
+      };
+    };
+    grpc = {
+      emit = cfg.grpc.listenAddress != defaultGrpcListen;
+      value.listen_address = cfg.grpc.listenAddress;
+    };
+    event_log = {
+      emit = cfg.eventLog.retention.maxAgeDays != null || cfg.eventLog.retention.maxBytes != null;
+      value = dropNulls {
+        max_age_days = cfg.eventLog.retention.maxAgeDays;
+        max_bytes = cfg.eventLog.retention.maxBytes;
+      };
+    };
+    reports = {
+      emit = cfg.reports.daily != true || cfg.reports.weekly != true || cfg.reports.time != "06:00";
+      value = {
+        inherit (cfg.reports) daily weekly time;
+      };
+    };
+  };
+
+  emittedFutureTables = lib.filterAttrs (_: t: t.emit) futureTables;
+
+  finalSettings = lib.recursiveUpdate (
+    knownTables // lib.mapAttrs (_: t: t.value) emittedFutureTables
+  ) cfg.settings;
+
+  configFile = settingsFormat.generate "vigil.toml" finalSettings;
+
+  localCameras = lib.filter (c: c.local) cfg.cameras;
+
+  camdConfigFile =
+    cam:
+    settingsFormat.generate "vigil-camd-${cam.name}.toml" (
+      finalSettings // { cameras = [ (cameraToml cam) ]; }
+    );
+
+  grpcPort =
+    let
+      m = builtins.match ".*:([0-9]+)" cfg.grpc.listenAddress;
+    in
+    if m == null then 7443 else lib.toInt (builtins.head m);
+
+  needsNetwork = cfg.otlpEndpoint != null;
+
+  # ---- systemd hardening shared by every unit.
+  hardening = {
+    User = "vigil";
+    Group = "vigil";
+    UMask = "0007";
+
+    # /run/vigil is made by tmpfiles (below), not RuntimeDirectory=, so that
+    # it is shared by every unit and survives the restart of any of them.
+    ReadWritePaths = [ runtimeDir ];
+    StateDirectory = "vigil";
+    StateDirectoryMode = "0750";
+
+    NoNewPrivileges = true;
+    CapabilityBoundingSet = "";
+    AmbientCapabilities = "";
+
+    # ipc-channel puts its rendezvous sockets in $TMPDIR, which is set to
+    # /run/vigil; the private /tmp is only a fallback that nothing shares.
+    PrivateTmp = true;
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    ProtectProc = "invisible";
+    RestrictAddressFamilies = [
+      "AF_UNIX"
+      "AF_INET"
+      "AF_INET6"
+      "AF_NETLINK"
+    ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+    ];
+    SystemCallErrorNumber = "EPERM";
+    DevicePolicy = "closed";
+    # NOT set, on purpose:
+    #  PrivateIPC=   would give the unit its own POSIX mqueue / SysV namespace,
+    #                so hub and alertd would not see the same alert queue.
+    #  RemoveIPC=    would delete the queue and semaphores whenever one unit
+    #                stops; they must survive the restart of either side.
+    #  PrivateUsers= user namespaces per unit break the gpio/video groups.
+    # /dev/shm and /dev/mqueue stay reachable: ProtectSystem=strict leaves /dev
+    # alone, and PrivateDevices=true bind-mounts both into its private /dev.
+
+    Restart = "always";
+    RestartSec = "1s";
+    RestartSteps = 5;
+    RestartMaxDelaySec = "30s";
+    TimeoutStopSec = "20s";
+    # SIGTERM drains and exits 0, SIGHUP reloads the config.
+    ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+  };
+
+  mkService =
+    {
+      description,
+      exec,
+      args ? [ "--config" configPath ],
+      serviceConfig ? { },
+      environment ? { },
+      reloadOn ? [ configFile ],
+      after ? [ ],
+      wants ? [ ],
+    }:
+    {
+      inherit description wants;
+      documentation = [ "https://github.com/vigil-home/vigil/blob/main/docs/nixos.md" ];
+      wantedBy = [ "vigil.target" ];
+      partOf = [ "vigil.target" ];
+      after = [
+        "network.target"
+        "systemd-tmpfiles-setup.service"
+      ]
+      ++ after;
+      # Never give up on an alarm panel: restart forever, with back-off.
+      startLimitIntervalSec = 0;
+      # A new config is applied with SIGHUP; a new binary restarts the unit.
+      reloadTriggers = reloadOn;
+      environment = {
+        TMPDIR = runtimeDir;
+        NO_COLOR = "1"; # the journal adds its own colours
+      }
+      // environment;
+      serviceConfig =
+        hardening
+        // {
+          Type = "exec";
+          ExecStart = lib.escapeShellArgs ([ "${cfg.package}/bin/${exec}" ] ++ args);
+        }
+        // serviceConfig;
+    };
+
+  gpioDevices = [
+    # rppal: /dev/gpiomem on the Pi 4 (vendor kernel), /dev/gpiomem0 on the
+    # Pi 5 (RP1), and the character devices for the gpiochip interface.
+    "/dev/gpiomem rw"
+    "/dev/gpiomem0 rw"
+    "char-gpiochip rw"
+  ];
+
+  videoDevices = [
+    "char-video4linux rw" # /dev/video*, /dev/v4l-subdev*
+    "char-media rw" # /dev/media* (libcamera)
+    "char-dma_heap rw" # /dev/dma_heap/* (libcamera buffers)
+    "char-drm rw" # /dev/dri/* (hardware encoders on some boards)
+  ];
+in
+{
+  options.services.vigil = {
+    enable = mkEnableOption "Vigil, the home-security appliance";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ../package.nix { };
+      defaultText = literalExpression "pkgs.callPackage ./nixos/package.nix { }";
+      description = "The Vigil package (all binaries of the workspace).";
+    };
+
+    hub.enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Run vigil-hub on this machine. False on a camera-only node.";
+    };
+    sensord.enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Run vigil-sensord (GPIO) on this machine.";
+    };
+    alertd = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Run vigil-alertd (hooks, webhooks) on this machine.";
+      };
+      allowJitHooks = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Turn off MemoryDenyWriteExecute= for vigil-alertd, whose hooks inherit
+          its sandbox. Needed only for hooks written in a JIT-compiled language
+          (Node.js, LuaJIT, Java).
+        '';
+      };
+      credentials = mkOption {
+        type = types.attrsOf secretPath;
+        default = { };
+        example = {
+          ntfy-token = "/var/lib/vigil-secrets/ntfy-token";
+        };
+        description = ''
+          Secrets for hooks, loaded with LoadCredential=. A hook finds
+          `<name>` in the directory named by `$CREDENTIALS_DIRECTORY`.
+        '';
+      };
+    };
+    reportd.enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Run vigil-reportd (SQLite index, reports) on this machine.";
+    };
+
+    simulatedGpio = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Use the simulated GPIO backend instead of rppal (VMs, development).
+        Sensors are then driven with `vigil-sensord sim set <sensor> open|closed`
+        through /run/vigil/sim-gpio.sock.
+      '';
+    };
+
+    sensors = mkOption {
+      type = types.listOf (types.submodule sensorModule);
+      default = [ ];
+      description = "Sensors wired to GPIO pins, in table-slot order (at most 64).";
+    };
+
+    outputs = {
+      siren = mkOption {
+        type = types.nullOr (types.submodule outputModule);
+        default = null;
+        example = {
+          pin = 23;
+        };
+        description = "Siren relay.";
+      };
+      buzzer = mkOption {
+        type = types.nullOr (types.submodule outputModule);
+        default = null;
+        example = {
+          pin = 24;
+        };
+        description = "Buzzer for entry/exit delays and chime.";
+      };
+    };
+
+    cameras = mkOption {
+      type = types.listOf (types.submodule cameraModule);
+      default = [ ];
+      description = "Cameras known to the hub; those with `local = true` are captured here.";
+    };
+
+    users = mkOption {
+      type = types.listOf (types.submodule userModule);
+      default = [ ];
+      description = "Users who may arm and disarm, each with a PIN hash file.";
+    };
+
+    hooks = mkOption {
+      type = types.listOf (types.submodule hookModule);
+      default = [ ];
+      description = "Notification hooks: programs that read alerts as JSON lines on stdin.";
+    };
+
+    webhook = {
+      url = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "https://example.org/vigil";
+        description = "Webhook for alerts (emits [webhook]; not read by the Rust side yet).";
+      };
+      secretFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        description = "HMAC secret for the webhook, loaded into vigil-alertd with LoadCredential=.";
+      };
+      minPriority = mkOption {
+        type = types.enum [
+          "alarm"
+          "tamper"
+          "fault"
+          "info"
+        ];
+        default = "tamper";
+        description = "Lowest alert priority sent to the webhook.";
+      };
+    };
+
+    grpc = {
+      listenAddress = mkOption {
+        type = types.str;
+        default = defaultGrpcListen;
+        description = ''
+          Address of the gRPC API. Any other value than the default emits a
+          [grpc] table, which the Rust side does not read yet.
+        '';
+      };
+    };
+
+    eventLog.retention = {
+      maxAgeDays = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        example = 365;
+        description = "Drop event-log segments older than this (emits [event_log]; not read yet).";
+      };
+      maxBytes = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        example = 1073741824;
+        description = "Keep the event log under this size (emits [event_log]; not read yet).";
+      };
+    };
+
+    reports = {
+      daily = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Write a daily report.";
+      };
+      weekly = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Write a weekly report.";
+      };
+      time = mkOption {
+        type = types.strMatching "[0-2][0-9]:[0-5][0-9]";
+        default = "06:00";
+        description = "Local time at which reports are written. Non-defaults emit [reports] (not read yet).";
+      };
+    };
+
+    otlpEndpoint = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "http://collector:4317";
+      description = "OpenTelemetry collector. When null, sensord and reportd get no network at all.";
+    };
+    logFormat = mkOption {
+      type = types.enum [
+        "text"
+        "json"
+      ];
+      default = "text";
+      description = "Log format on stderr (the journal).";
+    };
+    logFilter = mkOption {
+      type = types.str;
+      default = "info";
+      example = "info,vigil_hub=debug";
+      description = "tracing-subscriber EnvFilter directive.";
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Open the gRPC port (hub), the camera link 7444/tcp (hub) and discovery
+        7445/udp (hub and camera nodes).
+      '';
+    };
+
+    settings = mkOption {
+      type = settingsFormat.type;
+      default = { };
+      example = {
+        telemetry.log_filter = "debug";
+      };
+      description = ''
+        Escape hatch: merged (recursively) over the generated TOML. Anything
+        the Rust side does not know makes every service refuse the file.
+      '';
+    };
+
+    configFile = mkOption {
+      type = types.path;
+      readOnly = true;
+      default = configFile;
+      defaultText = literalExpression "generated from the options";
+      description = "The generated /etc/vigil/vigil.toml (read only).";
+    };
+  };
+
+  config = mkIf cfg.enable (mkMerge [
+    {
+      assertions =
+        let
+          sensorNames = map (s: s.name) cfg.sensors;
+          pins =
+            map (s: s.pin) cfg.sensors
+            ++ lib.optional (cfg.outputs.siren != null) cfg.outputs.siren.pin
+            ++ lib.optional (cfg.outputs.buzzer != null) cfg.outputs.buzzer.pin;
+          unique = l: lib.length (lib.unique l) == lib.length l;
+          bad24h = lib.filter (s: lib.elem s.kind twentyFourHourKinds && s.modes != null) cfg.sensors;
+          storePaths = lib.filter (lib.hasPrefix builtins.storeDir) (
+            map (u: u.pinHashFile) cfg.users
+            ++ lib.attrValues cfg.alertd.credentials
+            ++ lib.optional (cfg.webhook.secretFile != null) cfg.webhook.secretFile
+          );
+        in
+        [
+          {
+            assertion = unique sensorNames;
+            message = "services.vigil.sensors: every sensor needs its own name.";
+          }
+          {
+            assertion = unique pins;
+            message = "services.vigil: every sensor and output needs its own GPIO pin (${toString pins}).";
+          }
+          {
+            assertion = bad24h == [ ];
+            message = "services.vigil.sensors: ${toString (map (s: s.name) bad24h)} are 24-hour zones; remove `modes`.";
+          }
+          {
+            assertion = lib.length cfg.sensors <= 64;
+            message = "services.vigil.sensors: at most 64 sensors.";
+          }
+          {
+            assertion = unique (map (c: c.name) cfg.cameras);
+            message = "services.vigil.cameras: every camera needs its own name.";
+          }
+          {
+            assertion = unique (map (u: u.name) cfg.users);
+            message = "services.vigil.users: every user needs its own name.";
+          }
+          {
+            assertion = unique (map (h: h.name) cfg.hooks);
+            message = "services.vigil.hooks: every hook needs its own name.";
+          }
+          {
+            assertion = storePaths == [ ];
+            message = "services.vigil: secrets must not live in the Nix store: ${toString storePaths}";
+          }
+          {
+            assertion = lib.all (c: c.device == null || c.source == "v4l2") cfg.cameras;
+            message = "services.vigil.cameras: `device` only applies to source = \"v4l2\".";
+          }
+          {
+            assertion =
+              (config.boot.kernel.sysctl."fs.mqueue.msg_max" or mqueue.msgMax) >= mqueue.msgMax
+              && (config.boot.kernel.sysctl."fs.mqueue.msgsize_max" or mqueue.msgSizeMax) >= mqueue.msgSizeMax;
+            message = "services.vigil: the alert queue needs fs.mqueue.msg_max >= ${toString mqueue.msgMax} and fs.mqueue.msgsize_max >= ${toString mqueue.msgSizeMax}.";
+          }
+        ];
+
+      warnings = lib.mapAttrsToList (
+        name: _:
+        "services.vigil: the [${name}] table is emitted but vigil ${cfg.package.version or ""} does not read it yet; every service will refuse the config until it does."
+      ) emittedFutureTables;
+
+      users.users.vigil = {
+        isSystemUser = true;
+        group = "vigil";
+        description = "Vigil home-security services";
+      };
+      users.groups.vigil = { };
+      # Members may write commands to /run/vigil/control (`echo "arm away" > ...`).
+      users.groups.vigil-control = { };
+
+      environment.etc."vigil/vigil.toml".source = configFile;
+      environment.systemPackages = [ cfg.package ];
+
+      # The alert queue holds up to 256 alerts of up to 8 KiB; Linux allows a
+      # non-root process 10 messages per queue by default.
+      boot.kernel.sysctl = {
+        "fs.mqueue.msg_max" = lib.mkDefault mqueue.msgMax;
+        "fs.mqueue.msgsize_max" = lib.mkDefault mqueue.msgSizeMax;
+      };
+
+      systemd.tmpfiles.rules = [
+        # Traversable by vigil-control (to reach the FIFO), listable only by vigil.
+        "d ${runtimeDir} 0710 vigil vigil-control - -"
+        "p ${runtimeDir}/control 0620 vigil vigil-control - -"
+      ];
+
+      systemd.targets.vigil = {
+        description = "Vigil home-security services";
+        wantedBy = [ "multi-user.target" ];
+      };
+    }
+
+    (mkIf cfg.hub.enable {
+      systemd.services.vigil-hub = mkService {
+        description = "Vigil hub (alarm, gRPC API, camera server, event log)";
+        exec = "vigil-hub";
+        serviceConfig = {
+          PrivateDevices = true;
+          ProcSubset = "pid";
+          LoadCredential = map (u: "${pinCredential u}:${u.pinHashFile}") cfg.users;
+          LimitMSGQUEUE = mqueue.limitBytes;
+        };
+      };
+
+      networking.firewall = mkIf cfg.openFirewall {
+        allowedTCPPorts = [
+          grpcPort
+          cameraLinkPort
+        ];
+        allowedUDPPorts = [ discoveryPort ];
+      };
+    })
+
+    (mkIf cfg.sensord.enable {
+      systemd.services.vigil-sensord = mkService {
+        description = "Vigil sensor daemon (GPIO)";
+        exec = "vigil-sensord";
+        serviceConfig = {
+          # PrivateDevices=true would hide /dev/gpiomem; DevicePolicy=closed
+          # with DeviceAllow= lets through only the GPIO devices.
+          PrivateDevices = false;
+          DeviceAllow = lib.optionals (!cfg.simulatedGpio) gpioDevices;
+          SupplementaryGroups = lib.optionals (!cfg.simulatedGpio) [ "gpio" ];
+          # rppal reads /proc/device-tree and /proc/cpuinfo to find the board,
+          # so no ProcSubset=pid here.
+          PrivateNetwork = !needsNetwork;
+        };
+      };
+
+      users.groups.gpio = mkIf (!cfg.simulatedGpio) { };
+      services.udev.extraRules = lib.optionalString (!cfg.simulatedGpio) ''
+        KERNEL=="gpiomem*", GROUP="gpio", MODE="0660"
+        SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"
+      '';
+    })
+
+    (mkIf cfg.alertd.enable {
+      systemd.services.vigil-alertd = mkService {
+        description = "Vigil alert daemon (hooks, webhooks)";
+        exec = "vigil-alertd";
+        serviceConfig = {
+          PrivateDevices = true;
+          ProcSubset = "pid";
+          LimitMSGQUEUE = mqueue.limitBytes;
+          MemoryDenyWriteExecute = !cfg.alertd.allowJitHooks;
+          # SIGTERM to alertd only: it drains the queue into its hooks and
+          # closes their stdin; stragglers get SIGKILL at TimeoutStopSec.
+          KillMode = "mixed";
+          LoadCredential =
+            lib.mapAttrsToList (n: p: "${n}:${p}") cfg.alertd.credentials
+            ++ lib.optional (cfg.webhook.secretFile != null) "webhook-secret:${cfg.webhook.secretFile}";
+        };
+      };
+    })
+
+    (mkIf cfg.reportd.enable {
+      systemd.services.vigil-reportd = mkService {
+        description = "Vigil report daemon (SQLite index, reports)";
+        exec = "vigil-reportd";
+        serviceConfig = {
+          PrivateDevices = true;
+          ProcSubset = "pid";
+          PrivateNetwork = !needsNetwork;
+        };
+      };
+    })
+
+    (mkIf (localCameras != [ ]) {
+      environment.etc = lib.listToAttrs (
+        map (cam: lib.nameValuePair "vigil/camd/${cam.name}.toml" { source = camdConfigFile cam; }) localCameras
+      );
+
+      systemd.services = lib.listToAttrs (
+        map (
+          cam:
+          lib.nameValuePair "vigil-camd@${cam.name}" (mkService {
+            description = "Vigil camera ${cam.name}";
+            exec = "vigil-camd";
+            args = [
+              "--config"
+              (camdConfigPath cam.name)
+            ];
+            reloadOn = [ (camdConfigFile cam) ];
+            environment = {
+              # GStreamer keeps its plugin registry here instead of $HOME.
+              XDG_CACHE_HOME = cacheDir;
+            };
+            serviceConfig = {
+              PrivateDevices = false;
+              DeviceAllow = videoDevices;
+              SupplementaryGroups = [ "video" ];
+              CacheDirectory = "vigil";
+              CacheDirectoryMode = "0750";
+            };
+            # The camera is the client of the hub: wait for an address.
+            after = [ "network-online.target" ];
+            wants = [ "network-online.target" ];
+          })
+        ) localCameras
+      );
+
+      services.udev.extraRules = ''
+        SUBSYSTEM=="dma_heap", GROUP="video", MODE="0660"
+      '';
+
+      networking.firewall = mkIf cfg.openFirewall {
+        allowedUDPPorts = [ discoveryPort ];
+      };
+    })
+  ]);
+}

@@ -1,0 +1,184 @@
+//! `vigil-demo`: the whole stack on a simulated house, no config to write.
+//!
+//! Starts every built service as a real child process with the built-in
+//! demo configuration (`--demo ROOT`), restarts any that dies (as systemd's
+//! Restart=always would), drives the simulated house on a schedule, prints
+//! what to try, and on Ctrl-C stops everything with SIGTERM and waits.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use vigil_core::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "vigil-demo", version, about = "Run Vigil on a simulated house")]
+struct Cli {
+    /// Where the demo keeps its runtime and state files.
+    #[arg(long, default_value = "/tmp/vigil-demo")]
+    root: PathBuf,
+    /// Stop by itself after this many seconds (0: run until Ctrl-C).
+    #[arg(long, default_value_t = 0)]
+    seconds: u64,
+    /// Do not move doors and motion on a schedule.
+    #[arg(long)]
+    quiet_house: bool,
+}
+
+/// The services the demo runs, in start order. Any order works (each
+/// rejoins the hub by itself); this one just makes the first screen tidy.
+const SERVICES: [&str; 2] = ["vigil-hub", "vigil-sensord"];
+
+/// The simulated house's day: (seconds into the cycle, command).
+const SCHEDULE: [(u64, &str); 6] = [
+    (3, "set front-door open"),
+    (5, "set front-door closed"),
+    (8, "set hallway-motion active"),
+    (9, "set hallway-motion inactive"),
+    (14, "set living-room-window open"),
+    (18, "set living-room-window closed"),
+];
+const CYCLE: u64 = 20;
+
+struct Service {
+    name: &'static str,
+    child: Child,
+    restarts: u32,
+}
+
+fn spawn(bin_dir: &Path, name: &str, root: &Path) -> Result<Child> {
+    let path = bin_dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing; build the workspace first (cargo build --workspace --bins)",
+            path.display()
+        );
+    }
+    Command::new(&path)
+        .arg("--demo")
+        .arg(root)
+        // Their own process group: Ctrl-C reaches the demo only, which then
+        // stops them in order with SIGTERM.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {}", path.display()))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .context("the demo binary has no directory")?
+        .to_owned();
+    std::fs::create_dir_all(&cli.root)?;
+    let config = Config::demo(&cli.root);
+
+    // SIGINT/SIGTERM set `stop` (tokio's handlers, not a blocked mask: a
+    // mask would be inherited by the services across exec).
+    let stop = Arc::new(AtomicBool::new(false));
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let flag = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        signals.block_on(vigil_service::terminated());
+        flag.store(true, Ordering::Relaxed);
+    });
+
+    let mut services = Vec::new();
+    for name in SERVICES {
+        services.push(Service {
+            name,
+            child: spawn(&bin_dir, name, &cli.root)?,
+            restarts: 0,
+        });
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let ctl = |args: &str| {
+        format!(
+            "{} --demo {} {args}",
+            bin_dir.join("vigilctl").display(),
+            cli.root.display()
+        )
+    };
+    let sim = |args: &str| {
+        format!(
+            "{} --demo {} sim {args}",
+            bin_dir.join("vigil-sensord").display(),
+            cli.root.display()
+        )
+    };
+    println!("\nVigil demo: a simulated house (8 sensors, a siren, a buzzer).");
+    for s in &services {
+        println!("  {:<14} pid {}", s.name, s.child.id());
+    }
+    println!("Runtime files: {}", config.runtime.runtime_dir.display());
+    println!("\nTry, in another terminal:");
+    println!("  {}", ctl("status --local"));
+    println!("  {}", sim("set back-door open"));
+    println!("  {}", sim("set panic-button active"));
+    println!("  {}", sim("outputs"));
+    println!("  kill -9 <hub pid>   (the demo restarts it; sensord rejoins by itself)");
+    if !cli.quiet_house {
+        println!("\nThe house moves by itself every {CYCLE} s (doors, motion, a window).");
+    }
+    println!("Ctrl-C stops everything.\n");
+
+    let started = Instant::now();
+    let mut next_step = 0usize;
+    let mut cycle_start = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if cli.seconds > 0 && started.elapsed() >= Duration::from_secs(cli.seconds) {
+            break;
+        }
+        // Restart what died, as systemd would.
+        for s in &mut services {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                s.restarts += 1;
+                eprintln!("vigil-demo: {} exited ({status}); restarting", s.name);
+                s.child = spawn(&bin_dir, s.name, &cli.root)?;
+            }
+        }
+        if !cli.quiet_house {
+            let elapsed = cycle_start.elapsed().as_secs();
+            if next_step < SCHEDULE.len() && elapsed >= SCHEDULE[next_step].0 {
+                let command = SCHEDULE[next_step].1;
+                if let Err(e) =
+                    vigil_sensord::sim_control::send(&config.runtime.sim_gpio_socket(), command)
+                {
+                    eprintln!("vigil-demo: {command}: {e}");
+                }
+                next_step += 1;
+            }
+            if elapsed >= CYCLE {
+                cycle_start = Instant::now();
+                next_step = 0;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    println!("\nvigil-demo: stopping every service");
+    for s in &services {
+        let _ = kill(Pid::from_raw(s.child.id() as i32), Signal::SIGTERM);
+    }
+    let mut clean = true;
+    for s in &mut services {
+        let status = s.child.wait()?;
+        println!("  {:<14} {status} (restarted {} times)", s.name, s.restarts);
+        clean &= status.success();
+    }
+    if !clean {
+        bail!("a service did not stop cleanly");
+    }
+    Ok(())
+}
