@@ -1,0 +1,370 @@
+//! The end-to-end harness: real Vigil binaries as real processes, in a
+//! private runtime directory, driven from outside as an operator would.
+//!
+//! Owns: finding the built binaries, writing a config, starting and killing
+//! services (optionally as another user), reading their JSON log lines, the
+//! simulated board's socket, and `vigilctl` as a third process.
+//!
+//! Must never: reach into a service's memory or fake an IPC mechanism; the
+//! only shortcuts allowed are the simulated GPIO board and the logs.
+
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Pid, User, chown};
+use serde_json::Value;
+
+/// How long a test waits for something a service should do quickly.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A config for tests: two doors, motion, a tamper loop, a siren; short
+/// debounce; JSON logs.
+pub const TEST_SENSORS: &str = r#"
+[gpio]
+backend = "simulated"
+
+[[sensors]]
+name = "front-door"
+kind = "door"
+pin = 17
+debounce_ms = 10
+
+[[sensors]]
+name = "back-door"
+kind = "door"
+pin = 27
+debounce_ms = 10
+
+[[sensors]]
+name = "hallway-motion"
+kind = "motion"
+pin = 5
+pull = "down"
+debounce_ms = 10
+
+[[sensors]]
+name = "siren-box-tamper"
+kind = "tamper"
+pin = 6
+debounce_ms = 10
+
+[outputs]
+siren = { pin = 23 }
+
+[telemetry]
+log_format = "json"
+log_filter = "info"
+"#;
+
+/// The directory of the workspace's built binaries: the test executable is
+/// `<target>/<profile>/deps/<name>`, the binaries are in `<target>/<profile>`.
+pub fn bin_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target directory")?
+        .to_owned();
+    for name in ["vigil-hub", "vigil-sensord", "vigilctl"] {
+        if !dir.join(name).exists() {
+            bail!(
+                "{} is missing: build the binaries first (cargo build --workspace --bins), \
+                 as scripts/test does",
+                dir.join(name).display()
+            );
+        }
+    }
+    Ok(dir)
+}
+
+/// Who the services run as.
+#[derive(Clone, Debug)]
+pub enum RunAs {
+    /// The test's own user.
+    Me,
+    /// Another (unprivileged) user; needs root.
+    User { uid: u32, gid: u32, name: String },
+}
+
+impl RunAs {
+    /// `nobody` when running as root, else the test's own (already
+    /// unprivileged) user: either way the services run without privileges.
+    pub fn unprivileged() -> Result<RunAs> {
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(RunAs::Me);
+        }
+        let user = User::from_name("nobody")?.context("no user `nobody` on this machine")?;
+        Ok(RunAs::User {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            name: user.name,
+        })
+    }
+
+    fn apply(&self, command: &mut Command) {
+        if let RunAs::User { uid, gid, .. } = self {
+            // As root, std also drops the supplementary groups when uid is set.
+            command.uid(*uid).gid(*gid);
+        }
+    }
+
+    pub fn uid(&self) -> u32 {
+        match self {
+            RunAs::Me => nix::unistd::geteuid().as_raw(),
+            RunAs::User { uid, .. } => *uid,
+        }
+    }
+}
+
+/// A private Vigil installation: a root directory with the config, the
+/// runtime and state directories, the binaries and the logs.
+#[derive(Debug)]
+pub struct Stack {
+    pub root: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub run_as: RunAs,
+    bin: PathBuf,
+}
+
+/// A running service whose stderr goes to a log file.
+#[derive(Debug)]
+pub struct Service {
+    pub name: &'static str,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        kill(Pid::from_raw(self.child.id() as i32), signal)?;
+        Ok(())
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) -> Result<()> {
+        self.signal(Signal::SIGKILL)?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM; returns the exit code.
+    pub fn terminate(&mut self) -> Result<Option<i32>> {
+        self.signal(Signal::SIGTERM)?;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code());
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not stop within {WAIT:?} of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for a JSON log line after line `from` that satisfies `want`;
+    /// returns it and the index of the next line.
+    pub fn wait_log(
+        &self,
+        from: usize,
+        what: &str,
+        want: impl Fn(&Value) -> bool,
+    ) -> Result<(Value, usize)> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let lines = self.log_lines()?;
+            for (i, line) in lines.iter().enumerate().skip(from) {
+                if want(line) {
+                    return Ok((line.clone(), i + 1));
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not log {what} within {WAIT:?}; its log:\n{}",
+                    self.name,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log's JSON lines (non-JSON lines, e.g. a panic, are skipped).
+    pub fn log_lines(&self) -> Result<Vec<Value>> {
+        let file = File::open(&self.log)?;
+        Ok(BufReader::new(file)
+            .lines()
+            .map_while(|l| l.ok())
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect())
+    }
+
+    /// The number of log lines so far (a cursor for [`Service::wait_log`]).
+    pub fn log_len(&self) -> Result<usize> {
+        Ok(self.log_lines()?.len())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A log line's message and fields.
+pub fn message(line: &Value) -> &str {
+    line["fields"]["message"].as_str().unwrap_or("")
+}
+
+pub fn field<'a>(line: &'a Value, name: &str) -> &'a Value {
+    &line["fields"][name]
+}
+
+impl Stack {
+    /// A new installation with `config` (TOML without `[runtime]`, which the
+    /// stack adds), whose services run as `run_as`.
+    pub fn new(config: &str, run_as: RunAs) -> Result<Stack> {
+        let root = tempfile::Builder::new().prefix("vigil-e2e-").tempdir()?;
+        let config_path = root.path().join("vigil.toml");
+        let bin = root.path().join("bin");
+        std::fs::create_dir(&bin)?;
+        // Copies of the binaries: the build tree may not be readable by an
+        // unprivileged user (a checkout under /root).
+        let built = bin_dir()?;
+        for name in ["vigil-hub", "vigil-sensord", "vigilctl"] {
+            std::fs::copy(built.join(name), bin.join(name))?;
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))?;
+        }
+        let stack = Stack {
+            config_path,
+            run_as,
+            bin,
+            root,
+        };
+        stack.write_config(config)?;
+        std::fs::set_permissions(stack.root.path(), std::fs::Permissions::from_mode(0o755))?;
+        if let RunAs::User { uid, gid, .. } = &stack.run_as {
+            chown(
+                stack.root.path(),
+                Some(nix::unistd::Uid::from_raw(*uid)),
+                Some(nix::unistd::Gid::from_raw(*gid)),
+            )?;
+        }
+        Ok(stack)
+    }
+
+    /// Replaces the config (for reload tests).
+    pub fn write_config(&self, config: &str) -> Result<()> {
+        let text = format!(
+            "{config}\n[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n",
+            self.runtime_dir().display().to_string(),
+            self.root.path().join("state").display().to_string(),
+        );
+        std::fs::write(&self.config_path, text)?;
+        std::fs::set_permissions(&self.config_path, std::fs::Permissions::from_mode(0o644))?;
+        Ok(())
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.root.path().join("run")
+    }
+
+    fn command(&self, name: &str) -> Command {
+        let mut command = Command::new(self.bin.join(name));
+        command.arg("--config").arg(&self.config_path);
+        command.env("VIGIL_LOG_FORMAT", "json");
+        command.env_remove("RUST_LOG");
+        self.run_as.apply(&mut command);
+        command
+    }
+
+    /// Starts `vigil-hub` or `vigil-sensord`; each start gets a new log file.
+    pub fn start(&self, name: &'static str) -> Result<Service> {
+        let mut n = 0;
+        let log = loop {
+            let candidate = self.root.path().join(format!("{name}.{n}.log"));
+            if !candidate.exists() {
+                break candidate;
+            }
+            n += 1;
+        };
+        let file = File::create(&log)?;
+        let child = self
+            .command(name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Service { name, child, log })
+    }
+
+    /// Runs a command of `binary` to completion (vigilctl, `vigil-sensord sim`).
+    pub fn run(&self, binary: &str, args: &[&str]) -> Result<Output> {
+        Ok(self.command(binary).args(args).output()?)
+    }
+
+    /// Drives the simulated board; fails on an `ERR` answer.
+    pub fn sim(&self, command: &str) -> Result<String> {
+        let mut args = vec!["sim"];
+        args.extend(command.split_whitespace());
+        let out = self.run("vigil-sensord", &args)?;
+        if !out.status.success() {
+            bail!(
+                "sim {command}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// `vigilctl --json status --local`, run as a third process.
+    pub fn local_status(&self) -> Result<Value> {
+        let out = self.run("vigilctl", &["--json", "status", "--local"])?;
+        if !out.status.success() {
+            bail!(
+                "vigilctl status --local failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// Polls `vigilctl status --local` until `want` holds.
+    pub fn wait_status(&self, what: &str, want: impl Fn(&Value) -> bool) -> Result<Value> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let last = match self.local_status() {
+                Ok(status) if want(&status) => return Ok(status),
+                Ok(status) => status.to_string(),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
+                bail!("the table never showed {what}; last: {last}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The sensor named `name` in a `vigilctl --json status --local` answer.
+pub fn sensor<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["sensors"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["name"] == name))
+        .unwrap_or(&Value::Null)
+}

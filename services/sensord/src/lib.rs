@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 use vigil_core::config::{Config, ConfigError, ConfigSource};
 use vigil_core::Level;
@@ -110,8 +110,11 @@ pub async fn run(
         "sensord started"
     );
 
+    // Readers of the current config outside the loop (the simulator's
+    // control socket) follow reloads through this.
+    let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let _sim_server = match &sim {
-        Some(sim) => Some(sim_control::serve(&config, Arc::clone(sim)).await?),
+        Some(sim) => Some(sim_control::serve(config_rx, Arc::clone(sim)).await?),
         None => None,
     };
 
@@ -143,6 +146,7 @@ pub async fn run(
                         }
                         board = Board::claim(&new, gpio.as_ref(), &edge_tx)?;
                         config = new;
+                        config_tx.send_replace(Arc::new(config.clone()));
                         link.republish(&config, &board.trackers);
                         info!(source = %config.source, "configuration reloaded");
                     }

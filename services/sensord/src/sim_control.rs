@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::UnixListener;
+use tokio::sync::watch;
 use tracing::{debug, info};
 use vigil_core::Level;
 use vigil_core::config::{Config, SensorConfig};
@@ -41,8 +42,13 @@ impl Drop for SimServer {
     }
 }
 
-/// Serves the control socket for `sim`, resolving sensor names with `config`.
-pub async fn serve(config: &Config, sim: Arc<SimulatedGpio>) -> Result<SimServer, SensordError> {
+/// Serves the control socket for `sim`, resolving sensor names with the
+/// latest config from `configs` (it follows reloads).
+pub async fn serve(
+    configs: watch::Receiver<Arc<Config>>,
+    sim: Arc<SimulatedGpio>,
+) -> Result<SimServer, SensordError> {
+    let config = Arc::clone(&configs.borrow());
     let path = config.runtime.sim_gpio_socket();
     let err = |source| SensordError::SimSocket {
         path: path.clone(),
@@ -54,17 +60,17 @@ pub async fn serve(config: &Config, sim: Arc<SimulatedGpio>) -> Result<SimServer
     let listener = UnixListener::bind(&path).map_err(err)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
     info!(socket = %path.display(), "simulated GPIO board ready");
-    let config = Arc::new(config.clone());
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let (sim, config) = (Arc::clone(&sim), Arc::clone(&config));
+            let (sim, configs) = (Arc::clone(&sim), configs.clone());
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut lines = AsyncBufReader::new(read.take(MAX_LINE * 1024)).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    let config = Arc::clone(&configs.borrow());
                     let answer = match execute(&line, &config, &sim) {
                         Ok(ok) => format!("OK {ok}\n"),
                         Err(e) => format!("ERR {e}\n"),

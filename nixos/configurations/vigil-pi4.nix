@@ -1,0 +1,72 @@
+# The main Vigil box: a Raspberry Pi 4 with reed switches and a PIR sensor on
+# GPIO, a siren on a relay, and a Pi camera. It also expects the camera of the
+# node described by vigil-camera.nix.
+{ ... }:
+
+{
+  networking.hostName = "vigil-pi4";
+
+  # nixos-hardware: the `gpio` group and udev rules for /dev/gpiomem and
+  # /dev/gpiochip* (rppal needs /dev/gpiomem, which the vendor kernel of the
+  # raspberry-pi-4 module provides).
+  hardware.raspberry-pi."4".gpio.enable = true;
+
+  services.vigil = {
+    enable = true;
+
+    sensors = [
+      {
+        # Reed switch to ground, internal pull-up: reads high when open.
+        name = "front-door";
+        kind = "door";
+        pin = 17;
+      }
+      {
+        name = "back-door";
+        kind = "door";
+        pin = 27;
+      }
+      {
+        # PIR output: active high, push-pull, so no pull resistor.
+        name = "hall-motion";
+        kind = "motion";
+        pin = 22;
+        pull = "off";
+        debounceMs = 10;
+        supervisionSecs = 86400;
+      }
+      {
+        # Lid switch of the enclosure: a 24-hour zone, so no `modes`.
+        name = "case-tamper";
+        kind = "tamper";
+        pin = 5;
+      }
+    ];
+
+    outputs = {
+      siren.pin = 23;
+      buzzer.pin = 24;
+    };
+
+    cameras = [
+      {
+        name = "porch";
+        source = "libcamera";
+      }
+      {
+        # Captured by the vigil-camera node; listed so the hub expects it.
+        name = "garage";
+        local = false;
+      }
+    ];
+
+    users = [
+      {
+        name = "alice";
+        role = "admin";
+        # Created on first boot, never in the store (docs/nixos.md).
+        pinHashFile = "/var/lib/vigil-secrets/alice-pin";
+      }
+    ];
+  };
+}
