@@ -101,6 +101,12 @@ let
         generate = name: value: builtins.toFile name (toTOML value);
       };
     coreutils = fakeDrv "coreutils";
+    libargon2 = fakeDrv "libargon2";
+    jq = fakeDrv "jq";
+    sqlite = fakeDrv "sqlite";
+    netcat = fakeDrv "netcat";
+    writeShellScript = name: _text: "/nix/store/00000000000000000000000000000000-${name}";
+    testers.runNixOSTest = test: test; # the tests below are inspected, not run
     callPackage = _: _: throw "eval harness: set services.vigil.package";
   };
 
@@ -157,6 +163,10 @@ let
                   type = types.bool;
                   default = false;
                 };
+                isNormalUser = mkOption {
+                  type = types.bool;
+                  default = false;
+                };
                 group = mkOption {
                   type = types.str;
                   default = "";
@@ -210,6 +220,10 @@ let
           );
         };
 
+        # Only the VM tests set these (nixos/modules/virtualisation/qemu-vm.nix).
+        virtualisation.memorySize = mkOption { type = types.ints.positive; };
+        virtualisation.cores = mkOption { type = types.ints.positive; };
+
         networking.firewall.allowedTCPPorts = listOpt types.port;
         networking.firewall.allowedUDPPorts = listOpt types.port;
 
@@ -250,8 +264,16 @@ let
                   wantedBy = listOpt types.str;
                   partOf = listOpt types.str;
                   after = listOpt types.str;
+                  before = listOpt types.str;
                   wants = listOpt types.str;
-                  startLimitIntervalSec = mkOption { type = types.int; };
+                  script = mkOption {
+                    type = types.lines;
+                    default = "";
+                  };
+                  startLimitIntervalSec = mkOption {
+                    type = types.int;
+                    default = 0;
+                  };
                   reloadTriggers = listOpt types.unspecified;
                   environment = mkOption {
                     type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ]));

@@ -390,6 +390,13 @@ let
 
   needsNetwork = cfg.otlpEndpoint != null;
 
+  # IPAddressDeny=any plus the allowed networks, for units that only talk to
+  # the LAN. Empty when services.vigil.allowedNetworks is null.
+  lanOnly = lib.optionalAttrs (cfg.allowedNetworks != null) {
+    IPAddressDeny = "any";
+    IPAddressAllow = cfg.allowedNetworks;
+  };
+
   # ---- systemd hardening shared by every unit.
   hardening = {
     User = "vigil";
@@ -403,6 +410,7 @@ let
     StateDirectoryMode = "0750";
 
     NoNewPrivileges = true;
+    PrivateMounts = true;
     CapabilityBoundingSet = "";
     AmbientCapabilities = "";
 
@@ -433,6 +441,7 @@ let
     SystemCallFilter = [
       "@system-service"
       "~@privileged"
+      "~@resources"
     ];
     SystemCallErrorNumber = "EPERM";
     DevicePolicy = "closed";
@@ -704,6 +713,28 @@ in
       description = "tracing-subscriber EnvFilter directive.";
     };
 
+    allowedNetworks = mkOption {
+      type = types.nullOr (types.listOf types.str);
+      default = [
+        "localhost"
+        "link-local"
+        "multicast"
+        "255.255.255.255/32" # discovery broadcasts
+        "10.0.0.0/8"
+        "172.16.0.0/12"
+        "192.168.0.0/16"
+        "100.64.0.0/10" # CGNAT, also Tailscale
+        "fc00::/7"
+      ];
+      description = ''
+        IPAddressAllow= for vigil-hub, vigil-camd@* (and, with an OTLP
+        endpoint, sensord and reportd), with IPAddressDeny=any: they talk only
+        to the LAN. Set to null to lift the restriction, e.g. to reach the hub
+        from the internet without a VPN. vigil-alertd is never restricted, as
+        webhooks and hooks may need the internet.
+      '';
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = true;
@@ -836,7 +867,7 @@ in
       systemd.services.vigil-hub = mkService {
         description = "Vigil hub (alarm, gRPC API, camera server, event log)";
         exec = "vigil-hub";
-        serviceConfig = {
+        serviceConfig = lanOnly // {
           PrivateDevices = true;
           ProcSubset = "pid";
           LoadCredential = map (u: "${pinCredential u}:${u.pinHashFile}") cfg.users;
@@ -857,7 +888,7 @@ in
       systemd.services.vigil-sensord = mkService {
         description = "Vigil sensor daemon (GPIO)";
         exec = "vigil-sensord";
-        serviceConfig = {
+        serviceConfig = lib.optionalAttrs needsNetwork lanOnly // {
           # PrivateDevices=true would hide /dev/gpiomem; DevicePolicy=closed
           # with DeviceAllow= lets through only the GPIO devices.
           PrivateDevices = false;
@@ -899,7 +930,7 @@ in
       systemd.services.vigil-reportd = mkService {
         description = "Vigil report daemon (SQLite index, reports)";
         exec = "vigil-reportd";
-        serviceConfig = {
+        serviceConfig = lib.optionalAttrs needsNetwork lanOnly // {
           PrivateDevices = true;
           ProcSubset = "pid";
           PrivateNetwork = !needsNetwork;
@@ -927,7 +958,7 @@ in
               # GStreamer keeps its plugin registry here instead of $HOME.
               XDG_CACHE_HOME = cacheDir;
             };
-            serviceConfig = {
+            serviceConfig = lanOnly // {
               PrivateDevices = false;
               DeviceAllow = videoDevices;
               SupplementaryGroups = [ "video" ];

@@ -10,7 +10,9 @@ use serde_json::Value;
 use vigil_e2e::{RunAs, Stack, TEST_SENSORS, field, message, sensor};
 
 fn is_change(line: &Value, name: &str, state: &str) -> bool {
-    message(line) == "sensor changed" && field(line, "sensor") == name && field(line, "state") == state
+    message(line) == "sensor changed"
+        && field(line, "sensor") == name
+        && field(line, "state") == state
 }
 
 fn joined(line: &Value) -> bool {
@@ -34,13 +36,14 @@ fn door_opens_and_survives_a_hub_crash(run_as: RunAs) -> Result<()> {
     let (hub_line, cursor) = hub.wait_log(cursor, "the door opening", |l| {
         is_change(l, "front-door", "open")
     })?;
-    let (sensord_line, _) = sensord.wait_log(0, "the door opening", |l| {
-        message(l) == "front-door open"
-    })?;
+    let (sensord_line, _) =
+        sensord.wait_log(0, "the door opening", |l| message(l) == "front-door open")?;
     // One trace spans both processes: the id travelled in the slot.
     let trace_id = field(&sensord_line, "trace_id");
     ensure!(
-        trace_id.as_str().is_some_and(|t| t.len() == 32 && t != "0".repeat(32)),
+        trace_id
+            .as_str()
+            .is_some_and(|t| t.len() == 32 && t != "0".repeat(32)),
         "sensord logged no trace id: {sensord_line}"
     );
     ensure!(
@@ -52,8 +55,14 @@ fn door_opens_and_survives_a_hub_crash(run_as: RunAs) -> Result<()> {
         sensor(s, "front-door")["state"] == "open"
     })?;
     ensure!(status["hub_pid"] == hub.pid(), "{status}");
-    ensure!(sensor(&status, "front-door")["trace_id"] == *trace_id, "{status}");
-    ensure!(sensor(&status, "back-door")["state"] == "closed", "{status}");
+    ensure!(
+        sensor(&status, "front-door")["trace_id"] == *trace_id,
+        "{status}"
+    );
+    ensure!(
+        sensor(&status, "back-door")["state"] == "closed",
+        "{status}"
+    );
     let _ = cursor;
 
     // The hub dies without a word; a new one starts.
@@ -132,7 +141,9 @@ fn sensord_crash_is_repaired_and_it_rejoins() -> Result<()> {
     let mut sensord = stack.start("vigil-sensord")?;
     let (_, cursor) = hub.wait_log(0, "sensord joining", joined)?;
     stack.sim("set hallway-motion active")?;
-    stack.wait_status("motion", |s| sensor(s, "hallway-motion")["state"] == "motion")?;
+    stack.wait_status("motion", |s| {
+        sensor(s, "hallway-motion")["state"] == "motion"
+    })?;
 
     sensord.kill9()?;
     let (_, cursor) = hub.wait_log(cursor, "sensord leaving", |l| {
@@ -140,7 +151,10 @@ fn sensord_crash_is_repaired_and_it_rejoins() -> Result<()> {
     })?;
     // While sensord is away the table keeps the last state for readers.
     let status = stack.local_status()?;
-    ensure!(sensor(&status, "hallway-motion")["state"] == "motion", "{status}");
+    ensure!(
+        sensor(&status, "hallway-motion")["state"] == "motion",
+        "{status}"
+    );
 
     // A new sensord's board starts at rest: motion has stopped, and the
     // hub learns it from the snapshot.
@@ -160,7 +174,8 @@ fn sighup_reloads_and_a_new_sensor_gets_a_slot() -> Result<()> {
     let (_, cursor) = hub.wait_log(0, "sensord joining", joined)?;
     ensure!(sensor(&stack.local_status()?, "garage-door").is_null());
 
-    let garage = "\n[[sensors]]\nname = \"garage-door\"\nkind = \"door\"\npin = 22\ndebounce_ms = 10\n";
+    let garage =
+        "\n[[sensors]]\nname = \"garage-door\"\nkind = \"door\"\npin = 22\ndebounce_ms = 10\n";
     stack.write_config(&format!("{TEST_SENSORS}{garage}"))?;
     hub.signal(Signal::SIGHUP)?;
     sensord.signal(Signal::SIGHUP)?;
@@ -183,7 +198,10 @@ fn sighup_reloads_and_a_new_sensor_gets_a_slot() -> Result<()> {
         message(l).starts_with("configuration not reloaded")
     })?;
     let mut hub = hub;
-    ensure!(hub.child.try_wait()?.is_none(), "the hub died on a bad reload");
+    ensure!(
+        hub.child.try_wait()?.is_none(),
+        "the hub died on a bad reload"
+    );
     // Still serving the garage door from the running config.
     stack.write_config(&format!("{TEST_SENSORS}{garage}"))?;
     ensure!(sensor(&stack.local_status()?, "garage-door")["state"] == "open");
@@ -212,8 +230,15 @@ fn bad_configs_exit_78_naming_the_key_and_the_fix() -> Result<()> {
         for binary in ["vigil-hub", "vigil-sensord"] {
             let out = stack.run(binary, &[])?;
             let stderr = String::from_utf8_lossy(&out.stderr);
-            ensure!(out.status.code() == Some(78), "{binary}: {:?} {stderr}", out.status);
-            ensure!(stderr.contains(expected), "{binary} said:\n{stderr}\nwanted: {expected}");
+            ensure!(
+                out.status.code() == Some(78),
+                "{binary}: {:?} {stderr}",
+                out.status
+            );
+            ensure!(
+                stderr.contains(expected),
+                "{binary} said:\n{stderr}\nwanted: {expected}"
+            );
         }
     }
     Ok(())

@@ -5,6 +5,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("vigil-alertd: not part of this release yet. It will: {}", vigil_alertd::PLANNED);
+    eprintln!(
+        "vigil-alertd: not part of this release yet. It will: {}",
+        vigil_alertd::PLANNED
+    );
     ExitCode::from(69)
 }

@@ -10,4 +10,5 @@
 #![forbid(unsafe_code)]
 
 /// What this service will do, printed by its binary until it is built.
-pub const PLANNED: &str = "capture one camera with GStreamer and stream H.264 to the hub over an authenticated TCP link";
+pub const PLANNED: &str =
+    "capture one camera with GStreamer and stream H.264 to the hub over an authenticated TCP link";

@@ -5,6 +5,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("vigil-camd: not part of this release yet. It will: {}", vigil_camd::PLANNED);
+    eprintln!(
+        "vigil-camd: not part of this release yet. It will: {}",
+        vigil_camd::PLANNED
+    );
     ExitCode::from(69)
 }

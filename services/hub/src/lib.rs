@@ -100,11 +100,8 @@ pub async fn run(
         std::process::id(),
     )?);
     let mut watcher = TableWatcher::new(table.slot_count());
-    let rendezvous = Rendezvous::bind(
-        &config.runtime.hub_socket(),
-        nix::unistd::getuid().as_raw(),
-    )
-    .await?;
+    let rendezvous =
+        Rendezvous::bind(&config.runtime.hub_socket(), nix::unistd::getuid().as_raw()).await?;
     info!(
         socket = %rendezvous.path().display(),
         slots = table.slot_count(),

@@ -9,7 +9,11 @@ use clap::Parser;
 use vigil_service::{ConfigArgs, EXIT_FAILURE};
 
 #[derive(Debug, Parser)]
-#[command(name = "vigil-hub", version, about = "Vigil's hub: sensor table, alarm and APIs")]
+#[command(
+    name = "vigil-hub",
+    version,
+    about = "Vigil's hub: sensor table, alarm and APIs"
+)]
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,

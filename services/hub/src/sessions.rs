@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use ipc_channel::ipc::IpcSender;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
-use vigil_bootstrap::{
-    Admitted, HubMessage, Rendezvous, ServiceMessage, ServiceRole, Welcome,
-};
+use vigil_bootstrap::{Admitted, HubMessage, Rendezvous, ServiceMessage, ServiceRole, Welcome};
 use vigil_ipc::table::SensorTable;
 
 /// What session threads and the accept loop tell the event loop.

@@ -5,6 +5,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("vigil-reportd: not part of this release yet. It will: {}", vigil_reportd::PLANNED);
+    eprintln!(
+        "vigil-reportd: not part of this release yet. It will: {}",
+        vigil_reportd::PLANNED
+    );
     ExitCode::from(69)
 }

@@ -43,7 +43,7 @@ pub enum GpioError {
 }
 
 /// A GPIO board.
-pub trait Gpio: Send + Sync {
+pub trait Gpio: Send + Sync + std::fmt::Debug {
     /// Claims `pin` as an input with `pull`, delivering every edge to
     /// `edges`; returns the level it reads now. `resting` is the level the
     /// wire shows when its sensor is at rest: a real board reads the wire
@@ -65,14 +65,27 @@ pub trait Gpio: Send + Sync {
     fn name(&self) -> &'static str;
 }
 
-/// The backend the config asks for. The simulated board is returned
-/// separately too, so its control socket can drive it.
-pub fn open(config: &Config) -> Result<(Arc<dyn Gpio>, Option<Arc<SimulatedGpio>>), GpioError> {
+/// An opened board.
+#[derive(Debug)]
+pub struct OpenedGpio {
+    pub gpio: Arc<dyn Gpio>,
+    /// The same board when it is simulated, for its control socket.
+    pub simulated: Option<Arc<SimulatedGpio>>,
+}
+
+/// The backend the config asks for.
+pub fn open(config: &Config) -> Result<OpenedGpio, GpioError> {
     match config.gpio.backend {
-        GpioBackendKind::Rppal => Ok((Arc::new(RppalGpio::open()?), None)),
+        GpioBackendKind::Rppal => Ok(OpenedGpio {
+            gpio: Arc::new(RppalGpio::open()?),
+            simulated: None,
+        }),
         GpioBackendKind::Simulated => {
             let sim = Arc::new(SimulatedGpio::default());
-            Ok((sim.clone(), Some(sim)))
+            Ok(OpenedGpio {
+                gpio: sim.clone(),
+                simulated: Some(sim),
+            })
         }
     }
 }

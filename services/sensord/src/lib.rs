@@ -27,8 +27,8 @@ use std::time::Instant;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
-use vigil_core::config::{Config, ConfigError, ConfigSource};
 use vigil_core::Level;
+use vigil_core::config::{Config, ConfigError, ConfigSource};
 
 use crate::gpio::{Edge, Gpio, GpioError};
 use crate::link::{HubLink, LinkEvent};
@@ -101,7 +101,10 @@ pub async fn run(
     mut config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SensordError> {
-    let (gpio, sim) = gpio::open(&config)?;
+    let gpio::OpenedGpio {
+        gpio,
+        simulated: sim,
+    } = gpio::open(&config)?;
     let (edge_tx, mut edge_rx) = mpsc::unbounded_channel::<Edge>();
     let mut board = Board::claim(&config, gpio.as_ref(), &edge_tx)?;
     info!(

@@ -127,12 +127,19 @@ impl HubLink {
                 self.connect_after(self.retry);
             }
             LinkEvent::Lost { session } => {
-                if self.connected.as_ref().is_some_and(|c| c.session == session) {
+                if self
+                    .connected
+                    .as_ref()
+                    .is_some_and(|c| c.session == session)
+                {
                     self.lost("its process ended");
                 }
             }
             LinkEvent::Message { session, message } => {
-                let current = self.connected.as_ref().is_some_and(|c| c.session == session);
+                let current = self
+                    .connected
+                    .as_ref()
+                    .is_some_and(|c| c.session == session);
                 if current {
                     self.on_message(message, config, gpio);
                 }
@@ -258,7 +265,11 @@ impl HubLink {
                 let _entered = span.enter();
                 match gpio.set_output(output.pin, level) {
                     Ok(()) => {
-                        info!("{} {}", cmd.output.as_str(), if cmd.on { "on" } else { "off" });
+                        info!(
+                            "{} {}",
+                            cmd.output.as_str(),
+                            if cmd.on { "on" } else { "off" }
+                        );
                         if let Some(c) = &self.connected {
                             let _ = c.to_hub.send(ServiceMessage::OutputState {
                                 output: cmd.output,

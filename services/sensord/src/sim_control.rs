@@ -207,7 +207,8 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         for s in &config.sensors {
             let resting = opposite(s.active_level);
-            sim.claim_input(s.pin, s.pull, resting, tx.clone()).expect("claim");
+            sim.claim_input(s.pin, s.pull, resting, tx.clone())
+                .expect("claim");
         }
         let siren = config.outputs.siren.as_ref().expect("siren");
         sim.claim_output(siren.pin, Level::Low).expect("siren");
@@ -229,7 +230,12 @@ mod tests {
             execute("outputs", &config, &sim),
             Ok("siren=off buzzer=off".into())
         );
-        for bad in ["set garage open", "set front-door ajar", "dance", "set 4 high"] {
+        for bad in [
+            "set garage open",
+            "set front-door ajar",
+            "dance",
+            "set 4 high",
+        ] {
             assert!(execute(bad, &config, &sim).is_err(), "{bad}");
         }
     }

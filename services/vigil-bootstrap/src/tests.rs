@@ -18,9 +18,8 @@ async fn a_client_is_welcomed_with_the_table() {
     let path = dir.path().join("hub.sock");
     let rendezvous = Rendezvous::bind(&path, uid()).await.expect("bind");
     let client_path = path.clone();
-    let client = tokio::task::spawn_blocking(move || {
-        connect(&client_path, ServiceRole::Sensord, T)
-    });
+    let client =
+        tokio::task::spawn_blocking(move || connect(&client_path, ServiceRole::Sensord, T));
     let pending = rendezvous.accept().await.expect("accept");
     assert_eq!(pending.role, ServiceRole::Sensord);
     assert_eq!(pending.peer_pid, Some(std::process::id()));
@@ -68,7 +67,9 @@ async fn a_second_hub_is_refused_and_a_stale_socket_replaced() {
     drop(first);
     // A socket file nobody listens on (left by a SIGKILLed hub).
     std::os::unix::net::UnixListener::bind(&path).expect("stale");
-    Rendezvous::bind(&path, uid()).await.expect("rebind over stale");
+    Rendezvous::bind(&path, uid())
+        .await
+        .expect("rebind over stale");
 }
 
 #[test]

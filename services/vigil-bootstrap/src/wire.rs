@@ -60,7 +60,10 @@ pub enum ServiceMessage {
     /// whose client never came.
     Abandon,
     /// sensord reports an output's new level after a [`HubMessage::SetOutput`].
-    OutputState { output: OutputName, on: bool },
+    OutputState {
+        output: OutputName,
+        on: bool,
+    },
 }
 
 /// From the hub to a service.
@@ -68,7 +71,9 @@ pub enum ServiceMessage {
 pub enum HubMessage {
     Welcome(Welcome),
     /// The hub will not serve this client; the reason is for its operator.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     /// Drive an output (sensord).
     SetOutput(OutputCommand),
 }

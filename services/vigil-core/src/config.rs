@@ -264,7 +264,10 @@ impl Config {
 
     /// The sensor named `name`, with its slot index in the table.
     pub fn sensor(&self, name: &str) -> Option<(usize, &SensorConfig)> {
-        self.sensors.iter().enumerate().find(|(_, s)| s.name == name)
+        self.sensors
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.name == name)
     }
 
     /// Sensors by pin, for backends that get edges per pin.
@@ -333,9 +336,6 @@ buzzer = { pin = 24 }
 name = "porch"
 source = "test"
 "#;
-
-
-
 
 /// Where a service gets its configuration: a file, or the built-in demo.
 #[derive(Clone, Debug, PartialEq, Eq)]

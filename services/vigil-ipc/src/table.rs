@@ -359,7 +359,12 @@ impl SensorTable {
     fn semaphore(&self) -> *mut libc::sem_t {
         // SAFETY: SEMAPHORE_OFFSET plus the size of sem_t lies inside the
         // header (checked at compile time), which every valid mapping has.
-        unsafe { self.base.as_ptr().add(SEMAPHORE_OFFSET).cast::<libc::sem_t>() }
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(SEMAPHORE_OFFSET)
+                .cast::<libc::sem_t>()
+        }
     }
 
     /// Number of sensor slots.

@@ -44,7 +44,11 @@ fn main() {
         assert!(child.wait().expect("wait").success());
         let values: Vec<u64> = rings.iter().map(|r| r.value).collect();
         assert_eq!(values, [3, 1, u64::MAX]);
-        assert!(rings.iter().all(|r| r.code == SI_QUEUE && r.sender_pid == child_pid));
+        assert!(
+            rings
+                .iter()
+                .all(|r| r.code == SI_QUEUE && r.sender_pid == child_pid)
+        );
         passed += 1;
 
         // 2. A forged ring from kill(1) arrives marked as SI_USER, and the

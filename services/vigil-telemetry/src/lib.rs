@@ -58,7 +58,10 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the global subscriber for `service` ("vigil-hub", ...).
-pub fn init(service: &'static str, config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
+pub fn init(
+    service: &'static str,
+    config: &TelemetryConfig,
+) -> Result<TelemetryGuard, TelemetryError> {
     let mut provider = SdkTracerProvider::builder()
         .with_resource(Resource::builder().with_service_name(service).build());
     if let Some(endpoint) = &config.otlp_endpoint {

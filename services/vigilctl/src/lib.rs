@@ -44,11 +44,8 @@ pub struct LocalStatus {
 
 /// Joins the hub as a reader and reads the whole table.
 pub fn local_status(config: &Config, timeout: Duration) -> Result<LocalStatus, CtlError> {
-    let session = vigil_bootstrap::connect(
-        &config.runtime.hub_socket(),
-        ServiceRole::Reader,
-        timeout,
-    )?;
+    let session =
+        vigil_bootstrap::connect(&config.runtime.hub_socket(), ServiceRole::Reader, timeout)?;
     let table = SensorTable::from_shared(session.welcome.table)?;
     read_table(&table)
 }
@@ -86,7 +83,10 @@ fn ago(unix_ns: u64, now: SystemTime) -> String {
     }
     let t = UNIX_EPOCH + Duration::from_nanos(unix_ns);
     match now.duration_since(t) {
-        Ok(d) => format!("{} ago", humantime::format_duration(Duration::from_secs(d.as_secs()))),
+        Ok(d) => format!(
+            "{} ago",
+            humantime::format_duration(Duration::from_secs(d.as_secs()))
+        ),
         Err(_) => "just now".to_owned(),
     }
 }
@@ -144,7 +144,11 @@ impl LocalStatus {
                 s.descriptor.name,
                 s.descriptor.kind.as_str(),
                 r.state.describe(s.descriptor.kind),
-                if flags.is_empty() { "-".to_owned() } else { flags.join(",") },
+                if flags.is_empty() {
+                    "-".to_owned()
+                } else {
+                    flags.join(",")
+                },
                 r.change_count,
                 ago(r.changed_unix_ns, now),
             ));
@@ -152,4 +156,3 @@ impl LocalStatus {
         out
     }
 }
-

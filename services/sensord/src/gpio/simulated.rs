@@ -130,7 +130,9 @@ mod tests {
     fn inputs_float_to_their_pull_and_edges_fire_only_on_change() {
         let sim = SimulatedGpio::default();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let level = sim.claim_input(17, Pull::Up, Level::High, tx).expect("claim");
+        let level = sim
+            .claim_input(17, Pull::Up, Level::High, tx)
+            .expect("claim");
         assert_eq!(level, Level::High);
         sim.set_input(17, Level::High).expect("same level");
         assert!(rx.try_recv().is_err(), "no edge without a change");

@@ -193,7 +193,12 @@ impl Checker {
         }
     }
 
-    fn sensor(&mut self, i: usize, s: SensorFile, names: &mut BTreeSet<String>) -> Option<SensorConfig> {
+    fn sensor(
+        &mut self,
+        i: usize,
+        s: SensorFile,
+        names: &mut BTreeSet<String>,
+    ) -> Option<SensorConfig> {
         let at = |field: &str| format!("sensors[{i}].{field}");
         let name = self.name(&at("name"), s.name, "sensor");
         if let Some(n) = &name

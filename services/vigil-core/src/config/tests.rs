@@ -65,7 +65,10 @@ fn output_on_a_sensor_pin_is_a_duplicate() {
 fn missing_fields_are_named_and_all_reported() {
     let p = problems("[[sensors]]\nname = \"a\"\n[[sensors]]\nkind = \"door\"\npin = 5\n");
     let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
-    assert_eq!(keys, ["sensors[0].kind", "sensors[0].pin", "sensors[1].name"]);
+    assert_eq!(
+        keys,
+        ["sensors[0].kind", "sensors[0].pin", "sensors[1].name"]
+    );
     assert!(p.iter().all(|p| p.problem == "missing"));
     let message = ConfigError::Invalid {
         source_name: "test.toml".into(),

@@ -91,7 +91,11 @@ fn out_of_range_slots_are_errors_not_panics() {
         table.read_sensor(2),
         Err(TableError::NoSuchSlot { slot: 2, count: 2 })
     ));
-    assert!(table.write_sensor(99, &update(SensorState::Active, 0)).is_err());
+    assert!(
+        table
+            .write_sensor(99, &update(SensorState::Active, 0))
+            .is_err()
+    );
 }
 
 #[test]
@@ -195,7 +199,10 @@ fn repair_releases_a_lock_held_by_a_dead_writer_and_fixes_odd_slots() {
     table
         .word(sensor_slot_offset(1), S_SEQ)
         .store(5, Ordering::Relaxed);
-    assert!(matches!(table.read_sensor(1), Err(TableError::Torn { slot: 1 })));
+    assert!(matches!(
+        table.read_sensor(1),
+        Err(TableError::Torn { slot: 1 })
+    ));
     assert!(matches!(
         table.write_sensor(0, &update(SensorState::Active, 1)),
         Err(TableError::WriterLockTimeout)
