@@ -509,6 +509,36 @@ let
     { services.vigil.simulatedGpio = true; }
   ];
 
+  # The VM tests (nixos/tests): their nodes evaluate against the stubs, and
+  # run.sh syntax-checks their Python test scripts.
+  testFiles = {
+    single-node = ../tests/single-node.nix;
+    hub-camera = ../tests/hub-camera.nix;
+    security = ../tests/security.nix;
+    crash = ../tests/crash.nix;
+  };
+  tests = lib.mapAttrs (
+    _: f:
+    import f {
+      pkgs = fakePkgs;
+      vigilModule = ../modules/vigil.nix;
+    }
+  ) testFiles;
+  testNodes = lib.concatMapAttrs (
+    testName: test:
+    lib.mapAttrs' (
+      nodeName: node:
+      lib.nameValuePair "${testName}/${nodeName}" (evalWith [
+        node
+        { services.vigil.package = fakeDrv "vigil"; }
+      ]).config
+    ) test.nodes
+  ) tests;
+  nodeOk =
+    n:
+    failedAssertions n == [ ]
+    && schemaProblems (builtins.fromTOML (builtins.readFile n.environment.etc."vigil/vigil.toml".source)) == [ ];
+
   check = name: cond: if cond then "ok   ${name}" else "FAIL ${name}";
   checks = [
     (check "example passes every assertion" (failedAssertions c == [ ]))
@@ -544,6 +574,19 @@ let
     ))
     (check "bad config refused (pin clash, 24h modes, store secret)" (
       lib.length (failedAssertions bad.config) == 3
+    ))
+    (check "VM test nodes evaluate, pass assertions, valid TOML (${toString (lib.attrNames testNodes)})" (
+      lib.all nodeOk (lib.attrValues testNodes)
+    ))
+    (check "camera node runs vigil-camd@garage only" (
+      lib.attrNames (lib.filterAttrs (n: _: lib.hasPrefix "vigil" n) testNodes."hub-camera/camera".systemd.services)
+      == [ "vigil-camd@garage" ]
+      && testNodes."hub-camera/camera".networking.firewall.allowedTCPPorts == [ ]
+    ))
+    (check "hub and camd are LAN-only, alertd is not" (
+      c.systemd.services.vigil-hub.serviceConfig.IPAddressDeny == "any"
+      && c.systemd.services."vigil-camd@porch".serviceConfig.IPAddressDeny == "any"
+      && !(c.systemd.services.vigil-alertd.serviceConfig ? IPAddressDeny)
     ))
     (check "[webhook] only when set, with a warning" (
       futureParsed ? webhook
@@ -599,4 +642,6 @@ in
   );
 
   allOk = lib.all (l: lib.hasPrefix "ok" l) checks;
+
+  testScripts = lib.mapAttrs (_: t: t.testScript) tests;
 }

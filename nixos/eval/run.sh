@@ -21,4 +21,34 @@ eval_attr() {
 }
 
 eval_attr report | python3 -c 'import json, sys; print(json.load(sys.stdin))'
+
+# The VM tests' Python scripts: they must compile, and use no name that is
+# neither defined in the script, a builtin, nor given by the NixOS test driver.
+eval_attr testScripts | python3 -c '
+import ast, builtins, json, sys
+driver = {"start_all", "subtest", "machines", "driver", "log", "join_all",
+          "retry", "serial_stdout_off", "serial_stdout_on", "polling_condition",
+          "create_machine", "run_tests", "vlans", "t",
+          "hub", "camera"}
+bad = False
+for name, script in sorted(json.load(sys.stdin).items()):
+    tree = ast.parse(script, filename=name)
+    defined = set(dir(builtins)) | driver
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+            defined.update(a.arg for a in node.args.args + node.args.kwonlyargs)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    undefined = sorted(used - defined)
+    status = "FAIL" if undefined else "ok  "
+    extra = "; undefined: %s" % undefined if undefined else ""
+    print("%s test script %s parses%s" % (status, name, extra))
+    bad = bad or bool(undefined)
+sys.exit(1 if bad else 0)
+'
+
 [ "$(eval_attr allOk)" = true ]
