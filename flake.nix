@@ -111,8 +111,8 @@
         }
         // lib.optionalAttrs (system == "x86_64-linux") {
           # Cross-compiled on x86_64 for the aarch64 Pi.
-          sd-image-pi4-cross = sdImage (crossFromX86 self.nixosConfigurations.vigil-pi4);
-          sd-image-camera-cross = sdImage (crossFromX86 self.nixosConfigurations.vigil-camera);
+          sd-image-pi4-cross = sdImage self.nixosConfigurations.vigil-pi4-cross;
+          sd-image-camera-cross = sdImage self.nixosConfigurations.vigil-camera-cross;
         }
       );
 
@@ -159,11 +159,15 @@
 
       nixosModules.default = ./nixos/modules/vigil.nix;
 
-      nixosConfigurations = {
+      nixosConfigurations = rec {
         # Hub, sensors and a local camera on a Raspberry Pi 4.
         vigil-pi4 = mkPi [ ./nixos/configurations/vigil-pi4.nix ];
         # A camera-only node that streams to the hub.
         vigil-camera = mkPi [ ./nixos/configurations/vigil-camera.nix ];
+        # The same two, cross-compiled on x86_64-linux (for `nixos-rebuild
+        # --target-host` from a laptop without aarch64 emulation).
+        vigil-pi4-cross = crossFromX86 vigil-pi4;
+        vigil-camera-cross = crossFromX86 vigil-camera;
       };
 
       checks = forAllSystems (

@@ -15,8 +15,10 @@
   # (GPU firmware, config.txt, device trees); U-Boot then reads extlinux.conf.
   hardware.raspberry-pi.firmware.uboot.enable = true;
 
-  # vigil-pi4-26.05.20260819.b18a4b9-aarch64-linux.img.zst and the like.
-  image.baseName = "vigil-${config.networking.hostName}-${config.system.nixos.label}-${pkgs.stdenv.hostPlatform.system}";
+  # sd-image/vigil-pi4-<nixos label>-aarch64-linux.img.zst and the like. The
+  # SD-image builder names the file after image.baseName (image.fileName only
+  # follows it).
+  image.baseName = "${config.networking.hostName}-${config.system.nixos.label}-${pkgs.stdenv.hostPlatform.system}";
 
   # Administration is over SSH with keys only. Put your public key here (or
   # in a module of your own) BEFORE building the image; see docs/nixos.md.

@@ -60,6 +60,9 @@
       }
     ];
 
+    # The names the app reaches the hub by, for the hub's TLS certificate:
+    # grpc.hostnames = [ "vigil-pi4" "vigil-pi4.local" ];
+
     users = [
       {
         name = "alice";

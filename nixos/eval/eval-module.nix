@@ -375,7 +375,8 @@ let
   tomlText = builtins.readFile c.environment.etc."vigil/vigil.toml".source;
   parsed = builtins.fromTOML tomlText;
 
-  # The keys file.rs accepts (deny_unknown_fields), table by table.
+  # The keys file.rs accepts (deny_unknown_fields), table by table, as of the
+  # [alarm]/[grpc] change to services/vigil-core/src/config/file.rs.
   schema = {
     top = [
       "runtime"
@@ -385,7 +386,30 @@ let
       "users"
       "cameras"
       "hooks"
+      "alarm"
+      "grpc"
       "telemetry"
+    ];
+    alarm = [
+      "chime"
+      "double_knock_secs"
+      "require_pin_to_arm"
+      "modes"
+    ];
+    alarmModes = [
+      "home"
+      "away"
+      "night"
+      "vacation"
+    ];
+    alarmMode = [
+      "exit_delay_secs"
+      "entry_delay_secs"
+      "trigger_secs"
+    ];
+    grpc = [
+      "listen"
+      "hostnames"
     ];
     runtime = [
       "runtime_dir"
@@ -401,6 +425,11 @@ let
       "debounce_ms"
       "modes"
       "supervision_secs"
+      "response"
+      "arm_after_close"
+      "auto_bypass"
+      "double_knock"
+      "trigger_on_fault"
     ];
     outputs = [
       "siren"
@@ -415,6 +444,8 @@ let
       "role"
       "pin_hash"
       "pin_hash_file"
+      "duress_pin_hash"
+      "duress_pin_hash_file"
     ];
     cameras = [
       "name"
@@ -448,6 +479,10 @@ let
     ++ lib.concatMap (unknown schema.users) (t.users or [ ])
     ++ lib.concatMap (unknown schema.cameras) (t.cameras or [ ])
     ++ lib.concatMap (unknown schema.hooks) (t.hooks or [ ])
+    ++ unknown schema.alarm (t.alarm or { })
+    ++ unknown schema.alarmModes (t.alarm.modes or { })
+    ++ lib.concatMap (unknown schema.alarmMode) (lib.attrValues (t.alarm.modes or { }))
+    ++ unknown schema.grpc (t.grpc or { })
     ++ unknown schema.telemetry (t.telemetry or { });
 
   # Renders [Service] roughly as NixOS' systemd-lib attrsToSection does.
@@ -504,6 +539,30 @@ let
     builtins.readFile future.config.environment.etc."vigil/vigil.toml".source
   );
 
+  # [alarm] and [grpc]: read by the Rust side, written only when set.
+  tuned = evalWith [
+    example
+    {
+      services.vigil.alarm.modes.away = {
+        exitDelaySecs = 5;
+        entryDelaySecs = 5;
+      };
+      services.vigil.alarm.requirePinToArm = true;
+      services.vigil.grpc.hostnames = [ "vigil-pi4.local" ];
+      services.vigil.users = lib.mkForce [
+        {
+          name = "alice";
+          role = "admin";
+          pinHashFile = "/var/lib/vigil-secrets/alice-pin";
+          duressPinHashFile = "/var/lib/vigil-secrets/alice-duress";
+        }
+      ];
+    }
+  ];
+  tunedParsed = builtins.fromTOML (
+    builtins.readFile tuned.config.environment.etc."vigil/vigil.toml".source
+  );
+
   simulated = evalWith [
     example
     { services.vigil.simulatedGpio = true; }
@@ -534,19 +593,75 @@ let
       ]).config
     ) test.nodes
   ) tests;
+  # The Pi configurations (their services.vigil part; nixos-hardware's and
+  # the SD image's options are stubbed loosely).
+  piStubs = {
+    options.networking.hostName = mkOption { type = types.str; };
+    options.hardware = mkOption {
+      type = types.attrsOf types.anything;
+      default = { };
+    };
+  };
+  piConfigs = lib.mapAttrs (
+    _: f:
+    (evalWith [
+      piStubs
+      f
+      { services.vigil.package = fakeDrv "vigil"; }
+    ]).config
+  ) {
+    vigil-pi4 = ../configurations/vigil-pi4.nix;
+    vigil-camera = ../configurations/vigil-camera.nix;
+  };
+
   nodeOk =
     n:
     failedAssertions n == [ ]
     && schemaProblems (builtins.fromTOML (builtins.readFile n.environment.etc."vigil/vigil.toml".source)) == [ ];
 
+  # nixos/package.nix with a buildRustPackage that returns its arguments: the
+  # version comes from Cargo.toml and the source set holds the workspace.
+  packageArgs = import ../package.nix {
+    inherit lib;
+    rustPlatform.buildRustPackage = args: args;
+    protobuf = fakeDrv "protobuf";
+    pkg-config = fakeDrv "pkg-config";
+    wrapGAppsNoGuiHook = fakeDrv "wrap-gapps-no-gui-hook";
+    gst_all_1 = lib.genAttrs [
+      "gstreamer"
+      "gst-plugins-base"
+      "gst-plugins-good"
+      "gst-plugins-bad"
+      "gst-plugins-ugly"
+      "gst-libav"
+    ] fakeDrv;
+    libcamera = fakeDrv "libcamera";
+    sqlite = fakeDrv "sqlite";
+    stdenv.hostPlatform.isLinux = true;
+  };
+  # lib.fileset needs builtins.readFileType (Nix >= 2.14); older Nix skips it.
+  canCheckSource = builtins ? readFileType;
+  packageSource = if canCheckSource then builtins.readDir packageArgs.src else { };
+
   check = name: cond: if cond then "ok   ${name}" else "FAIL ${name}";
   checks = [
+    (check "package: version ${packageArgs.version} from Cargo.toml, source = ${
+      if canCheckSource then toString (lib.attrNames packageSource) else "(not checked: Nix < 2.14)"
+    }" (
+      packageArgs.version == (lib.importTOML ../../Cargo.toml).workspace.package.version
+      && (
+        canCheckSource
+        -> (packageSource ? "Cargo.lock" && packageSource ? services && !(packageSource ? target))
+      )
+      && packageArgs.env.SQLX_OFFLINE == "true"
+      && packageArgs.doCheck == false
+    ))
     (check "example passes every assertion" (failedAssertions c == [ ]))
     (check "example gives no warnings" (c.warnings == [ ]))
     (check "TOML keys are all known to file.rs" (schemaProblems parsed == [ ]))
     (check "TOML round-trips" (builtins.fromTOML tomlText == parsed && parsed.sensors != [ ]))
     (check "no not-yet-read table by default" (
-      !(parsed ? webhook || parsed ? grpc || parsed ? event_log || parsed ? reports)
+      !(parsed ? webhook || parsed ? event_log || parsed ? reports)
     ))
     (check "PIN file read through the hub's credentials" (
       (lib.head parsed.users).pin_hash_file == "/run/credentials/vigil-hub.service/pin-alice"
@@ -578,6 +693,11 @@ let
     (check "VM test nodes evaluate, pass assertions, valid TOML (${toString (lib.attrNames testNodes)})" (
       lib.all nodeOk (lib.attrValues testNodes)
     ))
+    (check "Pi configurations evaluate, pass assertions, valid TOML (vigil-pi4, vigil-camera)" (
+      lib.all nodeOk (lib.attrValues piConfigs)
+      && piConfigs.vigil-pi4.systemd.services ? "vigil-camd@porch"
+      && piConfigs.vigil-camera.systemd.services ? "vigil-camd@garage"
+    ))
     (check "camera node runs vigil-camd@garage only" (
       lib.attrNames (lib.filterAttrs (n: _: lib.hasPrefix "vigil" n) testNodes."hub-camera/camera".systemd.services)
       == [ "vigil-camd@garage" ]
@@ -587,6 +707,23 @@ let
       c.systemd.services.vigil-hub.serviceConfig.IPAddressDeny == "any"
       && c.systemd.services."vigil-camd@porch".serviceConfig.IPAddressDeny == "any"
       && !(c.systemd.services.vigil-alertd.serviceConfig ? IPAddressDeny)
+    ))
+    (check "[alarm], [grpc] and the duress PIN only when set, valid, no warning" (
+      tunedParsed.alarm == {
+        require_pin_to_arm = true;
+        modes.away = {
+          exit_delay_secs = 5;
+          entry_delay_secs = 5;
+        };
+      }
+      && tunedParsed.grpc == { hostnames = [ "vigil-pi4.local" ]; }
+      && (lib.head tunedParsed.users).duress_pin_hash_file
+        == "/run/credentials/vigil-hub.service/duress-pin-alice"
+      && lib.elem "duress-pin-alice:/var/lib/vigil-secrets/alice-duress"
+        tuned.config.systemd.services.vigil-hub.serviceConfig.LoadCredential
+      && schemaProblems tunedParsed == [ ]
+      && tuned.config.warnings == [ ]
+      && !(parsed ? alarm || parsed ? grpc)
     ))
     (check "[webhook] only when set, with a warning" (
       futureParsed ? webhook

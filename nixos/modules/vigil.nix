@@ -19,10 +19,11 @@
 #   /run/vigil/control            control FIFO, writable by group vigil-control
 #   /var/lib/vigil                state: event log, SQLite, reports, TLS keys
 #
-# The TOML carries only the tables the Rust side reads today (it parses with
-# deny_unknown_fields). The options for tables it does not read yet
-# (webhook, grpc, eventLog, reports) emit their table only when set away from
-# their default; see docs/nixos.md.
+# The TOML carries only the tables the Rust side reads (it parses with
+# deny_unknown_fields); [alarm] and [grpc] only when one of their options is
+# set. The options for tables it does not read yet (webhook, eventLog,
+# reports) emit their table only when set away from their default, with a
+# warning; see docs/nixos.md.
 {
   config,
   lib,
@@ -155,6 +156,57 @@ let
         example = 86400;
         description = "Fault the sensor when it has not changed for this long (at least 60 s).";
       };
+      response = mkOption {
+        type = types.nullOr (
+          types.enum [
+            "entry"
+            "instant"
+          ]
+        );
+        default = null;
+        description = "`entry` starts the entry delay, `instant` triggers at once; null keeps the Rust default (doors: entry, others: instant).";
+      };
+      armAfterClose = mkOption {
+        type = types.nullOr types.bool;
+        default = null;
+        description = "Open at arming time: armed once it closes (instead of refusing to arm).";
+      };
+      autoBypass = mkOption {
+        type = types.nullOr types.bool;
+        default = null;
+        description = "Open at arming time: bypassed until disarm (instead of refusing to arm).";
+      };
+      doubleKnock = mkOption {
+        type = types.nullOr nameType;
+        default = null;
+        example = "hall";
+        description = "Double-knock group: the sensor triggers only together with another sensor of the group.";
+      };
+      triggerOnFault = mkOption {
+        type = types.nullOr types.bool;
+        default = null;
+        description = "A fault (silence, unavailability) triggers the alarm when armed.";
+      };
+    };
+  };
+
+  modeTimingModule = {
+    options = {
+      exitDelaySecs = mkOption {
+        type = types.nullOr (types.ints.between 0 300);
+        default = null;
+        description = "Time to leave after arming (Rust default: 60 s away/vacation, 0 home/night).";
+      };
+      entryDelaySecs = mkOption {
+        type = types.nullOr (types.ints.between 0 45);
+        default = null;
+        description = "Time to disarm after an entry sensor opens, at most 45 s (EN 50131 grade 2).";
+      };
+      triggerSecs = mkOption {
+        type = types.nullOr (types.ints.between 120 900);
+        default = null;
+        description = "How long the siren sounds, 120 to 900 s (EN 50131 grade 2; Rust default 180).";
+      };
     };
   };
 
@@ -248,6 +300,11 @@ let
           the hub a private copy under /run/credentials/vigil-hub.service/.
         '';
       };
+      duressPinHashFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        description = "Like `pinHashFile`, for the duress PIN: disarms and raises a silent alert.";
+      };
     };
   };
 
@@ -275,6 +332,12 @@ let
 
   credentialPath = unit: id: "/run/credentials/${unit}.service/${id}";
   pinCredential = u: "pin-${u.name}";
+  duressCredential = u: "duress-pin-${u.name}";
+  hubCredentials = lib.concatMap (
+    u:
+    [ "${pinCredential u}:${u.pinHashFile}" ]
+    ++ lib.optional (u.duressPinHashFile != null) "${duressCredential u}:${u.duressPinHashFile}"
+  ) cfg.users;
 
   # ---- TOML: the tables the Rust side reads (services/vigil-core/src/config/file.rs)
 
@@ -291,6 +354,11 @@ let
         ;
       debounce_ms = s.debounceMs;
       supervision_secs = s.supervisionSecs;
+      inherit (s) response;
+      arm_after_close = s.armAfterClose;
+      auto_bypass = s.autoBypass;
+      double_knock = s.doubleKnock;
+      trigger_on_fault = s.triggerOnFault;
     };
 
   cameraToml =
@@ -319,10 +387,15 @@ let
     gpio.backend = if cfg.simulatedGpio then "simulated" else "rppal";
     sensors = map sensorToml cfg.sensors;
     outputs = if outputsToml == { } then null else outputsToml;
-    users = map (u: {
-      inherit (u) name role;
-      pin_hash_file = credentialPath "vigil-hub" (pinCredential u);
-    }) cfg.users;
+    users = map (
+      u:
+      dropNulls {
+        inherit (u) name role;
+        pin_hash_file = credentialPath "vigil-hub" (pinCredential u);
+        duress_pin_hash_file =
+          if u.duressPinHashFile == null then null else credentialPath "vigil-hub" (duressCredential u);
+      }
+    ) cfg.users;
     cameras = map cameraToml cfg.cameras;
     hooks = map (h: { inherit (h) name command args; }) cfg.hooks;
     telemetry = dropNulls {
@@ -332,11 +405,40 @@ let
     };
   };
 
+  # ---- TOML: [alarm] and [grpc], which the Rust side reads since it gained
+  # alarm timing and the gRPC API. Written only when an option is set, so the
+  # file also suits a build from before that.
+  defaultGrpcListen = "[::]:7443";
+
+  alarmModes = lib.filterAttrs (_: v: v != { }) (
+    lib.mapAttrs (
+      _: m:
+      dropNulls {
+        exit_delay_secs = m.exitDelaySecs;
+        entry_delay_secs = m.entryDelaySecs;
+        trigger_secs = m.triggerSecs;
+      }
+    ) cfg.alarm.modes
+  );
+  alarmTable = dropNulls {
+    chime = cfg.alarm.chime;
+    double_knock_secs = cfg.alarm.doubleKnockSecs;
+    require_pin_to_arm = cfg.alarm.requirePinToArm;
+    modes = if alarmModes == { } then null else alarmModes;
+  };
+  grpcTable =
+    lib.optionalAttrs (cfg.grpc.listenAddress != defaultGrpcListen) {
+      listen = cfg.grpc.listenAddress;
+    }
+    // lib.optionalAttrs (cfg.grpc.hostnames != [ ]) { inherit (cfg.grpc) hostnames; };
+
+  readTables =
+    lib.optionalAttrs (alarmTable != { }) { alarm = alarmTable; }
+    // lib.optionalAttrs (grpcTable != { }) { grpc = grpcTable; };
+
   # ---- TOML: tables the Rust side does not read yet. Emitted only when their
   # options differ from the defaults, so a default configuration stays valid
   # under deny_unknown_fields.
-  defaultGrpcListen = "[::]:7443";
-
   futureTables = {
     webhook = {
       emit = cfg.webhook.url != null;
@@ -346,10 +448,6 @@ let
         secret_file =
           if cfg.webhook.secretFile == null then null else credentialPath "vigil-alertd" "webhook-secret";
       };
-    };
-    grpc = {
-      emit = cfg.grpc.listenAddress != defaultGrpcListen;
-      value.listen_address = cfg.grpc.listenAddress;
     };
     event_log = {
       emit = cfg.eventLog.retention.maxAgeDays != null || cfg.eventLog.retention.maxBytes != null;
@@ -369,7 +467,7 @@ let
   emittedFutureTables = lib.filterAttrs (_: t: t.emit) futureTables;
 
   finalSettings = lib.recursiveUpdate (
-    knownTables // lib.mapAttrs (_: t: t.value) emittedFutureTables
+    knownTables // readTables // lib.mapAttrs (_: t: t.value) emittedFutureTables
   ) cfg.settings;
 
   configFile = settingsFormat.generate "vigil.toml" finalSettings;
@@ -648,13 +746,50 @@ in
       };
     };
 
+    alarm = {
+      modes = lib.genAttrs [ "home" "away" "night" "vacation" ] (
+        mode:
+        mkOption {
+          type = types.submodule modeTimingModule;
+          default = { };
+          description = "Exit delay, entry delay and siren time when armed ${mode}; unset keeps the Rust defaults.";
+        }
+      );
+      chime = mkOption {
+        type = types.nullOr types.bool;
+        default = null;
+        description = "Beep the buzzer when a door or window opens while disarmed (Rust default: true).";
+      };
+      doubleKnockSecs = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        description = "Window in which two sensors of a double-knock group must activate (Rust default: 30).";
+      };
+      requirePinToArm = mkOption {
+        type = types.nullOr types.bool;
+        default = null;
+        description = "Whether arming needs a PIN; disarming always does (Rust default: false).";
+      };
+    };
+
     grpc = {
       listenAddress = mkOption {
         type = types.str;
         default = defaultGrpcListen;
+        example = "192.168.1.10:7443";
+        description = "Address and port of the gRPC API ([grpc] listen). The firewall opens its port.";
+      };
+      hostnames = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [
+          "vigil-pi4"
+          "vigil-pi4.local"
+          "192.168.1.10"
+        ];
         description = ''
-          Address of the gRPC API. Any other value than the default emits a
-          [grpc] table, which the Rust side does not read yet.
+          Extra names and addresses in the hub's TLS certificate, besides
+          vigil-hub, localhost and the loopback addresses ([grpc] hostnames).
         '';
       };
     };
@@ -777,7 +912,7 @@ in
           unique = l: lib.length (lib.unique l) == lib.length l;
           bad24h = lib.filter (s: lib.elem s.kind twentyFourHourKinds && s.modes != null) cfg.sensors;
           storePaths = lib.filter (lib.hasPrefix builtins.storeDir) (
-            map (u: u.pinHashFile) cfg.users
+            lib.concatMap (u: [ u.pinHashFile ] ++ lib.optional (u.duressPinHashFile != null) u.duressPinHashFile) cfg.users
             ++ lib.attrValues cfg.alertd.credentials
             ++ lib.optional (cfg.webhook.secretFile != null) cfg.webhook.secretFile
           );
@@ -870,7 +1005,7 @@ in
         serviceConfig = lanOnly // {
           PrivateDevices = true;
           ProcSubset = "pid";
-          LoadCredential = map (u: "${pinCredential u}:${u.pinHashFile}") cfg.users;
+          LoadCredential = hubCredentials;
           LimitMSGQUEUE = mqueue.limitBytes;
         };
       };

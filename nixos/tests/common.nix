@@ -87,6 +87,17 @@ rec {
             command = "${recordingHook}";
           }
         ];
+        # Short delays keep the tests quick ([alarm] in the TOML).
+        alarm.modes = {
+          away = {
+            exitDelaySecs = 5;
+            entryDelaySecs = 5;
+          };
+          home = {
+            exitDelaySecs = 0;
+            entryDelaySecs = 5;
+          };
+        };
         logFilter = "info,vigil=debug";
       };
 
@@ -134,8 +145,8 @@ rec {
 
 
     def wait_mode(m, mode, timeout=180):
-        """Wait until `vigilctl status --local` shows the mode (exit and entry
-        delays are not configurable yet, hence the generous timeout)."""
+        """Wait until `vigilctl status --local` shows the mode. The hub node
+        sets 5 s exit/entry delays; the timeout leaves room for slow VMs."""
         pattern = MODE[mode]
         m.wait_until_succeeds(
             f"vigilctl status --local | grep -Eiq {shlex.quote(pattern)}", timeout=timeout

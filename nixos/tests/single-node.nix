@@ -53,9 +53,9 @@ pkgs.testers.runNixOSTest {
 
       with subtest("arm away, open the front door: alarm"):
           hub.succeed("vigilctl arm away")
-          wait_mode(hub, "armedAway")  # after the exit delay
+          wait_mode(hub, "armedAway")  # after the 5 s exit delay
           hub.succeed("vigil-sensord sim set front-door open")
-          wait_mode(hub, "triggered")  # after the entry delay
+          wait_mode(hub, "triggered")  # after the 5 s entry delay
 
       with subtest("the hook got the alarm as a JSON line on its stdin"):
           hub.wait_until_succeeds("test -s /var/lib/vigil/test-hook.jsonl", timeout=60)

@@ -35,7 +35,76 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     pub cameras: Vec<CameraConfig>,
     pub hooks: Vec<HookConfig>,
+    pub alarm: AlarmConfig,
+    pub grpc: GrpcConfig,
     pub telemetry: TelemetryConfig,
+}
+
+/// The alarm's timing and options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlarmConfig {
+    /// Timing of each armed mode.
+    pub modes: BTreeMap<ArmedMode, ModeTiming>,
+    /// Beep the buzzer when a door or window opens while disarmed.
+    pub chime: bool,
+    /// Two different sensors of one double-knock group must activate within
+    /// this window to trigger.
+    pub double_knock_window: Duration,
+    /// Whether arming needs a PIN (disarming always does).
+    pub require_pin_to_arm: bool,
+}
+
+/// EN 50131 grade 2: the longest entry delay.
+pub const MAX_ENTRY_DELAY: Duration = Duration::from_secs(45);
+/// EN 50131 grade 2: the siren sounds between 2 and 15 minutes.
+pub const TRIGGER_TIME_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(120)..=Duration::from_secs(900);
+/// The longest exit delay accepted.
+pub const MAX_EXIT_DELAY: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModeTiming {
+    /// Time to leave after arming.
+    pub exit_delay: Duration,
+    /// Time to disarm after an entry-delay sensor opens.
+    pub entry_delay: Duration,
+    /// How long the siren sounds.
+    pub trigger_time: Duration,
+}
+
+impl ModeTiming {
+    /// Defaults in the spirit of Alarmo: time to leave when away, none
+    /// when staying in.
+    pub fn default_for(mode: ArmedMode) -> ModeTiming {
+        let (exit, entry) = match mode {
+            ArmedMode::Away | ArmedMode::Vacation => (60, 30),
+            ArmedMode::Home => (0, 30),
+            ArmedMode::Night | ArmedMode::Disarmed => (0, 15),
+        };
+        ModeTiming {
+            exit_delay: Duration::from_secs(exit),
+            entry_delay: Duration::from_secs(entry),
+            trigger_time: Duration::from_secs(180),
+        }
+    }
+}
+
+/// The gRPC API.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GrpcConfig {
+    pub listen: std::net::SocketAddr,
+    /// Extra names and addresses for the hub's certificate (besides
+    /// `vigil-hub`, `localhost` and the loopback addresses).
+    pub hostnames: Vec<String>,
+}
+
+/// How a sensor in an armed mode reacts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// Start the entry delay (doors people come in through).
+    EntryDelay,
+    /// Trigger at once.
+    Instant,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -86,6 +155,16 @@ pub struct SensorConfig {
     pub modes: BTreeSet<ArmedMode>,
     /// A sensor with no edge for this long is reported as a fault.
     pub supervision: Option<Duration>,
+    /// What it does when it activates in an armed mode.
+    pub response: Response,
+    /// Open at arming time: armed once it closes (instead of refusing).
+    pub arm_after_close: bool,
+    /// Open at arming time: bypassed until disarm (instead of refusing).
+    pub auto_bypass: bool,
+    /// Double-knock group: triggers only with a second sensor of the group.
+    pub double_knock: Option<String>,
+    /// A fault (silence, unavailability) triggers when armed.
+    pub trigger_on_fault: bool,
 }
 
 /// A GPIO output (relay or transistor).
@@ -101,11 +180,31 @@ pub struct OutputsConfig {
     pub buzzer: Option<OutputConfig>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a user (and a paired client) may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
-    Admin,
-    User,
+    /// Status and events only.
     Guest,
+    /// Arm, disarm, bypass, panic.
+    User,
+    /// Everything, including pairing and users.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::Guest => "guest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Admin, Role::User, Role::Guest]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -117,6 +216,9 @@ pub struct UserConfig {
     pub pin_hash_file: Option<PathBuf>,
     /// The argon2 PHC string inline (for tests and the demo).
     pub pin_hash: Option<String>,
+    /// The duress PIN: disarms as asked and raises a silent alert.
+    pub duress_pin_hash_file: Option<PathBuf>,
+    pub duress_pin_hash: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    CameraConfig, CameraSource, Config, ConfigError, GPIO_PINS, GpioBackendKind, GpioConfig,
+    AlarmConfig, GrpcConfig, MAX_ENTRY_DELAY, MAX_EXIT_DELAY, ModeTiming, Response,
+    TRIGGER_TIME_RANGE, CameraConfig, CameraSource, Config, ConfigError, GPIO_PINS, GpioBackendKind, GpioConfig,
     HookConfig, LogFormat, MAX_NAME_LEN, MAX_SENSORS, OutputConfig, OutputsConfig, Problem, Role,
     RuntimeConfig, SensorConfig, TelemetryConfig, UserConfig,
 };
@@ -28,7 +29,35 @@ pub(super) struct ConfigFile {
     cameras: Vec<CameraFile>,
     #[serde(default)]
     hooks: Vec<HookFile>,
+    alarm: Option<AlarmFile>,
+    grpc: Option<GrpcFile>,
     telemetry: Option<TelemetryFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlarmFile {
+    chime: Option<bool>,
+    double_knock_secs: Option<u64>,
+    require_pin_to_arm: Option<bool>,
+    #[serde(default)]
+    modes: BTreeMap<String, ModeFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeFile {
+    exit_delay_secs: Option<u64>,
+    entry_delay_secs: Option<u64>,
+    trigger_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrpcFile {
+    listen: Option<String>,
+    #[serde(default)]
+    hostnames: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +84,11 @@ struct SensorFile {
     debounce_ms: Option<u64>,
     modes: Option<Vec<String>>,
     supervision_secs: Option<u64>,
+    response: Option<String>,
+    arm_after_close: Option<bool>,
+    auto_bypass: Option<bool>,
+    double_knock: Option<String>,
+    trigger_on_fault: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +112,8 @@ struct UserFile {
     role: Option<String>,
     pin_hash: Option<String>,
     pin_hash_file: Option<PathBuf>,
+    duress_pin_hash: Option<String>,
+    duress_pin_hash_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +317,23 @@ impl Checker {
                 "use at least 60 (86400 suits a motion sensor in a used room)",
             );
         }
+        let response = match s.response.as_deref() {
+            None => match kind {
+                // People come in through doors; anything else is instant.
+                Some(SensorKind::Door) => Response::EntryDelay,
+                _ => Response::Instant,
+            },
+            Some("entry") => Response::EntryDelay,
+            Some("instant") => Response::Instant,
+            Some(other) => {
+                self.report(
+                    at("response"),
+                    format!("unknown response {other:?}"),
+                    "use \"entry\" (start the entry delay) or \"instant\"",
+                );
+                Response::Instant
+            }
+        };
         Some(SensorConfig {
             name: name?,
             kind: kind?,
@@ -290,7 +343,71 @@ impl Checker {
             debounce,
             modes,
             supervision,
+            response,
+            arm_after_close: s.arm_after_close.unwrap_or(false),
+            auto_bypass: s.auto_bypass.unwrap_or(false),
+            double_knock: s.double_knock,
+            trigger_on_fault: s.trigger_on_fault.unwrap_or(false),
         })
+    }
+
+    fn alarm(&mut self, a: AlarmFile) -> AlarmConfig {
+        let mut modes: BTreeMap<ArmedMode, ModeTiming> = ArmedMode::ARMED
+            .into_iter()
+            .map(|m| (m, ModeTiming::default_for(m)))
+            .collect();
+        for (name, m) in a.modes {
+            let at = |field: &str| format!("alarm.modes.{name}.{field}");
+            let Some(mode) = ArmedMode::parse(&name).filter(|m| *m != ArmedMode::Disarmed) else {
+                self.report(
+                    format!("alarm.modes.{name}"),
+                    format!("{name:?} is not an armed mode"),
+                    "use home, away, night or vacation",
+                );
+                continue;
+            };
+            let timing = modes.entry(mode).or_insert(ModeTiming::default_for(mode));
+            if let Some(s) = m.exit_delay_secs {
+                timing.exit_delay = Duration::from_secs(s);
+            }
+            if let Some(s) = m.entry_delay_secs {
+                timing.entry_delay = Duration::from_secs(s);
+            }
+            if let Some(s) = m.trigger_secs {
+                timing.trigger_time = Duration::from_secs(s);
+            }
+            let timing = *timing;
+            if timing.entry_delay > MAX_ENTRY_DELAY {
+                self.report(
+                    at("entry_delay_secs"),
+                    format!("{} s is longer than EN 50131 grade 2 allows", timing.entry_delay.as_secs()),
+                    "use at most 45",
+                );
+            }
+            if timing.exit_delay > MAX_EXIT_DELAY {
+                self.report(
+                    at("exit_delay_secs"),
+                    format!("{} s is an unusually long exit delay", timing.exit_delay.as_secs()),
+                    "use at most 300",
+                );
+            }
+            if !TRIGGER_TIME_RANGE.contains(&timing.trigger_time) {
+                self.report(
+                    at("trigger_secs"),
+                    format!(
+                        "a siren of {} s is outside EN 50131 grade 2's 2 to 15 minutes",
+                        timing.trigger_time.as_secs()
+                    ),
+                    "use 120 to 900",
+                );
+            }
+        }
+        AlarmConfig {
+            modes,
+            chime: a.chime.unwrap_or(true),
+            double_knock_window: Duration::from_secs(a.double_knock_secs.unwrap_or(30)),
+            require_pin_to_arm: a.require_pin_to_arm.unwrap_or(false),
+        }
     }
 
     fn output(&mut self, key: &str, o: Option<OutputFile>) -> Option<OutputConfig> {
@@ -331,6 +448,8 @@ impl Checker {
             role,
             pin_hash: u.pin_hash,
             pin_hash_file: u.pin_hash_file,
+            duress_pin_hash: u.duress_pin_hash,
+            duress_pin_hash_file: u.duress_pin_hash_file,
         })
     }
 
@@ -448,6 +567,21 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
         .filter_map(|(i, h)| c.hook(i, h))
         .collect();
 
+    let alarm = c.alarm(raw.alarm.unwrap_or_default());
+    let grpc_file = raw.grpc.unwrap_or_default();
+    let listen = grpc_file.listen.as_deref().unwrap_or("[::]:7443");
+    let grpc = GrpcConfig {
+        listen: listen.parse().unwrap_or_else(|_| {
+            c.report(
+                "grpc.listen",
+                format!("{listen:?} is not an address and port"),
+                "use a form like \"[::]:7443\" or \"192.168.1.10:7443\"",
+            );
+            std::net::SocketAddr::from(([0, 0, 0, 0], 7443))
+        }),
+        hostnames: grpc_file.hostnames,
+    };
+
     let t = raw.telemetry.unwrap_or_default();
     let log_format = match t.log_format.as_deref() {
         None | Some("text") => LogFormat::Text,
@@ -482,6 +616,8 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
         users,
         cameras,
         hooks,
+        alarm,
+        grpc,
         telemetry,
     })
 }
