@@ -1,10 +1,11 @@
 //! The hub: the one process every other Vigil process talks to.
 //!
-//! Owns (so far): the sensor table (it creates the region and hands it out
-//! over ipc-channel), the system slot, the bootstrap socket and the
-//! sessions of every local service, and the receiving end of the doorbell.
-//! The alarm state machine, the gRPC API, the camera server and the event
-//! log will live here too (see ARCHITECTURE.md).
+//! Owns: the sensor table (it creates the region and hands it out over
+//! ipc-channel) and its system slot, the bootstrap socket and the sessions
+//! of every local service, the receiving end of the doorbell, the alarm
+//! engine and its persisted state, the gRPC API with its CA and paired
+//! clients, and the control FIFO. The camera server and the event log will
+//! live here too (see ARCHITECTURE.md).
 //!
 //! Must never: block its async runtime (ipc-channel receives run on their
 //! own threads, the doorbell is a signalfd), trust a doorbell (the table's
@@ -16,9 +17,19 @@
 //! - `sessions`: admitted services, their message threads, and what happens
 //!   when one ends (a dead writer's table repair).
 //! - [`watcher`]: doorbells and rescans into observed changes.
+//! - [`engine`]: the alarm (vigil-alarm), users, events, status; [`persist`]
+//!   its state file.
+//! - [`grpc`]: AlarmService and AdminService; [`pki`] the CA, pairing and
+//!   the client registry.
+//! - [`control_fifo`]: `echo "arm away" > /run/vigil/control`.
 
 #![forbid(unsafe_code)]
 
+pub mod control_fifo;
+pub mod engine;
+pub mod grpc;
+pub mod persist;
+pub mod pki;
 mod sessions;
 pub mod watcher;
 
@@ -35,7 +46,16 @@ use vigil_core::config::{Config, ConfigSource};
 use vigil_ipc::doorbell::{DoorbellError, DoorbellReceiver};
 use vigil_ipc::table::{SensorTable, SlotDescriptor, TableError};
 
-use crate::sessions::{SessionEvent, Sessions};
+use tokio::sync::watch;
+use vigil_alarm::users::{User, Users};
+use vigil_alarm::{AlarmSetup, Outputs};
+use vigil_ipc::table::SystemUpdate;
+
+use crate::engine::Engine;
+use crate::grpc::{Api, ApiView, Auth};
+use crate::persist::{PersistError, StateStore};
+use crate::pki::{Pki, PkiError};
+use crate::sessions::{SessionContext, SessionEvent, Sessions};
 use crate::watcher::{Observed, Suspicious, TableWatcher};
 
 /// How often the hub rescans the table without a doorbell: the bound on how
@@ -56,8 +76,16 @@ pub enum HubError {
     Doorbell(#[from] DoorbellError),
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
-    #[error("cannot install a signal handler: {0}")]
+    #[error("cannot install a signal handler or start a thread: {0}")]
     Signal(std::io::Error),
+    #[error("{0}")]
+    Users(String),
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Grpc(#[from] grpc::GrpcError),
 }
 
 /// The table's slots for a configuration.
@@ -84,6 +112,97 @@ pub fn ensure_runtime_dir(path: &Path) -> Result<(), HubError> {
         })
 }
 
+/// Reads every user's PIN hashes (inline or from their files).
+pub fn load_users(config: &Config) -> Result<Users, HubError> {
+    let read = |user: &str, inline: &Option<String>, file: &Option<std::path::PathBuf>| match (
+        inline, file,
+    ) {
+        (Some(hash), _) => Ok(Some(hash.clone())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim().to_owned()))
+            .map_err(|e| {
+                HubError::Users(format!(
+                    "user {user}: cannot read the PIN hash file {}: {e}",
+                    path.display()
+                ))
+            }),
+        (None, None) => Ok(None),
+    };
+    let mut users = Vec::new();
+    for u in &config.users {
+        let Some(pin) = read(&u.name, &u.pin_hash, &u.pin_hash_file)? else {
+            continue;
+        };
+        let duress = read(&u.name, &u.duress_pin_hash, &u.duress_pin_hash_file)?;
+        users.push(
+            User::new(&u.name, u.role, &pin, duress.as_deref())
+                .map_err(|e| HubError::Users(e.to_string()))?,
+        );
+    }
+    if users.is_empty() {
+        warn!("no users are configured: nobody can disarm; add [[users]] to the config");
+    }
+    Ok(Users::new(users, Default::default()))
+}
+
+fn api_view(config: &Config, table: &Arc<SensorTable>) -> Arc<ApiView> {
+    Arc::new(ApiView {
+        table: Arc::clone(table),
+        setup: AlarmSetup::from_config(config),
+        users: config
+            .users
+            .iter()
+            .map(|u| {
+                let duress = u.duress_pin_hash.is_some() || u.duress_pin_hash_file.is_some();
+                (u.name.clone(), u.role, duress)
+            })
+            .collect(),
+    })
+}
+
+/// The parts of the hub the event loop drives.
+struct Hub {
+    table: Arc<SensorTable>,
+    watcher: TableWatcher,
+    sessions: Sessions,
+    engine: Engine,
+    pki: Arc<Pki>,
+    grpc_listen: std::net::SocketAddr,
+    /// What was last written to the system slot and sent to sensord.
+    written_codes: Option<(vigil_core::ArmedMode, vigil_core::AlarmState)>,
+    sent_outputs: Option<Outputs>,
+}
+
+impl Hub {
+    fn observe(&mut self, observed: Vec<Observed>) {
+        for o in observed {
+            on_sensor_change(&self.table, &o);
+            self.engine.on_sensor(o.slot, &o.reading);
+        }
+    }
+
+    /// Brings the system slot and the outputs in line with the engine.
+    fn sync(&mut self) {
+        let codes = self.engine.table_codes();
+        if self.written_codes != Some(codes) {
+            let update = SystemUpdate {
+                mode: codes.0,
+                alarm: codes.1,
+                trace: Default::default(),
+            };
+            match self.table.write_system(&update) {
+                Ok(_) => self.written_codes = Some(codes),
+                Err(e) => error!("cannot write the system slot: {e}"),
+            }
+        }
+        let outputs = self.engine.outputs();
+        if self.sent_outputs != Some(outputs) {
+            self.sessions.send_outputs(outputs);
+            self.sent_outputs = Some(outputs);
+        }
+    }
+}
+
 /// Runs the hub until `shutdown` resolves (SIGTERM in production); SIGHUP
 /// reloads the configuration from `source`. The doorbell signal must have
 /// been blocked in every thread (`vigil_ipc::doorbell::block_doorbell_signal`
@@ -94,22 +213,71 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HubError> {
     ensure_runtime_dir(&config.runtime.runtime_dir)?;
+    ensure_runtime_dir(&config.runtime.state_dir)?;
     let doorbell = DoorbellReceiver::new()?;
-    let mut table = Arc::new(SensorTable::create(
+    let table = Arc::new(SensorTable::create(
         &descriptors(&config),
         std::process::id(),
     )?);
-    let mut watcher = TableWatcher::new(table.slot_count());
+    let setup = AlarmSetup::from_config(&config);
+    let store = StateStore::new(&config.runtime.state_dir);
+    let restored = store.load(&setup)?;
+    let (engine, engine_handle, mut commands) =
+        Engine::new(setup, load_users(&config)?, store, restored);
+    let pki = Arc::new(Pki::load_or_create(
+        &config.runtime.state_dir,
+        &config.grpc.hostnames,
+    )?);
     let rendezvous =
         Rendezvous::bind(&config.runtime.hub_socket(), nix::unistd::getuid().as_raw()).await?;
-    info!(
-        socket = %rendezvous.path().display(),
-        slots = table.slot_count(),
-        "hub ready"
+
+    let (view_tx, view_rx) = watch::channel(api_view(&config, &table));
+    let listener = grpc::bind(config.grpc.listen).await?;
+    let grpc_listen = listener.local_addr().unwrap_or(config.grpc.listen);
+    let api = Api::new(
+        engine_handle.clone(),
+        view_rx,
+        Auth::Certificates(Arc::clone(&pki)),
     );
+    let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let grpc_task = tokio::spawn(grpc::serve(listener, api, async move {
+        let _ = grpc_stop_rx.await;
+    }));
+
+    let fifo = config.runtime.runtime_dir.join("control");
+    match control_fifo::ensure_fifo(&fifo) {
+        Ok(()) => {
+            control_fifo::spawn(
+                fifo,
+                engine_handle.clone(),
+                tokio::runtime::Handle::current(),
+            )
+            .map_err(HubError::Signal)?;
+        }
+        Err(e) => error!("the control FIFO is off: {e}"),
+    }
 
     let (session_tx, mut session_rx) = mpsc::unbounded_channel::<SessionEvent>();
-    let mut sessions = Sessions::new(session_tx.clone());
+    let mut hub = Hub {
+        watcher: TableWatcher::new(table.slot_count()),
+        table,
+        sessions: Sessions::new(session_tx.clone()),
+        engine,
+        pki,
+        grpc_listen,
+        written_codes: None,
+        sent_outputs: None,
+    };
+    hub.sync();
+    let (mode, alarm) = hub.engine.table_codes();
+    info!(
+        socket = %rendezvous.path().display(),
+        grpc = %grpc_listen,
+        slots = hub.table.slot_count(),
+        mode = mode.as_str(),
+        alarm = alarm.as_str(),
+        "hub ready"
+    );
     let accept_task = tokio::spawn(sessions::accept_loop(rendezvous, session_tx));
 
     let mut hangup = signal(SignalKind::hangup()).map_err(HubError::Signal)?;
@@ -118,6 +286,7 @@ pub async fn run(
     tokio::pin!(shutdown);
 
     loop {
+        let wake = hub.engine.next_wake();
         tokio::select! {
             () = &mut shutdown => break,
             received = doorbell.recv(&mut rings) => {
@@ -125,36 +294,46 @@ pub async fn run(
                     error!("cannot read the doorbell: {e}");
                     continue;
                 }
-                let (observed, suspicious) = watcher.on_rings(&table, &rings);
+                let (observed, suspicious) = hub.watcher.on_rings(&hub.table, &rings);
                 rings.clear();
                 for s in suspicious {
                     log_suspicious(&s);
                 }
-                for o in observed {
-                    on_sensor_change(&table, &o);
-                }
+                hub.observe(observed);
             }
             _ = rescan.tick() => {
-                for o in watcher.rescan(&table) {
-                    debug!(slot = o.slot, "found by the periodic rescan");
-                    on_sensor_change(&table, &o);
+                let observed = hub.watcher.rescan(&hub.table);
+                if !observed.is_empty() {
+                    debug!(count = observed.len(), "found by the periodic rescan");
                 }
+                hub.observe(observed);
             }
+            () = sleep_until(wake) => hub.engine.tick(),
+            Some(command) = commands.recv() => hub.engine.handle(command),
             Some(event) = session_rx.recv() => {
-                sessions.handle(event, &table);
+                let ctx = SessionContext {
+                    table: &hub.table,
+                    outputs: hub.engine.outputs(),
+                    pki: &hub.pki,
+                    grpc_listen: hub.grpc_listen,
+                };
+                hub.sessions.handle(event, &ctx);
             }
             _ = hangup.recv() => {
-                match source.load() {
-                    Ok(new) => {
+                match reload(&source) {
+                    Ok((new, users)) => {
                         if descriptors(&new) != descriptors(&config) {
                             info!("the sensor list changed: new table, every service rejoins");
-                            table = Arc::new(SensorTable::create(
+                            hub.table = Arc::new(SensorTable::create(
                                 &descriptors(&new),
                                 std::process::id(),
                             )?);
-                            watcher = TableWatcher::new(table.slot_count());
-                            sessions.end_all();
+                            hub.watcher = TableWatcher::new(hub.table.slot_count());
+                            hub.sessions.end_all();
+                            hub.written_codes = None;
                         }
+                        hub.engine.reconfigure(AlarmSetup::from_config(&new), users);
+                        view_tx.send_replace(api_view(&new, &hub.table));
                         config = new;
                         info!(source = %config.source, "configuration reloaded");
                     }
@@ -162,14 +341,35 @@ pub async fn run(
                 }
             }
         }
+        hub.sync();
     }
 
-    info!("hub stopping: closing the bootstrap socket and every session");
+    info!("hub stopping: closing the API, the bootstrap socket and every session");
+    let _ = grpc_stop_tx.send(());
+    match grpc_task.await {
+        Ok(Err(e)) => warn!("{e}"),
+        Err(e) => warn!("the gRPC task failed: {e}"),
+        Ok(Ok(())) => {}
+    }
     accept_task.abort();
     // The task owned the rendezvous; wait for it so the socket is removed.
     let _ = accept_task.await;
-    sessions.end_all();
+    hub.sessions.end_all();
     Ok(())
+}
+
+/// The new config and its users, or why not.
+fn reload(source: &ConfigSource) -> Result<(Config, Users), String> {
+    let config = source.load().map_err(|e| e.to_string())?;
+    let users = load_users(&config).map_err(|e| e.to_string())?;
+    Ok((config, users))
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn log_suspicious(s: &Suspicious) {

@@ -9,8 +9,24 @@ use std::collections::HashMap;
 use ipc_channel::ipc::IpcSender;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
-use vigil_bootstrap::{Admitted, HubMessage, Rendezvous, ServiceMessage, ServiceRole, Welcome};
+use vigil_alarm::Outputs;
+use vigil_bootstrap::{
+    Admitted, HubMessage, OutputCommand, OutputName, PairingCode, Rendezvous, ServiceMessage,
+    ServiceRole, Welcome,
+};
+use vigil_core::config::Role;
 use vigil_ipc::table::SensorTable;
+
+use crate::engine::now_ms;
+use crate::pki::Pki;
+
+/// What session handling needs from the rest of the hub.
+pub(crate) struct SessionContext<'a> {
+    pub(crate) table: &'a SensorTable,
+    pub(crate) outputs: Outputs,
+    pub(crate) pki: &'a Pki,
+    pub(crate) grpc_listen: std::net::SocketAddr,
+}
 
 /// What session threads and the accept loop tell the event loop.
 #[derive(Debug)]
@@ -47,7 +63,7 @@ struct Session {
     pid: u32,
     /// The service's reply channel; dropping it ends the session for the
     /// service, which then rejoins.
-    _reply: IpcSender<HubMessage>,
+    reply: IpcSender<HubMessage>,
 }
 
 pub(crate) struct Sessions {
@@ -65,15 +81,51 @@ impl Sessions {
         }
     }
 
-    pub(crate) fn handle(&mut self, event: SessionEvent, table: &SensorTable) {
+    pub(crate) fn handle(&mut self, event: SessionEvent, ctx: &SessionContext<'_>) {
         match event {
-            SessionEvent::Admitted(admitted) => self.welcome(*admitted, table),
-            SessionEvent::Message { id, message } => self.on_message(id, message),
-            SessionEvent::Ended { id } => self.ended(id, table),
+            SessionEvent::Admitted(admitted) => {
+                let id = self.welcome(*admitted, ctx.table);
+                // A sensord that (re)joins gets the outputs the alarm wants:
+                // a siren that was sounding keeps sounding.
+                if let Some(id) = id
+                    && self
+                        .live
+                        .get(&id)
+                        .is_some_and(|s| s.role == ServiceRole::Sensord)
+                {
+                    self.send_outputs(ctx.outputs);
+                }
+            }
+            SessionEvent::Message { id, message } => self.on_message(id, message, ctx),
+            SessionEvent::Ended { id } => self.ended(id, ctx.table),
         }
     }
 
-    fn welcome(&mut self, admitted: Admitted, table: &SensorTable) {
+    /// Tells sensord what the siren and buzzer should do.
+    pub(crate) fn send_outputs(&self, outputs: Outputs) {
+        for session in self
+            .live
+            .values()
+            .filter(|s| s.role == ServiceRole::Sensord)
+        {
+            for (output, on) in [
+                (OutputName::Siren, outputs.siren),
+                (OutputName::Buzzer, outputs.buzzer),
+            ] {
+                let command = OutputCommand {
+                    output,
+                    on,
+                    trace: Default::default(),
+                };
+                if session.reply.send(HubMessage::SetOutput(command)).is_err() {
+                    warn!(pid = session.pid, "sensord did not take an output command");
+                }
+            }
+        }
+    }
+
+    /// Welcomes a service; returns its session id.
+    fn welcome(&mut self, admitted: Admitted, table: &SensorTable) -> Option<u64> {
         let Admitted {
             hello,
             from_service,
@@ -87,7 +139,7 @@ impl Sessions {
             );
             warn!(pid = hello.pid, "{reason}");
             let _ = hello.reply.send(HubMessage::Refused { reason });
-            return;
+            return None;
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -102,7 +154,7 @@ impl Sessions {
         };
         if hello.reply.send(HubMessage::Welcome(welcome)).is_err() {
             warn!(pid = hello.pid, "the service left before its welcome");
-            return;
+            return None;
         }
         let events = self.events.clone();
         let spawned = std::thread::Builder::new()
@@ -117,7 +169,7 @@ impl Sessions {
             });
         if let Err(e) = spawned {
             warn!("cannot start a session thread: {e}");
-            return;
+            return None;
         }
         if hello.role == ServiceRole::Reader {
             debug!(session = id, pid = hello.pid, "reader joined");
@@ -135,12 +187,13 @@ impl Sessions {
             Session {
                 role: hello.role,
                 pid: hello.pid,
-                _reply: hello.reply,
+                reply: hello.reply,
             },
         );
+        Some(id)
     }
 
-    fn on_message(&mut self, id: u64, message: ServiceMessage) {
+    fn on_message(&mut self, id: u64, message: ServiceMessage, ctx: &SessionContext<'_>) {
         let Some(session) = self.live.get(&id) else {
             return;
         };
@@ -151,6 +204,29 @@ impl Sessions {
                 output.as_str(),
                 if on { "on" } else { "off" }
             ),
+            ServiceMessage::CreatePairingCode { role } => {
+                let Some(role) = Role::parse(&role) else {
+                    warn!(
+                        session = id,
+                        "pairing code asked for an unknown role {role:?}"
+                    );
+                    return;
+                };
+                let (code, expires_unix_ms) = ctx.pki.create_code(role, now_ms());
+                info!(
+                    pid = session.pid,
+                    role = role.as_str(),
+                    "pairing code issued to a local administrator"
+                );
+                let answer = PairingCode {
+                    code,
+                    expires_unix_ms,
+                    ca_sha256: ctx.pki.ca_sha256().to_owned(),
+                    grpc_listen: ctx.grpc_listen.to_string(),
+                    role: role.as_str().to_owned(),
+                };
+                let _ = session.reply.send(HubMessage::PairingCode(answer));
+            }
             ServiceMessage::Hello(_) | ServiceMessage::Abandon => {
                 warn!(session = id, "ignored a bootstrap message inside a session");
             }

@@ -280,7 +280,7 @@ impl HubLink {
                     Err(e) => error!("cannot drive the {}: {e}", cmd.output.as_str()),
                 }
             }
-            HubMessage::Welcome(_) | HubMessage::Refused { .. } => {
+            HubMessage::Welcome(_) | HubMessage::Refused { .. } | HubMessage::PairingCode(_) => {
                 warn!("ignored an unexpected bootstrap message from the hub")
             }
         }

@@ -86,8 +86,13 @@ pub enum TriggerCause {
 pub enum Phase {
     Disarmed,
     /// Exit delay running.
-    Arming { mode: ArmedMode, until: Millis },
-    Armed { mode: ArmedMode },
+    Arming {
+        mode: ArmedMode,
+        until: Millis,
+    },
+    Armed {
+        mode: ArmedMode,
+    },
     /// Entry delay running, started by `slot`.
     Pending {
         mode: ArmedMode,
@@ -245,7 +250,10 @@ pub enum ArmError {
     Busy(&'static str),
     /// Sensors armed in the mode are open.
     #[error("{} open; close them or arm with force to bypass them", .names.join(", "))]
-    OpenSensors { slots: Vec<usize>, names: Vec<String> },
+    OpenSensors {
+        slots: Vec<usize>,
+        names: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

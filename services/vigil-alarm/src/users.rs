@@ -3,9 +3,9 @@
 //! [`LOCKOUT_ATTEMPTS`] wrong codes in a row, every code (right ones too) is
 //! refused for [`LOCKOUT_TIME`].
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use vigil_core::config::Role;
 
 use crate::Millis;
@@ -20,7 +20,9 @@ pub const PIN_DIGITS: std::ops::RangeInclusive<usize> = 4..=12;
 pub enum UserError {
     #[error("a PIN is {min} to {max} digits", min = PIN_DIGITS.start(), max = PIN_DIGITS.end())]
     BadPin,
-    #[error("user {user}: the PIN hash is not an argon2 PHC string ({message}); make one with `vigilctl hash-pin`")]
+    #[error(
+        "user {user}: the PIN hash is not an argon2 PHC string ({message}); make one with `vigilctl hash-pin`"
+    )]
     BadHash { user: String, message: String },
     #[error("cannot hash the PIN: {0}")]
     Hash(String),
@@ -85,8 +87,11 @@ impl User {
 }
 
 fn matches(hash: &str, pin: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|h| Argon2::default().verify_password(pin.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(pin.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// The result of entering a code.
@@ -192,7 +197,10 @@ mod tests {
             users.check("9999", 0),
             CodeCheck::Valid { duress: true, .. }
         ));
-        assert_eq!(users.check("0000", 0), CodeCheck::Wrong { attempts_left: 9 });
+        assert_eq!(
+            users.check("0000", 0),
+            CodeCheck::Wrong { attempts_left: 9 }
+        );
     }
 
     #[test]

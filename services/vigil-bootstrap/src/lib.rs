@@ -37,7 +37,8 @@ use std::path::PathBuf;
 pub use client::{Session, connect};
 pub use hub::{Admitted, PendingSession, Rendezvous};
 pub use wire::{
-    Hello, HubMessage, OutputCommand, OutputName, ServiceMessage, ServiceRole, Welcome, WireTrace,
+    Hello, HubMessage, OutputCommand, OutputName, PairingCode, ServiceMessage, ServiceRole,
+    Welcome, WireTrace,
 };
 
 /// The protocol tag of the first line; bump on any change to the messages.

@@ -64,6 +64,11 @@ pub enum ServiceMessage {
         output: OutputName,
         on: bool,
     },
+    /// A local administrator (`vigilctl pair`) asks for a pairing code for
+    /// a client of `role` ("guest", "user", "admin").
+    CreatePairingCode {
+        role: String,
+    },
 }
 
 /// From the hub to a service.
@@ -76,6 +81,20 @@ pub enum HubMessage {
     },
     /// Drive an output (sensord).
     SetOutput(OutputCommand),
+    /// The answer to [`ServiceMessage::CreatePairingCode`].
+    PairingCode(PairingCode),
+}
+
+/// A one-time pairing code and what a client needs to check the hub.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PairingCode {
+    pub code: String,
+    pub expires_unix_ms: u64,
+    /// SHA-256 of the hub's CA certificate (DER), lowercase hex.
+    pub ca_sha256: String,
+    /// The gRPC listen address from the hub's config.
+    pub grpc_listen: String,
+    pub role: String,
 }
 
 /// The hub's answer to a [`Hello`].

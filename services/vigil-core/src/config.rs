@@ -437,6 +437,26 @@ buzzer = { pin = 24 }
 [[cameras]]
 name = "porch"
 source = "test"
+
+# The demo's PIN is 1234 (duress 9999). Never use these hashes for real.
+[[users]]
+name = "demo"
+role = "admin"
+pin_hash = "$argon2id$v=19$m=19456,t=2,p=1$oxxOE2wNjH6I6D1ZNVozYg$yGc3dT8qxoLmCEcHnyShfeCoSIqmin2bqt45qoAVi+c"
+duress_pin_hash = "$argon2id$v=19$m=19456,t=2,p=1$sCcCrhao0tKWJxf2S6KSeA$St0o107gtIJlSmzIO1xnFVO1x2QCUuOjaeCaw7dupk0"
+
+[alarm.modes.away]
+exit_delay_secs = 10
+entry_delay_secs = 10
+trigger_secs = 120
+
+[alarm.modes.home]
+exit_delay_secs = 0
+entry_delay_secs = 10
+trigger_secs = 120
+
+[grpc]
+listen = "127.0.0.1:7443"
 "#;
 
 /// Where a service gets its configuration: a file, or the built-in demo.

@@ -1,13 +1,18 @@
 //! vigilctl: the command-line client of Vigil.
 //!
-//! Owns: reading the hub's state for a person or a script. Today that is
-//! `status --local`, which maps the shared sensor table directly (it joins
-//! the hub over the bootstrap socket as a reader and never writes); the
-//! gRPC commands come with the API.
+//! Owns: the reference client of the gRPC API ([`remote`]: credentials,
+//! TLS, pairing), and the local views on the hub machine: `status --local`
+//! maps the shared sensor table directly, and `pair` asks the hub for a
+//! pairing code over the bootstrap socket (both need the hub's user or
+//! root).
 //!
-//! Must never: write the table or hold a session longer than one command.
+//! Must never: write the table, hold a session longer than one command,
+//! or keep a PIN anywhere.
 
 #![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod remote;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +45,28 @@ pub struct LocalStatus {
     pub created_unix_ns: u64,
     pub system: SystemReading,
     pub sensors: Vec<SensorStatus>,
+}
+
+/// Asks the local hub for a one-time pairing code for a client of `role`.
+pub fn request_pairing_code(
+    config: &Config,
+    role: &str,
+    timeout: Duration,
+) -> Result<vigil_bootstrap::PairingCode, CtlError> {
+    let session =
+        vigil_bootstrap::connect(&config.runtime.hub_socket(), ServiceRole::Reader, timeout)?;
+    session
+        .to_hub
+        .send(vigil_bootstrap::ServiceMessage::CreatePairingCode {
+            role: role.to_owned(),
+        })
+        .map_err(|_| CtlError::Bootstrap(BootstrapError::Disconnected { step: "asking" }))?;
+    match session.from_hub.try_recv_timeout(timeout) {
+        Ok(vigil_bootstrap::HubMessage::PairingCode(code)) => Ok(code),
+        _ => Err(CtlError::Bootstrap(BootstrapError::Timeout {
+            step: "waiting for a pairing code",
+        })),
+    }
 }
 
 /// Joins the hub as a reader and reads the whole table.

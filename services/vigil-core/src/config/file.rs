@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    AlarmConfig, GrpcConfig, MAX_ENTRY_DELAY, MAX_EXIT_DELAY, ModeTiming, Response,
-    TRIGGER_TIME_RANGE, CameraConfig, CameraSource, Config, ConfigError, GPIO_PINS, GpioBackendKind, GpioConfig,
-    HookConfig, LogFormat, MAX_NAME_LEN, MAX_SENSORS, OutputConfig, OutputsConfig, Problem, Role,
-    RuntimeConfig, SensorConfig, TelemetryConfig, UserConfig,
+    AlarmConfig, CameraConfig, CameraSource, Config, ConfigError, GPIO_PINS, GpioBackendKind,
+    GpioConfig, GrpcConfig, HookConfig, LogFormat, MAX_ENTRY_DELAY, MAX_EXIT_DELAY, MAX_NAME_LEN,
+    MAX_SENSORS, ModeTiming, OutputConfig, OutputsConfig, Problem, Response, Role, RuntimeConfig,
+    SensorConfig, TRIGGER_TIME_RANGE, TelemetryConfig, UserConfig,
 };
 use crate::{ArmedMode, Level, Pull, SensorKind};
 
@@ -380,14 +380,20 @@ impl Checker {
             if timing.entry_delay > MAX_ENTRY_DELAY {
                 self.report(
                     at("entry_delay_secs"),
-                    format!("{} s is longer than EN 50131 grade 2 allows", timing.entry_delay.as_secs()),
+                    format!(
+                        "{} s is longer than EN 50131 grade 2 allows",
+                        timing.entry_delay.as_secs()
+                    ),
                     "use at most 45",
                 );
             }
             if timing.exit_delay > MAX_EXIT_DELAY {
                 self.report(
                     at("exit_delay_secs"),
-                    format!("{} s is an unusually long exit delay", timing.exit_delay.as_secs()),
+                    format!(
+                        "{} s is an unusually long exit delay",
+                        timing.exit_delay.as_secs()
+                    ),
                     "use at most 300",
                 );
             }

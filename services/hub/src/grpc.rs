@@ -1,0 +1,539 @@
+//! The gRPC API (`proto/vigil/v1`): AlarmService and AdminService over TLS,
+//! plus the standard health and reflection services.
+//!
+//! Every call but `Pair`, health and reflection needs a client certificate
+//! that the hub issued at pairing; the client's role (guest < user < admin)
+//! decides what it may do. Handlers convert between proto and domain types
+//! here and nowhere else, and never touch the alarm directly: they ask the
+//! engine ([`EngineHandle`]) or read its status snapshot.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status};
+use vigil_alarm::{Actor, AlarmSetup};
+use vigil_core::config::Role;
+use vigil_core::{AlarmState, ArmedMode, SensorState};
+use vigil_ipc::table::SensorTable;
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
+use vigil_proto::v1::alarm_service_server::{AlarmService, AlarmServiceServer};
+
+use crate::engine::{Command, CommandError, EngineHandle, EventRecord, StatusSnapshot, now_ms};
+use crate::pki::{ClientIdentity, Pki};
+
+/// What the API reads besides the engine; replaced on a config reload.
+#[derive(Debug)]
+pub struct ApiView {
+    pub table: Arc<SensorTable>,
+    pub setup: AlarmSetup,
+    /// (name, role, has a duress code) of every keypad user.
+    pub users: Vec<(String, Role, bool)>,
+}
+
+/// How callers are authenticated.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// By the client certificate issued at pairing (the hub, always).
+    Certificates(Arc<Pki>),
+    /// Nobody is checked and everyone is admin: only for the plaintext
+    /// baseline of the benchmark, never in the hub.
+    OpenForBenchmarks,
+}
+
+#[derive(Clone, Debug)]
+pub struct Api {
+    engine: EngineHandle,
+    view: watch::Receiver<Arc<ApiView>>,
+    auth: Auth,
+}
+
+impl Api {
+    pub fn new(engine: EngineHandle, view: watch::Receiver<Arc<ApiView>>, auth: Auth) -> Api {
+        Api { engine, view, auth }
+    }
+
+    fn authorize<T>(&self, request: &Request<T>, need: Role) -> Result<ClientIdentity, Status> {
+        let pki = match &self.auth {
+            Auth::OpenForBenchmarks => {
+                return Ok(ClientIdentity {
+                    name: "benchmark".into(),
+                    role: Role::Admin,
+                });
+            }
+            Auth::Certificates(pki) => pki,
+        };
+        let certs = request.peer_certs().ok_or_else(|| {
+            Status::unauthenticated(
+                "no client certificate: pair this client first (run `vigilctl pair` on the hub \
+                 for a code, then `vigilctl pair --token ...` here)",
+            )
+        })?;
+        let der = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
+        let id = pki.identify(der).ok_or_else(|| {
+            Status::unauthenticated(
+                "this client's certificate is not paired with this hub (revoked, or paired with \
+                 another hub): pair it again",
+            )
+        })?;
+        if id.role < need {
+            return Err(Status::permission_denied(format!(
+                "client {} is a {} client; this needs the {} role",
+                id.name,
+                id.role.as_str(),
+                need.as_str()
+            )));
+        }
+        Ok(id)
+    }
+
+    fn actor(id: &ClientIdentity) -> Actor {
+        Actor {
+            user: None,
+            source: format!("grpc:{}", id.name),
+        }
+    }
+
+    fn status(&self) -> pb::Status {
+        to_pb_status(&self.engine.status())
+    }
+}
+
+fn to_pb_mode(mode: ArmedMode) -> pb::Mode {
+    match mode {
+        ArmedMode::Disarmed => pb::Mode::Disarmed,
+        ArmedMode::Home => pb::Mode::Home,
+        ArmedMode::Away => pb::Mode::Away,
+        ArmedMode::Night => pb::Mode::Night,
+        ArmedMode::Vacation => pb::Mode::Vacation,
+    }
+}
+
+fn from_pb_mode(mode: i32) -> Result<ArmedMode, Status> {
+    match pb::Mode::try_from(mode) {
+        Ok(pb::Mode::Home) => Ok(ArmedMode::Home),
+        Ok(pb::Mode::Away) => Ok(ArmedMode::Away),
+        Ok(pb::Mode::Night) => Ok(ArmedMode::Night),
+        Ok(pb::Mode::Vacation) => Ok(ArmedMode::Vacation),
+        _ => Err(Status::invalid_argument(
+            "mode must be MODE_HOME, MODE_AWAY, MODE_NIGHT or MODE_VACATION",
+        )),
+    }
+}
+
+fn to_pb_state(state: AlarmState) -> pb::AlarmState {
+    match state {
+        AlarmState::Idle => pb::AlarmState::Idle,
+        AlarmState::Arming => pb::AlarmState::Arming,
+        AlarmState::Pending => pb::AlarmState::Pending,
+        AlarmState::Triggered => pb::AlarmState::Triggered,
+    }
+}
+
+fn to_pb_role(role: Role) -> pb::Role {
+    match role {
+        Role::Guest => pb::Role::Guest,
+        Role::User => pb::Role::User,
+        Role::Admin => pb::Role::Admin,
+    }
+}
+
+fn ms_i64(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+fn to_pb_status(s: &StatusSnapshot) -> pb::Status {
+    pb::Status {
+        mode: to_pb_mode(s.mode) as i32,
+        state: to_pb_state(s.alarm) as i32,
+        deadline_unix_ms: s.deadline_unix_ms.map_or(0, ms_i64),
+        siren: s.outputs.siren,
+        buzzer: s.outputs.buzzer,
+        bypassed: s.bypassed.clone(),
+        open: s.open.clone(),
+        faults: s.faults.clone(),
+        locked_until_unix_ms: s.locked_until_unix_ms.map_or(0, ms_i64),
+        last_event_seq: s.last_seq,
+    }
+}
+
+pub fn to_pb_event(e: &EventRecord) -> pb::Event {
+    pb::Event {
+        seq: e.seq,
+        unix_ms: ms_i64(e.unix_ms),
+        kind: e.kind.to_owned(),
+        sensor: e.sensor.clone().unwrap_or_default(),
+        mode: to_pb_mode(e.mode) as i32,
+        state: to_pb_state(e.alarm) as i32,
+        user: e.user.clone().unwrap_or_default(),
+        source: e.source.clone(),
+        message: e.message.clone(),
+        trace_id: e.trace_id.clone().unwrap_or_default(),
+    }
+}
+
+impl From<CommandError> for Status {
+    fn from(e: CommandError) -> Status {
+        let message = e.to_string();
+        match e {
+            CommandError::WrongPin { .. } | CommandError::PinRequired => {
+                Status::permission_denied(message)
+            }
+            CommandError::LockedOut { .. } => Status::resource_exhausted(message),
+            CommandError::Arm(_) | CommandError::Bypass(_) => Status::failed_precondition(message),
+            CommandError::NoSuchSensor(_) => Status::not_found(message),
+            CommandError::ResumeTooOld { .. } => Status::out_of_range(message),
+            CommandError::Stopped => Status::unavailable(message),
+        }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AlarmService for Api {
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        self.authorize(&request, Role::Guest)?;
+        Ok(Response::new(pb::GetStatusResponse {
+            status: Some(self.status()),
+        }))
+    }
+
+    async fn arm(
+        &self,
+        request: Request<pb::ArmRequest>,
+    ) -> Result<Response<pb::ArmResponse>, Status> {
+        let id = self.authorize(&request, Role::User)?;
+        let req = request.into_inner();
+        let mode = from_pb_mode(req.mode)?;
+        let pin = (!req.pin.is_empty()).then_some(req.pin);
+        let bypassed = self
+            .engine
+            .ask(|reply| Command::Arm {
+                mode,
+                force: req.force,
+                pin,
+                by: Self::actor(&id),
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::ArmResponse {
+            status: Some(self.status()),
+            bypassed,
+        }))
+    }
+
+    async fn disarm(
+        &self,
+        request: Request<pb::DisarmRequest>,
+    ) -> Result<Response<pb::DisarmResponse>, Status> {
+        let id = self.authorize(&request, Role::User)?;
+        let pin = request.into_inner().pin;
+        let source = Self::actor(&id).source;
+        let done = self
+            .engine
+            .ask(|reply| Command::Disarm { pin, source, reply })
+            .await?;
+        Ok(Response::new(pb::DisarmResponse {
+            status: Some(self.status()),
+            user: done.user,
+        }))
+    }
+
+    async fn panic(
+        &self,
+        request: Request<pb::PanicRequest>,
+    ) -> Result<Response<pb::PanicResponse>, Status> {
+        let id = self.authorize(&request, Role::User)?;
+        self.engine
+            .ask(|reply| Command::Panic {
+                by: Self::actor(&id),
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::PanicResponse {
+            status: Some(self.status()),
+        }))
+    }
+
+    async fn bypass(
+        &self,
+        request: Request<pb::BypassRequest>,
+    ) -> Result<Response<pb::BypassResponse>, Status> {
+        let id = self.authorize(&request, Role::User)?;
+        let req = request.into_inner();
+        self.engine
+            .ask(|reply| Command::Bypass {
+                sensor: req.sensor,
+                on: req.bypass,
+                by: Self::actor(&id),
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::BypassResponse {
+            status: Some(self.status()),
+        }))
+    }
+
+    async fn list_sensors(
+        &self,
+        request: Request<pb::ListSensorsRequest>,
+    ) -> Result<Response<pb::ListSensorsResponse>, Status> {
+        self.authorize(&request, Role::Guest)?;
+        let view = Arc::clone(&self.view.borrow());
+        let status = self.engine.status();
+        let mut sensors = Vec::with_capacity(view.table.slot_count());
+        for (slot, setup) in view.setup.sensors.iter().enumerate() {
+            let reading = view
+                .table
+                .read_sensor(slot)
+                .map_err(|e| Status::internal(format!("sensor table: {e}")))?;
+            sensors.push(pb::Sensor {
+                name: setup.name.clone(),
+                kind: setup.kind.as_str().to_owned(),
+                state: reading.state.describe(setup.kind).to_owned(),
+                active: reading.state == SensorState::Active,
+                fault: reading.fault,
+                tamper: reading.tamper,
+                bypassed: status.bypassed.contains(&setup.name),
+                modes: setup.modes.iter().map(|m| to_pb_mode(*m) as i32).collect(),
+                twenty_four_hour: setup.kind.is_24_hour(),
+                change_count: reading.change_count,
+                last_change_unix_ms: ms_i64(reading.changed_unix_ns / 1_000_000),
+            });
+        }
+        Ok(Response::new(pb::ListSensorsResponse { sensors }))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        self.authorize(&request, Role::Guest)?;
+        let after_seq = request.into_inner().after_seq;
+        let subscription = self
+            .engine
+            .ask(|reply| Command::Subscribe { after_seq, reply })
+            .await?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut last = after_seq.unwrap_or(0);
+            for event in subscription.backlog {
+                last = event.seq;
+                if tx.send(Ok(to_pb_event(&event))).await.is_err() {
+                    return;
+                }
+            }
+            let mut live = subscription.live;
+            loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        last = event.seq;
+                        if tx.send(Ok(to_pb_event(&event))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let _ = tx
+                            .send(Err(Status::aborted(format!(
+                                "this watcher fell {n} events behind; resume with \
+                                 after_seq={last}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        let _ = tx
+                            .send(Err(Status::unavailable("the hub is stopping")))
+                            .await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for Api {
+    async fn pair(
+        &self,
+        request: Request<pb::PairRequest>,
+    ) -> Result<Response<pb::PairResponse>, Status> {
+        let Auth::Certificates(pki) = &self.auth else {
+            return Err(Status::unimplemented("pairing needs the TLS server"));
+        };
+        let req = request.into_inner();
+        let (certificate_pem, role) = pki
+            .pair(&req.code, &req.client_name, &req.csr_pem, now_ms())
+            .map_err(|e| match e {
+                crate::pki::PkiError::BadCode => Status::permission_denied(e.to_string()),
+                crate::pki::PkiError::BadCsr(_) | crate::pki::PkiError::BadName(_) => {
+                    Status::invalid_argument(e.to_string())
+                }
+                _ => Status::internal(e.to_string()),
+            })?;
+        tracing::info!(client = %req.client_name, role = role.as_str(), "client paired");
+        Ok(Response::new(pb::PairResponse {
+            certificate_pem,
+            ca_certificate_pem: pki.server_tls().ca_pem.clone(),
+            role: to_pb_role(role) as i32,
+        }))
+    }
+
+    async fn create_pairing_code(
+        &self,
+        request: Request<pb::CreatePairingCodeRequest>,
+    ) -> Result<Response<pb::CreatePairingCodeResponse>, Status> {
+        self.authorize(&request, Role::Admin)?;
+        let Auth::Certificates(pki) = &self.auth else {
+            return Err(Status::unimplemented("pairing needs the TLS server"));
+        };
+        let role = match pb::Role::try_from(request.into_inner().role) {
+            Ok(pb::Role::Admin) => Role::Admin,
+            Ok(pb::Role::User) => Role::User,
+            Ok(pb::Role::Guest) => Role::Guest,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "role must be guest, user or admin",
+                ));
+            }
+        };
+        let (code, expires) = pki.create_code(role, now_ms());
+        Ok(Response::new(pb::CreatePairingCodeResponse {
+            code,
+            expires_unix_ms: ms_i64(expires),
+            ca_sha256: pki.ca_sha256().to_owned(),
+        }))
+    }
+
+    async fn list_clients(
+        &self,
+        request: Request<pb::ListClientsRequest>,
+    ) -> Result<Response<pb::ListClientsResponse>, Status> {
+        self.authorize(&request, Role::Admin)?;
+        let Auth::Certificates(pki) = &self.auth else {
+            return Ok(Response::new(pb::ListClientsResponse::default()));
+        };
+        let clients = pki
+            .clients()
+            .into_iter()
+            .map(|c| pb::Client {
+                name: c.name,
+                role: Role::parse(&c.role).map_or(pb::Role::Unspecified, to_pb_role) as i32,
+                certificate_sha256: c.certificate_sha256,
+                paired_unix_ms: ms_i64(c.paired_unix_ms),
+            })
+            .collect();
+        Ok(Response::new(pb::ListClientsResponse { clients }))
+    }
+
+    async fn revoke_client(
+        &self,
+        request: Request<pb::RevokeClientRequest>,
+    ) -> Result<Response<pb::RevokeClientResponse>, Status> {
+        self.authorize(&request, Role::Admin)?;
+        let Auth::Certificates(pki) = &self.auth else {
+            return Err(Status::unimplemented("no client registry"));
+        };
+        let name = request.into_inner().name;
+        match pki.revoke(&name) {
+            Ok(true) => Ok(Response::new(pb::RevokeClientResponse {})),
+            Ok(false) => Err(Status::not_found(format!("no client named {name:?}"))),
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        self.authorize(&request, Role::Admin)?;
+        let view = Arc::clone(&self.view.borrow());
+        let users = view
+            .users
+            .iter()
+            .map(|(name, role, duress)| pb::User {
+                name: name.clone(),
+                role: to_pb_role(*role) as i32,
+                has_duress_code: *duress,
+            })
+            .collect();
+        Ok(Response::new(pb::ListUsersResponse { users }))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    #[error(
+        "cannot listen for gRPC on {addr}: {source}; is another hub running, or is grpc.listen wrong?"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Binds the API's listener.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, GrpcError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GrpcError::Bind { addr, source })
+}
+
+/// Serves the API on `listener` until `shutdown` resolves. With
+/// [`Auth::Certificates`] the server speaks TLS and asks for (but does not
+/// require, so that `Pair` works) a client certificate from the hub's CA.
+pub async fn serve(
+    listener: TcpListener,
+    api: Api,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GrpcError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AlarmServiceServer<Api>>().await;
+    health.set_serving::<AdminServiceServer<Api>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| GrpcError::Bind {
+            addr: listener
+                .local_addr()
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    let mut builder = Server::builder();
+    if let Auth::Certificates(pki) = &api.auth {
+        let tls = pki.server_tls();
+        builder = builder.tls_config(
+            ServerTlsConfig::new()
+                .identity(Identity::from_pem(&tls.chain_pem, &tls.key_pem))
+                .client_ca_root(Certificate::from_pem(&tls.ca_pem))
+                .client_auth_optional(true),
+        )?;
+    }
+    builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(AlarmServiceServer::new(api.clone()))
+        .add_service(AdminServiceServer::new(api))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
