@@ -59,10 +59,25 @@ debounce_ms = 10
 
 [outputs]
 siren = { pin = 23 }
+buzzer = { pin = 24 }
 
 [telemetry]
 log_format = "json"
 log_filter = "info"
+"#;
+
+/// The alarm for tests: PIN 2468 (duress 1357), short delays.
+pub const TEST_ALARM: &str = r#"
+[[users]]
+name = "alice"
+role = "user"
+pin_hash = "$argon2id$v=19$m=19456,t=2,p=1$V0vSInmKCPdzimuhwUUwsw$I1CZL27lla/QEjor55VWNTYHRjbEh+TcpiwAhmIy0es"
+duress_pin_hash = "$argon2id$v=19$m=19456,t=2,p=1$CHM0bAAkUc1UANGs/5vOBw$1NfyKZa5v/DFcSmmhznBsxfztlNEaSzagn31zpNWkxY"
+
+[alarm.modes.away]
+exit_delay_secs = 1
+entry_delay_secs = 2
+trigger_secs = 120
 "#;
 
 /// The directory of the workspace's built binaries: the test executable is
@@ -130,6 +145,9 @@ impl RunAs {
 #[derive(Debug)]
 pub struct Stack {
     pub root: tempfile::TempDir,
+    /// The hub's gRPC port: free when the stack was made, and the same for
+    /// its whole life, so a restarted hub is found where clients paired.
+    pub grpc_port: u16,
     pub config_path: PathBuf,
     pub run_as: RunAs,
     bin: PathBuf,
@@ -249,7 +267,11 @@ impl Stack {
             std::fs::copy(built.join(name), bin.join(name))?;
             std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))?;
         }
+        let grpc_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let stack = Stack {
+            grpc_port,
             config_path,
             run_as,
             bin,
@@ -267,12 +289,14 @@ impl Stack {
         Ok(stack)
     }
 
-    /// Replaces the config (for reload tests).
+    /// Replaces the config (for reload tests); the stack adds `[runtime]`
+    /// and `[grpc]`.
     pub fn write_config(&self, config: &str) -> Result<()> {
         let text = format!(
-            "{config}\n[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n",
+            "{config}\n[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n\n[grpc]\nlisten = \"127.0.0.1:{}\"\n",
             self.runtime_dir().display().to_string(),
             self.root.path().join("state").display().to_string(),
+            self.grpc_port,
         );
         std::fs::write(&self.config_path, text)?;
         std::fs::set_permissions(&self.config_path, std::fs::Permissions::from_mode(0o644))?;
@@ -287,6 +311,7 @@ impl Stack {
         let mut command = Command::new(self.bin.join(name));
         command.arg("--config").arg(&self.config_path);
         command.env("VIGIL_LOG_FORMAT", "json");
+        command.env("VIGIL_CREDENTIALS", self.root.path().join("credentials"));
         command.env_remove("RUST_LOG");
         self.run_as.apply(&mut command);
         command
@@ -316,6 +341,52 @@ impl Stack {
     /// Runs a command of `binary` to completion (vigilctl, `vigil-sensord sim`).
     pub fn run(&self, binary: &str, args: &[&str]) -> Result<Output> {
         Ok(self.command(binary).args(args).output()?)
+    }
+
+    /// `vigilctl ARGS` as a third process: (exit code, stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> Result<(i32, String, String)> {
+        let out = self.run("vigilctl", args)?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// `vigilctl --json ARGS`, which must succeed, as JSON.
+    pub fn ctl_json(&self, args: &[&str]) -> Result<Value> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let (code, stdout, stderr) = self.ctl(&all)?;
+        if code != 0 {
+            bail!("vigilctl {args:?} exited {code}: {stderr}");
+        }
+        Ok(serde_json::from_str(stdout.trim())?)
+    }
+
+    /// Pairs this stack's vigilctl with the hub as `role`.
+    pub fn pair_here(&self, role: &str) -> Result<()> {
+        let (code, _, stderr) = self.ctl(&["pair", "--here", "e2e", "--role", role])?;
+        if code != 0 {
+            bail!("vigilctl pair --here failed ({code}): {stderr}");
+        }
+        Ok(())
+    }
+
+    /// Polls `vigilctl --json status` until `want` holds.
+    pub fn wait_alarm(&self, what: &str, want: impl Fn(&Value) -> bool) -> Result<Value> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let last = match self.ctl_json(&["status"]) {
+                Ok(status) if want(&status) => return Ok(status),
+                Ok(status) => status.to_string(),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
+                bail!("the alarm never showed {what}; last: {last}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Drives the simulated board; fails on an `ERR` answer.
