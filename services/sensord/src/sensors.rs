@@ -150,6 +150,11 @@ mod tests {
             debounce: Duration::from_millis(50),
             modes: Default::default(),
             supervision: supervision.map(Duration::from_secs),
+            response: vigil_core::config::Response::Instant,
+            arm_after_close: false,
+            auto_bypass: false,
+            double_knock: None,
+            trigger_on_fault: false,
         }
     }
 

@@ -505,12 +505,11 @@ impl Alarm {
             return events;
         }
         match self.state.phase.clone() {
-            Phase::Disarmed => {
+            Phase::Disarmed
                 if self.setup.alarm.chime
-                    && matches!(sensor.kind, SensorKind::Door | SensorKind::Window)
-                {
-                    events.push(AlarmEvent::Chime { slot });
-                }
+                    && matches!(sensor.kind, SensorKind::Door | SensorKind::Window) =>
+            {
+                events.push(AlarmEvent::Chime { slot });
             }
             Phase::Armed { mode } if self.armed_in(slot, mode) => {
                 if let Some(group) = &sensor.double_knock

@@ -147,10 +147,12 @@ fn apply(alarm: &mut Alarm, step: Step, now: Millis) -> Vec<AlarmEvent> {
     events
 }
 
+/// Expected after a step: mode, alarm state, siren.
 type Expect = (ArmedMode, Code, bool);
+/// (seconds, step, expectation).
+type Timeline = Vec<(u64, Step, Expect)>;
 
-/// (name, timeline of (seconds, step, expected mode, alarm state, siren)).
-fn scenarios() -> Vec<(&'static str, Vec<(u64, Step, Expect)>)> {
+fn scenarios() -> Vec<(&'static str, Timeline)> {
     use ArmedMode::*;
     use Code::*;
     use Step::*;
