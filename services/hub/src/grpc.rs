@@ -12,9 +12,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::Stream;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio::sync::watch;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::{BroadcastStream, TcpListenerStream};
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use vigil_alarm::{Actor, AlarmSetup};
@@ -328,43 +329,24 @@ impl AlarmService for Api {
             .engine
             .ask(|reply| Command::Subscribe { after_seq, reply })
             .await?;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            let mut last = after_seq.unwrap_or(0);
-            for event in subscription.backlog {
+        // The backlog, then the live broadcast, converted as they go; no
+        // task or channel per watcher. Falling behind the broadcast ends
+        // the stream with ABORTED and the after_seq to resume from (tonic
+        // ends a stream at its first error).
+        let resume_from = after_seq.unwrap_or(0);
+        let backlog_last = subscription.backlog.last().map_or(resume_from, |e| e.seq);
+        let backlog = tokio_stream::iter(subscription.backlog).map(|e| Ok(to_pb_event(&e)));
+        let mut last = backlog_last;
+        let live = BroadcastStream::new(subscription.live).map(move |item| match item {
+            Ok(event) => {
                 last = event.seq;
-                if tx.send(Ok(to_pb_event(&event))).await.is_err() {
-                    return;
-                }
+                Ok(to_pb_event(&event))
             }
-            let mut live = subscription.live;
-            loop {
-                match live.recv().await {
-                    Ok(event) => {
-                        last = event.seq;
-                        if tx.send(Ok(to_pb_event(&event))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        let _ = tx
-                            .send(Err(Status::aborted(format!(
-                                "this watcher fell {n} events behind; resume with \
-                                 after_seq={last}"
-                            ))))
-                            .await;
-                        return;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        let _ = tx
-                            .send(Err(Status::unavailable("the hub is stopping")))
-                            .await;
-                        return;
-                    }
-                }
-            }
+            Err(BroadcastStreamRecvError::Lagged(n)) => Err(Status::aborted(format!(
+                "this watcher fell {n} events behind; resume with after_seq={last}"
+            ))),
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(backlog.chain(live))))
     }
 }
 

@@ -1,0 +1,281 @@
+//! The gRPC API, measured in one run:
+//!
+//! - GetStatus requests per second and latency over TLS with client
+//!   certificates (the hub's real path), beside the same server in
+//!   plaintext with no authentication (the baseline: what TLS and the
+//!   certificate check cost);
+//! - WatchEvents fan-out: 1 000 subscribers on one hub, the time from a
+//!   state change (a bypass command) until each subscriber has the event.
+//!
+//! Server and load generator share this process and the machine's cores.
+//! `cargo bench -p vigil-hub --bench api` (`-- --quick` for a short run).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::{Barrier, watch};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use vigil_alarm::users::Users;
+use vigil_alarm::{Actor, AlarmSetup};
+use vigil_core::config::{Config, Role};
+use vigil_hub::engine::{Command, Engine, EngineHandle};
+use vigil_hub::grpc::{self, Api, ApiView, Auth};
+use vigil_hub::persist::StateStore;
+use vigil_hub::pki::Pki;
+use vigil_ipc::table::{SensorTable, SlotDescriptor};
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::alarm_service_client::AlarmServiceClient;
+
+struct Setup {
+    engine: EngineHandle,
+    view: watch::Receiver<Arc<ApiView>>,
+    pki: Arc<Pki>,
+    _dir: tempfile::TempDir,
+    _view_tx: watch::Sender<Arc<ApiView>>,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = Config::demo(dir.path());
+    let alarm = AlarmSetup::from_config(&config);
+    let slots: Vec<SlotDescriptor> = config
+        .sensors
+        .iter()
+        .map(|s| SlotDescriptor {
+            name: s.name.clone(),
+            kind: s.kind,
+        })
+        .collect();
+    let table = Arc::new(SensorTable::create(&slots, std::process::id()).expect("table"));
+    std::fs::create_dir_all(&config.runtime.state_dir).expect("state dir");
+    let store = StateStore::new(&config.runtime.state_dir);
+    let (mut engine, handle, mut commands) = Engine::new(
+        alarm.clone(),
+        Users::new(Vec::new(), Default::default()),
+        store,
+        Default::default(),
+    );
+    // The engine's loop, as in the hub.
+    tokio::spawn(async move {
+        while let Some(command) = commands.recv().await {
+            engine.handle(command);
+        }
+    });
+    let (view_tx, view) = watch::channel(Arc::new(ApiView {
+        table,
+        setup: alarm,
+        users: Vec::new(),
+    }));
+    let pki = Arc::new(Pki::load_or_create(&config.runtime.state_dir, &[]).expect("pki"));
+    Setup {
+        engine: handle,
+        view,
+        pki,
+        _dir: dir,
+        _view_tx: view_tx,
+    }
+}
+
+async fn start(setup: &Setup, auth: Auth) -> String {
+    let listener = grpc::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let api = Api::new(setup.engine.clone(), setup.view.clone(), auth);
+    tokio::spawn(grpc::serve(listener, api, std::future::pending()));
+    addr
+}
+
+/// A paired client's TLS settings.
+fn client_tls(pki: &Pki) -> ClientTlsConfig {
+    let (code, _) = pki.create_code(Role::Admin, 0);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .expect("params")
+        .serialize_request(&key)
+        .expect("csr")
+        .pem()
+        .expect("pem");
+    let (cert, _) = pki.pair(&code, "bench", &csr, 0).expect("pair");
+    ClientTlsConfig::new()
+        .domain_name("vigil-hub")
+        .ca_certificate(Certificate::from_pem(&pki.server_tls().ca_pem))
+        .identity(Identity::from_pem(cert, key.serialize_pem()))
+}
+
+async fn channel(addr: &str, tls: Option<&ClientTlsConfig>) -> Channel {
+    let endpoint = match tls {
+        Some(tls) => Endpoint::from_shared(format!("https://{addr}"))
+            .expect("uri")
+            .tls_config(tls.clone())
+            .expect("tls"),
+        None => Endpoint::from_shared(format!("http://{addr}")).expect("uri"),
+    };
+    endpoint.connect().await.expect("connect")
+}
+
+/// Runs GetStatus from `connections` x `per_connection` concurrent callers
+/// for `duration`; returns (requests per second, latency histogram in us).
+async fn get_status_load(
+    addr: &str,
+    tls: Option<&ClientTlsConfig>,
+    connections: usize,
+    per_connection: usize,
+    duration: Duration,
+) -> (f64, Histogram<u64>) {
+    let mut tasks = Vec::new();
+    let start = Arc::new(Barrier::new(connections * per_connection));
+    for _ in 0..connections {
+        let channel = channel(addr, tls).await;
+        for _ in 0..per_connection {
+            let mut client = AlarmServiceClient::new(channel.clone());
+            let start = Arc::clone(&start);
+            tasks.push(tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new(3).expect("histogram");
+                start.wait().await;
+                let end = Instant::now() + duration;
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    client
+                        .get_status(pb::GetStatusRequest {})
+                        .await
+                        .expect("GetStatus");
+                    h.record(t.elapsed().as_micros() as u64).expect("record");
+                }
+                h
+            }));
+        }
+    }
+    let mut all = Histogram::<u64>::new(3).expect("histogram");
+    for t in tasks {
+        all.add(t.await.expect("task")).expect("add");
+    }
+    (all.len() as f64 / duration.as_secs_f64(), all)
+}
+
+/// 1 000 WatchEvents subscribers; `changes` bypass toggles; the latency of
+/// every delivery, in microseconds.
+async fn fan_out(
+    setup: &Setup,
+    addr: &str,
+    tls: &ClientTlsConfig,
+    subscribers: usize,
+    changes: usize,
+) -> Histogram<u64> {
+    let connections = std::env::var("FAN_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let sent: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None; changes + 1]));
+    let ready = Arc::new(Barrier::new(subscribers + 1));
+    let mut tasks = Vec::new();
+    let base = setup.engine.status().last_seq;
+    for c in 0..connections {
+        let channel = channel(addr, Some(tls)).await;
+        for _ in 0..subscribers / connections {
+            let mut client = AlarmServiceClient::new(channel.clone());
+            let (ready, sent) = (Arc::clone(&ready), Arc::clone(&sent));
+            tasks.push(tokio::spawn(async move {
+                let mut stream = client
+                    .watch_events(pb::WatchEventsRequest { after_seq: None })
+                    .await
+                    .expect("watch")
+                    .into_inner();
+                ready.wait().await;
+                let mut latencies = Vec::with_capacity(changes);
+                while latencies.len() < changes {
+                    let event = stream.message().await.expect("stream").expect("event");
+                    let at = Instant::now();
+                    let index = (event.seq - base) as usize;
+                    let sent_at = sent.lock().expect("lock")[index];
+                    if let Some(s) = sent_at {
+                        latencies.push(at.duration_since(s).as_micros() as u64);
+                    }
+                }
+                latencies
+            }));
+        }
+        let _ = c;
+    }
+    ready.wait().await;
+    // Let every stream reach the server's broadcast before the first change.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..changes {
+        let on = i % 2 == 0;
+        sent.lock().expect("lock")[i + 1] = Some(Instant::now());
+        setup
+            .engine
+            .ask(|reply| Command::Bypass {
+                sensor: "back-door".into(),
+                on,
+                by: Actor::system(),
+                reply,
+            })
+            .await
+            .expect("bypass");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut h = Histogram::<u64>::new(3).expect("histogram");
+    for t in tasks {
+        for l in t.await.expect("subscriber") {
+            h.record(l.max(1)).expect("record");
+        }
+    }
+    h
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let duration = if quick {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(8)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let setup = setup();
+        let tls_addr = start(&setup, Auth::Certificates(Arc::clone(&setup.pki))).await;
+        let plain_addr = start(&setup, Auth::OpenForBenchmarks).await;
+        let tls = client_tls(&setup.pki);
+
+        println!("Vigil gRPC benchmark ({} s of load each, 2 worker threads, client in the same process)", duration.as_secs());
+        let (plain_rps, plain) = get_status_load(&plain_addr, None, 4, 32, duration).await;
+        let (tls_rps, secure) = get_status_load(&tls_addr, Some(&tls), 4, 32, duration).await;
+        println!(
+            "{:<48} {:>10} {:>10} {:>10}",
+            "GetStatus, 4 connections x 32 in flight", "req/s", "p50 us", "p99 us"
+        );
+        println!(
+            "{:<48} {:>10.0} {:>10} {:>10}",
+            "  TLS + client certificate (the hub)",
+            tls_rps,
+            secure.value_at_quantile(0.5),
+            secure.value_at_quantile(0.99)
+        );
+        println!(
+            "{:<48} {:>10.0} {:>10} {:>10}",
+            "  plaintext, no auth (baseline)",
+            plain_rps,
+            plain.value_at_quantile(0.5),
+            plain.value_at_quantile(0.99)
+        );
+        println!("  TLS / plaintext throughput: {:.2}x (target: TLS >= 30 000 req/s)", tls_rps / plain_rps);
+
+        let changes = if quick { 20 } else { 50 };
+        let fan = fan_out(&setup, &tls_addr, &tls, 1000, changes).await;
+        println!(
+            "WatchEvents to 1 000 subscribers over TLS ({} changes, {} deliveries): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 <= 10 ms)",
+            changes,
+            fan.len(),
+            fan.value_at_quantile(0.5) as f64 / 1000.0,
+            fan.value_at_quantile(0.99) as f64 / 1000.0,
+            fan.max() as f64 / 1000.0
+        );
+    });
+}
