@@ -117,14 +117,24 @@ fn main() -> Result<()> {
             cli.root.display()
         )
     };
-    println!("\nVigil demo: a simulated house (8 sensors, a siren, a buzzer).");
+    println!("\nVigil demo: a simulated house (8 sensors, a siren, a buzzer); PIN 1234.");
     for s in &services {
         println!("  {:<14} pid {}", s.name, s.child.id());
     }
     println!("Runtime files: {}", config.runtime.runtime_dir.display());
+    println!("gRPC API: {} (TLS; pair first)", config.grpc.listen);
+    println!(
+        "Control FIFO: echo \"arm away\" > {}",
+        config.runtime.runtime_dir.join("control").display()
+    );
     println!("\nTry, in another terminal:");
-    println!("  {}", ctl("status --local"));
+    println!("  {}", ctl("pair --here me --role admin"));
+    println!("  {}", ctl("arm away"));
     println!("  {}", sim("set back-door open"));
+    println!("  {}", ctl("status"));
+    println!("  {}", ctl("disarm --pin 1234"));
+    println!("  {}", ctl("events --follow"));
+    println!("  {}", ctl("status --local"));
     println!("  {}", sim("set panic-button active"));
     println!("  {}", sim("outputs"));
     println!("  kill -9 <hub pid>   (the demo restarts it; sensord rejoins by itself)");
