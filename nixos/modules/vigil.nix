@@ -553,6 +553,10 @@ let
     # alone, and PrivateDevices=true bind-mounts both into its private /dev.
 
     Restart = "always";
+    # 69 (EX_UNAVAILABLE): a service this release does not have yet (camd,
+    # alertd, reportd say so and exit); do not restart it in a loop.
+    # 78 (EX_CONFIG): a bad config; restarting cannot fix it.
+    RestartPreventExitStatus = "69 78";
     RestartSec = "1s";
     RestartSteps = 5;
     RestartMaxDelaySec = "30s";

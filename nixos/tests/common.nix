@@ -11,19 +11,19 @@
 { pkgs }:
 
 rec {
-  # Patterns (grep -Ei) matched against `vigilctl status --local`.
-  # ASSUMED: status prints the alarm mode and one line per camera, in words.
+  # Patterns (grep -Ei) matched against `vigilctl status --local`, whose
+  # first line is "System: <mode> (<alarm state>), hub pid ..." (README).
   mode = {
-    disarmed = "disarmed";
-    armedHome = "armed[ _-]?home";
-    armedAway = "armed[ _-]?away";
-    triggered = "triggered|alarm";
+    disarmed = "^System: disarmed";
+    armedHome = "^System: home \\(idle\\)";
+    armedAway = "^System: away \\(idle\\)";
+    triggered = "\\(triggered\\)";
   };
 
   # ASSUMED commands, not yet documented by the Rust side.
   assumed = {
-    # The event log as JSON lines, oldest first.
-    events = "vigilctl events --local --json";
+    # The kept events as JSON lines, oldest first (gRPC; pair_root first).
+    events = "vigilctl --json events --after 0";
     # A daily report as text, written by reportd from its SQLite index.
     dailyReport = "vigilctl report daily --local";
   };
@@ -142,6 +142,13 @@ rec {
     MODE = ${builtins.toJSON mode}
     ASSUMED = ${builtins.toJSON assumed}
     PIN = "${pin}"
+
+
+    def pair_root(m):
+        """vigilctl's gRPC commands need a paired client: pair root on the
+        hub itself, once (README: vigilctl and pairing)."""
+        m.wait_for_open_port(7443)
+        m.succeed("test -s /root/.config/vigil/hub || vigilctl pair --here vm-root --role admin")
 
 
     def wait_mode(m, mode, timeout=180):

@@ -29,6 +29,7 @@ pkgs.testers.runNixOSTest {
       hub.start()
       hub.wait_for_unit("vigil.target")
       hub.wait_for_file("/run/vigil/sim-gpio.sock")
+      pair_root(hub)
       wait_mode(hub, "disarmed")
 
       with subtest("kill -9 the hub: systemd restarts it, sensord reconnects"):

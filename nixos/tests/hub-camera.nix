@@ -67,6 +67,7 @@ pkgs.testers.runNixOSTest {
 
       start_all()
       hub.wait_for_unit("vigil-hub.service")
+      pair_root(hub)
       hub.wait_for_open_port(7444)
       camera.wait_for_unit("vigil-camd@garage.service")
 

@@ -26,6 +26,7 @@ pkgs.testers.runNixOSTest {
       hub.wait_for_file("/run/vigil/hub.sock")
       hub.wait_for_file("/run/vigil/sim-gpio.sock")
       hub.wait_for_open_port(7443)
+      pair_root(hub)
 
       with subtest("starts disarmed"):
           wait_mode(hub, "disarmed")
