@@ -401,6 +401,7 @@ let
       "away"
       "night"
       "vacation"
+      "custom"
     ];
     alarmMode = [
       "exit_delay_secs"

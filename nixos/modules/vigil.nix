@@ -136,6 +136,7 @@ let
               "away"
               "night"
               "vacation"
+              "custom"
             ]
           )
         );
@@ -751,7 +752,7 @@ in
     };
 
     alarm = {
-      modes = lib.genAttrs [ "home" "away" "night" "vacation" ] (
+      modes = lib.genAttrs [ "home" "away" "night" "vacation" "custom" ] (
         mode:
         mkOption {
           type = types.submodule modeTimingModule;

@@ -47,7 +47,7 @@ pub fn parse(line: &str) -> Result<ControlLine, String> {
             let mode = ArmedMode::parse(mode)
                 .filter(|m| *m != ArmedMode::Disarmed)
                 .ok_or_else(|| {
-                    format!("unknown mode {mode:?}; use home, away, night or vacation")
+                    format!("unknown mode {mode:?}; use home, away, night, vacation or custom")
                 })?;
             Ok(ControlLine::Arm {
                 mode,

@@ -115,6 +115,7 @@ fn to_pb_mode(mode: ArmedMode) -> pb::Mode {
         ArmedMode::Away => pb::Mode::Away,
         ArmedMode::Night => pb::Mode::Night,
         ArmedMode::Vacation => pb::Mode::Vacation,
+        ArmedMode::Custom => pb::Mode::Custom,
     }
 }
 
@@ -124,8 +125,9 @@ fn from_pb_mode(mode: i32) -> Result<ArmedMode, Status> {
         Ok(pb::Mode::Away) => Ok(ArmedMode::Away),
         Ok(pb::Mode::Night) => Ok(ArmedMode::Night),
         Ok(pb::Mode::Vacation) => Ok(ArmedMode::Vacation),
+        Ok(pb::Mode::Custom) => Ok(ArmedMode::Custom),
         _ => Err(Status::invalid_argument(
-            "mode must be MODE_HOME, MODE_AWAY, MODE_NIGHT or MODE_VACATION",
+            "mode must be MODE_HOME, MODE_AWAY, MODE_NIGHT, MODE_VACATION or MODE_CUSTOM",
         )),
     }
 }

@@ -74,6 +74,7 @@ fn setup() -> AlarmSetup {
                 (ArmedMode::Home, timing(0, 10)),
                 (ArmedMode::Night, timing(0, 0)),
                 (ArmedMode::Vacation, timing(30, 20)),
+                (ArmedMode::Custom, timing(60, 20)),
             ]
             .into(),
             chime: true,
@@ -193,6 +194,15 @@ fn scenarios() -> Vec<(&'static str, Timeline)> {
                 (0, Arm(Home), (Home, Idle, false)),
                 (1, Open(FRONT), (Home, Pending, false)),
                 (2, Open(WINDOW), (Home, Triggered, true)),
+            ],
+        ),
+        (
+            "custom arms only the sensors that list it: motion no, window yes",
+            vec![
+                (0, Arm(Custom), (Custom, Arming, false)),
+                (60, Tick, (Custom, Idle, false)),
+                (61, Open(MOTION), (Custom, Idle, false)),
+                (62, Open(WINDOW), (Custom, Triggered, true)),
             ],
         ),
         (

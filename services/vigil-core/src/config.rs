@@ -77,7 +77,7 @@ impl ModeTiming {
     /// when staying in.
     pub fn default_for(mode: ArmedMode) -> ModeTiming {
         let (exit, entry) = match mode {
-            ArmedMode::Away | ArmedMode::Vacation => (60, 30),
+            ArmedMode::Away | ArmedMode::Vacation | ArmedMode::Custom => (60, 30),
             ArmedMode::Home => (0, 30),
             ArmedMode::Night | ArmedMode::Disarmed => (0, 15),
         };

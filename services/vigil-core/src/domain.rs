@@ -135,15 +135,18 @@ pub enum ArmedMode {
     Away,
     Night,
     Vacation,
+    /// A mode of the homeowner's own: the sensors listing `custom` are armed.
+    Custom,
 }
 
 impl ArmedMode {
     /// The modes a sensor can be armed in (every mode but disarmed).
-    pub const ARMED: [ArmedMode; 4] = [
+    pub const ARMED: [ArmedMode; 5] = [
         ArmedMode::Home,
         ArmedMode::Away,
         ArmedMode::Night,
         ArmedMode::Vacation,
+        ArmedMode::Custom,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -153,6 +156,7 @@ impl ArmedMode {
             ArmedMode::Away => "away",
             ArmedMode::Night => "night",
             ArmedMode::Vacation => "vacation",
+            ArmedMode::Custom => "custom",
         }
     }
 
@@ -170,6 +174,7 @@ impl ArmedMode {
             ArmedMode::Away => 2,
             ArmedMode::Night => 3,
             ArmedMode::Vacation => 4,
+            ArmedMode::Custom => 5,
         }
     }
 

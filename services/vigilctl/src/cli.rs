@@ -48,6 +48,7 @@ pub enum ModeArg {
     Away,
     Night,
     Vacation,
+    Custom,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -180,6 +181,7 @@ fn mode_name(mode: i32) -> &'static str {
         Ok(pb::Mode::Away) => "armed away",
         Ok(pb::Mode::Night) => "armed night",
         Ok(pb::Mode::Vacation) => "armed vacation",
+        Ok(pb::Mode::Custom) => "armed custom",
         _ => "unknown",
     }
 }
@@ -200,6 +202,7 @@ fn to_pb_mode(mode: ModeArg) -> pb::Mode {
         ModeArg::Away => pb::Mode::Away,
         ModeArg::Night => pb::Mode::Night,
         ModeArg::Vacation => pb::Mode::Vacation,
+        ModeArg::Custom => pb::Mode::Custom,
     }
 }
 

@@ -297,7 +297,7 @@ impl Checker {
                         self.report(
                             at("modes"),
                             format!("{m:?} is not an armed mode"),
-                            "list some of \"home\", \"away\", \"night\", \"vacation\"",
+                            "list some of \"home\", \"away\", \"night\", \"vacation\", \"custom\"",
                         );
                         None
                     }
@@ -362,7 +362,7 @@ impl Checker {
                 self.report(
                     format!("alarm.modes.{name}"),
                     format!("{name:?} is not an armed mode"),
-                    "use home, away, night or vacation",
+                    "use home, away, night, vacation or custom",
                 );
                 continue;
             };

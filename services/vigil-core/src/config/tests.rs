@@ -20,7 +20,7 @@ fn demo_config_is_valid() {
     assert_eq!(slot, 0);
     assert_eq!(door.pull, Pull::Up);
     assert_eq!(door.active_level, Level::High);
-    assert_eq!(door.modes.len(), 4);
+    assert_eq!(door.modes.len(), 5);
     let (_, motion) = config.sensor("hallway-motion").expect("motion");
     assert_eq!(motion.modes, [ArmedMode::Away, ArmedMode::Vacation].into());
 }
