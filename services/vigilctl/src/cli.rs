@@ -265,6 +265,23 @@ fn status_text(s: &pb::Status) -> String {
     out
 }
 
+fn print_status(json: bool, status: &pb::Status) {
+    if json {
+        println!("{}", status_json(status));
+    } else {
+        print!("{}", status_text(status));
+    }
+}
+
+pub(crate) fn role_name(role: i32) -> &'static str {
+    match pb::Role::try_from(role) {
+        Ok(pb::Role::Admin) => "admin",
+        Ok(pb::Role::User) => "user",
+        Ok(pb::Role::Guest) => "guest",
+        _ => "unknown",
+    }
+}
+
 fn event_json(e: &pb::Event) -> serde_json::Value {
     json!({
         "seq": e.seq,
@@ -344,11 +361,7 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
                 .into_inner()
                 .status
                 .unwrap_or_default();
-            if json {
-                println!("{}", status_json(&status));
-            } else {
-                print!("{}", status_text(&status));
-            }
+            print_status(json, &status);
         }
         Command::Arm { mode, force, pin } => {
             let mut hub = Hub::connect(&cli).await?;
@@ -408,11 +421,7 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
                 .await
                 .map_err(|s| hub.error(s))?;
             let status = answer.into_inner().status.unwrap_or_default();
-            if json {
-                println!("{}", status_json(&status));
-            } else {
-                print!("{}", status_text(&status));
-            }
+            print_status(json, &status);
         }
         Command::Bypass { sensor, off } => {
             let mut hub = Hub::connect(&cli).await?;
@@ -422,11 +431,7 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
             };
             let answer = hub.alarm.bypass(request).await.map_err(|s| hub.error(s))?;
             let status = answer.into_inner().status.unwrap_or_default();
-            if json {
-                println!("{}", status_json(&status));
-            } else {
-                print!("{}", status_text(&status));
-            }
+            print_status(json, &status);
         }
         Command::Sensors => {
             let mut hub = Hub::connect(&cli).await?;
@@ -601,7 +606,7 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
                 .await
                 .map_err(|s| hub.error(s))?;
             for c in answer.into_inner().clients {
-                let role = pb::Role::try_from(c.role).map_or("?", |r| r.as_str_name());
+                let role = role_name(c.role);
                 if json {
                     println!(
                         "{}",
@@ -628,7 +633,7 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
                 .await
                 .map_err(|s| hub.error(s))?;
             for u in answer.into_inner().users {
-                let role = pb::Role::try_from(u.role).map_or("?", |r| r.as_str_name());
+                let role = role_name(u.role);
                 if json {
                     println!(
                         "{}",

@@ -358,13 +358,7 @@ pub async fn pair(creds: &Credentials, token: &Token, name: &str) -> Result<Stri
     creds.write("client.pem", &answer.certificate_pem, 0o644)?;
     creds.write("ca.pem", &answer.ca_certificate_pem, 0o644)?;
     creds.write("hub", &format!("{}\n", token.hub), 0o644)?;
-    Ok(match pb::Role::try_from(answer.role) {
-        Ok(pb::Role::Admin) => "admin",
-        Ok(pb::Role::User) => "user",
-        Ok(pb::Role::Guest) => "guest",
-        _ => "unknown",
-    }
-    .to_owned())
+    Ok(crate::cli::role_name(answer.role).to_owned())
 }
 
 /// The terminal rendering of a QR code of `text`.
