@@ -161,6 +161,13 @@ pub struct Service {
     pub log: PathBuf,
 }
 
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Leave no queue behind in the global namespace.
+        let _ = nix::mqueue::mq_unlink(self.alert_queue().as_str());
+    }
+}
+
 impl Service {
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -263,7 +270,7 @@ impl Stack {
         // Copies of the binaries: the build tree may not be readable by an
         // unprivileged user (a checkout under /root).
         let built = bin_dir()?;
-        for name in ["vigil-hub", "vigil-sensord", "vigilctl"] {
+        for name in ["vigil-hub", "vigil-sensord", "vigil-alertd", "vigilctl"] {
             std::fs::copy(built.join(name), bin.join(name))?;
             std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))?;
         }
@@ -292,15 +299,34 @@ impl Stack {
     /// Replaces the config (for reload tests); the stack adds `[runtime]`
     /// and `[grpc]`.
     pub fn write_config(&self, config: &str) -> Result<()> {
-        let text = format!(
+        let mut text = format!(
             "{config}\n[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n\n[grpc]\nlisten = \"127.0.0.1:{}\"\n",
             self.runtime_dir().display().to_string(),
             self.root.path().join("state").display().to_string(),
             self.grpc_port,
         );
+        // Queue names are global: one per stack. Eight messages fit the
+        // kernel's default fs.mqueue.msg_max (10) for unprivileged runs.
+        if !config.contains("[alerts]") {
+            text.push_str(&format!(
+                "\n[alerts]\nqueue = {:?}\ndepth = 8\n",
+                self.alert_queue()
+            ));
+        }
         std::fs::write(&self.config_path, text)?;
         std::fs::set_permissions(&self.config_path, std::fs::Permissions::from_mode(0o644))?;
         Ok(())
+    }
+
+    /// This stack's alert queue name.
+    pub fn alert_queue(&self) -> String {
+        let suffix = self
+            .root
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("/{suffix}")
     }
 
     pub fn runtime_dir(&self) -> PathBuf {
@@ -317,7 +343,8 @@ impl Stack {
         command
     }
 
-    /// Starts `vigil-hub` or `vigil-sensord`; each start gets a new log file.
+    /// Starts a service (`vigil-hub`, `vigil-sensord`, `vigil-alertd`); each
+    /// start gets a new log file.
     pub fn start(&self, name: &'static str) -> Result<Service> {
         let mut n = 0;
         let log = loop {

@@ -1,12 +1,282 @@
 //! alertd: alerts into notifications.
 //!
-//! Will own: the receiving end of the hub's POSIX message queue (priorities
-//! alarm > tamper > fault > info), dedupe and cooldown, hook programs fed
-//! JSON lines on their stdin through pipes, and webhooks (ntfy-compatible).
+//! Owns: the reading end of the hub's POSIX alert queue, dedupe (by the
+//! alert's id) and a cooldown per source, the hook programs (each a
+//! long-lived child fed JSON lines on its stdin through a pipe, see
+//! [`hooks`]), the webhook ([`webhook`]), and telling the hub which alerts
+//! are delivered (over its ipc-channel session, [`link`]).
 //!
-//! Must never: let one slow or dead hook delay another.
+//! Must never: let one slow, hung or crashing hook delay another or the
+//! webhook (each has its own task and queue), or lose an alarm-priority
+//! alert: an alert is reported delivered only once every hook has it on its
+//! stdin and the webhook has answered (or been given up on), and the hub
+//! posts undelivered ones again when alertd rejoins.
 
 #![forbid(unsafe_code)]
 
-/// What this service will do, printed by its binary until it is built.
-pub const PLANNED: &str = "read alerts from the hub's POSIX message queue and deliver them to hook programs (JSON lines on a pipe) and webhooks";
+pub mod hooks;
+mod link;
+pub mod webhook;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+use vigil_alerts::AlertMessage;
+use vigil_core::config::{AlertPriority, Config};
+use vigil_ipc::mqueue::{MessageQueue, QueueError};
+
+/// Ids remembered for dedupe.
+const RECENT_IDS: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertdError {
+    #[error("the alert queue: {0}")]
+    Queue(#[from] QueueError),
+    #[error("the webhook: {0}")]
+    Webhook(String),
+}
+
+/// Counts the deliveries of one alert still outstanding; the last one
+/// reports the alert delivered to the hub.
+#[derive(Debug)]
+pub struct Completion {
+    id: String,
+    remaining: AtomicUsize,
+    delivered: mpsc::UnboundedSender<String>,
+}
+
+impl Completion {
+    /// One delivery (a hook or the webhook) is done, or given up on.
+    pub fn complete(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _ = self.delivered.send(self.id.clone());
+        }
+    }
+}
+
+/// One alert on its way to one destination.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub alert: Arc<AlertMessage>,
+    pub done: Arc<Completion>,
+}
+
+/// Remembers recent ids and the last delivery per source.
+#[derive(Debug, Default)]
+struct Filter {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+    last_by_source: HashMap<(String, String), u64>,
+}
+
+impl Filter {
+    /// Why `alert` should not be delivered, if it should not.
+    fn reject(&mut self, alert: &AlertMessage, cooldown_ms: u64) -> Option<String> {
+        if self.ids.contains(&alert.id) {
+            return Some("a repeat of an alert already delivered".into());
+        }
+        self.ids.insert(alert.id.clone());
+        self.order.push_back(alert.id.clone());
+        if self.order.len() > RECENT_IDS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        // The cooldown is per sensor and kind; alarms always go through.
+        let sensor = alert.sensor.as_ref()?;
+        if alert.priority() == AlertPriority::Alarm {
+            return None;
+        }
+        let key = (alert.kind.clone(), sensor.clone());
+        let last = self.last_by_source.insert(key, alert.unix_ms);
+        match last {
+            Some(t) if alert.unix_ms.saturating_sub(t) < cooldown_ms => Some(format!(
+                "{} on {sensor} again within the {} s cooldown",
+                alert.kind,
+                cooldown_ms / 1000
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Runs alertd until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AlertdError> {
+    let queue = MessageQueue::open(
+        &config.alerts.queue,
+        config.alerts.depth,
+        config.alerts.msg_size,
+    )?;
+    let (delivered_tx, delivered_rx) = mpsc::unbounded_channel::<String>();
+    let link = tokio::spawn(link::run(config.runtime.hub_socket(), delivered_rx));
+
+    let mut destinations: Vec<(String, mpsc::Sender<Delivery>)> = Vec::new();
+    let mut runners = Vec::new();
+    for hook in &config.hooks {
+        let (tx, rx) = mpsc::channel(1024);
+        runners.push(tokio::spawn(hooks::run(
+            hook.clone(),
+            rx,
+            config.alerts.hook_timeout,
+        )));
+        destinations.push((format!("hook {}", hook.name), tx));
+    }
+    let min_webhook = config.webhook.as_ref().map(|w| w.min_priority);
+    let webhook_tx = match &config.webhook {
+        Some(w) => {
+            let (tx, rx) = mpsc::channel(1024);
+            let sender = webhook::Webhook::new(w).map_err(AlertdError::Webhook)?;
+            runners.push(tokio::spawn(sender.run(rx)));
+            Some(tx)
+        }
+        None => None,
+    };
+    info!(
+        queue = %config.alerts.queue,
+        hooks = config.hooks.len(),
+        webhook = config.webhook.is_some(),
+        "alertd ready"
+    );
+
+    let cooldown_ms = config.alerts.cooldown.as_millis() as u64;
+    let mut filter = Filter::default();
+    tokio::pin!(shutdown);
+    loop {
+        let received = tokio::select! {
+            () = &mut shutdown => break,
+            r = queue.recv() => r,
+        };
+        let (_priority, bytes) = match received {
+            Ok(m) => m,
+            Err(e) => {
+                error!("cannot read the alert queue: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let alert = match AlertMessage::decode(&bytes) {
+            Ok(a) => Arc::new(a),
+            Err(e) => {
+                warn!("dropped a message from the alert queue: {e}");
+                continue;
+            }
+        };
+        if let Some(why) = filter.reject(&alert, cooldown_ms) {
+            debug!(id = %alert.id, "not delivered: {why}");
+            // Still "delivered" for the hub: it need not post it again.
+            let _ = delivered_tx.send(alert.id.clone());
+            continue;
+        }
+        let to_webhook = webhook_tx
+            .as_ref()
+            .filter(|_| min_webhook.is_some_and(|m| alert.priority() >= m));
+        let count = destinations.len() + usize::from(to_webhook.is_some());
+        info!(
+            id = %alert.id,
+            priority = %alert.priority,
+            kind = %alert.kind,
+            destinations = count,
+            trace_id = alert.trace_id.as_deref().unwrap_or(""),
+            "alert: {}",
+            alert.title
+        );
+        let done = Arc::new(Completion {
+            id: alert.id.clone(),
+            remaining: AtomicUsize::new(count.max(1)),
+            delivered: delivered_tx.clone(),
+        });
+        if count == 0 {
+            done.complete();
+            continue;
+        }
+        let delivery = Delivery {
+            alert: Arc::clone(&alert),
+            done,
+        };
+        for (name, tx) in destinations
+            .iter()
+            .map(|(n, t)| (n.as_str(), t))
+            .chain(to_webhook.map(|t| ("the webhook", t)))
+        {
+            // A full per-destination queue means that destination is stuck;
+            // the others must not wait for it.
+            if let Err(mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d)) =
+                tx.try_send(delivery.clone())
+            {
+                warn!(id = %alert.id, "{name} is 1024 alerts behind or gone; this alert skips it");
+                d.done.complete();
+            }
+        }
+    }
+
+    info!("alertd stopping: closing the hooks' input");
+    drop(destinations);
+    drop(webhook_tx);
+    for runner in runners {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), runner).await;
+    }
+    link.abort();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(id: &str, priority: &str, sensor: Option<&str>, at: u64) -> AlertMessage {
+        AlertMessage {
+            id: id.into(),
+            priority: priority.into(),
+            kind: "fault".into(),
+            title: "t".into(),
+            message: "m".into(),
+            sensor: sensor.map(Into::into),
+            unix_ms: at,
+            trace_id: None,
+        }
+    }
+
+    #[test]
+    fn repeats_are_dropped_and_a_source_cools_down_but_alarms_never() {
+        let mut f = Filter::default();
+        assert!(
+            f.reject(&alert("1", "fault", Some("door"), 0), 60_000)
+                .is_none()
+        );
+        assert!(
+            f.reject(&alert("1", "fault", Some("door"), 0), 60_000)
+                .is_some()
+        );
+        assert!(
+            f.reject(&alert("2", "fault", Some("door"), 1_000), 60_000)
+                .is_some()
+        );
+        assert!(
+            f.reject(&alert("3", "fault", Some("door"), 70_000), 60_000)
+                .is_none()
+        );
+        assert!(
+            f.reject(&alert("4", "fault", Some("window"), 70_001), 60_000)
+                .is_none()
+        );
+        assert!(
+            f.reject(&alert("5", "alarm", Some("door"), 70_002), 60_000)
+                .is_none()
+        );
+        assert!(
+            f.reject(&alert("6", "alarm", Some("door"), 70_003), 60_000)
+                .is_none()
+        );
+        assert!(
+            f.reject(&alert("7", "info", None, 70_004), 60_000)
+                .is_none()
+        );
+        assert!(
+            f.reject(&alert("8", "info", None, 70_005), 60_000)
+                .is_none()
+        );
+    }
+}

@@ -36,7 +36,7 @@ struct Cli {
 
 /// The services the demo runs, in start order. Any order works (each
 /// rejoins the hub by itself); this one just makes the first screen tidy.
-const SERVICES: [&str; 2] = ["vigil-hub", "vigil-sensord"];
+const SERVICES: [&str; 3] = ["vigil-hub", "vigil-sensord", "vigil-alertd"];
 
 /// The simulated house's day: (seconds into the cycle, command).
 const SCHEDULE: [(u64, &str); 6] = [

@@ -21,6 +21,8 @@ use vigil_alarm::{
     Actor, Alarm, AlarmEvent, AlarmSetup, ArmError, BypassError, Live, Millis, Outputs,
     TriggerCause,
 };
+use vigil_alerts::AlertMessage;
+use vigil_core::config::AlertPriority;
 use vigil_core::{AlarmState, ArmedMode, SensorState};
 use vigil_ipc::table::SensorReading;
 
@@ -177,6 +179,24 @@ pub struct Engine {
     status: watch::Sender<Arc<StatusSnapshot>>,
     chime_until: Option<Instant>,
     siren_test_until: Option<Instant>,
+    /// Alerts made since the hub's loop last took them.
+    alerts: Vec<AlertMessage>,
+    /// Numbers alerts for their ids: `<boot ms in hex>-<n>`.
+    alert_counter: u64,
+    boot_ms: Millis,
+}
+
+/// Which events become alerts, and how urgent.
+fn alert_priority(kind: &str) -> Option<AlertPriority> {
+    match kind {
+        "triggered" | "duress" => Some(AlertPriority::Alarm),
+        "tamper" | "lockout" => Some(AlertPriority::Tamper),
+        "fault" => Some(AlertPriority::Fault),
+        "entry_delay" | "arming" | "armed" | "disarmed" | "fault_cleared" | "siren_timed_out" => {
+            Some(AlertPriority::Info)
+        }
+        _ => None,
+    }
 }
 
 impl Engine {
@@ -215,6 +235,9 @@ impl Engine {
             status,
             chime_until: None,
             siren_test_until: None,
+            alerts: Vec::new(),
+            alert_counter: 0,
+            boot_ms: now_ms(),
         };
         engine.publish_status();
         let handle = EngineHandle {
@@ -562,11 +585,18 @@ impl Engine {
                     ),
                     AlarmEvent::Duress { by } => {
                         // Silent: never in the stream a watcher may see; the
-                        // log (and, later, the alert queue) carries it.
+                        // log and the alert queue carry it.
                         warn!(
                             user = ?by.user,
                             source = %by.source,
                             "DURESS code used: disarmed as asked; silent alert raised"
+                        );
+                        self.alert(
+                            "duress",
+                            "Duress code used".into(),
+                            format!("disarmed under duress by {}", Self::describe_actor(by)),
+                            None,
+                            None,
                         );
                         continue;
                     }
@@ -684,7 +714,55 @@ impl Engine {
         self.publish_status();
     }
 
+    /// Makes an alert for the hub to post.
+    fn alert(
+        &mut self,
+        kind: &str,
+        title: String,
+        message: String,
+        sensor: Option<String>,
+        trace_id: Option<String>,
+    ) {
+        let Some(priority) = alert_priority(kind) else {
+            return;
+        };
+        self.alert_counter += 1;
+        self.alerts.push(AlertMessage {
+            id: format!("{:x}-{}", self.boot_ms, self.alert_counter),
+            priority: priority.as_str().to_owned(),
+            kind: kind.to_owned(),
+            title,
+            message,
+            sensor,
+            unix_ms: now_ms(),
+            trace_id,
+        });
+    }
+
+    /// The alerts made since the last call.
+    pub fn drain_alerts(&mut self) -> Vec<AlertMessage> {
+        std::mem::take(&mut self.alerts)
+    }
+
     fn push(&mut self, mut record: EventRecord) {
+        if alert_priority(record.kind).is_some() {
+            let title = match record.kind {
+                "triggered" => record
+                    .message
+                    .split(';')
+                    .next()
+                    .unwrap_or("ALARM")
+                    .to_owned(),
+                _ => record.message.clone(),
+            };
+            self.alert(
+                record.kind,
+                title,
+                record.message.clone(),
+                record.sensor.clone(),
+                record.trace_id.clone(),
+            );
+        }
         self.seq += 1;
         record.seq = self.seq;
         let record = Arc::new(record);

@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod control_fifo;
 pub mod engine;
 pub mod grpc;
@@ -51,11 +52,12 @@ use vigil_alarm::users::{User, Users};
 use vigil_alarm::{AlarmSetup, Outputs};
 use vigil_ipc::table::SystemUpdate;
 
+use crate::alerts::AlertPoster;
 use crate::engine::Engine;
 use crate::grpc::{Api, ApiView, Auth};
 use crate::persist::{PersistError, StateStore};
 use crate::pki::{Pki, PkiError};
-use crate::sessions::{SessionContext, SessionEvent, Sessions};
+use crate::sessions::{SessionAction, SessionContext, SessionEvent, Sessions};
 use crate::watcher::{Observed, Suspicious, TableWatcher};
 
 /// How often the hub rescans the table without a doorbell: the bound on how
@@ -86,6 +88,8 @@ pub enum HubError {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Grpc(#[from] grpc::GrpcError),
+    #[error("the alert queue: {0}")]
+    Alerts(#[from] vigil_ipc::mqueue::QueueError),
 }
 
 /// The table's slots for a configuration.
@@ -166,6 +170,7 @@ struct Hub {
     watcher: TableWatcher,
     sessions: Sessions,
     engine: Engine,
+    alerts: AlertPoster,
     pki: Arc<Pki>,
     grpc_listen: std::net::SocketAddr,
     /// What was last written to the system slot and sent to sensord.
@@ -200,6 +205,11 @@ impl Hub {
             self.sessions.send_outputs(outputs);
             self.sent_outputs = Some(outputs);
         }
+        let alerts = self.engine.drain_alerts();
+        if !alerts.is_empty() {
+            self.alerts.push(alerts);
+            self.alerts.flush();
+        }
     }
 }
 
@@ -224,6 +234,9 @@ pub async fn run(
     let restored = store.load(&setup)?;
     let (engine, engine_handle, mut commands) =
         Engine::new(setup, load_users(&config)?, store, restored);
+    // Before anything else listens: an unprivileged hub whose kernel limits
+    // are too small for the alert queue stops here, saying what to set.
+    let alerts = AlertPoster::open(&config.alerts)?;
     let pki = Arc::new(Pki::load_or_create(
         &config.runtime.state_dir,
         &config.grpc.hostnames,
@@ -263,6 +276,7 @@ pub async fn run(
         table,
         sessions: Sessions::new(session_tx.clone()),
         engine,
+        alerts,
         pki,
         grpc_listen,
         written_codes: None,
@@ -309,6 +323,7 @@ pub async fn run(
                 hub.observe(observed);
             }
             () = sleep_until(wake) => hub.engine.tick(),
+            () = hub.alerts.writable(), if hub.alerts.waiting() => hub.alerts.flush(),
             Some(command) = commands.recv() => hub.engine.handle(command),
             Some(event) = session_rx.recv() => {
                 let ctx = SessionContext {
@@ -317,7 +332,11 @@ pub async fn run(
                     pki: &hub.pki,
                     grpc_listen: hub.grpc_listen,
                 };
-                hub.sessions.handle(event, &ctx);
+                match hub.sessions.handle(event, &ctx) {
+                    Some(SessionAction::AlertdJoined) => hub.alerts.repost_in_flight(),
+                    Some(SessionAction::AlertDelivered(id)) => hub.alerts.delivered(&id),
+                    None => {}
+                }
             }
             _ = hangup.recv() => {
                 match reload(&source) {

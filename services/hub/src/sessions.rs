@@ -20,6 +20,15 @@ use vigil_ipc::table::SensorTable;
 use crate::engine::now_ms;
 use crate::pki::Pki;
 
+/// What a session event asks of the rest of the hub.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SessionAction {
+    /// An alertd joined: post undelivered alerts again.
+    AlertdJoined,
+    /// alertd delivered this alert.
+    AlertDelivered(String),
+}
+
 /// What session handling needs from the rest of the hub.
 pub(crate) struct SessionContext<'a> {
     pub(crate) table: &'a SensorTable,
@@ -81,23 +90,40 @@ impl Sessions {
         }
     }
 
-    pub(crate) fn handle(&mut self, event: SessionEvent, ctx: &SessionContext<'_>) {
+    pub(crate) fn handle(
+        &mut self,
+        event: SessionEvent,
+        ctx: &SessionContext<'_>,
+    ) -> Option<SessionAction> {
         match event {
             SessionEvent::Admitted(admitted) => {
-                let id = self.welcome(*admitted, ctx.table);
-                // A sensord that (re)joins gets the outputs the alarm wants:
-                // a siren that was sounding keeps sounding.
-                if let Some(id) = id
-                    && self
-                        .live
-                        .get(&id)
-                        .is_some_and(|s| s.role == ServiceRole::Sensord)
-                {
-                    self.send_outputs(ctx.outputs);
+                let id = self.welcome(*admitted, ctx.table)?;
+                match self.live.get(&id).map(|s| s.role) {
+                    // A sensord that (re)joins gets the outputs the alarm
+                    // wants: a siren that was sounding keeps sounding.
+                    Some(ServiceRole::Sensord) => {
+                        self.send_outputs(ctx.outputs);
+                        None
+                    }
+                    Some(ServiceRole::Alertd) => Some(SessionAction::AlertdJoined),
+                    _ => None,
                 }
             }
-            SessionEvent::Message { id, message } => self.on_message(id, message, ctx),
-            SessionEvent::Ended { id } => self.ended(id, ctx.table),
+            SessionEvent::Message {
+                id,
+                message: ServiceMessage::AlertDelivered { id: alert },
+            } => self
+                .live
+                .contains_key(&id)
+                .then_some(SessionAction::AlertDelivered(alert)),
+            SessionEvent::Message { id, message } => {
+                self.on_message(id, message, ctx);
+                None
+            }
+            SessionEvent::Ended { id } => {
+                self.ended(id, ctx.table);
+                None
+            }
         }
     }
 
@@ -227,7 +253,9 @@ impl Sessions {
                 };
                 let _ = session.reply.send(HubMessage::PairingCode(answer));
             }
-            ServiceMessage::Hello(_) | ServiceMessage::Abandon => {
+            ServiceMessage::Hello(_)
+            | ServiceMessage::Abandon
+            | ServiceMessage::AlertDelivered { .. } => {
                 warn!(session = id, "ignored a bootstrap message inside a session");
             }
         }

@@ -69,6 +69,10 @@ pub enum ServiceMessage {
     CreatePairingCode {
         role: String,
     },
+    /// alertd delivered the alert with this id to every hook and webhook.
+    AlertDelivered {
+        id: String,
+    },
 }
 
 /// From the hub to a service.

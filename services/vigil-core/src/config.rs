@@ -37,6 +37,8 @@ pub struct Config {
     pub hooks: Vec<HookConfig>,
     pub alarm: AlarmConfig,
     pub grpc: GrpcConfig,
+    pub alerts: AlertsConfig,
+    pub webhook: Option<WebhookConfig>,
     pub telemetry: TelemetryConfig,
 }
 
@@ -87,6 +89,76 @@ impl ModeTiming {
             trigger_time: Duration::from_secs(180),
         }
     }
+}
+
+/// How urgent an alert is; the alert queue delivers higher first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertPriority {
+    Info,
+    Fault,
+    Tamper,
+    /// Alarms and duress.
+    Alarm,
+}
+
+impl AlertPriority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertPriority::Info => "info",
+            AlertPriority::Fault => "fault",
+            AlertPriority::Tamper => "tamper",
+            AlertPriority::Alarm => "alarm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertPriority> {
+        [
+            AlertPriority::Info,
+            AlertPriority::Fault,
+            AlertPriority::Tamper,
+            AlertPriority::Alarm,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+}
+
+/// The alert path: the POSIX queue from the hub to alertd, and alertd's
+/// handling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertsConfig {
+    /// The queue's name (one global namespace: make it unique per install).
+    pub queue: String,
+    /// Messages the queue holds (needs fs.mqueue.msg_max at least this).
+    pub depth: i64,
+    /// The largest alert, in bytes (needs fs.mqueue.msgsize_max).
+    pub msg_size: i64,
+    /// The same source (kind and sensor) is not repeated within this, but
+    /// alarm-priority alerts always are.
+    pub cooldown: Duration,
+    /// How long a hook may take to take one alert before it is restarted.
+    pub hook_timeout: Duration,
+}
+
+/// Where alertd posts alerts over HTTP.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub format: WebhookFormat,
+    pub min_priority: AlertPriority,
+    pub timeout: Duration,
+    /// A file holding a secret: the body's HMAC-SHA256 goes in
+    /// `X-Vigil-Signature`.
+    pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// The alert as a JSON object.
+    Json,
+    /// ntfy's format: the message as the body, title, priority and tags as
+    /// headers.
+    Ntfy,
 }
 
 /// The gRPC API.
@@ -457,6 +529,19 @@ trigger_secs = 120
 
 [grpc]
 listen = "127.0.0.1:7443"
+
+# Eight messages fit the kernel's default fs.mqueue.msg_max, so the demo
+# also runs unprivileged.
+[alerts]
+queue = "/vigil-demo-alerts"
+depth = 8
+
+# A hook that writes each alert it reads on its stdin to its stderr, which
+# alertd logs.
+[[hooks]]
+name = "print"
+command = "/bin/sh"
+args = ["-c", "while read -r alert; do echo \"$alert\" >&2; done"]
 "#;
 
 /// Where a service gets its configuration: a file, or the built-in demo.

@@ -5,6 +5,7 @@
 //!   plus a system slot; readers never block (a seqlock per slot); writers
 //!   in any process are serialised by a process-shared semaphore that lives
 //!   inside the region itself.
+//! - [`mqueue`]: a POSIX message queue with priorities, pollable in tokio.
 //! - [`process`]: process-wide settings that must precede every thread.
 //! - [`doorbell`]: the "slot k changed" wake-up, a queued real-time signal
 //!   whose value is the slot index, received by the hub through a signalfd
@@ -20,6 +21,7 @@
 //! misread data.
 
 pub mod doorbell;
+pub mod mqueue;
 pub mod process;
 pub mod table;
 

@@ -8,10 +8,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    AlarmConfig, CameraConfig, CameraSource, Config, ConfigError, GPIO_PINS, GpioBackendKind,
-    GpioConfig, GrpcConfig, HookConfig, LogFormat, MAX_ENTRY_DELAY, MAX_EXIT_DELAY, MAX_NAME_LEN,
-    MAX_SENSORS, ModeTiming, OutputConfig, OutputsConfig, Problem, Response, Role, RuntimeConfig,
-    SensorConfig, TRIGGER_TIME_RANGE, TelemetryConfig, UserConfig,
+    AlarmConfig, AlertPriority, AlertsConfig, CameraConfig, CameraSource, Config, ConfigError,
+    GPIO_PINS, GpioBackendKind, GpioConfig, GrpcConfig, HookConfig, LogFormat, MAX_ENTRY_DELAY,
+    MAX_EXIT_DELAY, MAX_NAME_LEN, MAX_SENSORS, ModeTiming, OutputConfig, OutputsConfig, Problem,
+    Response, Role, RuntimeConfig, SensorConfig, TRIGGER_TIME_RANGE, TelemetryConfig, UserConfig,
+    WebhookConfig, WebhookFormat,
 };
 use crate::{ArmedMode, Level, Pull, SensorKind};
 
@@ -31,6 +32,8 @@ pub(super) struct ConfigFile {
     hooks: Vec<HookFile>,
     alarm: Option<AlarmFile>,
     grpc: Option<GrpcFile>,
+    alerts: Option<AlertsFile>,
+    webhook: Option<WebhookFile>,
     telemetry: Option<TelemetryFile>,
 }
 
@@ -50,6 +53,26 @@ struct ModeFile {
     exit_delay_secs: Option<u64>,
     entry_delay_secs: Option<u64>,
     trigger_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsFile {
+    queue: Option<String>,
+    depth: Option<i64>,
+    msg_size: Option<i64>,
+    cooldown_secs: Option<u64>,
+    hook_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookFile {
+    url: Option<String>,
+    format: Option<String>,
+    min_priority: Option<String>,
+    timeout_secs: Option<u64>,
+    secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -588,6 +611,67 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
         hostnames: grpc_file.hostnames,
     };
 
+    let a = raw.alerts.unwrap_or_default();
+    let queue = a.queue.unwrap_or_else(|| "/vigil-alerts".to_owned());
+    let queue_ok = queue.len() > 1
+        && queue.len() <= 255
+        && queue.starts_with('/')
+        && !queue[1..].contains('/');
+    if !queue_ok {
+        c.report(
+            "alerts.queue",
+            format!("{queue:?} is not a POSIX queue name"),
+            "use a name like \"/vigil-alerts\": one leading slash, no other",
+        );
+    }
+    let alerts = AlertsConfig {
+        queue,
+        depth: a.depth.unwrap_or(256).clamp(1, 65_536),
+        msg_size: a.msg_size.unwrap_or(8192).clamp(256, 1 << 20),
+        cooldown: Duration::from_secs(a.cooldown_secs.unwrap_or(60)),
+        hook_timeout: Duration::from_millis(a.hook_timeout_ms.unwrap_or(5000)),
+    };
+    let webhook = raw.webhook.and_then(|w| {
+        let url = c.required("webhook.url", w.url, "set `url` to http(s)://host/path")?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            c.report(
+                "webhook.url",
+                format!("{url:?} is not an http(s) URL"),
+                "use http://... or https://...",
+            );
+        }
+        let format = match w.format.as_deref() {
+            None | Some("json") => WebhookFormat::Json,
+            Some("ntfy") => WebhookFormat::Ntfy,
+            Some(other) => {
+                c.report(
+                    "webhook.format",
+                    format!("unknown format {other:?}"),
+                    "use \"json\" or \"ntfy\"",
+                );
+                WebhookFormat::Json
+            }
+        };
+        let min_priority = match w.min_priority.as_deref() {
+            None => AlertPriority::Info,
+            Some(p) => AlertPriority::parse(p).unwrap_or_else(|| {
+                c.report(
+                    "webhook.min_priority",
+                    format!("unknown priority {p:?}"),
+                    "use info, fault, tamper or alarm",
+                );
+                AlertPriority::Info
+            }),
+        };
+        Some(WebhookConfig {
+            url,
+            format,
+            min_priority,
+            timeout: Duration::from_secs(w.timeout_secs.unwrap_or(10)),
+            secret_file: w.secret_file,
+        })
+    });
+
     let t = raw.telemetry.unwrap_or_default();
     let log_format = match t.log_format.as_deref() {
         None | Some("text") => LogFormat::Text,
@@ -624,6 +708,8 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
         hooks,
         alarm,
         grpc,
+        alerts,
+        webhook,
         telemetry,
     })
 }

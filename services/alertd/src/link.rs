@@ -1,0 +1,49 @@
+//! alertd's session with the hub: it joins as `alertd` (which makes the
+//! hub post undelivered alerts again) and reports each delivered alert.
+//! Reconnects by itself; reports made while the hub is away are dropped
+//! (a restarted hub has nothing in flight to clear).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+use vigil_bootstrap::{ServiceMessage, ServiceRole};
+
+const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) async fn run(socket: PathBuf, mut delivered: mpsc::UnboundedReceiver<String>) {
+    let mut retry = Duration::from_millis(50);
+    loop {
+        let path = socket.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            vigil_bootstrap::connect(&path, ServiceRole::Alertd, STEP_TIMEOUT)
+        })
+        .await;
+        let session = match joined {
+            Ok(Ok(session)) => session,
+            Ok(Err(e)) => {
+                debug!("cannot join the hub yet: {e}");
+                // Drain reports meanwhile: nobody to tell.
+                while delivered.try_recv().is_ok() {}
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            Err(_) => return,
+        };
+        retry = Duration::from_millis(50);
+        info!(session = session.welcome.session, "joined the hub");
+        // The hub's end of the session closing is seen on the next send.
+        while let Some(id) = delivered.recv().await {
+            if session
+                .to_hub
+                .send(ServiceMessage::AlertDelivered { id })
+                .is_err()
+            {
+                info!("lost the hub; rejoining");
+                break;
+            }
+        }
+    }
+}

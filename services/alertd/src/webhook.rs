@@ -1,0 +1,120 @@
+//! The webhook: an HTTP POST per alert, as JSON or in ntfy's format
+//! (message as the body; `Title`, `Priority` 5/4/3/2 for alarm, tamper,
+//! fault, info, and `Tags` as headers). With a secret, the body's
+//! HMAC-SHA256 is sent as `X-Vigil-Signature: sha256=<hex>`; the alert's id
+//! is always in `X-Vigil-Alert-Id`, for dedupe. A failed post is retried
+//! three times (1, 2, 4 s) and then given up on.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::mpsc;
+use tracing::{debug, error, warn};
+use vigil_core::config::{AlertPriority, WebhookConfig, WebhookFormat};
+
+use crate::Delivery;
+
+#[derive(Debug)]
+pub struct Webhook {
+    client: reqwest::Client,
+    url: String,
+    format: WebhookFormat,
+    secret: Option<Vec<u8>>,
+}
+
+impl Webhook {
+    pub fn new(config: &WebhookConfig) -> Result<Webhook, String> {
+        // rustls with ring: installed once for the process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let secret = match &config.secret_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("cannot read the secret {}: {e}", path.display()))?
+                    .trim_ascii()
+                    .to_vec(),
+            ),
+            None => None,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Webhook {
+            client,
+            url: config.url.clone(),
+            format: config.format,
+            secret,
+        })
+    }
+
+    fn request(&self, d: &Delivery) -> reqwest::RequestBuilder {
+        let a = &d.alert;
+        let (body, mut request) = match self.format {
+            WebhookFormat::Json => (
+                serde_json::to_vec(&**a).unwrap_or_default(),
+                self.client
+                    .post(&self.url)
+                    .header("Content-Type", "application/json"),
+            ),
+            WebhookFormat::Ntfy => {
+                let priority = match a.priority() {
+                    AlertPriority::Alarm => "5",
+                    AlertPriority::Tamper => "4",
+                    AlertPriority::Fault => "3",
+                    AlertPriority::Info => "2",
+                };
+                let mut tags = vec![a.priority.clone(), a.kind.clone()];
+                if a.priority() == AlertPriority::Alarm {
+                    tags.insert(0, "rotating_light".into());
+                }
+                (
+                    a.message.clone().into_bytes(),
+                    self.client
+                        .post(&self.url)
+                        .header("Title", &a.title)
+                        .header("Priority", priority)
+                        .header("Tags", tags.join(",")),
+                )
+            }
+        };
+        request = request.header("X-Vigil-Alert-Id", &a.id);
+        if let Some(secret) = &self.secret
+            && let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret)
+        {
+            mac.update(&body);
+            let hex: String = mac
+                .finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            request = request.header("X-Vigil-Signature", format!("sha256={hex}"));
+        }
+        request.body(body)
+    }
+
+    /// Posts every delivery until the channel closes.
+    pub async fn run(self, mut deliveries: mpsc::Receiver<Delivery>) {
+        while let Some(d) = deliveries.recv().await {
+            let mut wait = Duration::from_secs(1);
+            for attempt in 1..=4 {
+                match self.request(&d).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        debug!(id = %d.alert.id, status = %r.status(), "webhook delivered");
+                        break;
+                    }
+                    Ok(r) => warn!(id = %d.alert.id, attempt, "webhook answered {}", r.status()),
+                    Err(e) => warn!(id = %d.alert.id, attempt, "webhook failed: {e}"),
+                }
+                if attempt == 4 {
+                    error!(id = %d.alert.id, url = %self.url, "gave up on the webhook for this alert");
+                } else {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+            d.done.complete();
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Posting alerts on the POSIX message queue to alertd.
+//!
+//! The engine makes alerts; they wait in an outbox until the queue takes
+//! them (it is bounded: `[alerts] depth`). When the queue is full, info
+//! alerts waiting in the outbox are dropped first, and counted; nothing of
+//! a higher priority is ever dropped — it waits for room, which the queue
+//! signals as writability.
+//!
+//! Delivery is at least once: alarm, tamper and fault alerts stay
+//! "in flight" until alertd reports them delivered (over its ipc-channel
+//! session), and are posted again, with the same id, whenever an alertd
+//! (re)joins. alertd drops repeats of ids it has delivered; hooks get the id
+//! to do the same.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use tracing::{debug, error, warn};
+use vigil_alerts::{AlertMessage, queue_priority};
+use vigil_core::config::{AlertPriority, AlertsConfig};
+use vigil_ipc::mqueue::{MessageQueue, QueueError};
+
+#[derive(Debug)]
+pub struct AlertPoster {
+    queue: MessageQueue,
+    outbox: VecDeque<AlertMessage>,
+    /// Posted, waiting for alertd's "delivered" (never info).
+    in_flight: BTreeMap<String, AlertMessage>,
+    /// Info alerts dropped because the queue was full.
+    dropped_info: u64,
+}
+
+impl AlertPoster {
+    /// Opens the queue. Must be called inside a tokio runtime.
+    pub fn open(config: &AlertsConfig) -> Result<AlertPoster, QueueError> {
+        Ok(AlertPoster {
+            queue: MessageQueue::open(&config.queue, config.depth, config.msg_size)?,
+            outbox: VecDeque::new(),
+            in_flight: BTreeMap::new(),
+            dropped_info: 0,
+        })
+    }
+
+    pub fn push(&mut self, alerts: Vec<AlertMessage>) {
+        self.outbox.extend(alerts);
+    }
+
+    /// Whether alerts wait for room in the queue.
+    pub fn waiting(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    pub fn dropped_info(&self) -> u64 {
+        self.dropped_info
+    }
+
+    /// Posts what the queue takes.
+    pub fn flush(&mut self) {
+        while let Some(alert) = self.outbox.front() {
+            let bytes = match alert.encode(self.queue.msg_size()) {
+                Ok(b) => b,
+                Err(e) => {
+                    error!(id = %alert.id, "cannot post an alert: {e}");
+                    self.outbox.pop_front();
+                    continue;
+                }
+            };
+            match self
+                .queue
+                .try_send(queue_priority(alert.priority()), &bytes)
+            {
+                Ok(Ok(())) => {
+                    debug!(id = %alert.id, kind = %alert.kind, "alert posted");
+                    if let Some(alert) = self.outbox.pop_front()
+                        && alert.priority() > AlertPriority::Info
+                    {
+                        self.in_flight.insert(alert.id.clone(), alert);
+                    }
+                }
+                Ok(Err(_full)) => {
+                    let before = self.outbox.len();
+                    self.outbox.retain(|a| a.priority() > AlertPriority::Info);
+                    let dropped = (before - self.outbox.len()) as u64;
+                    if dropped > 0 {
+                        self.dropped_info += dropped;
+                        warn!(
+                            dropped,
+                            total_dropped = self.dropped_info,
+                            "the alert queue is full (is alertd running?): dropped info alerts; \
+                             alarms, tamper and faults wait for room"
+                        );
+                    }
+                    return;
+                }
+                Err(e) => {
+                    error!("cannot post alerts: {e}; they wait in the outbox");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits until the queue has room.
+    pub async fn writable(&self) {
+        if let Err(e) = self.queue.writable().await {
+            error!("the alert queue cannot be polled: {e}");
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// alertd delivered `id`.
+    pub fn delivered(&mut self, id: &str) {
+        self.in_flight.remove(id);
+    }
+
+    /// An alertd (re)joined: post every undelivered alert again, same ids.
+    pub fn repost_in_flight(&mut self) {
+        if self.in_flight.is_empty() {
+            return;
+        }
+        warn!(
+            count = self.in_flight.len(),
+            "alertd rejoined: posting undelivered alerts again (same ids)"
+        );
+        let again: Vec<AlertMessage> = std::mem::take(&mut self.in_flight).into_values().collect();
+        for alert in again.into_iter().rev() {
+            self.outbox.push_front(alert);
+        }
+        self.flush();
+    }
+}

@@ -1,0 +1,282 @@
+//! Alerts across real processes: hub -> POSIX message queue -> alertd ->
+//! hook programs (pipes) and a webhook (HTTP on loopback).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message};
+
+/// A hook that appends what it reads to `file`.
+fn recorder(name: &str, file: &Path) -> String {
+    format!(
+        "[[hooks]]\nname = \"{name}\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"cat >> {}\"]\n",
+        file.display()
+    )
+}
+
+fn lines(file: &Path) -> Vec<Value> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn wait_lines(file: &Path, what: &str, want: impl Fn(&[Value]) -> bool) -> Result<Vec<Value>> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = lines(file);
+        if want(&got) {
+            return Ok(got);
+        }
+        if Instant::now() > deadline {
+            bail!("{what} never arrived; the hook has: {got:?}");
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// A request the test server received: its head and its body.
+type Request = (String, Vec<u8>);
+
+/// A one-thread HTTP server that answers 200 and hands over each request's
+/// headers and body.
+fn webhook_server() -> Result<(u16, mpsc::Receiver<Request>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                let end = line == "\r\n";
+                head.push_str(&line);
+                if end {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let mut stream = reader.into_inner();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = tx.send((head, body));
+        }
+    });
+    Ok((port, rx))
+}
+
+fn start_all(stack: &Stack) -> Result<(Service, Service, Service)> {
+    let hub = stack.start("vigil-hub")?;
+    let sensord = stack.start("vigil-sensord")?;
+    let alertd = stack.start("vigil-alertd")?;
+    hub.wait_log(0, "sensord joining", |l| {
+        message(l) == "service joined" && l["fields"]["role"] == "sensord"
+    })?;
+    hub.wait_log(0, "alertd joining", |l| {
+        message(l) == "service joined" && l["fields"]["role"] == "alertd"
+    })?;
+    stack.pair_here("user")?;
+    Ok((hub, sensord, alertd))
+}
+
+#[test]
+fn an_alarm_reaches_a_hook_on_its_stdin_and_the_webhook() -> Result<()> {
+    let (port, requests) = webhook_server()?;
+    let dir = tempfile::tempdir()?;
+    let hook_file = dir.path().join("hook.jsonl");
+    let config = format!(
+        "{TEST_SENSORS}{TEST_ALARM}{}\n[webhook]\nurl = \"http://127.0.0.1:{port}/alerts\"\n",
+        recorder("recorder", &hook_file)
+    );
+    let stack = Stack::new(&config, RunAs::Me)?;
+    let (_hub, _sensord, _alertd) = start_all(&stack)?;
+
+    stack.ctl_json(&["arm", "away"])?;
+    stack.wait_alarm("armed", |s| s["state"] == "idle")?;
+    stack.sim("set front-door open")?;
+    let got = wait_lines(&hook_file, "the alarm alert", |l| {
+        l.iter().any(|a| a["kind"] == "triggered")
+    })?;
+    let alarm = got
+        .iter()
+        .find(|a| a["kind"] == "triggered")
+        .context("alarm")?;
+    ensure!(alarm["priority"] == "alarm", "{alarm}");
+    ensure!(alarm["sensor"] == "front-door", "{alarm}");
+    ensure!(
+        alarm["id"].as_str().is_some_and(|i| !i.is_empty()),
+        "{alarm}"
+    );
+    // The entry delay came first, as an info alert.
+    ensure!(
+        got.iter()
+            .any(|a| a["kind"] == "entry_delay" && a["priority"] == "info"),
+        "{got:?}"
+    );
+
+    // The webhook got the same alert, id in a header.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (head, body) = requests
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .context("no webhook request for the alarm")?;
+        let posted: Value = serde_json::from_slice(&body)?;
+        if posted["kind"] == "triggered" {
+            ensure!(posted["id"] == alarm["id"], "{posted} vs {alarm}");
+            ensure!(head.starts_with("POST /alerts "), "{head}");
+            ensure!(
+                head.to_ascii_lowercase().contains("x-vigil-alert-id"),
+                "{head}"
+            );
+            break;
+        }
+    }
+    stack.ctl_json(&["disarm", "--pin", "2468"])?;
+    Ok(())
+}
+
+#[test]
+fn alertd_killed_while_alerts_are_posted_loses_no_alarm() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let hook_file = dir.path().join("hook.jsonl");
+    let config = format!(
+        "{TEST_SENSORS}{TEST_ALARM}{}",
+        recorder("recorder", &hook_file)
+    );
+    let stack = Stack::new(&config, RunAs::Me)?;
+    let (hub, _sensord, mut alertd) = start_all(&stack)?;
+    let cycles = 8;
+    for i in 0..cycles {
+        if i == 2 || i == 5 {
+            alertd.kill9()?;
+        }
+        stack.ctl_json(&["panic"])?;
+        stack.ctl_json(&["disarm", "--pin", "2468"])?;
+        if i == 3 || i == 6 {
+            alertd = stack.start("vigil-alertd")?;
+        }
+    }
+    let _ = &hub;
+    // Every alarm the hub raised reaches the hook at least once.
+    let got = wait_lines(&hook_file, "every alarm", |l| {
+        l.iter()
+            .filter(|a| a["kind"] == "triggered")
+            .map(|a| a["id"].to_string())
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= cycles
+    })?;
+    // A repeat carries the same id and the same content.
+    let mut by_id: BTreeMap<String, &Value> = BTreeMap::new();
+    for a in &got {
+        let id = a["id"].as_str().unwrap_or_default().to_owned();
+        if let Some(first) = by_id.get(&id) {
+            ensure!(*first == a, "a repeat differs: {first} vs {a}");
+        }
+        by_id.insert(id, a);
+    }
+    let triggered = by_id.values().filter(|a| a["kind"] == "triggered").count();
+    ensure!(
+        triggered == cycles,
+        "{triggered} alarms for {cycles} panics: {got:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_hung_hook_and_a_crashing_hook_do_not_delay_the_third() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let hook_file = dir.path().join("hook.jsonl");
+    let config = format!(
+        "{TEST_SENSORS}{TEST_ALARM}\
+         [[hooks]]\nname = \"sleeper\"\ncommand = \"/bin/sleep\"\nargs = [\"100000\"]\n\
+         [[hooks]]\nname = \"crasher\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"exit 3\"]\n\
+         {}\n[alerts]\nqueue = \"/{}\"\ndepth = 8\nhook_timeout_ms = 500\n",
+        recorder("recorder", &hook_file),
+        dir.path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    let stack = Stack::new(&config, RunAs::Me)?;
+    let (_hub, _sensord, alertd) = start_all(&stack)?;
+    for i in 0..5 {
+        let before = Instant::now();
+        stack.ctl_json(&["panic"])?;
+        wait_lines(&hook_file, "the alarm", |l| {
+            l.iter().filter(|a| a["kind"] == "triggered").count() > i
+        })?;
+        let took = before.elapsed();
+        ensure!(
+            took < Duration::from_secs(2),
+            "alarm {i} took {took:?} to reach the recorder"
+        );
+        stack.ctl_json(&["disarm", "--pin", "2468"])?;
+    }
+    // The crasher was restarted (with backoff), its exits logged.
+    let restarts = alertd
+        .log_lines()?
+        .iter()
+        .filter(|l| {
+            message(l).starts_with("restarting the hook") && l["fields"]["hook"] == "crasher"
+        })
+        .count();
+    ensure!(
+        restarts >= 2,
+        "the crashing hook was restarted {restarts} times"
+    );
+    let _ = std::fs::remove_file(format!(
+        "/dev/mqueue/{}",
+        dir.path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    Ok(())
+}
+
+#[test]
+fn too_small_a_msg_max_for_an_unprivileged_hub_says_what_to_set() -> Result<()> {
+    let msg_max: i64 = std::fs::read_to_string("/proc/sys/fs/mqueue/msg_max")?
+        .trim()
+        .parse()?;
+    let stack = Stack::new(
+        &format!(
+            "{TEST_SENSORS}\n[alerts]\nqueue = \"/vigil-e2e-limits-{}\"\ndepth = 256\n",
+            std::process::id()
+        ),
+        RunAs::unprivileged()?,
+    )?;
+    let out = stack.run("vigil-hub", &[])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if msg_max >= 256 {
+        // This machine's limit is high enough: nothing to show.
+        return Ok(());
+    }
+    ensure!(out.status.code() == Some(1), "{:?}: {stderr}", out.status);
+    ensure!(
+        stderr.contains(&format!("fs.mqueue.msg_max is {msg_max}"))
+            && stderr.contains("sysctl -w fs.mqueue.msg_max=256"),
+        "{stderr}"
+    );
+    Ok(())
+}
