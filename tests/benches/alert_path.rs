@@ -1,0 +1,265 @@
+//! The alert path end to end, in one run: from the simulated GPIO edge of a
+//! 24-hour zone (a panic button) through sensord, the shared table and the
+//! doorbell, the hub's alarm, the POSIX queue, alertd and the pipe, until
+//! the hook program has read the alert. Beside it, raw baselines measured
+//! in the same run: a POSIX message queue send/receive and a pipe
+//! write/read, each between two processes.
+//!
+//! cargo build --release --workspace --bins
+//! cargo bench -p vigil-e2e --bench alert_path [-- --quick]
+
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use vigil_e2e::{RunAs, Stack, TEST_ALARM, message};
+use vigil_ipc::monotonic_ns;
+
+const HOOK_FLAG: &str = "--hook-out";
+
+const SENSORS: &str = r#"
+[gpio]
+backend = "simulated"
+
+[[sensors]]
+name = "panic-button"
+kind = "panic"
+pin = 13
+debounce_ms = 0
+
+[outputs]
+siren = { pin = 23 }
+
+[telemetry]
+log_format = "json"
+log_filter = "info"
+"#;
+
+/// The hook: appends "<monotonic ns> <kind>" per alert it reads.
+fn hook(out: &Path) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)?;
+    for line in std::io::stdin().lock().lines() {
+        let at = monotonic_ns();
+        let alert: serde_json::Value = serde_json::from_str(&line?)?;
+        writeln!(file, "{at} {}", alert["kind"].as_str().unwrap_or("?"))?;
+        file.flush()?;
+    }
+    Ok(())
+}
+
+fn hook_lines(out: &Path) -> Vec<(u64, String)> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (t, k) = l.split_once(' ')?;
+            Some((t.parse().ok()?, k.to_owned()))
+        })
+        .collect()
+}
+
+fn wait_for(out: &Path, kind: &str, count: usize) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found: Vec<u64> = hook_lines(out)
+            .into_iter()
+            .filter(|(_, k)| k == kind)
+            .map(|(t, _)| t)
+            .collect();
+        if found.len() >= count {
+            return Ok(found[count - 1]);
+        }
+        if Instant::now() > deadline {
+            bail!("the hook never read {kind} #{count}");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn alert_path(samples: usize) -> Result<Histogram<u64>> {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("hook.txt");
+    let exe = std::env::current_exe()?;
+    let config = format!(
+        "{SENSORS}{TEST_ALARM}\n[[hooks]]\nname = \"timer\"\ncommand = {:?}\nargs = [\"{HOOK_FLAG}\", {:?}]\n",
+        exe.display().to_string(),
+        out.display().to_string()
+    );
+    let stack = Stack::new(&config, RunAs::Me)?;
+    let hub = stack.start("vigil-hub")?;
+    let _sensord = stack.start("vigil-sensord")?;
+    let _alertd = stack.start("vigil-alertd")?;
+    for role in ["sensord", "alertd"] {
+        hub.wait_log(0, role, |l| {
+            message(l) == "service joined" && l["fields"]["role"] == role
+        })?;
+    }
+    let sim = stack.runtime_dir().join("sim-gpio.sock");
+    let fifo = stack.runtime_dir().join("control");
+    let mut h = Histogram::<u64>::new(3)?;
+    for i in 1..=samples {
+        let edge = monotonic_ns();
+        vigil_sensord::sim_control::send(&sim, "set panic-button active")
+            .map_err(anyhow::Error::msg)?;
+        let read = wait_for(&out, "triggered", i)?;
+        h.record((read - edge) / 1000)?;
+        vigil_sensord::sim_control::send(&sim, "set panic-button inactive")
+            .map_err(anyhow::Error::msg)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&fifo)?
+            .write_all(b"disarm 2468\n")?;
+        wait_for(&out, "disarmed", i).context("disarm")?;
+    }
+    Ok(h)
+}
+
+/// A child that receives `n` timestamped messages from the queue `name`
+/// and prints their one-way latencies in microseconds.
+fn mq_child(name: &str, n: usize) -> Result<()> {
+    use nix::mqueue::{MQ_OFlag, MqAttr, mq_open, mq_receive};
+    let attr = MqAttr::new(0, 8, 64, 0);
+    let q = mq_open(
+        name,
+        MQ_OFlag::O_CREAT | MQ_OFlag::O_RDONLY,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        Some(&attr),
+    )?;
+    let mut buf = [0u8; 64];
+    let mut prio = 0;
+    let mut out = String::new();
+    println!("ready");
+    std::io::stdout().flush()?;
+    for _ in 0..n {
+        let len = mq_receive(&q, &mut buf, &mut prio)?;
+        let at = monotonic_ns();
+        let sent: u64 = std::str::from_utf8(&buf[..len])?.parse()?;
+        out.push_str(&format!("{}\n", (at - sent) / 1000));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn mq_baseline(n: usize) -> Result<Histogram<u64>> {
+    use nix::mqueue::{MQ_OFlag, MqAttr, mq_open, mq_send, mq_unlink};
+    let name = format!("/vigil-bench-{}", std::process::id());
+    let _ = mq_unlink(name.as_str());
+    let attr = MqAttr::new(0, 8, 64, 0);
+    let q = mq_open(
+        name.as_str(),
+        MQ_OFlag::O_CREAT | MQ_OFlag::O_WRONLY,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        Some(&attr),
+    )?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--mq-child", &name, &n.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut stdout = std::io::BufReader::new(child.stdout.take().context("stdout")?);
+    let mut ready = String::new();
+    stdout.read_line(&mut ready)?;
+    for _ in 0..n {
+        std::thread::sleep(Duration::from_micros(500));
+        mq_send(&q, monotonic_ns().to_string().as_bytes(), 30)?;
+    }
+    let mut text = String::new();
+    stdout.read_to_string(&mut text)?;
+    child.wait()?;
+    let _ = mq_unlink(name.as_str());
+    histogram(&text)
+}
+
+fn pipe_child(n: usize) -> Result<()> {
+    let mut out = String::new();
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    for _ in 0..n {
+        let line = lines.next().context("eof")??;
+        let at = monotonic_ns();
+        let sent: u64 = line.trim().parse()?;
+        out.push_str(&format!("{}\n", (at - sent) / 1000));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn pipe_baseline(n: usize) -> Result<Histogram<u64>> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["--pipe-child", &n.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    for _ in 0..n {
+        std::thread::sleep(Duration::from_micros(500));
+        stdin.write_all(format!("{}\n", monotonic_ns()).as_bytes())?;
+        stdin.flush()?;
+    }
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .context("stdout")?
+        .read_to_string(&mut text)?;
+    child.wait()?;
+    histogram(&text)
+}
+
+fn histogram(text: &str) -> Result<Histogram<u64>> {
+    let mut h = Histogram::<u64>::new(3)?;
+    for v in text.split_whitespace() {
+        h.record(v.parse::<u64>()?.max(1))?;
+    }
+    Ok(h)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == HOOK_FLAG) {
+        return hook(Path::new(&args[i + 1]));
+    }
+    if args.get(1).map(String::as_str) == Some("--mq-child") {
+        return mq_child(&args[2], args[3].parse()?);
+    }
+    if args.get(1).map(String::as_str) == Some("--pipe-child") {
+        return pipe_child(args[2].parse()?);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let samples = if quick { 30 } else { 200 };
+    let path = alert_path(samples)?;
+    let mq = mq_baseline(samples * 10)?;
+    let pipe = pipe_baseline(samples * 10)?;
+    println!(
+        "Vigil alert path ({samples} alarms; baselines {} messages each)",
+        samples * 10
+    );
+    println!("{:<58} {:>9} {:>9} {:>9}", "", "p50 us", "p99 us", "max us");
+    for (name, h) in [
+        (
+            "GPIO edge of a 24-hour zone -> hook has read the alert",
+            &path,
+        ),
+        ("baseline: POSIX mq send -> receive (two processes)", &mq),
+        ("baseline: pipe write -> read (two processes)", &pipe),
+    ] {
+        println!(
+            "{:<58} {:>9} {:>9} {:>9}",
+            name,
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.max()
+        );
+    }
+    println!(
+        "ratio of the alert path to the mq baseline: p50 {:.1}x, p99 {:.1}x (target: alert path p99 <= 5 000 us)",
+        path.value_at_quantile(0.5) as f64 / mq.value_at_quantile(0.5) as f64,
+        path.value_at_quantile(0.99) as f64 / mq.value_at_quantile(0.99) as f64
+    );
+    Ok(())
+}
