@@ -388,7 +388,23 @@ let
       "hooks"
       "alarm"
       "grpc"
+      "alerts"
+      "webhook"
       "telemetry"
+    ];
+    alerts = [
+      "queue"
+      "depth"
+      "msg_size"
+      "cooldown_secs"
+      "hook_timeout_ms"
+    ];
+    webhook = [
+      "url"
+      "format"
+      "min_priority"
+      "timeout_secs"
+      "secret_file"
     ];
     alarm = [
       "chime"
@@ -484,6 +500,8 @@ let
     ++ unknown schema.alarmModes (t.alarm.modes or { })
     ++ lib.concatMap (unknown schema.alarmMode) (lib.attrValues (t.alarm.modes or { }))
     ++ unknown schema.grpc (t.grpc or { })
+    ++ unknown schema.alerts (t.alerts or { })
+    ++ unknown schema.webhook (t.webhook or { })
     ++ unknown schema.telemetry (t.telemetry or { });
 
   # Renders [Service] roughly as NixOS' systemd-lib attrsToSection does.
@@ -726,10 +744,13 @@ let
       && tuned.config.warnings == [ ]
       && !(parsed ? alarm || parsed ? grpc)
     ))
-    (check "[webhook] only when set, with a warning" (
+    (check "[webhook] only when set, read by alertd: no warning" (
       futureParsed ? webhook
       && futureParsed.webhook.secret_file == "/run/credentials/vigil-alertd.service/webhook-secret"
-      && lib.length future.config.warnings == 1
+      && futureParsed.webhook.format == "json"
+      && schemaProblems futureParsed == [ ]
+      && future.config.warnings == [ ]
+      && !(parsed ? webhook)
     ))
   ];
 in

@@ -21,7 +21,7 @@
 #
 # The TOML carries only the tables the Rust side reads (it parses with
 # deny_unknown_fields); [alarm] and [grpc] only when one of their options is
-# set. The options for tables it does not read yet (webhook, eventLog,
+# set. The options for tables it does not read yet (eventLog,
 # reports) emit their table only when set away from their default, with a
 # warning; see docs/nixos.md.
 {
@@ -433,23 +433,22 @@ let
     }
     // lib.optionalAttrs (cfg.grpc.hostnames != [ ]) { inherit (cfg.grpc) hostnames; };
 
+  webhookTable = lib.optionalAttrs (cfg.webhook.url != null) (dropNulls {
+    inherit (cfg.webhook) url format;
+    min_priority = cfg.webhook.minPriority;
+    secret_file =
+      if cfg.webhook.secretFile == null then null else credentialPath "vigil-alertd" "webhook-secret";
+  });
+
   readTables =
     lib.optionalAttrs (alarmTable != { }) { alarm = alarmTable; }
-    // lib.optionalAttrs (grpcTable != { }) { grpc = grpcTable; };
+    // lib.optionalAttrs (grpcTable != { }) { grpc = grpcTable; }
+    // lib.optionalAttrs (webhookTable != { }) { webhook = webhookTable; };
 
   # ---- TOML: tables the Rust side does not read yet. Emitted only when their
   # options differ from the defaults, so a default configuration stays valid
   # under deny_unknown_fields.
   futureTables = {
-    webhook = {
-      emit = cfg.webhook.url != null;
-      value = dropNulls {
-        inherit (cfg.webhook) url;
-        min_priority = cfg.webhook.minPriority;
-        secret_file =
-          if cfg.webhook.secretFile == null then null else credentialPath "vigil-alertd" "webhook-secret";
-      };
-    };
     event_log = {
       emit = cfg.eventLog.retention.maxAgeDays != null || cfg.eventLog.retention.maxBytes != null;
       value = dropNulls {
@@ -732,7 +731,15 @@ in
         type = types.nullOr types.str;
         default = null;
         example = "https://example.org/vigil";
-        description = "Webhook for alerts (emits [webhook]; not read by the Rust side yet).";
+        description = "Webhook for alerts: alertd POSTs each alert here (emits [webhook]).";
+      };
+      format = mkOption {
+        type = types.enum [
+          "json"
+          "ntfy"
+        ];
+        default = "json";
+        description = "json: the alert as a JSON object; ntfy: the message as the body, title, priority and tags as ntfy headers.";
       };
       secretFile = mkOption {
         type = types.nullOr secretPath;
