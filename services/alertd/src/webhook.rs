@@ -118,3 +118,64 @@ impl Webhook {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use vigil_alerts::AlertMessage;
+
+    use super::*;
+    use crate::Completion;
+
+    #[test]
+    fn ntfy_mode_maps_priority_title_and_tags_and_signs_the_body() {
+        let dir = std::env::temp_dir().join(format!("vigil-webhook-{}", std::process::id()));
+        std::fs::write(&dir, "secret\n").expect("secret");
+        let hook = Webhook::new(&WebhookConfig {
+            url: "http://127.0.0.1:9/x".into(),
+            format: WebhookFormat::Ntfy,
+            min_priority: AlertPriority::Info,
+            timeout: Duration::from_secs(1),
+            secret_file: Some(dir.clone()),
+        })
+        .expect("webhook");
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let delivery = Delivery {
+            alert: Arc::new(AlertMessage {
+                id: "abc-1".into(),
+                priority: "alarm".into(),
+                kind: "triggered".into(),
+                title: "ALARM: front-door".into(),
+                message: "ALARM: front-door; siren on".into(),
+                sensor: None,
+                unix_ms: 0,
+                trace_id: None,
+            }),
+            done: Arc::new(Completion {
+                id: "abc-1".into(),
+                remaining: AtomicUsize::new(1),
+                delivered: tx,
+            }),
+        };
+        let request = hook.request(&delivery).build().expect("request");
+        let h = request.headers();
+        assert_eq!(h["Title"], "ALARM: front-door");
+        assert_eq!(h["Priority"], "5");
+        assert_eq!(h["Tags"], "rotating_light,alarm,triggered");
+        assert_eq!(h["X-Vigil-Alert-Id"], "abc-1");
+        let body = request.body().and_then(|b| b.as_bytes()).expect("body");
+        assert_eq!(body, b"ALARM: front-door; siren on");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").expect("mac");
+        mac.update(body);
+        let expected: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(h["X-Vigil-Signature"], format!("sha256={expected}"));
+        let _ = std::fs::remove_file(dir);
+    }
+}

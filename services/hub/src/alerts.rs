@@ -128,3 +128,67 @@ impl AlertPoster {
         self.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn alert(id: &str, priority: AlertPriority) -> AlertMessage {
+        AlertMessage {
+            id: id.into(),
+            priority: priority.as_str().into(),
+            kind: "k".into(),
+            title: "t".into(),
+            message: "m".into(),
+            sensor: None,
+            unix_ms: 0,
+            trace_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_info_first_and_keeps_alarms_for_later() {
+        let config = AlertsConfig {
+            queue: format!("/vigil-hub-test-{}", std::process::id()),
+            depth: 2,
+            msg_size: 1024,
+            cooldown: Duration::ZERO,
+            hook_timeout: Duration::ZERO,
+        };
+        MessageQueue::unlink(&config.queue);
+        let mut poster = AlertPoster::open(&config).expect("open");
+        poster.push(vec![
+            alert("i1", AlertPriority::Info),
+            alert("i2", AlertPriority::Info),
+            alert("a1", AlertPriority::Alarm),
+            alert("i3", AlertPriority::Info),
+            alert("f1", AlertPriority::Fault),
+        ]);
+        poster.flush();
+        // Two fit; the rest: info dropped and counted, alarm and fault wait.
+        assert_eq!(poster.dropped_info(), 1);
+        assert!(poster.waiting());
+        let reader = MessageQueue::open(&config.queue, 2, 1024).expect("reader");
+        for want in ["i1", "i2"] {
+            let (_, bytes) = reader.recv().await.expect("recv");
+            assert_eq!(AlertMessage::decode(&bytes).expect("alert").id, want);
+        }
+        poster.writable().await;
+        poster.flush();
+        assert!(!poster.waiting());
+        // The queue hands out the alarm before the fault.
+        let ids: Vec<String> = [reader.recv().await, reader.recv().await]
+            .into_iter()
+            .map(|r| AlertMessage::decode(&r.expect("recv").1).expect("alert").id)
+            .collect();
+        assert_eq!(ids, ["a1", "f1"]);
+        // Undelivered ones are posted again, with the same ids, for a new alertd.
+        poster.delivered("f1");
+        poster.repost_in_flight();
+        let (_, bytes) = reader.recv().await.expect("recv");
+        assert_eq!(AlertMessage::decode(&bytes).expect("alert").id, "a1");
+        MessageQueue::unlink(&config.queue);
+    }
+}
