@@ -65,6 +65,9 @@ pub fn init(
     let mut provider = SdkTracerProvider::builder()
         .with_resource(Resource::builder().with_service_name(service).build());
     if let Some(endpoint) = &config.otlp_endpoint {
+        // The HTTP client's TLS (for https collectors) uses rustls with ring,
+        // installed once per process; a second install is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let traces_url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let exporter = SpanExporter::builder()
             .with_http()

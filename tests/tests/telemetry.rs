@@ -1,0 +1,109 @@
+//! One trace across processes, exported over OTLP: the trace id sensord
+//! logs for a door opening is in the spans both sensord and the hub send
+//! to a collector (a minimal OTLP/HTTP receiver in this test).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use vigil_e2e::{RunAs, Stack, TEST_SENSORS, field, message};
+
+/// Receives OTLP/HTTP posts; hands over (path, body).
+fn collector() -> Result<(u16, mpsc::Receiver<(String, Vec<u8>)>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = request_line.split(' ').nth(1).unwrap_or("").to_owned();
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let _ = reader
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                    let _ = tx.send((path, body));
+                }
+            });
+        }
+    });
+    Ok((port, rx))
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}
+
+#[test]
+fn a_door_opening_is_one_trace_exported_by_sensord_and_the_hub() -> Result<()> {
+    let (port, posts) = collector()?;
+    let config = TEST_SENSORS.replace(
+        "[telemetry]\n",
+        &format!("[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\n"),
+    );
+    let stack = Stack::new(&config, RunAs::Me)?;
+    let mut hub = stack.start("vigil-hub")?;
+    let mut sensord = stack.start("vigil-sensord")?;
+    hub.wait_log(0, "sensord joining", |l| message(l) == "service joined")?;
+    stack.sim("set front-door open")?;
+    let (line, _) = sensord.wait_log(0, "the door", |l| message(l) == "front-door open")?;
+    let trace_id = field(&line, "trace_id")
+        .as_str()
+        .context("trace id")?
+        .to_owned();
+    hub.wait_log(0, "the door at the hub", |l| {
+        message(l) == "sensor changed" && field(l, "trace_id") == trace_id.as_str()
+    })?;
+    // Stopping flushes the exporters.
+    ensure!(sensord.terminate()? == Some(0));
+    ensure!(hub.terminate()? == Some(0));
+    // Each export names its service (the resource's service.name) and
+    // holds the trace id as 16 raw bytes.
+    let id = hex(&trace_id);
+    let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    let mut services = std::collections::BTreeSet::new();
+    while let Ok((path, body)) = posts.recv_timeout(Duration::from_secs(10)) {
+        ensure!(path == "/v1/traces", "{path}");
+        if contains(&body, &id) {
+            for service in ["vigil-hub", "vigil-sensord"] {
+                if contains(&body, service.as_bytes()) {
+                    services.insert(service);
+                }
+            }
+        }
+        if services.len() == 2 {
+            break;
+        }
+    }
+    ensure!(
+        services.len() == 2,
+        "the trace {trace_id} was exported by {services:?}, wanted both services"
+    );
+    Ok(())
+}
