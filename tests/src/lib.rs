@@ -466,3 +466,70 @@ pub fn sensor<'a>(status: &'a Value, name: &str) -> &'a Value {
         .and_then(|all| all.iter().find(|s| s["name"] == name))
         .unwrap_or(&Value::Null)
 }
+
+/// One request an [`HttpSink`] received.
+#[derive(Debug)]
+pub struct HttpRequest {
+    pub path: String,
+    /// The request line and headers, as sent.
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// A minimal HTTP/1.1 server on loopback that answers every request with
+/// 200 and hands it over: a webhook receiver or an OTLP collector for tests.
+#[derive(Debug)]
+pub struct HttpSink {
+    pub port: u16,
+    pub requests: std::sync::mpsc::Receiver<HttpRequest>,
+}
+
+impl HttpSink {
+    pub fn start() -> Result<HttpSink> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let (tx, requests) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let tx = tx.clone();
+                std::thread::spawn(move || serve_connection(stream, &tx));
+            }
+        });
+        Ok(HttpSink { port, requests })
+    }
+}
+
+/// Serves one keep-alive connection until the peer closes it.
+fn serve_connection(stream: std::net::TcpStream, tx: &std::sync::mpsc::Sender<HttpRequest>) {
+    use std::io::{Read, Write};
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut head = String::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            let end = line == "\r\n";
+            head.push_str(&line);
+            if end {
+                break;
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let _ = reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+        if tx.send(HttpRequest { path, head, body }).is_err() {
+            return;
+        }
+    }
+}

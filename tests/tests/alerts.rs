@@ -2,16 +2,13 @@
 //! hook programs (pipes) and a webhook (HTTP on loopback).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::mpsc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
-use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message};
+use vigil_e2e::{HttpRequest, HttpSink, RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message};
 
 /// A hook that appends what it reads to `file`.
 fn recorder(name: &str, file: &Path) -> String {
@@ -43,47 +40,6 @@ fn wait_lines(file: &Path, what: &str, want: impl Fn(&[Value]) -> bool) -> Resul
     }
 }
 
-/// A request the test server received: its head and its body.
-type Request = (String, Vec<u8>);
-
-/// A one-thread HTTP server that answers 200 and hands over each request's
-/// headers and body.
-fn webhook_server() -> Result<(u16, mpsc::Receiver<Request>)> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut head = String::new();
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                let end = line == "\r\n";
-                head.push_str(&line);
-                if end {
-                    break;
-                }
-            }
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let mut stream = reader.into_inner();
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = tx.send((head, body));
-        }
-    });
-    Ok((port, rx))
-}
-
 fn start_all(stack: &Stack) -> Result<(Service, Service, Service)> {
     let hub = stack.start("vigil-hub")?;
     let sensord = stack.start("vigil-sensord")?;
@@ -100,7 +56,8 @@ fn start_all(stack: &Stack) -> Result<(Service, Service, Service)> {
 
 #[test]
 fn an_alarm_reaches_a_hook_on_its_stdin_and_the_webhook() -> Result<()> {
-    let (port, requests) = webhook_server()?;
+    let sink = HttpSink::start()?;
+    let port = sink.port;
     let dir = tempfile::tempdir()?;
     let hook_file = dir.path().join("hook.jsonl");
     let config = format!(
@@ -136,7 +93,8 @@ fn an_alarm_reaches_a_hook_on_its_stdin_and_the_webhook() -> Result<()> {
     // The webhook got the same alert, id in a header.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (head, body) = requests
+        let HttpRequest { head, body, .. } = sink
+            .requests
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .context("no webhook request for the alarm")?;
         let posted: Value = serde_json::from_slice(&body)?;

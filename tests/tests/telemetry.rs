@@ -2,57 +2,10 @@
 //! logs for a door opening is in the spans both sensord and the hub send
 //! to a collector (a minimal OTLP/HTTP receiver in this test).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use vigil_e2e::{RunAs, Stack, TEST_SENSORS, field, message};
-
-/// Receives OTLP/HTTP posts; hands over (path, body).
-fn collector() -> Result<(u16, mpsc::Receiver<(String, Vec<u8>)>)> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                loop {
-                    let mut request_line = String::new();
-                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = request_line.split(' ').nth(1).unwrap_or("").to_owned();
-                    let mut length = 0usize;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let mut body = vec![0u8; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let _ = reader
-                        .get_mut()
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-                    let _ = tx.send((path, body));
-                }
-            });
-        }
-    });
-    Ok((port, rx))
-}
+use vigil_e2e::{HttpSink, RunAs, Stack, TEST_SENSORS, field, message};
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
@@ -62,7 +15,8 @@ fn hex(s: &str) -> Vec<u8> {
 
 #[test]
 fn a_door_opening_is_one_trace_exported_by_sensord_and_the_hub() -> Result<()> {
-    let (port, posts) = collector()?;
+    let sink = HttpSink::start()?;
+    let port = sink.port;
     let config = TEST_SENSORS.replace(
         "[telemetry]\n",
         &format!("[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\n"),
@@ -88,8 +42,9 @@ fn a_door_opening_is_one_trace_exported_by_sensord_and_the_hub() -> Result<()> {
     let id = hex(&trace_id);
     let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
     let mut services = std::collections::BTreeSet::new();
-    while let Ok((path, body)) = posts.recv_timeout(Duration::from_secs(10)) {
-        ensure!(path == "/v1/traces", "{path}");
+    while let Ok(request) = sink.requests.recv_timeout(Duration::from_secs(10)) {
+        let body = request.body;
+        ensure!(request.path == "/v1/traces", "{}", request.path);
         if contains(&body, &id) {
             for service in ["vigil-hub", "vigil-sensord"] {
                 if contains(&body, service.as_bytes()) {
