@@ -318,6 +318,19 @@ impl Stack {
         Ok(())
     }
 
+    /// The kinds of the events in the hub's event log on disk, in order.
+    pub fn logged_event_kinds(&self) -> Result<Vec<String>> {
+        use prost::Message;
+        let dir = self.root.path().join("state/events");
+        let mut reader = vigil_eventlog::LogReader::open(&dir, 1)?;
+        let mut kinds = Vec::new();
+        while let Some(record) = reader.next_record()? {
+            let event = vigil_proto::v1::Event::decode(record.payload.as_slice())?;
+            kinds.push(event.kind);
+        }
+        Ok(kinds)
+    }
+
     /// This stack's alert queue name.
     pub fn alert_queue(&self) -> String {
         let suffix = self

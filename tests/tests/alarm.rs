@@ -155,6 +155,9 @@ fn a_hub_killed_while_triggered_comes_back_triggered() -> Result<()> {
     let before = stack.ctl_json(&["status"])?;
 
     hub.kill9()?;
+    // The alarm was on disk before anyone was told: the log has it.
+    let logged = stack.logged_event_kinds()?;
+    ensure!(logged.iter().any(|k| k == "triggered"), "{logged:?}");
     let hub2 = stack.start("vigil-hub")?;
     hub2.wait_log(0, "sensord rejoining", |l| message(l) == "service joined")?;
     let after = stack.wait_alarm("triggered after the restart", |s| s["state"] == "triggered")?;

@@ -26,6 +26,7 @@ use vigil_core::config::AlertPriority;
 use vigil_core::{AlarmState, ArmedMode, SensorState};
 use vigil_ipc::table::SensorReading;
 
+use crate::eventlog::EventLog;
 use crate::persist::{Restored, StateStore};
 
 /// Events kept in memory for WatchEvents to resume from.
@@ -184,6 +185,8 @@ pub struct Engine {
     /// Numbers alerts for their ids: `<boot ms in hex>-<n>`.
     alert_counter: u64,
     boot_ms: Millis,
+    /// Where every event is kept for good (None in benchmarks).
+    log: Option<EventLog>,
 }
 
 /// Which events become alerts, and how urgent.
@@ -238,6 +241,7 @@ impl Engine {
             alerts: Vec::new(),
             alert_counter: 0,
             boot_ms: now_ms(),
+            log: None,
         };
         engine.publish_status();
         let handle = EngineHandle {
@@ -245,6 +249,12 @@ impl Engine {
             status: status_rx,
         };
         (engine, handle, commands_rx)
+    }
+
+    /// Keeps every event in `log` from now on.
+    pub fn with_log(mut self, log: EventLog) -> Engine {
+        self.log = Some(log);
+        self
     }
 
     pub fn setup(&self) -> &AlarmSetup {
@@ -272,7 +282,8 @@ impl Engine {
             .alarm
             .next_deadline()
             .map(|d| Instant::now() + Duration::from_millis(d.saturating_sub(now_ms())));
-        [alarm, self.chime_until, self.siren_test_until]
+        let log = self.log.as_ref().and_then(EventLog::next_sync);
+        [alarm, self.chime_until, self.siren_test_until, log]
             .into_iter()
             .flatten()
             .min()
@@ -281,6 +292,11 @@ impl Engine {
     /// Lets time pass.
     pub fn tick(&mut self) {
         let now = Instant::now();
+        if let Some(log) = &mut self.log
+            && log.next_sync().is_some_and(|t| t <= now)
+        {
+            log.sync();
+        }
         if self.chime_until.is_some_and(|t| t <= now) {
             self.chime_until = None;
         }
@@ -765,6 +781,9 @@ impl Engine {
         }
         self.seq += 1;
         record.seq = self.seq;
+        if let Some(log) = &mut self.log {
+            log.append(&record);
+        }
         let record = Arc::new(record);
         if self.ring.len() == EVENT_RING {
             self.ring.pop_front();

@@ -22,12 +22,15 @@
 //! - [`grpc`]: AlarmService and AdminService; [`pki`] the CA, pairing and
 //!   the client registry.
 //! - [`control_fifo`]: `echo "arm away" > /run/vigil/control`.
+//! - [`eventlog`]: every event into the memory-mapped log.
+//! - [`alerts`]: alerts onto the POSIX queue for alertd.
 
 #![forbid(unsafe_code)]
 
 pub mod alerts;
 pub mod control_fifo;
 pub mod engine;
+pub mod eventlog;
 pub mod grpc;
 pub mod persist;
 pub mod pki;
@@ -54,6 +57,7 @@ use vigil_ipc::table::SystemUpdate;
 
 use crate::alerts::AlertPoster;
 use crate::engine::Engine;
+use crate::eventlog::EventLog;
 use crate::grpc::{Api, ApiView, Auth};
 use crate::persist::{PersistError, StateStore};
 use crate::pki::{Pki, PkiError};
@@ -90,6 +94,8 @@ pub enum HubError {
     Grpc(#[from] grpc::GrpcError),
     #[error("the alert queue: {0}")]
     Alerts(#[from] vigil_ipc::mqueue::QueueError),
+    #[error("the event log: {0}")]
+    EventLog(#[from] vigil_eventlog::LogError),
 }
 
 /// The table's slots for a configuration.
@@ -234,6 +240,7 @@ pub async fn run(
     let restored = store.load(&setup)?;
     let (engine, engine_handle, mut commands) =
         Engine::new(setup, load_users(&config)?, store, restored);
+    let engine = engine.with_log(EventLog::open(&config.runtime.state_dir)?);
     // Before anything else listens: an unprivileged hub whose kernel limits
     // are too small for the alert queue stops here, saying what to set.
     let alerts = AlertPoster::open(&config.alerts)?;
