@@ -119,6 +119,45 @@ fn rand_suffix() -> u64 {
     vigil_ipc::monotonic_ns() % 1_000_000
 }
 
+/// Opens `subscribers` WatchEvents streams over 10 connections; each task
+/// waits at `ready`, then records (seq, CLOCK_MONOTONIC ns) for `changes`
+/// events.
+async fn subscribe_all(
+    addr: &str,
+    tls: &ClientTlsConfig,
+    subscribers: usize,
+    changes: usize,
+    ready: Arc<Barrier>,
+) -> Vec<tokio::task::JoinHandle<Vec<(u64, u64)>>> {
+    let connections = std::env::var("FAN_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let channel = channel(addr, Some(tls)).await;
+        for _ in 0..subscribers / connections {
+            let mut client = AlarmServiceClient::new(channel.clone());
+            let ready = Arc::clone(&ready);
+            tasks.push(tokio::spawn(async move {
+                let mut stream = client
+                    .watch_events(pb::WatchEventsRequest { after_seq: None })
+                    .await
+                    .expect("watch")
+                    .into_inner();
+                ready.wait().await;
+                let mut got = Vec::with_capacity(changes);
+                while got.len() < changes {
+                    let event = stream.message().await.expect("stream").expect("event");
+                    got.push((event.seq, vigil_ipc::monotonic_ns()));
+                }
+                got
+            }));
+        }
+    }
+    tasks
+}
+
 /// The fan-out's subscribers in a process of their own, as phones would
 /// be: `--fanout-child ADDR DIR SUBSCRIBERS CHANGES`. Prints "ready", then
 /// "<seq> <monotonic ns>" for every delivery.
@@ -134,30 +173,8 @@ fn fanout_child(args: &[String]) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let connections = 10;
         let ready = Arc::new(Barrier::new(subscribers + 1));
-        let mut tasks = Vec::new();
-        for _ in 0..connections {
-            let channel = channel(addr, Some(&tls)).await;
-            for _ in 0..subscribers / connections {
-                let mut client = AlarmServiceClient::new(channel.clone());
-                let ready = Arc::clone(&ready);
-                tasks.push(tokio::spawn(async move {
-                    let mut stream = client
-                        .watch_events(pb::WatchEventsRequest { after_seq: None })
-                        .await
-                        .expect("watch")
-                        .into_inner();
-                    ready.wait().await;
-                    let mut got = Vec::with_capacity(changes);
-                    while got.len() < changes {
-                        let event = stream.message().await.expect("stream").expect("event");
-                        got.push((event.seq, vigil_ipc::monotonic_ns()));
-                    }
-                    got
-                }));
-            }
-        }
+        let tasks = subscribe_all(addr, &tls, subscribers, changes, Arc::clone(&ready)).await;
         ready.wait().await;
         println!("ready");
         let mut out = String::new();
@@ -170,8 +187,47 @@ fn fanout_child(args: &[String]) {
     });
 }
 
-/// The fan-out with the subscribers in a child process; latency from the
-/// bypass command until each subscriber has the event, in microseconds.
+/// Makes `changes` state changes (bypass toggles) 20 ms apart; returns the
+/// sequence before the first and the monotonic time of each.
+async fn send_changes(setup: &Setup, changes: usize) -> (u64, Vec<u64>) {
+    // Let every stream reach the server's broadcast before the first change.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let base = setup.engine.status().last_seq;
+    let mut sent = Vec::with_capacity(changes);
+    for i in 0..changes {
+        sent.push(vigil_ipc::monotonic_ns());
+        setup
+            .engine
+            .ask(|reply| Command::Bypass {
+                sensor: "back-door".into(),
+                on: i % 2 == 0,
+                by: Actor::system(),
+                reply,
+            })
+            .await
+            .expect("bypass");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (base, sent)
+}
+
+/// Latencies in microseconds from each change to each delivery of it.
+fn latencies(
+    base: u64,
+    sent: &[u64],
+    deliveries: impl IntoIterator<Item = (u64, u64)>,
+) -> Histogram<u64> {
+    let mut h = Histogram::<u64>::new(3).expect("histogram");
+    for (seq, at) in deliveries {
+        if let Some(&t0) = sent.get((seq - base - 1) as usize) {
+            h.record((at.saturating_sub(t0) / 1000).max(1))
+                .expect("record");
+        }
+    }
+    h
+}
+
+/// The fan-out with the subscribers in a child process.
 async fn fan_out_process(
     setup: &Setup,
     addr: &str,
@@ -196,42 +252,34 @@ async fn fan_out_process(
     let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     stdout.read_line(&mut line).await.expect("ready");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let base = setup.engine.status().last_seq;
-    let mut sent = Vec::with_capacity(changes);
-    for i in 0..changes {
-        sent.push(vigil_ipc::monotonic_ns());
-        setup
-            .engine
-            .ask(|reply| Command::Bypass {
-                sensor: "back-door".into(),
-                on: i % 2 == 0,
-                by: Actor::system(),
-                reply,
-            })
-            .await
-            .expect("bypass");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (base, sent) = send_changes(setup, changes).await;
     let mut text = String::new();
     stdout.read_to_string(&mut text).await.expect("results");
     child.wait().await.expect("child");
-    let mut h = Histogram::<u64>::new(3).expect("histogram");
-    for l in text.lines() {
-        let mut parts = l.split(' ');
-        let (Some(seq), Some(at)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let (Ok(seq), Ok(at)) = (seq.parse::<u64>(), at.parse::<u64>()) else {
-            continue;
-        };
-        let Some(&t0) = sent.get((seq - base - 1) as usize) else {
-            continue;
-        };
-        h.record((at.saturating_sub(t0) / 1000).max(1))
-            .expect("record");
+    let deliveries = text.lines().filter_map(|l| {
+        let (seq, at) = l.split_once(' ')?;
+        Some((seq.parse().ok()?, at.parse().ok()?))
+    });
+    latencies(base, &sent, deliveries)
+}
+
+/// The fan-out with the subscribers in this process.
+async fn fan_out(
+    setup: &Setup,
+    addr: &str,
+    tls: &ClientTlsConfig,
+    subscribers: usize,
+    changes: usize,
+) -> Histogram<u64> {
+    let ready = Arc::new(Barrier::new(subscribers + 1));
+    let tasks = subscribe_all(addr, tls, subscribers, changes, Arc::clone(&ready)).await;
+    ready.wait().await;
+    let (base, sent) = send_changes(setup, changes).await;
+    let mut deliveries = Vec::new();
+    for t in tasks {
+        deliveries.extend(t.await.expect("subscriber"));
     }
-    h
+    latencies(base, &sent, deliveries)
 }
 
 async fn channel(addr: &str, tls: Option<&ClientTlsConfig>) -> Channel {
@@ -282,78 +330,6 @@ async fn get_status_load(
         all.add(t.await.expect("task")).expect("add");
     }
     (all.len() as f64 / duration.as_secs_f64(), all)
-}
-
-/// 1 000 WatchEvents subscribers; `changes` bypass toggles; the latency of
-/// every delivery, in microseconds.
-async fn fan_out(
-    setup: &Setup,
-    addr: &str,
-    tls: &ClientTlsConfig,
-    subscribers: usize,
-    changes: usize,
-) -> Histogram<u64> {
-    let connections = std::env::var("FAN_CONNECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let sent: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
-        Arc::new(std::sync::Mutex::new(vec![None; changes + 1]));
-    let ready = Arc::new(Barrier::new(subscribers + 1));
-    let mut tasks = Vec::new();
-    let base = setup.engine.status().last_seq;
-    for c in 0..connections {
-        let channel = channel(addr, Some(tls)).await;
-        for _ in 0..subscribers / connections {
-            let mut client = AlarmServiceClient::new(channel.clone());
-            let (ready, sent) = (Arc::clone(&ready), Arc::clone(&sent));
-            tasks.push(tokio::spawn(async move {
-                let mut stream = client
-                    .watch_events(pb::WatchEventsRequest { after_seq: None })
-                    .await
-                    .expect("watch")
-                    .into_inner();
-                ready.wait().await;
-                let mut latencies = Vec::with_capacity(changes);
-                while latencies.len() < changes {
-                    let event = stream.message().await.expect("stream").expect("event");
-                    let at = Instant::now();
-                    let index = (event.seq - base) as usize;
-                    let sent_at = sent.lock().expect("lock")[index];
-                    if let Some(s) = sent_at {
-                        latencies.push(at.duration_since(s).as_micros() as u64);
-                    }
-                }
-                latencies
-            }));
-        }
-        let _ = c;
-    }
-    ready.wait().await;
-    // Let every stream reach the server's broadcast before the first change.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    for i in 0..changes {
-        let on = i % 2 == 0;
-        sent.lock().expect("lock")[i + 1] = Some(Instant::now());
-        setup
-            .engine
-            .ask(|reply| Command::Bypass {
-                sensor: "back-door".into(),
-                on,
-                by: Actor::system(),
-                reply,
-            })
-            .await
-            .expect("bypass");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut h = Histogram::<u64>::new(3).expect("histogram");
-    for t in tasks {
-        for l in t.await.expect("subscriber") {
-            h.record(l.max(1)).expect("record");
-        }
-    }
-    h
 }
 
 fn main() {
