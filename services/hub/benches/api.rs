@@ -66,6 +66,7 @@ fn setup() -> Setup {
         table,
         setup: alarm,
         users: Vec::new(),
+        events_dir: None,
     }));
     let pki = Arc::new(Pki::load_or_create(&config.runtime.state_dir, &[]).expect("pki"));
     Setup {

@@ -252,8 +252,19 @@ impl Engine {
     }
 
     /// Keeps every event in `log` from now on.
-    pub fn with_log(mut self, log: EventLog) -> Engine {
+    ///
+    /// The log's sequence numbers are the event stream's: an event's
+    /// number is its record's, so a watcher can resume from the log. If the
+    /// state file is ahead of the log (a log lost or started later), the
+    /// log is caught up with placeholder records first.
+    pub fn with_log(mut self, mut log: EventLog) -> Engine {
+        let logged = log.last_seq();
+        if logged > self.seq {
+            self.seq = logged;
+        }
+        log.pad_to(self.seq);
         self.log = Some(log);
+        self.publish_status();
         self
     }
 

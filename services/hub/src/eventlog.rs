@@ -17,6 +17,32 @@ use crate::engine::EventRecord;
 pub const GROUP_COMMIT: Duration = Duration::from_millis(100);
 /// The record kind of an alarm event (payload: `vigil.v1.Event`).
 pub const KIND_EVENT: u16 = 1;
+/// A record that only holds a sequence number (no payload).
+pub const KIND_PLACEHOLDER: u16 = 0;
+
+/// The events of the log from `after + 1` up to `until`, decoded (the
+/// placeholders skipped): how a watcher catches up past the in-memory ring.
+pub fn replay(
+    events_dir: &Path,
+    after: u64,
+    until: u64,
+) -> Result<Vec<vigil_proto::v1::Event>, String> {
+    let mut reader =
+        vigil_eventlog::LogReader::open(events_dir, after + 1).map_err(|e| e.to_string())?;
+    let mut events = Vec::new();
+    while reader.next_seq() <= until {
+        match reader.next_record().map_err(|e| e.to_string())? {
+            Some(r) if r.kind == KIND_EVENT => {
+                let event = vigil_proto::v1::Event::decode(r.payload.as_slice())
+                    .map_err(|e| format!("record {}: {e}", r.seq))?;
+                events.push(event);
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    Ok(events)
+}
 /// Flag bit 0: synced before acknowledged.
 const FLAG_SYNCED: u16 = 1;
 
@@ -65,6 +91,31 @@ impl EventLog {
         }
     }
 
+    /// The sequence number of the last record.
+    pub fn last_seq(&self) -> u64 {
+        self.writer.next_seq() - 1
+    }
+
+    /// Appends empty placeholder records (kind 0) until the last sequence is
+    /// `seq`, so that log and stream numbers agree.
+    pub fn pad_to(&mut self, seq: u64) {
+        let mut padded = 0;
+        while self.writer.next_seq() <= seq {
+            if let Err(e) = self.writer.append(KIND_PLACEHOLDER, 0, 0, &[]) {
+                error!("cannot align the event log with the event stream: {e}");
+                return;
+            }
+            padded += 1;
+        }
+        if padded > 0 {
+            tracing::warn!(
+                padded,
+                "the event log was behind the event stream (a lost or new log);                  placeholders keep their numbers equal"
+            );
+            self.sync();
+        }
+    }
+
     /// When the next group commit is due.
     pub fn next_sync(&self) -> Option<Instant> {
         self.dirty_since.map(|t| t + GROUP_COMMIT)
@@ -76,5 +127,46 @@ impl EventLog {
             error!("the event log cannot sync: {e}; recent events may not survive a power cut");
         }
         self.dirty_since = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_core::{AlarmState, ArmedMode};
+
+    use super::*;
+
+    fn event(seq: u64, kind: &'static str) -> EventRecord {
+        EventRecord {
+            seq,
+            unix_ms: 1,
+            kind,
+            sensor: None,
+            mode: ArmedMode::Away,
+            alarm: AlarmState::Idle,
+            user: None,
+            source: "test".into(),
+            message: format!("event {seq}"),
+            trace_id: None,
+        }
+    }
+
+    #[test]
+    fn the_log_keeps_stream_numbers_and_replays_events() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut log = EventLog::open(dir.path()).expect("open");
+        // A state file ahead of a new log: placeholders align them.
+        log.pad_to(3);
+        assert_eq!(log.last_seq(), 3);
+        for (seq, kind) in [(4, "armed"), (5, "sensor"), (6, "triggered")] {
+            log.append(&event(seq, kind));
+        }
+        assert_eq!(log.last_seq(), 6);
+        let events = replay(&dir.path().join("events"), 0, 6).expect("replay");
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [4, 5, 6], "placeholders are skipped");
+        let later = replay(&dir.path().join("events"), 4, 5).expect("replay");
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].kind, "sensor");
     }
 }

@@ -36,6 +36,8 @@ pub struct ApiView {
     pub setup: AlarmSetup,
     /// (name, role, has a duress code) of every keypad user.
     pub users: Vec<(String, Role, bool)>,
+    /// The event log, for watchers resuming from before the ring.
+    pub events_dir: Option<std::path::PathBuf>,
 }
 
 /// How callers are authenticated.
@@ -326,18 +328,39 @@ impl AlarmService for Api {
         request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         self.authorize(&request, Role::Guest)?;
-        let after_seq = request.into_inner().after_seq;
-        let subscription = self
-            .engine
-            .ask(|reply| Command::Subscribe { after_seq, reply })
-            .await?;
+        let mut after_seq = request.into_inner().after_seq;
+        // Older than the ring: replay from the event log, then subscribe
+        // from where the replay ended.
+        let mut replayed = Vec::new();
+        let subscription = loop {
+            match self
+                .engine
+                .ask(|reply| Command::Subscribe { after_seq, reply })
+                .await
+            {
+                Ok(s) => break s,
+                Err(CommandError::ResumeTooOld { oldest }) if replayed.is_empty() => {
+                    let view = Arc::clone(&self.view.borrow());
+                    let Some(dir) = &view.events_dir else {
+                        return Err(CommandError::ResumeTooOld { oldest }.into());
+                    };
+                    let from = after_seq.unwrap_or(0);
+                    replayed = crate::eventlog::replay(dir, from, oldest - 1)
+                        .map_err(|e| Status::internal(format!("event log: {e}")))?;
+                    after_seq = Some(oldest - 1);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         // The backlog, then the live broadcast, converted as they go; no
         // task or channel per watcher. Falling behind the broadcast ends
         // the stream with ABORTED and the after_seq to resume from (tonic
         // ends a stream at its first error).
         let resume_from = after_seq.unwrap_or(0);
         let backlog_last = subscription.backlog.last().map_or(resume_from, |e| e.seq);
-        let backlog = tokio_stream::iter(subscription.backlog).map(|e| Ok(to_pb_event(&e)));
+        let backlog = tokio_stream::iter(replayed)
+            .map(Ok)
+            .chain(tokio_stream::iter(subscription.backlog).map(|e| Ok(to_pb_event(&e))));
         let mut last = backlog_last;
         let live = BroadcastStream::new(subscription.live).map(move |item| match item {
             Ok(event) => {

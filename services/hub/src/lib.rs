@@ -157,6 +157,7 @@ pub fn load_users(config: &Config) -> Result<Users, HubError> {
 
 fn api_view(config: &Config, table: &Arc<SensorTable>) -> Arc<ApiView> {
     Arc::new(ApiView {
+        events_dir: Some(config.runtime.state_dir.join("events")),
         table: Arc::clone(table),
         setup: AlarmSetup::from_config(config),
         users: config

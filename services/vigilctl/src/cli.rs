@@ -109,7 +109,8 @@ pub enum Command {
         /// Keep following new events (resumes by itself after a hub restart).
         #[arg(long)]
         follow: bool,
-        /// Start after this sequence number (0: every event the hub keeps).
+        /// Start after this sequence number (older events come from the
+        /// hub's event log; 0: every event the hub keeps in memory).
         /// Default: the last 20 without --follow, only new ones with it.
         #[arg(long)]
         after: Option<u64>,
