@@ -339,13 +339,14 @@ fn the_control_fifo_obeys_and_survives_garbage() -> Result<()> {
     })?;
     write(b"arm away\n")?;
     stack.wait_alarm("armed by the FIFO", |s| s["mode"] == "away")?;
+    write(b"Disarm 2468\n")?; // misspelt: refused, and its PIN not logged
     write(b"disarm 2468\n")?;
     stack.wait_alarm("disarmed by the FIFO", |s| s["mode"] == "disarmed")?;
     let lines = hub.log_lines()?;
     ensure!(
         lines
             .iter()
-            .any(|l| message(l).contains("ignored \"make coffee\"")),
+            .any(|l| message(l).contains("ignored \"make (+1 words)\"")),
         "garbage not logged"
     );
     ensure!(

@@ -76,12 +76,21 @@ pub fn parse(line: &str) -> Result<ControlLine, String> {
     }
 }
 
-/// What the log may show of a line (no PINs).
+/// What the log may show of a line that did not parse: its first word
+/// only, since anything after it could be a PIN in a misspelt command.
 fn redacted(line: &str) -> String {
-    if line.trim_start().starts_with("disarm") {
-        "disarm ****".to_owned()
+    let first: String = line
+        .split_ascii_whitespace()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(20)
+        .collect();
+    let rest = line.split_ascii_whitespace().count().saturating_sub(1);
+    if rest == 0 {
+        first
     } else {
-        line.chars().take(80).collect()
+        format!("{first} (+{rest} words)")
     }
 }
 
@@ -264,6 +273,7 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(redacted("disarm 1234"), "disarm ****");
+        assert_eq!(redacted("Disarm 1234"), "Disarm (+1 words)");
+        assert_eq!(redacted("make coffee"), "make (+1 words)");
     }
 }

@@ -36,8 +36,33 @@ const CHIME: Duration = Duration::from_millis(300);
 /// How long `siren test` sounds the siren.
 const SIREN_TEST: Duration = Duration::from_secs(3);
 
+/// Wall-clock time, for timestamps people read.
 pub fn now_ms() -> Millis {
     vigil_ipc::unix_ns() / 1_000_000
+}
+
+/// The alarm's clock: wall-clock time at the engine's start, advanced by
+/// the monotonic clock. Delays and the siren run on it, so a wall clock that
+/// jumps (a Pi's first network time sync after boot) cannot end an exit
+/// delay early or stretch a siren; its readings are still comparable with
+/// deadlines persisted by an earlier run.
+#[derive(Debug)]
+struct AlarmClock {
+    wall_at_start: Millis,
+    started: Instant,
+}
+
+impl AlarmClock {
+    fn start() -> AlarmClock {
+        AlarmClock {
+            wall_at_start: now_ms(),
+            started: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> Millis {
+        self.wall_at_start + self.started.elapsed().as_millis() as Millis
+    }
 }
 
 /// One event of the stream.
@@ -187,6 +212,7 @@ pub struct Engine {
     boot_ms: Millis,
     /// Where every event is kept for good (None in benchmarks).
     log: Option<EventLog>,
+    clock: AlarmClock,
 }
 
 /// Which events become alerts, and how urgent.
@@ -213,7 +239,9 @@ impl Engine {
     ) -> (Engine, EngineHandle, mpsc::Receiver<Command>) {
         let mut users = users;
         users.lockout = restored.lockout;
-        let alarm = Alarm::new(setup, restored.alarm);
+        let clock = AlarmClock::start();
+        let mut alarm = Alarm::new(setup, restored.alarm);
+        alarm.clamp_deadlines(clock.now());
         let (events, _) = broadcast::channel(EVENT_RING);
         let (commands_tx, commands_rx) = mpsc::channel(256);
         let placeholder = Arc::new(StatusSnapshot {
@@ -242,6 +270,7 @@ impl Engine {
             alert_counter: 0,
             boot_ms: now_ms(),
             log: None,
+            clock,
         };
         engine.publish_status();
         let handle = EngineHandle {
@@ -292,7 +321,7 @@ impl Engine {
         let alarm = self
             .alarm
             .next_deadline()
-            .map(|d| Instant::now() + Duration::from_millis(d.saturating_sub(now_ms())));
+            .map(|d| Instant::now() + Duration::from_millis(d.saturating_sub(self.clock.now())));
         let log = self.log.as_ref().and_then(EventLog::next_sync);
         [alarm, self.chime_until, self.siren_test_until, log]
             .into_iter()
@@ -314,7 +343,7 @@ impl Engine {
         if self.siren_test_until.is_some_and(|t| t <= now) {
             self.siren_test_until = None;
         }
-        let events = self.alarm.tick(now_ms());
+        let events = self.alarm.tick(self.clock.now());
         self.commit(events, &Actor::system(), None);
     }
 
@@ -351,7 +380,7 @@ impl Engine {
                 trace_id: trace.clone(),
             });
         }
-        let events = self.alarm.sensor(slot, live, now_ms());
+        let events = self.alarm.sensor(slot, live, self.clock.now());
         let actor = Actor {
             user: None,
             source: "sensor".into(),
@@ -361,7 +390,7 @@ impl Engine {
 
     /// Handles one command.
     pub fn handle(&mut self, command: Command) {
-        let now = now_ms();
+        let now = self.clock.now();
         match command {
             Command::Arm {
                 mode,
@@ -582,7 +611,7 @@ impl Engine {
                         format!(
                             "arming {mode} by {}: exit delay of {} s",
                             Self::describe_actor(by),
-                            until.saturating_sub(now_ms()).div_ceil(1000)
+                            until.saturating_sub(self.clock.now()).div_ceil(1000)
                         ),
                         by.clone(),
                     ),
@@ -633,7 +662,7 @@ impl Engine {
                         format!(
                             "{} opened: entry delay, disarm within {} s",
                             self.sensor_name(*slot),
-                            until.saturating_sub(now_ms()).div_ceil(1000)
+                            until.saturating_sub(self.clock.now()).div_ceil(1000)
                         ),
                         by.clone(),
                     ),
@@ -825,7 +854,7 @@ impl Engine {
                 .map(|s| setup.sensors[s].name.clone())
                 .collect()
         };
-        let now = now_ms();
+        let now = self.clock.now();
         let snapshot = StatusSnapshot {
             mode,
             alarm,

@@ -389,6 +389,7 @@ impl AdminService for Api {
             .pair(&req.code, &req.client_name, &req.csr_pem, now_ms())
             .map_err(|e| match e {
                 crate::pki::PkiError::BadCode => Status::permission_denied(e.to_string()),
+                crate::pki::PkiError::NameTaken(_) => Status::already_exists(e.to_string()),
                 crate::pki::PkiError::BadCsr(_) | crate::pki::PkiError::BadName(_) => {
                     Status::invalid_argument(e.to_string())
                 }

@@ -241,7 +241,6 @@ pub async fn run(
     let restored = store.load(&setup)?;
     let (engine, engine_handle, mut commands) =
         Engine::new(setup, load_users(&config)?, store, restored);
-    let engine = engine.with_log(EventLog::open(&config.runtime.state_dir)?);
     // Before anything else listens: an unprivileged hub whose kernel limits
     // are too small for the alert queue stops here, saying what to set.
     let alerts = AlertPoster::open(&config.alerts)?;
@@ -249,8 +248,11 @@ pub async fn run(
         &config.runtime.state_dir,
         &config.grpc.hostnames,
     )?);
+    // Bound before the event log opens: a second hub stops here, before
+    // its log recovery could touch the running hub's log.
     let rendezvous =
         Rendezvous::bind(&config.runtime.hub_socket(), nix::unistd::getuid().as_raw()).await?;
+    let engine = engine.with_log(EventLog::open(&config.runtime.state_dir)?);
 
     let (view_tx, view_rx) = watch::channel(api_view(&config, &table));
     let listener = grpc::bind(config.grpc.listen).await?;
@@ -360,6 +362,9 @@ pub async fn run(
                             hub.written_codes = None;
                         }
                         hub.engine.reconfigure(AlarmSetup::from_config(&new), users);
+                        // The engine starts the new setup without live
+                        // sensor states: report every slot to it again.
+                        hub.watcher = TableWatcher::new(hub.table.slot_count());
                         view_tx.send_replace(api_view(&new, &hub.table));
                         config = new;
                         info!(source = %config.source, "configuration reloaded");

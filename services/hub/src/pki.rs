@@ -50,6 +50,10 @@ pub enum PkiError {
     BadCsr(String),
     #[error("client name {0:?} is not valid: use 1 to 31 of a-z, 0-9, '-' and '_'")]
     BadName(String),
+    #[error(
+        "a client named {0:?} is already paired; pick another name, or revoke it first (vigilctl revoke {0})"
+    )]
+    NameTaken(String),
 }
 
 /// SHA-256 of DER bytes, lowercase hex.
@@ -264,6 +268,15 @@ impl Pki {
         if !valid_name {
             return Err(PkiError::BadName(name.to_owned()));
         }
+        if self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|c| c.name == name)
+        {
+            return Err(PkiError::NameTaken(name.to_owned()));
+        }
         let role = {
             let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
             match codes.remove(code.trim()) {
@@ -291,8 +304,6 @@ impl Pki {
         };
         {
             let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-            // A name pairs once at a time: re-pairing replaces the old one.
-            clients.retain(|_, c| c.name != name);
             clients.insert(record.certificate_sha256.clone(), record);
             self.save(&clients)?;
         }
@@ -373,8 +384,14 @@ mod tests {
         let (cert_pem, role) = pki.pair(&code, "phone", &csr, 2000).expect("pair");
         assert_eq!(role, Role::User);
         assert!(matches!(
-            pki.pair(&code, "phone", &csr, 2000),
+            pki.pair(&code, "tablet", &csr, 2000),
             Err(PkiError::BadCode)
+        ));
+        // A name is paired once: another code cannot take it over.
+        let (second, _) = pki.create_code(Role::Guest, 2000);
+        assert!(matches!(
+            pki.pair(&second, "phone", &csr, 2000),
+            Err(PkiError::NameTaken(_))
         ));
         let der = pem_to_der(&cert_pem).expect("der");
         assert_eq!(

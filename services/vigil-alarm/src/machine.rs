@@ -317,6 +317,28 @@ impl Alarm {
         }
     }
 
+    /// After a restart: no running timer may end later than its full
+    /// configured length from `now`. Deadlines are stored in wall-clock
+    /// time, and a clock that jumped back while the hub was down must not
+    /// stretch an entry delay or a siren.
+    pub fn clamp_deadlines(&mut self, now: Millis) {
+        let timing = |mode| self.setup.timing(mode);
+        let limit = match &self.state.phase {
+            Phase::Arming { mode, .. } => Some(ms(timing(*mode).exit_delay)),
+            Phase::Pending { mode, .. } => Some(ms(timing(*mode).entry_delay)),
+            Phase::Triggered { mode, .. } => Some(self.trigger_time(*mode)),
+            Phase::Disarmed | Phase::Armed { .. } => None,
+        };
+        let Some(limit) = limit else { return };
+        let latest = now.saturating_add(limit);
+        match &mut self.state.phase {
+            Phase::Arming { until, .. }
+            | Phase::Pending { until, .. }
+            | Phase::Triggered { until, .. } => *until = (*until).min(latest),
+            Phase::Disarmed | Phase::Armed { .. } => {}
+        }
+    }
+
     /// When [`Alarm::tick`] next has something to do.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.state.phase.deadline()

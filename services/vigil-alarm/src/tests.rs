@@ -399,6 +399,25 @@ fn a_restored_state_resumes_its_timer() {
     assert!(restored.outputs().siren);
 }
 
+#[test]
+fn a_restored_deadline_never_exceeds_its_configured_length() {
+    let mut alarm = Alarm::new(setup(), AlarmState::default());
+    alarm.arm(ArmedMode::Away, false, me(), 0).expect("arm");
+    // A deadline within its configured length is kept as it is.
+    let mut restored = Alarm::new(setup(), alarm.state().clone());
+    restored.clamp_deadlines(1_000);
+    assert_eq!(restored.next_deadline(), Some(30_000));
+    // One that a backwards clock jump stretched is cut to the full delay.
+    let mut stretched = alarm.state().clone();
+    stretched.phase = Phase::Arming {
+        mode: ArmedMode::Away,
+        until: 10_000_000,
+    };
+    let mut clamped = Alarm::new(setup(), stretched);
+    clamped.clamp_deadlines(5_000);
+    assert_eq!(clamped.next_deadline(), Some(35_000));
+}
+
 fn step_strategy() -> impl Strategy<Value = Step> {
     let mode = prop::sample::select(ArmedMode::ARMED.to_vec());
     let slot = 0..SENSORS;

@@ -56,6 +56,8 @@ pub enum LogError {
     TooLarge { len: usize, segment: u64 },
     #[error("sequence {seq} is no longer in the log (the oldest kept is {oldest})")]
     Gone { seq: u64, oldest: u64 },
+    #[error("another process writes the event log in {path}; only one writer (the hub) may")]
+    Locked { path: PathBuf },
 }
 
 impl LogError {

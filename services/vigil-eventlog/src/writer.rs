@@ -63,6 +63,8 @@ struct Segment {
 /// The log's writer. There must be one per log directory (the hub); it is
 /// not shared between threads.
 pub struct LogWriter {
+    /// The directory's writer lock, held while this writer lives.
+    _lock: File,
     dir: PathBuf,
     options: Options,
     segment: Option<Segment>,
@@ -93,6 +95,7 @@ fn map_segment(path: &Path, size: u64) -> Result<(File, MmapMut), LogError> {
         // truncate): the missing part reads as zeros, which is "no data".
         file.set_len(size).map_err(LogError::io("extend", path))?;
     }
+    reserve(&file, path, size)?;
     // SAFETY: the file is open read-write and at least `size` long; this
     // writer is the only process that writes it (one hub per log directory,
     // which the hub's bootstrap socket enforces), and it never truncates a
@@ -104,6 +107,14 @@ fn map_segment(path: &Path, size: u64) -> Result<(File, MmapMut), LogError> {
     }
     .map_err(LogError::io("map", path))?;
     Ok((file, map))
+}
+
+/// Allocates the segment's blocks now: a mapped write into a hole on a full
+/// disk would kill the process with SIGBUS; this fails with ENOSPC instead,
+/// which the caller can report.
+fn reserve(file: &File, path: &Path, size: u64) -> Result<(), LogError> {
+    nix::fcntl::posix_fallocate(file, 0, size as i64)
+        .map_err(|e| LogError::io("reserve disk space for", path)(std::io::Error::from(e)))
 }
 
 /// The first `n` bytes of a file (fewer if it is shorter).
@@ -122,7 +133,15 @@ impl LogWriter {
     /// that segment are zeroed; earlier records are never touched.
     pub fn open(dir: &Path, options: Options) -> Result<(LogWriter, Recovery), LogError> {
         std::fs::create_dir_all(dir).map_err(LogError::io("create", dir))?;
+        // One writer per log: an exclusive lock on a file in the directory,
+        // held for the writer's life (released by the kernel if it dies).
+        let lock_path = dir.join("writer.lock");
+        let lock = File::create(&lock_path).map_err(LogError::io("create", &lock_path))?;
+        lock.try_lock().map_err(|_| LogError::Locked {
+            path: dir.to_owned(),
+        })?;
         let mut writer = LogWriter {
+            _lock: lock,
             dir: dir.to_owned(),
             options,
             segment: None,
@@ -345,6 +364,11 @@ impl LogWriter {
             .open(&tmp)
             .map_err(LogError::io("create", &tmp))?;
         file.set_len(size).map_err(LogError::io("size", &tmp))?;
+        if let Err(e) = reserve(&file, &tmp, size) {
+            drop(file);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         drop(file);
         let (file, mut map) = map_segment(&tmp, size)?;
         let header = Header {

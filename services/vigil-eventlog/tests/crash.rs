@@ -104,6 +104,7 @@ fn damage(dir: &Path, synced: u64, rng: &mut Lcg) -> bool {
         .expect("dir")
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "vlog"))
         .collect();
     segments.sort();
     let Some(last) = segments.last() else {

@@ -41,6 +41,11 @@ fn a_reader_follows_the_tail_across_segments_and_starts_anywhere() {
         Some(2500)
     );
 
+    // A second writer is refused while the first lives.
+    assert!(matches!(
+        LogWriter::open(dir.path(), options),
+        Err(vigil_eventlog::LogError::Locked { .. })
+    ));
     // Reopening continues the sequence.
     drop(log);
     let (log, recovery) = LogWriter::open(dir.path(), options).expect("reopen");
