@@ -306,10 +306,12 @@ impl Stack {
             self.grpc_port,
         );
         // Queue names are global: one per stack. Eight messages fit the
-        // kernel's default fs.mqueue.msg_max (10) for unprivileged runs.
+        // kernel's default fs.mqueue.msg_max (10) for unprivileged runs, and
+        // small ones keep many parallel stacks within the user's
+        // RLIMIT_MSGQUEUE (819 200 bytes by default, for all its queues).
         if !config.contains("[alerts]") {
             text.push_str(&format!(
-                "\n[alerts]\nqueue = {:?}\ndepth = 8\n",
+                "\n[alerts]\nqueue = {:?}\ndepth = 8\nmsg_size = 2048\n",
                 self.alert_queue()
             ));
         }

@@ -168,7 +168,7 @@ fn a_hung_hook_and_a_crashing_hook_do_not_delay_the_third() -> Result<()> {
         "{TEST_SENSORS}{TEST_ALARM}\
          [[hooks]]\nname = \"sleeper\"\ncommand = \"/bin/sleep\"\nargs = [\"100000\"]\n\
          [[hooks]]\nname = \"crasher\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"exit 3\"]\n\
-         {}\n[alerts]\nqueue = \"/{}\"\ndepth = 8\nhook_timeout_ms = 500\n",
+         {}\n[alerts]\nqueue = \"/{}\"\ndepth = 8\nmsg_size = 2048\nhook_timeout_ms = 500\n",
         recorder("recorder", &hook_file),
         dir.path()
             .file_name()

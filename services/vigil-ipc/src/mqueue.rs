@@ -119,7 +119,13 @@ impl MessageQueue {
             Some(&attr),
         )
         .map_err(|e| match e {
-            Errno::EINVAL | Errno::EMFILE | Errno::ENOMEM => QueueError::Limits(format!(
+            Errno::EMFILE => QueueError::Limits(format!(
+                "the kernel refused a queue of {depth} messages of {msg_size} bytes: this user's \
+                 RLIMIT_MSGQUEUE, shared by all of its queues, is used up ({e}); raise it \
+                 (systemd: LimitMSGQUEUE=; shell: ulimit -q) or remove stale queues \
+                 (mount -t mqueue none /dev/mqueue; ls /dev/mqueue)"
+            )),
+            Errno::EINVAL | Errno::ENOMEM => QueueError::Limits(format!(
                 "the kernel refused a queue of {depth} messages of {msg_size} bytes ({e}); \
                  check fs.mqueue.msg_max, fs.mqueue.msgsize_max and RLIMIT_MSGQUEUE"
             )),
