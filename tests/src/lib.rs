@@ -322,8 +322,14 @@ impl Stack {
 
     /// The kinds of the events in the hub's event log on disk, in order.
     pub fn logged_event_kinds(&self) -> Result<Vec<String>> {
+        self.logged_kinds_in("events")
+    }
+
+    /// The same for a log directory under the state directory
+    /// (`events-private` holds the silent events).
+    pub fn logged_kinds_in(&self, log: &str) -> Result<Vec<String>> {
         use prost::Message;
-        let dir = self.root.path().join("state/events");
+        let dir = self.root.path().join("state").join(log);
         let mut reader = vigil_eventlog::LogReader::open(&dir, 1)?;
         let mut kinds = Vec::new();
         while let Some(record) = reader.next_record()? {

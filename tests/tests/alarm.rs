@@ -142,6 +142,13 @@ fn a_duress_code_disarms_and_raises_a_silent_alert() -> Result<()> {
     // Silent: nothing in the event stream tells a watcher.
     let (_, stdout, _) = stack.ctl(&["--json", "events", "--after", "0"])?;
     ensure!(!stdout.to_lowercase().contains("duress"), "{stdout}");
+    ensure!(
+        !stack.logged_event_kinds()?.iter().any(|k| k == "duress"),
+        "duress in the streamable log"
+    );
+    // Kept for the record in the private log.
+    let private = stack.logged_kinds_in("events-private")?;
+    ensure!(private == ["duress"], "{private:?}");
     Ok(())
 }
 

@@ -47,6 +47,25 @@ pub async fn run(hook: HookConfig, mut deliveries: mpsc::Receiver<Delivery>, tim
             Ok(c) => c,
             Err(e) => {
                 error!(hook = %name, "cannot start {}: {e}; retrying in {backoff:?}", hook.command.display());
+                // A start that fails counts as an attempt at the alert
+                // waiting first, so a hook that cannot start does not hold
+                // its alerts for ever.
+                if let Some((_, attempts)) = pending.front_mut() {
+                    *attempts += 1;
+                    if *attempts >= MAX_ATTEMPTS
+                        && let Some((d, _)) = pending.pop_front()
+                    {
+                        error!(hook = %name, id = %d.alert.id, "gave up on an alert: the hook cannot start");
+                        d.done.complete();
+                    }
+                }
+                if closed && pending.is_empty() {
+                    return;
+                }
+                // Take what arrives meanwhile, so it too is counted.
+                while let Ok(d) = deliveries.try_recv() {
+                    pending.push_back((d, 0));
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;

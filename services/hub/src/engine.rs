@@ -647,13 +647,32 @@ impl Engine {
                             source = %by.source,
                             "DURESS code used: disarmed as asked; silent alert raised"
                         );
+                        let message =
+                            format!("disarmed under duress by {}", Self::describe_actor(by));
                         self.alert(
                             "duress",
                             "Duress code used".into(),
-                            format!("disarmed under duress by {}", Self::describe_actor(by)),
+                            message.clone(),
                             None,
                             None,
                         );
+                        // Kept in the durable log (for whoever reviews the
+                        // incident), never in the stream a watcher sees.
+                        if let Some(log) = &mut self.log {
+                            let (mode, alarm) = self.alarm.state().phase.table_codes();
+                            log.append_hidden(&EventRecord {
+                                seq: 0,
+                                unix_ms: now_ms(),
+                                kind: "duress",
+                                sensor: None,
+                                mode,
+                                alarm,
+                                user: by.user.clone(),
+                                source: by.source.clone(),
+                                message,
+                                trace_id: None,
+                            });
+                        }
                         continue;
                     }
                     AlarmEvent::EntryDelay { slot, until } => (

@@ -19,6 +19,10 @@ pub const GROUP_COMMIT: Duration = Duration::from_millis(100);
 pub const KIND_EVENT: u16 = 1;
 /// A record that only holds a sequence number (no payload).
 pub const KIND_PLACEHOLDER: u16 = 0;
+/// An event kept but never streamed (a duress disarm), in the private log
+/// (`<state_dir>/events-private`), so that the main log's numbers, which
+/// watchers see, show no gap where it happened.
+pub const KIND_HIDDEN: u16 = 2;
 
 /// The events of the log from `after + 1` up to `until`, decoded (the
 /// placeholders skipped): how a watcher catches up past the in-memory ring.
@@ -57,6 +61,8 @@ fn alarm_class(kind: &str) -> bool {
 #[derive(Debug)]
 pub struct EventLog {
     writer: LogWriter,
+    /// Silent events (duress).
+    private: LogWriter,
     /// When the oldest unsynced append happened.
     dirty_since: Option<Instant>,
 }
@@ -64,8 +70,13 @@ pub struct EventLog {
 impl EventLog {
     pub fn open(state_dir: &Path) -> Result<EventLog, LogError> {
         let (writer, _recovery) = LogWriter::open(&state_dir.join("events"), Options::default())?;
+        let small = Options {
+            segment_size: 1 << 20,
+        };
+        let (private, _) = LogWriter::open(&state_dir.join("events-private"), small)?;
         Ok(EventLog {
             writer,
+            private,
             dirty_since: None,
         })
     }
@@ -88,6 +99,19 @@ impl EventLog {
             self.sync();
         } else {
             self.dirty_since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Keeps an event that must never be streamed, in the private log,
+    /// synced at once.
+    pub fn append_hidden(&mut self, record: &EventRecord) {
+        let payload = crate::grpc::to_pb_event(record).encode_to_vec();
+        let now = record.unix_ms.saturating_mul(1_000_000);
+        if let Err(e) = self
+            .private
+            .append_synced(KIND_HIDDEN, FLAG_SYNCED, now, &payload)
+        {
+            error!("the private event log refused a silent event: {e}");
         }
     }
 

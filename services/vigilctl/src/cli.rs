@@ -164,9 +164,12 @@ fn failed(message: impl Into<String>) -> RemoteError {
     }
 }
 
+/// Reads a secret: without echo from a terminal, else one line of stdin.
 fn read_secret_line(what: &str) -> Result<String, RemoteError> {
     if std::io::stdin().is_terminal() {
-        eprint!("{what}: ");
+        return rpassword::prompt_password(format!("{what}: "))
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| failed(format!("cannot read the {what}: {e}")));
     }
     let mut line = String::new();
     std::io::stdin()
