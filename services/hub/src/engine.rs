@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{error, info, warn};
-use vigil_alarm::users::{CodeCheck, Users};
+use vigil_alarm::users::{CodeCheck, Found, User, Users, lookup};
 use vigil_alarm::{
     Actor, Alarm, AlarmEvent, AlarmSetup, ArmError, BypassError, Live, Millis, Outputs,
     TriggerCause,
@@ -167,6 +167,39 @@ pub enum Command {
         after_seq: Option<u64>,
         reply: Reply<Subscription>,
     },
+    /// Internal: a PIN lookup finished on a blocking thread.
+    CodeChecked {
+        found: Option<Found>,
+        source: String,
+        then: PinAction,
+    },
+}
+
+/// What a PIN was entered for, finished once it is checked.
+#[derive(Debug)]
+pub enum PinAction {
+    Disarm {
+        reply: Reply<Disarmed>,
+    },
+    Arm {
+        mode: ArmedMode,
+        force: bool,
+        by: Actor,
+        reply: Reply<Vec<String>>,
+    },
+}
+
+impl PinAction {
+    fn refuse(self, e: CommandError) {
+        match self {
+            PinAction::Disarm { reply } => {
+                let _ = reply.send(Err(e));
+            }
+            PinAction::Arm { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
 }
 
 /// The engine's front door, cheap to clone.
@@ -213,6 +246,10 @@ pub struct Engine {
     /// Where every event is kept for good (None in benchmarks).
     log: Option<EventLog>,
     clock: AlarmClock,
+    /// The users for PIN lookups on blocking threads.
+    users_snapshot: Arc<Vec<User>>,
+    /// The engine's own command channel, for results of background work.
+    commands: mpsc::Sender<Command>,
 }
 
 /// Which events become alerts, and how urgent.
@@ -256,6 +293,7 @@ impl Engine {
             last_seq: restored.event_seq,
         });
         let (status, status_rx) = watch::channel(placeholder);
+        let users_snapshot = users.snapshot();
         let engine = Engine {
             alarm,
             users,
@@ -271,6 +309,8 @@ impl Engine {
             boot_ms: now_ms(),
             log: None,
             clock,
+            users_snapshot,
+            commands: commands_tx.clone(),
         };
         engine.publish_status();
         let handle = EngineHandle {
@@ -399,57 +439,36 @@ impl Engine {
                 by,
                 reply,
             } => {
-                let mut by = by;
-                if self.alarm.setup().alarm.require_pin_to_arm {
-                    match pin {
-                        None => {
-                            let _ = reply.send(Err(CommandError::PinRequired));
-                            return;
-                        }
-                        Some(pin) => match self.check_code(&pin, &by.source, now) {
-                            Ok((user, _)) => by.user = Some(user),
-                            Err(e) => {
-                                let _ = reply.send(Err(e));
-                                return;
-                            }
-                        },
-                    }
+                if !self.alarm.setup().alarm.require_pin_to_arm {
+                    self.arm(mode, force, by, reply);
+                    return;
                 }
-                let result = self.alarm.arm(mode, force, by.clone(), now);
-                match result {
-                    Ok(events) => {
-                        let bypassed = events
-                            .iter()
-                            .find_map(|e| match e {
-                                AlarmEvent::Arming { bypassed, .. }
-                                | AlarmEvent::Armed { bypassed, .. } => Some(bypassed.clone()),
-                                _ => None,
-                            })
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|s| self.sensor_name(s))
-                            .collect();
-                        self.commit(events, &by, None);
-                        let _ = reply.send(Ok(bypassed));
-                    }
-                    Err(e) => {
-                        self.note("arm_refused", &by, format!("arming {mode} refused: {e}"));
-                        let _ = reply.send(Err(e.into()));
-                    }
-                }
+                let Some(pin) = pin else {
+                    let _ = reply.send(Err(CommandError::PinRequired));
+                    return;
+                };
+                let source = by.source.clone();
+                self.check_pin(
+                    pin,
+                    source,
+                    PinAction::Arm {
+                        mode,
+                        force,
+                        by,
+                        reply,
+                    },
+                );
             }
             Command::Disarm { pin, source, reply } => {
-                let result = self.check_code(&pin, &source, now).map(|(user, duress)| {
-                    let by = Actor {
-                        user: Some(user.clone()),
-                        source: source.clone(),
-                    };
-                    let events = self.alarm.disarm(by.clone(), duress, now);
-                    self.siren_test_until = None;
-                    self.commit(events, &by, None);
-                    Disarmed { user }
-                });
-                let _ = reply.send(result);
+                self.check_pin(pin, source, PinAction::Disarm { reply });
+            }
+            Command::CodeChecked {
+                found,
+                source,
+                then,
+            } => {
+                let check = self.users.record(found, self.clock.now());
+                self.finish_pin(check, source, then);
             }
             Command::Panic { by, reply } => {
                 let events = self.alarm.panic(by.clone(), now);
@@ -524,22 +543,60 @@ impl Engine {
         })
     }
 
-    /// Checks a code, recording refusals in the event stream.
-    fn check_code(
-        &mut self,
-        pin: &str,
-        source: &str,
-        now: Millis,
-    ) -> Result<(String, bool), CommandError> {
-        let check = self.users.check(pin, now);
+    /// Checks a PIN off the event loop: the lockout now, the argon2 lookup
+    /// on a blocking thread, whose result comes back as
+    /// [`Command::CodeChecked`] and finishes `then`.
+    fn check_pin(&mut self, pin: String, source: String, then: PinAction) {
+        if let Some(locked) = self.users.locked(self.clock.now()) {
+            self.finish_pin(locked, source, then);
+            return;
+        }
+        let users = Arc::clone(&self.users_snapshot);
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            let found = tokio::task::spawn_blocking(move || lookup(&users, &pin))
+                .await
+                .unwrap_or(None);
+            let _ = commands
+                .send(Command::CodeChecked {
+                    found,
+                    source,
+                    then,
+                })
+                .await;
+        });
+    }
+
+    /// Acts on a checked PIN, recording refusals in the event stream.
+    fn finish_pin(&mut self, check: CodeCheck, source: String, then: PinAction) {
         let anonymous = Actor {
             user: None,
-            source: source.to_owned(),
+            source: source.clone(),
         };
         match check {
             CodeCheck::Valid { user, duress, .. } => {
                 self.persist();
-                Ok((user, duress))
+                match then {
+                    PinAction::Disarm { reply } => {
+                        let by = Actor {
+                            user: Some(user.clone()),
+                            source,
+                        };
+                        let events = self.alarm.disarm(by.clone(), duress, self.clock.now());
+                        self.siren_test_until = None;
+                        self.commit(events, &by, None);
+                        let _ = reply.send(Ok(Disarmed { user }));
+                    }
+                    PinAction::Arm {
+                        mode,
+                        force,
+                        mut by,
+                        reply,
+                    } => {
+                        by.user = Some(user);
+                        self.arm(mode, force, by, reply);
+                    }
+                }
             }
             CodeCheck::Wrong { attempts_left } => {
                 self.note(
@@ -547,7 +604,7 @@ impl Engine {
                     &anonymous,
                     format!("wrong PIN from {source}; {attempts_left} attempts left"),
                 );
-                Err(CommandError::WrongPin { attempts_left })
+                then.refuse(CommandError::WrongPin { attempts_left });
             }
             CodeCheck::LockedOut { retry_after_ms } => {
                 self.note(
@@ -558,7 +615,31 @@ impl Engine {
                         retry_after_ms.div_ceil(1000)
                     ),
                 );
-                Err(CommandError::LockedOut { retry_after_ms })
+                then.refuse(CommandError::LockedOut { retry_after_ms });
+            }
+        }
+    }
+
+    fn arm(&mut self, mode: ArmedMode, force: bool, by: Actor, reply: Reply<Vec<String>>) {
+        match self.alarm.arm(mode, force, by.clone(), self.clock.now()) {
+            Ok(events) => {
+                let bypassed = events
+                    .iter()
+                    .find_map(|e| match e {
+                        AlarmEvent::Arming { bypassed, .. }
+                        | AlarmEvent::Armed { bypassed, .. } => Some(bypassed.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|s| self.sensor_name(s))
+                    .collect();
+                self.commit(events, &by, None);
+                let _ = reply.send(Ok(bypassed));
+            }
+            Err(e) => {
+                self.note("arm_refused", &by, format!("arming {mode} refused: {e}"));
+                let _ = reply.send(Err(e.into()));
             }
         }
     }
@@ -910,6 +991,7 @@ impl Engine {
         let lockout = self.users.lockout;
         self.users = users;
         self.users.lockout = lockout;
+        self.users_snapshot = self.users.snapshot();
         self.alarm = Alarm::new(setup, restored.alarm);
         self.publish_status();
     }

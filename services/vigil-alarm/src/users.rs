@@ -134,26 +134,44 @@ impl Users {
         &self.users
     }
 
-    /// Checks a code at `now`.
+    /// Checks a code at `now`: [`Users::lookup`] then [`Users::record`].
     pub fn check(&mut self, pin: &str, now: Millis) -> CodeCheck {
-        if let Some(until) = self.lockout.locked_until {
-            if now < until {
-                return CodeCheck::LockedOut {
-                    retry_after_ms: until - now,
-                };
-            }
-            self.lockout.locked_until = None;
+        if let Some(locked) = self.locked(now) {
+            return locked;
         }
-        for user in &self.users {
-            let duress = user.duress_hash.as_deref().is_some_and(|h| matches(h, pin));
-            if duress || matches(&user.pin_hash, pin) {
-                self.lockout.failures = 0;
-                return CodeCheck::Valid {
-                    user: user.name.clone(),
-                    role: user.role,
-                    duress,
-                };
-            }
+        let found = lookup(&self.users, pin);
+        self.record(found, now)
+    }
+
+    /// Whether codes are refused at `now` (checked before the slow part).
+    pub fn locked(&self, now: Millis) -> Option<CodeCheck> {
+        match self.lockout.locked_until {
+            Some(until) if now < until => Some(CodeCheck::LockedOut {
+                retry_after_ms: until - now,
+            }),
+            _ => None,
+        }
+    }
+
+    /// A copy of the users, for [`lookup`] off the caller's thread.
+    pub fn snapshot(&self) -> std::sync::Arc<Vec<User>> {
+        std::sync::Arc::new(self.users.clone())
+    }
+
+    /// Books the result of a [`lookup`] made for a code entered at `now`.
+    /// A lockout that began while the lookup ran still refuses it.
+    pub fn record(&mut self, found: Option<Found>, now: Millis) -> CodeCheck {
+        if let Some(locked) = self.locked(now) {
+            return locked;
+        }
+        self.lockout.locked_until = None;
+        if let Some(found) = found {
+            self.lockout.failures = 0;
+            return CodeCheck::Valid {
+                user: found.user,
+                role: found.role,
+                duress: found.duress,
+            };
         }
         self.lockout.failures += 1;
         if self.lockout.failures >= LOCKOUT_ATTEMPTS {
@@ -167,6 +185,26 @@ impl Users {
             attempts_left: LOCKOUT_ATTEMPTS - self.lockout.failures,
         }
     }
+}
+
+/// Whose code `pin` is: the slow part (argon2 per hash), pure, so it can
+/// run on a blocking thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub user: String,
+    pub role: Role,
+    pub duress: bool,
+}
+
+pub fn lookup(users: &[User], pin: &str) -> Option<Found> {
+    users.iter().find_map(|user| {
+        let duress = user.duress_hash.as_deref().is_some_and(|h| matches(h, pin));
+        (duress || matches(&user.pin_hash, pin)).then(|| Found {
+            user: user.name.clone(),
+            role: user.role,
+            duress,
+        })
+    })
 }
 
 #[cfg(test)]
