@@ -594,6 +594,9 @@ impl Engine {
                         reply,
                     } => {
                         by.user = Some(user);
+                        if duress {
+                            self.raise_duress(&by, &format!("armed {mode}"));
+                        }
                         self.arm(mode, force, by, reply);
                     }
                 }
@@ -617,6 +620,39 @@ impl Engine {
                 );
                 then.refuse(CommandError::LockedOut { retry_after_ms });
             }
+        }
+    }
+
+    /// A duress code was used to do `what`: a silent alert, and a record in
+    /// the private log, never anything in the stream a watcher sees.
+    fn raise_duress(&mut self, by: &Actor, what: &str) {
+        warn!(
+            user = ?by.user,
+            source = %by.source,
+            "DURESS code used: {what} as asked; silent alert raised"
+        );
+        let message = format!("{what} under duress by {}", Self::describe_actor(by));
+        self.alert(
+            "duress",
+            "Duress code used".into(),
+            message.clone(),
+            None,
+            None,
+        );
+        if let Some(log) = &mut self.log {
+            let (mode, alarm) = self.alarm.state().phase.table_codes();
+            log.append_hidden(&EventRecord {
+                seq: 0,
+                unix_ms: now_ms(),
+                kind: "duress",
+                sensor: None,
+                mode,
+                alarm,
+                user: by.user.clone(),
+                source: by.source.clone(),
+                message,
+                trace_id: None,
+            });
         }
     }
 
@@ -721,39 +757,7 @@ impl Engine {
                         by.clone(),
                     ),
                     AlarmEvent::Duress { by } => {
-                        // Silent: never in the stream a watcher may see; the
-                        // log and the alert queue carry it.
-                        warn!(
-                            user = ?by.user,
-                            source = %by.source,
-                            "DURESS code used: disarmed as asked; silent alert raised"
-                        );
-                        let message =
-                            format!("disarmed under duress by {}", Self::describe_actor(by));
-                        self.alert(
-                            "duress",
-                            "Duress code used".into(),
-                            message.clone(),
-                            None,
-                            None,
-                        );
-                        // Kept in the durable log (for whoever reviews the
-                        // incident), never in the stream a watcher sees.
-                        if let Some(log) = &mut self.log {
-                            let (mode, alarm) = self.alarm.state().phase.table_codes();
-                            log.append_hidden(&EventRecord {
-                                seq: 0,
-                                unix_ms: now_ms(),
-                                kind: "duress",
-                                sensor: None,
-                                mode,
-                                alarm,
-                                user: by.user.clone(),
-                                source: by.source.clone(),
-                                message,
-                                trace_id: None,
-                            });
-                        }
+                        self.raise_duress(by, "disarmed");
                         continue;
                     }
                     AlarmEvent::EntryDelay { slot, until } => (
