@@ -365,3 +365,25 @@ fn the_control_fifo_obeys_and_survives_garbage() -> Result<()> {
     ensure!(stdout.contains("arming away by fifo"), "{stdout}");
     Ok(())
 }
+
+#[test]
+fn arming_with_a_duress_pin_arms_and_raises_the_silent_alert() -> Result<()> {
+    let config = format!("{TEST_SENSORS}{TEST_ALARM}\n[alarm]\nrequire_pin_to_arm = true\n");
+    let stack = Stack::new(&config, RunAs::Me)?;
+    let hub = stack.start("vigil-hub")?;
+    let _sensord = stack.start("vigil-sensord")?;
+    hub.wait_log(0, "sensord joining", |l| message(l) == "service joined")?;
+    stack.pair_here("user")?;
+    let (code, _, stderr) = stack.ctl(&["arm", "away"])?;
+    ensure!(
+        code == 5 && stderr.contains("PIN"),
+        "arming without a PIN: {code} {stderr}"
+    );
+    let armed = stack.ctl_json(&["arm", "away", "--pin", "1357"])?;
+    ensure!(armed["status"]["state"] == "arming", "{armed}");
+    hub.wait_log(0, "the silent alert", |l| {
+        message(l).starts_with("DURESS code used: armed away")
+    })?;
+    ensure!(stack.logged_kinds_in("events-private")? == ["duress"]);
+    Ok(())
+}
