@@ -25,7 +25,7 @@ mod writer;
 
 pub use format::{FORMAT_VERSION, HEADER_LEN, MAGIC, RECORD_HEADER_LEN, Record};
 pub use reader::LogReader;
-pub use writer::{Cut, LogWriter, Options, Recovery};
+pub use writer::{Cut, LogWriter, Options, Recovery, Retention};
 
 use std::path::PathBuf;
 

@@ -396,3 +396,68 @@ impl LogWriter {
         Ok(())
     }
 }
+
+/// How much of the log to keep.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Retention {
+    /// Segments sealed (the next one started) longer ago than this go.
+    pub max_age: Option<std::time::Duration>,
+    /// Oldest segments go while the log is larger than this.
+    pub max_bytes: Option<u64>,
+}
+
+impl LogWriter {
+    /// Removes whole segments, oldest first, as `retention` asks, but never
+    /// the segment being written and never one holding a record at or after
+    /// `keep_from` (the first sequence a reader such as reportd still
+    /// needs). Returns the removed files.
+    pub fn retire(
+        &mut self,
+        retention: &Retention,
+        keep_from: u64,
+        now_unix_ns: u64,
+    ) -> Result<Vec<PathBuf>, LogError> {
+        let found = segments(&self.dir)?;
+        let mut sizes = Vec::with_capacity(found.len());
+        let mut sealed = Vec::with_capacity(found.len());
+        for (_, path) in &found {
+            let meta = std::fs::metadata(path).map_err(LogError::io("stat", path))?;
+            sizes.push(meta.len());
+            let header = Header::decode(&read_prefix(path, HEADER_LEN)?).map_err(|_| {
+                LogError::BadSegment {
+                    path: path.clone(),
+                    problem: "bad header".into(),
+                }
+            })?;
+            sealed.push(header.created_unix_ns);
+        }
+        let mut total: u64 = sizes.iter().sum();
+        let mut removed = Vec::new();
+        // Segment i is sealed when segment i + 1 was created; the last one
+        // is being written and stays.
+        for i in 0..found.len().saturating_sub(1) {
+            let next_first = found[i + 1].0;
+            if next_first > keep_from {
+                break; // holds records still needed
+            }
+            let too_old = retention.max_age.is_some_and(|age| {
+                now_unix_ns.saturating_sub(sealed[i + 1]) > age.as_nanos() as u64
+            });
+            let too_big = retention.max_bytes.is_some_and(|max| total > max);
+            if !(too_old || too_big) {
+                break; // oldest first: nothing after it qualifies by age either
+            }
+            let path = &found[i].1;
+            std::fs::remove_file(path).map_err(LogError::io("remove", path))?;
+            total -= sizes[i];
+            removed.push(path.clone());
+        }
+        if !removed.is_empty() {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(LogError::io("sync", &self.dir))?;
+            info!(count = removed.len(), "retired old event-log segments");
+        }
+        Ok(removed)
+    }
+}
