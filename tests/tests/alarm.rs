@@ -387,3 +387,26 @@ fn arming_with_a_duress_pin_arms_and_raises_the_silent_alert() -> Result<()> {
     ensure!(stack.logged_kinds_in("events-private")? == ["duress"]);
     Ok(())
 }
+
+#[test]
+fn a_state_that_cannot_be_saved_is_a_visible_fault_and_the_alarm_goes_on() -> Result<()> {
+    let (stack, _hub, _sensord) = stack()?;
+    // Something in the way of the save (as a full disk would be).
+    let blocker = stack.root.path().join("state/alarm-state.json.tmp");
+    std::fs::create_dir_all(&blocker)?;
+    let armed = stack.ctl_json(&["arm", "away"])?;
+    ensure!(
+        armed["status"]["state"] == "arming",
+        "the alarm still arms: {armed}"
+    );
+    let faults = armed["status"]["faults"].to_string();
+    ensure!(faults.contains("state not saved"), "{armed}");
+    // Once saving works again, the fault clears.
+    std::fs::remove_dir(&blocker)?;
+    let disarmed = stack.ctl_json(&["disarm", "--pin", "2468"])?;
+    ensure!(
+        disarmed["status"]["faults"] == serde_json::json!([]),
+        "{disarmed}"
+    );
+    Ok(())
+}

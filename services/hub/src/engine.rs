@@ -250,6 +250,8 @@ pub struct Engine {
     users_snapshot: Arc<Vec<User>>,
     /// The engine's own command channel, for results of background work.
     commands: mpsc::Sender<Command>,
+    /// Why the last save of the state failed, while it keeps failing.
+    save_error: Option<String>,
 }
 
 /// Which events become alerts, and how urgent.
@@ -311,6 +313,7 @@ impl Engine {
             clock,
             users_snapshot,
             commands: commands_tx.clone(),
+            save_error: None,
         };
         engine.publish_status();
         let handle = EngineHandle {
@@ -937,14 +940,20 @@ impl Engine {
         let _ = self.events.send(record);
     }
 
-    fn persist(&self) {
+    /// Saves the state. A failure is logged and shown as a system fault in
+    /// the status until a save succeeds again (the alarm itself goes on).
+    fn persist(&mut self) {
         let state = Restored {
             alarm: self.alarm.state().clone(),
             lockout: self.users.lockout,
             event_seq: self.seq,
         };
-        if let Err(e) = self.store.save(self.alarm.setup(), &state) {
-            error!("the alarm state was not saved: {e}; a restart now would lose it");
+        match self.store.save(self.alarm.setup(), &state) {
+            Ok(()) => self.save_error = None,
+            Err(e) => {
+                error!("the alarm state was not saved: {e}; a restart now would lose it");
+                self.save_error = Some(format!("state not saved: {e}"));
+            }
         }
     }
 
@@ -966,7 +975,10 @@ impl Engine {
             outputs: self.outputs(),
             bypassed: names(&|s| state.bypassed.contains(&s)),
             open: names(&|s| self.alarm.live(s).is_some_and(|l| l.active)),
-            faults: names(&|s| self.alarm.live(s).is_some_and(|l| l.fault)),
+            faults: names(&|s| self.alarm.live(s).is_some_and(|l| l.fault))
+                .into_iter()
+                .chain(self.save_error.clone())
+                .collect(),
             locked_until_unix_ms: self.users.lockout.locked_until.filter(|&t| t > now),
             last_seq: self.seq,
         };
