@@ -340,10 +340,6 @@ impl Engine {
         self
     }
 
-    pub fn setup(&self) -> &AlarmSetup {
-        self.alarm.setup()
-    }
-
     /// The mode and alarm state for the table's system slot.
     pub fn table_codes(&self) -> (ArmedMode, AlarmState) {
         self.alarm.state().phase.table_codes()

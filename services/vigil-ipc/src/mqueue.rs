@@ -167,20 +167,6 @@ impl MessageQueue {
         self.msg_size
     }
 
-    /// Messages waiting now.
-    pub fn len(&self) -> Result<i64, QueueError> {
-        mq_getattr(self.fd.get_ref())
-            .map(|a| a.curmsgs())
-            .map_err(|e| QueueError::Os {
-                name: self.name.clone(),
-                source: e.into(),
-            })
-    }
-
-    pub fn is_empty(&self) -> Result<bool, QueueError> {
-        Ok(self.len()? == 0)
-    }
-
     /// Sends without waiting; `Err(Ok(Full))` when there is no room.
     pub fn try_send(&self, priority: u32, message: &[u8]) -> Result<Result<(), Full>, QueueError> {
         match mq_send(self.fd.get_ref(), message, priority) {

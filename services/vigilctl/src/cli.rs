@@ -269,6 +269,17 @@ fn status_text(s: &pb::Status) -> String {
     out
 }
 
+/// Prints one line per row: its JSON object with `--json`, else its text.
+fn print_rows(json: bool, rows: impl IntoIterator<Item = (serde_json::Value, String)>) {
+    for (object, text) in rows {
+        if json {
+            println!("{object}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
 fn print_status(json: bool, status: &pb::Status) {
     if json {
         println!("{}", status_json(status));
@@ -609,17 +620,17 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
                 .list_clients(pb::ListClientsRequest {})
                 .await
                 .map_err(|s| hub.error(s))?;
-            for c in answer.into_inner().clients {
-                let role = role_name(c.role);
-                if json {
-                    println!(
-                        "{}",
-                        json!({"name": c.name, "role": role, "certificate_sha256": c.certificate_sha256, "paired_unix_ms": c.paired_unix_ms})
-                    );
-                } else {
-                    println!("{:<24} {:<11} {}", c.name, role, c.certificate_sha256);
-                }
-            }
+            print_rows(
+                json,
+                answer.into_inner().clients.into_iter().map(|c| {
+                    let role = role_name(c.role);
+                    let text = format!("{:<24} {:<11} {}", c.name, role, c.certificate_sha256);
+                    let object = json!({"name": c.name, "role": role,
+                        "certificate_sha256": c.certificate_sha256,
+                        "paired_unix_ms": c.paired_unix_ms});
+                    (object, text)
+                }),
+            );
         }
         Command::Revoke { name } => {
             let mut hub = Hub::connect(&cli).await?;
@@ -636,25 +647,21 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
                 .list_users(pb::ListUsersRequest {})
                 .await
                 .map_err(|s| hub.error(s))?;
-            for u in answer.into_inner().users {
-                let role = role_name(u.role);
-                if json {
-                    println!(
-                        "{}",
-                        json!({"name": u.name, "role": role, "has_duress_code": u.has_duress_code})
-                    );
-                } else {
-                    println!(
-                        "{:<24} {role}{}",
-                        u.name,
-                        if u.has_duress_code {
-                            " (duress code set)"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-            }
+            print_rows(
+                json,
+                answer.into_inner().users.into_iter().map(|u| {
+                    let role = role_name(u.role);
+                    let duress = if u.has_duress_code {
+                        " (duress code set)"
+                    } else {
+                        ""
+                    };
+                    let text = format!("{:<24} {role}{duress}", u.name);
+                    let object =
+                        json!({"name": u.name, "role": role, "has_duress_code": u.has_duress_code});
+                    (object, text)
+                }),
+            );
         }
         Command::HashPin => {
             let pin = read_secret_line("PIN")?;
