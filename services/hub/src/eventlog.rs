@@ -15,14 +15,10 @@ use crate::engine::EventRecord;
 
 /// The longest an appended event waits for its sync.
 pub const GROUP_COMMIT: Duration = Duration::from_millis(100);
-/// The record kind of an alarm event (payload: `vigil.v1.Event`).
-pub const KIND_EVENT: u16 = 1;
-/// A record that only holds a sequence number (no payload).
-pub const KIND_PLACEHOLDER: u16 = 0;
-/// An event kept but never streamed (a duress disarm), in the private log
-/// (`<state_dir>/events-private`), so that the main log's numbers, which
-/// watchers see, show no gap where it happened.
-pub const KIND_HIDDEN: u16 = 2;
+// A silent event (a duress disarm) goes to the private log
+// (`<state_dir>/events-private`), so that the main log's numbers, which
+// watchers see, show no gap where it happened.
+use vigil_eventlog::kinds::{EVENT as KIND_EVENT, HIDDEN as KIND_HIDDEN, PLACEHOLDER as KIND_PLACEHOLDER};
 
 /// The events of the log from `after + 1` up to `until`, decoded (the
 /// placeholders skipped): how a watcher catches up past the in-memory ring.

@@ -1,12 +1,171 @@
-//! reportd: the event log into SQLite, and reports.
+//! reportd: follows the event log, indexes it into SQLite, writes reports.
 //!
-//! Will own: following the memory-mapped event log, indexing it exactly once
-//! into SQLite (checkpoint in the same transaction), rebuilding the index,
-//! and the daily and weekly reports (HTML with SVG charts, JSON).
+//! Owns: `<state_dir>/reports.db` (the only process that writes it; the hub
+//! reads it), `<state_dir>/reports/` (the daily and weekly reports, HTML
+//! and JSON) and `<state_dir>/reports.lock` (held while it runs, so that a
+//! rebuild and a running indexer never meet).
 //!
-//! Must never: write the event log.
+//! Must never: write the event log; index a record twice or skip one (the
+//! checkpoint commits with the rows: [`vigil_reports::Index::apply`]);
+//! trust a payload (a record that does not decode is logged and skipped,
+//! never fatal).
+//!
+//! The loop: read every record after the checkpoint in batches of up to
+//! [`BATCH`], commit each, then poll the tail every [`POLL`]. Reports of
+//! the current day and week are rewritten every [`REPORT_EVERY`]; those of
+//! the previous day and week once after they end.
 
 #![forbid(unsafe_code)]
 
-/// What this service will do, printed by its binary until it is built.
-pub const PLANNED: &str = "index the event log into SQLite and write daily and weekly reports";
+mod follow;
+mod schedule;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
+use tracing::{info, warn};
+use vigil_core::config::Config;
+use vigil_reports::{Index, ReportsError};
+
+pub use follow::{Follower, to_indexed};
+pub use schedule::Schedule;
+
+/// Records per transaction: large enough that SQLite's commit cost is
+/// noise, small enough that a batch takes milliseconds.
+pub const BATCH: usize = 20_000;
+/// How often the tail is checked when there is nothing new.
+pub const POLL: Duration = Duration::from_millis(200);
+/// How often the current day's and week's reports are rewritten.
+pub const REPORT_EVERY: Duration = Duration::from_secs(300);
+
+/// The paths reportd works with, from the config's state directory.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub events: PathBuf,
+    pub database: PathBuf,
+    pub reports: PathBuf,
+    pub lock: PathBuf,
+}
+
+impl Paths {
+    pub fn new(state_dir: &Path) -> Paths {
+        Paths {
+            events: state_dir.join("events"),
+            database: state_dir.join("reports.db"),
+            reports: state_dir.join("reports"),
+            lock: state_dir.join("reports.lock"),
+        }
+    }
+}
+
+/// Errors that stop reportd.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportdError {
+    #[error(transparent)]
+    Reports(#[from] ReportsError),
+    #[error(
+        "another vigil-reportd holds {0} (stop the service before `vigil-reportd --rebuild`)"
+    )]
+    Locked(PathBuf),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the event log: {0}")]
+    Log(#[from] vigil_eventlog::LogError),
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ReportdError {
+    let path = path.to_owned();
+    move |source| ReportdError::Io { what, path, source }
+}
+
+/// Takes `<state_dir>/reports.lock` for as long as the value lives.
+fn lock(paths: &Paths) -> Result<Flock<File>, ReportdError> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&paths.lock)
+        .map_err(io("open", &paths.lock))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock)
+        .map_err(|_| ReportdError::Locked(paths.lock.clone()))
+}
+
+/// Runs the indexer and the report schedule until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ReportdError> {
+    let paths = Paths::new(&config.runtime.state_dir);
+    std::fs::create_dir_all(&config.runtime.state_dir)
+        .map_err(io("create", &config.runtime.state_dir))?;
+    let _lock = lock(&paths)?;
+    let mut index = Index::open(&paths.database).await?;
+    let mut follower = Follower::new(&paths.events);
+    let cameras: Vec<String> = config.cameras.iter().map(|c| c.name.clone()).collect();
+    let mut schedule = Schedule::new(paths.clone(), cameras);
+    info!(
+        database = %paths.database.display(),
+        checkpoint = index.checkpoint().await?,
+        "indexing the event log"
+    );
+    tokio::pin!(shutdown);
+    loop {
+        let indexed = follower.index_available(&mut index, BATCH).await?;
+        if indexed == 0 {
+            // Caught up: now is a good time for reports.
+            if let Err(e) = schedule.tick(&paths.database).await {
+                warn!("cannot write the reports: {e}; will try again");
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+    info!(checkpoint = index.checkpoint().await?, "stopped");
+    Ok(())
+}
+
+/// Recreates the database from the event log: builds a new file beside the
+/// old one, then moves it into place. Refuses while reportd runs.
+pub async fn rebuild(config: &Config) -> Result<u64, ReportdError> {
+    let paths = Paths::new(&config.runtime.state_dir);
+    let _lock = lock(&paths)?;
+    let fresh = paths.database.with_extension("db.rebuild");
+    for stale in [
+        fresh.clone(),
+        fresh.with_extension("rebuild-wal"),
+        fresh.with_extension("rebuild-shm"),
+    ] {
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &stale)(e)),
+        }
+    }
+    let mut index = Index::open(&fresh).await?;
+    let mut follower = Follower::new(&paths.events);
+    while follower.index_available(&mut index, BATCH).await? > 0 {}
+    let through = index.checkpoint().await?;
+    index.close_self_contained().await?;
+    // The old file's WAL must not outlive it: SQLite would apply it to the
+    // new file of the same name.
+    for old in ["db-wal", "db-shm"] {
+        let path = paths.database.with_extension(old);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &path)(e)),
+        }
+    }
+    std::fs::rename(&fresh, &paths.database).map_err(io("rename", &fresh))?;
+    info!(through, database = %paths.database.display(), "rebuilt the reports database from the event log");
+    Ok(through)
+}

@@ -1,13 +1,46 @@
-//! `vigil-reportd`: not built yet; says what it will do and exits with EX_UNAVAILABLE (69).
+//! `vigil-reportd`: parses flags and runs [`vigil_reportd::run`], or with
+//! `--rebuild` [`vigil_reportd::rebuild`]. Exit codes are
+//! `vigil_service`'s: 0 clean, 1 runtime failure (among them a rebuild while
+//! the service runs: the message says to stop it), 78 bad configuration.
 
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
+use clap::Parser;
+use vigil_service::ConfigArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-reportd",
+    version,
+    about = "Vigil's reports: indexes the event log into SQLite, writes daily and weekly reports"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Recreate the reports database from the event log, then exit (stop
+    /// the service first).
+    #[arg(long)]
+    rebuild: bool,
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "vigil-reportd: not part of this release yet. It will: {}",
-        vigil_reportd::PLANNED
-    );
-    ExitCode::from(69)
+    let cli = Cli::parse();
+    let started = match vigil_service::start("vigil-reportd", &cli.config, |_| Ok(())) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    if cli.rebuild {
+        let result = started
+            .runtime
+            .block_on(vigil_reportd::rebuild(&started.config))
+            .map(|through| println!("rebuilt the reports database through event {through}"));
+        return vigil_service::finish(result);
+    }
+    let result = started.runtime.block_on(vigil_reportd::run(
+        started.config,
+        vigil_service::terminated(),
+    ));
+    vigil_service::finish(result)
 }

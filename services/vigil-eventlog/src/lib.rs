@@ -29,6 +29,19 @@ pub use writer::{Cut, LogWriter, Options, Recovery, Retention};
 
 use std::path::PathBuf;
 
+/// The record kinds Vigil writes (`docs/event-log.md`): the hub writes them,
+/// reportd and the hub's replay read them. The log itself gives kinds no
+/// meaning.
+pub mod kinds {
+    /// Holds only a sequence number (no payload): keeps the log's numbers
+    /// equal to the event stream's.
+    pub const PLACEHOLDER: u16 = 0;
+    /// A `vigil.v1.Event`, prost-encoded.
+    pub const EVENT: u16 = 1;
+    /// A silent event (a duress disarm), only in `events-private/`.
+    pub const HIDDEN: u16 = 2;
+}
+
 /// What can go wrong with the log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {

@@ -1,0 +1,351 @@
+//! The database: the indexer's read-write handle and the hub's read-only one.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::ReportsError;
+
+/// One event as indexed: the fields of a `vigil.v1.Event` with the mode and
+/// alarm state as their lower-case names (`away`, `triggered`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub seq: u64,
+    pub unix_ms: i64,
+    pub kind: String,
+    pub sensor: Option<String>,
+    pub mode: String,
+    pub state: String,
+    pub user: Option<String>,
+    pub source: String,
+    pub message: String,
+    pub trace_id: Option<String>,
+}
+
+/// The most events one [`ReadOnly::query`] page returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Which events a query wants; every field that is set must match.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    /// At or after this time.
+    pub from_unix_ms: Option<i64>,
+    /// Before this time.
+    pub to_unix_ms: Option<i64>,
+    /// Any of these kinds (empty: all).
+    pub kinds: Vec<String>,
+    pub sensor: Option<String>,
+    pub user: Option<String>,
+}
+
+/// The order of a query's events, by sequence number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    OldestFirst,
+    NewestFirst,
+}
+
+/// One page of a query.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub events: Vec<Event>,
+    /// The cursor for the next page (a sequence number to continue after,
+    /// in the query's order), or `None` when this is the last page.
+    pub next_cursor: Option<u64>,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The indexer's handle (reportd): the only writer of the file.
+#[derive(Debug)]
+pub struct Index {
+    path: PathBuf,
+    conn: SqliteConnection,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Index {
+    /// Opens (creating it if missing) and migrates the database at `path`,
+    /// in WAL mode so that the hub reads while this writes.
+    pub async fn open(path: &Path) -> Result<Index, ReportsError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a power cut may lose the last transactions but
+            // never corrupts the file, and the log still has those events:
+            // the checkpoint is lost with them, so they are indexed again.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let open_error = |source| ReportsError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = options.connect().await.map_err(open_error)?;
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .map_err(|source| ReportsError::Migrate {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Index {
+            path: path.to_owned(),
+            conn,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The last sequence number indexed (0: none).
+    pub async fn checkpoint(&mut self) -> Result<u64, ReportsError> {
+        checkpoint(&mut self.conn).await
+    }
+
+    /// Indexes the log records after `after` up to and including `through`:
+    /// `events` are the ones among them that are events (placeholders and
+    /// other kinds of record are skipped but still covered by the
+    /// checkpoint). Rows, counts and checkpoint commit together or not at
+    /// all; a batch that does not start at the checkpoint is refused.
+    pub async fn apply(
+        &mut self,
+        after: u64,
+        through: u64,
+        events: &[Event],
+    ) -> Result<(), ReportsError> {
+        let mut tx = self.conn.begin().await?;
+        let checkpoint = checkpoint(&mut tx).await?;
+        if checkpoint != after {
+            return Err(ReportsError::NotContiguous { checkpoint, after });
+        }
+        if !events.is_empty() {
+            // One statement per batch: SQLite unpacks the JSON array in C,
+            // which is many times faster than a round trip per row.
+            let rows: Vec<_> = events
+                .iter()
+                .map(|e| {
+                    (
+                        e.seq,
+                        e.unix_ms,
+                        &e.kind,
+                        &e.sensor,
+                        &e.mode,
+                        &e.state,
+                        &e.user,
+                        &e.source,
+                        &e.message,
+                        &e.trace_id,
+                    )
+                })
+                .collect();
+            let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            sqlx::query!(
+                "INSERT INTO events (seq, unix_ms, kind, sensor, mode, state, user, source, \
+                 message, trace_id) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+                 value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9 \
+                 FROM json_each(?1)",
+                json
+            )
+            .execute(&mut *tx)
+            .await?;
+            let (lo, hi) = (to_i64(after), to_i64(through));
+            sqlx::query!(
+                "INSERT INTO buckets (bucket, kind, sensor, count) \
+                 SELECT unix_ms / 900000, kind, coalesce(sensor, ''), count(*) FROM events \
+                 WHERE seq > ?1 AND seq <= ?2 GROUP BY 1, 2, 3 \
+                 ON CONFLICT (bucket, kind, sensor) DO UPDATE SET count = count + excluded.count",
+                lo,
+                hi
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        let through = to_i64(through);
+        sqlx::query!("UPDATE checkpoint SET last_seq = ?1 WHERE id = 1", through)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Leaves the file self-contained (no `-wal` beside it) and closes it:
+    /// what a rebuild does before it moves the new file into place.
+    pub async fn close_self_contained(mut self) -> Result<(), ReportsError> {
+        // Pragmas touch no table, so there is nothing to check them
+        // against at compile time: static text, no input.
+        sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")
+            .execute(&mut self.conn)
+            .await?;
+        self.conn.close().await?;
+        Ok(())
+    }
+}
+
+async fn checkpoint(conn: &mut SqliteConnection) -> Result<u64, ReportsError> {
+    let last = sqlx::query_scalar!("SELECT last_seq FROM checkpoint WHERE id = 1")
+        .fetch_one(conn)
+        .await?;
+    Ok(to_u64(last))
+}
+
+/// The hub's handle: opened read-only for each request, so that it always
+/// sees the current file (a rebuild replaces it) and can never write.
+#[derive(Debug)]
+pub struct ReadOnly {
+    pub(crate) conn: SqliteConnection,
+}
+
+impl ReadOnly {
+    /// Opens the database at `path` read-only; it must exist.
+    pub async fn open(path: &Path) -> Result<ReadOnly, ReportsError> {
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|source| ReportsError::Open {
+                path: path.to_owned(),
+                source,
+            })?
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(2));
+        let conn = options.connect().await.map_err(|source| ReportsError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(ReadOnly { conn })
+    }
+
+    /// The last sequence number indexed (0: none).
+    pub async fn checkpoint(&mut self) -> Result<u64, ReportsError> {
+        checkpoint(&mut self.conn).await
+    }
+
+    /// One page of the events that match `filter`, in `order`, after
+    /// `cursor` (a previous page's [`Page::next_cursor`]); at most `limit`
+    /// (1 to [`MAX_PAGE`]) events.
+    pub async fn query(
+        &mut self,
+        filter: &EventFilter,
+        order: Order,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<Page, ReportsError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let from = filter.from_unix_ms.unwrap_or(i64::MIN);
+        let to = filter.to_unix_ms.unwrap_or(i64::MAX);
+        let kinds = (!filter.kinds.is_empty())
+            .then(|| serde_json::to_string(&filter.kinds))
+            .transpose()
+            .map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let (sensor, user) = (filter.sensor.as_deref(), filter.user.as_deref());
+        // One more than asked: whether there is a next page.
+        let fetch = i64::from(limit) + 1;
+        let mut events: Vec<Event> = match order {
+            Order::OldestFirst => {
+                let after = to_i64(cursor.unwrap_or(0));
+                sqlx::query_as!(
+                    Row,
+                    r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
+                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
+                       message AS "message!", trace_id
+                       FROM events
+                       WHERE seq > ?1 AND unix_ms >= ?2 AND unix_ms < ?3
+                         AND (?4 IS NULL OR kind IN (SELECT value FROM json_each(?4)))
+                         AND (?5 IS NULL OR sensor = ?5)
+                         AND (?6 IS NULL OR user = ?6)
+                       ORDER BY seq ASC LIMIT ?7"#,
+                    after,
+                    from,
+                    to,
+                    kinds,
+                    sensor,
+                    user,
+                    fetch
+                )
+                .fetch_all(&mut self.conn)
+                .await?
+            }
+            Order::NewestFirst => {
+                let before = cursor.map(to_i64).unwrap_or(i64::MAX);
+                sqlx::query_as!(
+                    Row,
+                    r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
+                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
+                       message AS "message!", trace_id
+                       FROM events
+                       WHERE seq < ?1 AND unix_ms >= ?2 AND unix_ms < ?3
+                         AND (?4 IS NULL OR kind IN (SELECT value FROM json_each(?4)))
+                         AND (?5 IS NULL OR sensor = ?5)
+                         AND (?6 IS NULL OR user = ?6)
+                       ORDER BY seq DESC LIMIT ?7"#,
+                    before,
+                    from,
+                    to,
+                    kinds,
+                    sensor,
+                    user,
+                    fetch
+                )
+                .fetch_all(&mut self.conn)
+                .await?
+            }
+        }
+        .into_iter()
+        .map(Event::from)
+        .collect();
+        let more = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        let next_cursor = if more {
+            events.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(Page {
+            events,
+            next_cursor,
+        })
+    }
+}
+
+/// A row of `events` as sqlx reads it.
+pub(crate) struct Row {
+    pub(crate) seq: i64,
+    pub(crate) unix_ms: i64,
+    pub(crate) kind: String,
+    pub(crate) sensor: Option<String>,
+    pub(crate) mode: String,
+    pub(crate) state: String,
+    pub(crate) user: Option<String>,
+    pub(crate) source: String,
+    pub(crate) message: String,
+    pub(crate) trace_id: Option<String>,
+}
+
+impl From<Row> for Event {
+    fn from(r: Row) -> Event {
+        Event {
+            seq: to_u64(r.seq),
+            unix_ms: r.unix_ms,
+            kind: r.kind,
+            sensor: r.sensor,
+            mode: r.mode,
+            state: r.state,
+            user: r.user,
+            source: r.source,
+            message: r.message,
+            trace_id: r.trace_id,
+        }
+    }
+}

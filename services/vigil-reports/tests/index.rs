@@ -1,0 +1,183 @@
+//! The index and the reports against a real SQLite file.
+
+use chrono::NaiveDate;
+use vigil_reports::{
+    Event, EventFilter, Index, Order, Period, PeriodKind, ReadOnly, ReportsError,
+};
+
+fn event(seq: u64, unix_ms: i64, kind: &str, sensor: Option<&str>, user: Option<&str>) -> Event {
+    Event {
+        seq,
+        unix_ms,
+        kind: kind.into(),
+        sensor: sensor.map(Into::into),
+        mode: "away".into(),
+        state: "idle".into(),
+        user: user.map(Into::into),
+        source: "grpc:phone".into(),
+        message: format!("{kind} <{seq}>"),
+        trace_id: None,
+    }
+}
+
+fn day() -> Period {
+    Period::containing(
+        PeriodKind::Daily,
+        NaiveDate::from_ymd_opt(2026, 11, 24).expect("date"),
+    )
+}
+
+#[tokio::test]
+async fn batches_commit_with_their_checkpoint_and_only_in_order() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("reports.db");
+    let t0 = day().from_unix_ms + 9 * 3_600_000;
+    let mut index = Index::open(&path).await.expect("open");
+    assert_eq!(index.checkpoint().await.expect("checkpoint"), 0);
+    let batch = [
+        event(1, t0, "armed", None, Some("alice")),
+        event(2, t0 + 60_000, "sensor", Some("front-door"), None),
+        event(3, t0 + 61_000, "triggered", Some("front-door"), None),
+        event(4, t0 + 90_000, "disarmed", None, Some("alice")),
+        event(5, t0 + 91_000, "sensor", Some("front-door"), None),
+    ];
+    // Record 6 is a placeholder: covered by the checkpoint, no row.
+    index.apply(0, 6, &batch).await.expect("apply");
+    assert_eq!(index.checkpoint().await.expect("checkpoint"), 6);
+
+    // The same batch again, or one that skips ahead, is refused and changes
+    // nothing.
+    let again = index.apply(0, 6, &batch).await.expect_err("twice");
+    assert!(matches!(again, ReportsError::NotContiguous { checkpoint: 6, after: 0 }), "{again}");
+    let gap = index.apply(7, 8, &[event(8, t0, "sensor", None, None)]).await;
+    assert!(gap.is_err());
+    // A batch whose rows fail (seq 5 exists) rolls back its checkpoint.
+    let dup = index.apply(6, 7, &[event(5, t0, "sensor", None, None)]).await;
+    assert!(dup.is_err(), "a duplicate row must fail");
+    assert_eq!(index.checkpoint().await.expect("checkpoint"), 6);
+    drop(index);
+
+    let mut db = ReadOnly::open(&path).await.expect("read-only");
+    assert_eq!(db.checkpoint().await.expect("checkpoint"), 6);
+    let all = db
+        .query(&EventFilter::default(), Order::OldestFirst, None, 100)
+        .await
+        .expect("query");
+    assert_eq!(all.events, batch, "rows read back field for field");
+    assert_eq!(all.next_cursor, None);
+}
+
+#[tokio::test]
+async fn queries_filter_and_page_both_ways() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("reports.db");
+    let t0 = day().from_unix_ms;
+    let mut index = Index::open(&path).await.expect("open");
+    let events: Vec<Event> = (1..=25)
+        .map(|seq| {
+            let sensor = if seq % 2 == 0 { "hall" } else { "door" };
+            event(seq, t0 + seq as i64 * 1000, "sensor", Some(sensor), None)
+        })
+        .collect();
+    index.apply(0, 25, &events).await.expect("apply");
+    let mut db = ReadOnly::open(&path).await.expect("ro");
+    let hall = EventFilter {
+        sensor: Some("hall".into()),
+        ..EventFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = db.query(&hall, Order::OldestFirst, cursor, 5).await.expect("page");
+        seen.extend(page.events.iter().map(|e| e.seq));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (2..=24).step_by(2).collect::<Vec<u64>>());
+    let newest = db
+        .query(&EventFilter::default(), Order::NewestFirst, None, 3)
+        .await
+        .expect("newest");
+    assert_eq!(newest.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [25, 24, 23]);
+    assert_eq!(newest.next_cursor, Some(23));
+    let window = EventFilter {
+        from_unix_ms: Some(t0 + 10_000),
+        to_unix_ms: Some(t0 + 13_000),
+        kinds: vec!["sensor".into(), "armed".into()],
+        ..EventFilter::default()
+    };
+    let page = db.query(&window, Order::OldestFirst, None, 100).await.expect("window");
+    assert_eq!(page.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [10, 11, 12]);
+    let none = EventFilter {
+        kinds: vec!["tamper".into()],
+        ..EventFilter::default()
+    };
+    assert!(db.query(&none, Order::OldestFirst, None, 100).await.expect("none").events.is_empty());
+}
+
+#[tokio::test]
+async fn the_report_tells_the_day() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("reports.db");
+    let period = day();
+    let t0 = period.from_unix_ms + 21 * 3_600_000; // 21:00 local
+    let mut index = Index::open(&path).await.expect("open");
+    index
+        .apply(
+            0,
+            9,
+            &[
+                event(1, period.from_unix_ms - 1, "sensor", Some("hall"), None), // the day before
+                event(2, t0, "arming", None, Some("alice")),
+                event(3, t0 + 30_000, "armed", None, Some("alice")),
+                event(4, t0 + 600_000, "sensor", Some("front-door"), None),
+                event(5, t0 + 630_000, "triggered", Some("front-door"), None),
+                event(6, t0 + 700_000, "disarmed", None, Some("bob")),
+                event(7, t0 + 800_000, "tamper", Some("hall"), None),
+                event(8, t0 + 900_000, "camera_offline", Some("porch"), None),
+                event(9, t0 + 960_000, "camera_online", Some("porch"), None),
+            ],
+        )
+        .await
+        .expect("apply");
+    let mut db = ReadOnly::open(&path).await.expect("ro");
+    let report = db
+        .report(&period, &["porch".into(), "garden".into()], period.to_unix_ms)
+        .await
+        .expect("report");
+    assert_eq!(report.label, "2026-11-24");
+    assert_eq!(report.indexed_through_seq, 9);
+    assert_eq!(report.totals.events, 8, "the day before is not in it");
+    assert_eq!(report.totals.alarms, 1);
+    assert_eq!((report.totals.arms, report.totals.disarms), (1, 1));
+    assert_eq!(report.alarms.len(), 1);
+    let alarm = &report.alarms[0];
+    assert_eq!(alarm.sensor.as_deref(), Some("front-door"));
+    assert_eq!(alarm.disarmed_by.as_deref(), Some("bob"));
+    assert_eq!(alarm.disarmed_unix_ms, Some(t0 + 700_000));
+    let who: Vec<_> = report
+        .timeline
+        .iter()
+        .map(|e| (e.kind.as_str(), e.user.as_deref()))
+        .collect();
+    assert_eq!(who, [("arming", Some("alice")), ("armed", Some("alice")), ("disarmed", Some("bob"))]);
+    assert_eq!(report.faults.len(), 1);
+    assert_eq!(report.faults[0].kind, "tamper");
+    let hall = report.sensors.iter().find(|s| s.sensor == "hall").expect("hall");
+    assert_eq!((hall.tampers, hall.events), (1, 1));
+    assert_eq!(report.by_hour_of_day[21], 8);
+    assert_eq!(report.busiest_hours[0].hour, 21);
+    let porch = report.cameras.iter().find(|c| c.camera == "porch").expect("porch");
+    assert_eq!((porch.outages, porch.offline_ms), (1, 60_000));
+    let garden = report.cameras.iter().find(|c| c.camera == "garden").expect("garden");
+    assert_eq!(garden.uptime_percent, 100.0);
+
+    let html = vigil_reports::html(&report);
+    assert!(html.contains("<svg") && html.contains("front-door"), "charts and names");
+    assert!(html.contains("tamper &lt;7&gt;"), "messages are escaped");
+    let json = serde_json::to_string(&report).expect("json");
+    let back: vigil_reports::Report = serde_json::from_str(&json).expect("parse");
+    assert_eq!(back, report);
+}
