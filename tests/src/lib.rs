@@ -270,7 +270,13 @@ impl Stack {
         // Copies of the binaries: the build tree may not be readable by an
         // unprivileged user (a checkout under /root).
         let built = bin_dir()?;
-        for name in ["vigil-hub", "vigil-sensord", "vigil-alertd", "vigilctl"] {
+        for name in [
+            "vigil-hub",
+            "vigil-sensord",
+            "vigil-alertd",
+            "vigil-reportd",
+            "vigilctl",
+        ] {
             std::fs::copy(built.join(name), bin.join(name))?;
             std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755))?;
         }
@@ -348,6 +354,10 @@ impl Stack {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         format!("/{suffix}")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.path().join("state")
     }
 
     pub fn runtime_dir(&self) -> PathBuf {

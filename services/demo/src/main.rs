@@ -36,7 +36,12 @@ struct Cli {
 
 /// The services the demo runs, in start order. Any order works (each
 /// rejoins the hub by itself); this one just makes the first screen tidy.
-const SERVICES: [&str; 3] = ["vigil-hub", "vigil-sensord", "vigil-alertd"];
+const SERVICES: [&str; 4] = [
+    "vigil-hub",
+    "vigil-sensord",
+    "vigil-alertd",
+    "vigil-reportd",
+];
 
 /// The simulated house's day: (seconds into the cycle, command).
 const SCHEDULE: [(u64, &str); 6] = [
@@ -134,6 +139,12 @@ fn main() -> Result<()> {
     println!("  {}", ctl("status"));
     println!("  {}", ctl("disarm --pin 1234"));
     println!("  {}", ctl("events --follow"));
+    println!("  {}", ctl("history --kind triggered,armed,disarmed"));
+    println!("  {}", ctl("report --weekly"));
+    println!(
+        "  reports (HTML and JSON, rewritten every 5 minutes): {}",
+        config.runtime.state_dir.join("reports").display()
+    );
     println!("  {}", ctl("status --local"));
     println!("  {}", sim("set panic-button active"));
     println!("  {}", sim("outputs"));

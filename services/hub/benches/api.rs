@@ -67,6 +67,8 @@ fn setup() -> Setup {
         setup: alarm,
         users: Vec::new(),
         events_dir: None,
+        reports_db: None,
+        cameras: Vec::new(),
     }));
     let pki = Arc::new(Pki::load_or_create(&config.runtime.state_dir, &[]).expect("pki"));
     Setup {

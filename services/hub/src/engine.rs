@@ -167,6 +167,12 @@ pub enum Command {
         after_seq: Option<u64>,
         reply: Reply<Subscription>,
     },
+    /// Removes old event-log segments; `keep_from` is the first sequence
+    /// number reportd has not indexed yet.
+    RetireLog {
+        retention: vigil_eventlog::Retention,
+        keep_from: u64,
+    },
     /// Internal: a PIN lookup finished on a blocking thread.
     CodeChecked {
         found: Option<Found>,
@@ -223,6 +229,14 @@ impl EngineHandle {
             .await
             .map_err(|_| CommandError::Stopped)?;
         rx.await.map_err(|_| CommandError::Stopped)?
+    }
+
+    /// Sends a command that has no answer.
+    pub async fn tell(&self, command: Command) -> Result<(), CommandError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| CommandError::Stopped)
     }
 }
 
@@ -498,6 +512,14 @@ impl Engine {
                     }
                     Err(e) => Err(e.into()),
                 });
+            }
+            Command::RetireLog {
+                retention,
+                keep_from,
+            } => {
+                if let Some(log) = &mut self.log {
+                    log.retire(&retention, keep_from);
+                }
             }
             Command::SirenTest { by, reply } => {
                 if self.alarm.state().phase.table_codes().0 == ArmedMode::Disarmed {

@@ -2,7 +2,7 @@
 //! `docs/event-log.md`): every event of the stream is appended as a
 //! prost-encoded `vigil.v1.Event`; alarm-class events are synced before the
 //! command or change that caused them is acknowledged, the rest in groups
-//! at most [`GROUP_COMMIT`] later.
+//! at most `[events] sync_window_ms` later (100 ms unless configured).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,12 +13,12 @@ use vigil_eventlog::{LogError, LogWriter, Options};
 
 use crate::engine::EventRecord;
 
-/// The longest an appended event waits for its sync.
-pub const GROUP_COMMIT: Duration = Duration::from_millis(100);
 // A silent event (a duress disarm) goes to the private log
 // (`<state_dir>/events-private`), so that the main log's numbers, which
 // watchers see, show no gap where it happened.
-use vigil_eventlog::kinds::{EVENT as KIND_EVENT, HIDDEN as KIND_HIDDEN, PLACEHOLDER as KIND_PLACEHOLDER};
+use vigil_eventlog::kinds::{
+    EVENT as KIND_EVENT, HIDDEN as KIND_HIDDEN, PLACEHOLDER as KIND_PLACEHOLDER,
+};
 
 /// The events of the log from `after + 1` up to `until`, decoded (the
 /// placeholders skipped): how a watcher catches up past the in-memory ring.
@@ -61,10 +61,12 @@ pub struct EventLog {
     private: LogWriter,
     /// When the oldest unsynced append happened.
     dirty_since: Option<Instant>,
+    /// The longest an appended event waits for its sync.
+    sync_window: Duration,
 }
 
 impl EventLog {
-    pub fn open(state_dir: &Path) -> Result<EventLog, LogError> {
+    pub fn open(state_dir: &Path, sync_window: Duration) -> Result<EventLog, LogError> {
         let (writer, _recovery) = LogWriter::open(&state_dir.join("events"), Options::default())?;
         let small = Options {
             segment_size: 1 << 20,
@@ -74,6 +76,7 @@ impl EventLog {
             writer,
             private,
             dirty_since: None,
+            sync_window,
         })
     }
 
@@ -138,7 +141,19 @@ impl EventLog {
 
     /// When the next group commit is due.
     pub fn next_sync(&self) -> Option<Instant> {
-        self.dirty_since.map(|t| t + GROUP_COMMIT)
+        self.dirty_since.map(|t| t + self.sync_window)
+    }
+
+    /// Removes old segments as `retention` asks, never one holding
+    /// `keep_from` or later (the first record reportd has not indexed).
+    pub fn retire(&mut self, retention: &vigil_eventlog::Retention, keep_from: u64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        if let Err(e) = self.writer.retire(retention, keep_from, now) {
+            error!("cannot remove old event-log segments: {e}; the log keeps growing");
+        }
     }
 
     /// Syncs what is appended.
@@ -152,6 +167,8 @@ impl EventLog {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use vigil_core::{AlarmState, ArmedMode};
 
     use super::*;
@@ -174,7 +191,7 @@ mod tests {
     #[test]
     fn the_log_keeps_stream_numbers_and_replays_events() {
         let dir = tempfile::tempdir().expect("dir");
-        let mut log = EventLog::open(dir.path()).expect("open");
+        let mut log = EventLog::open(dir.path(), Duration::from_millis(100)).expect("open");
         // A state file ahead of a new log: placeholders align them.
         log.pad_to(3);
         assert_eq!(log.last_seq(), 3);

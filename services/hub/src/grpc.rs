@@ -25,6 +25,7 @@ use vigil_ipc::table::SensorTable;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use vigil_proto::v1::alarm_service_server::{AlarmService, AlarmServiceServer};
+use vigil_proto::v1::report_service_server::ReportServiceServer;
 
 use crate::engine::{Command, CommandError, EngineHandle, EventRecord, StatusSnapshot, now_ms};
 use crate::pki::{ClientIdentity, Pki};
@@ -38,6 +39,10 @@ pub struct ApiView {
     pub users: Vec<(String, Role, bool)>,
     /// The event log, for watchers resuming from before the ring.
     pub events_dir: Option<std::path::PathBuf>,
+    /// reportd's index of the log (opened read-only per request).
+    pub reports_db: Option<std::path::PathBuf>,
+    /// The configured cameras, for the reports' uptime table.
+    pub cameras: Vec<String>,
 }
 
 /// How callers are authenticated.
@@ -53,7 +58,7 @@ pub enum Auth {
 #[derive(Clone, Debug)]
 pub struct Api {
     engine: EngineHandle,
-    view: watch::Receiver<Arc<ApiView>>,
+    pub(crate) view: watch::Receiver<Arc<ApiView>>,
     auth: Auth,
 }
 
@@ -62,7 +67,11 @@ impl Api {
         Api { engine, view, auth }
     }
 
-    fn authorize<T>(&self, request: &Request<T>, need: Role) -> Result<ClientIdentity, Status> {
+    pub(crate) fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        need: Role,
+    ) -> Result<ClientIdentity, Status> {
         let pki = match &self.auth {
             Auth::OpenForBenchmarks => {
                 return Ok(ClientIdentity {
@@ -170,6 +179,7 @@ fn to_pb_status(s: &StatusSnapshot) -> pb::Status {
     }
 }
 
+/// An event as the API carries it.
 pub fn to_pb_event(e: &EventRecord) -> pb::Event {
     pb::Event {
         seq: e.seq,
@@ -516,6 +526,7 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AlarmServiceServer<Api>>().await;
     health.set_serving::<AdminServiceServer<Api>>().await;
+    health.set_serving::<ReportServiceServer<Api>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -540,7 +551,8 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(AlarmServiceServer::new(api.clone()))
-        .add_service(AdminServiceServer::new(api))
+        .add_service(AdminServiceServer::new(api.clone()))
+        .add_service(ReportServiceServer::new(api))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -34,6 +34,7 @@ pub mod eventlog;
 pub mod grpc;
 pub mod persist;
 pub mod pki;
+mod reports;
 mod sessions;
 pub mod watcher;
 
@@ -155,9 +156,44 @@ pub fn load_users(config: &Config) -> Result<Users, HubError> {
     Ok(Users::new(users, Default::default()))
 }
 
+/// How often old event-log segments are looked at.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+
+/// Retires old event-log segments every [`RETENTION_EVERY`], but only
+/// those reportd has indexed: its checkpoint, read from its database, is
+/// the floor. No database (reportd never ran): nothing is retired.
+async fn retention_loop(
+    engine: engine::EngineHandle,
+    reports_db: std::path::PathBuf,
+    retention: vigil_eventlog::Retention,
+) {
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        every.tick().await;
+        let indexed = match vigil_reports::ReadOnly::open(&reports_db).await {
+            Ok(mut db) => db.checkpoint().await,
+            Err(e) => Err(e),
+        };
+        match indexed {
+            Ok(through) => {
+                let command = engine::Command::RetireLog {
+                    retention,
+                    keep_from: through + 1,
+                };
+                if engine.tell(command).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!("event-log retention waits for reportd: {e}"),
+        }
+    }
+}
+
 fn api_view(config: &Config, table: &Arc<SensorTable>) -> Arc<ApiView> {
     Arc::new(ApiView {
         events_dir: Some(config.runtime.state_dir.join("events")),
+        reports_db: Some(config.runtime.state_dir.join("reports.db")),
+        cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
         table: Arc::clone(table),
         setup: AlarmSetup::from_config(config),
         users: config
@@ -252,7 +288,10 @@ pub async fn run(
     // its log recovery could touch the running hub's log.
     let rendezvous =
         Rendezvous::bind(&config.runtime.hub_socket(), nix::unistd::getuid().as_raw()).await?;
-    let engine = engine.with_log(EventLog::open(&config.runtime.state_dir)?);
+    let engine = engine.with_log(EventLog::open(
+        &config.runtime.state_dir,
+        config.events.sync_window,
+    )?);
 
     let (view_tx, view_rx) = watch::channel(api_view(&config, &table));
     let listener = grpc::bind(config.grpc.listen).await?;
@@ -279,6 +318,15 @@ pub async fn run(
         }
         Err(e) => error!("the control FIFO is off: {e}"),
     }
+
+    let retention_task = tokio::spawn(retention_loop(
+        engine_handle.clone(),
+        config.runtime.state_dir.join("reports.db"),
+        vigil_eventlog::Retention {
+            max_age: config.events.max_age,
+            max_bytes: config.events.max_bytes,
+        },
+    ));
 
     let (session_tx, mut session_rx) = mpsc::unbounded_channel::<SessionEvent>();
     let mut hub = Hub {
@@ -384,6 +432,7 @@ pub async fn run(
         Ok(Ok(())) => {}
     }
     accept_task.abort();
+    retention_task.abort();
     // The task owned the rendezvous; wait for it so the socket is removed.
     let _ = accept_task.await;
     hub.sessions.end_all();

@@ -31,8 +31,7 @@ pub fn to_indexed(event: pb::Event) -> vigil_reports::Event {
         pb::Mode::Vacation => "vacation",
         pb::Mode::Custom => "custom",
     };
-    let state = match pb::AlarmState::try_from(event.state).unwrap_or(pb::AlarmState::Unspecified)
-    {
+    let state = match pb::AlarmState::try_from(event.state).unwrap_or(pb::AlarmState::Unspecified) {
         pb::AlarmState::Unspecified => "unknown",
         pb::AlarmState::Idle => "idle",
         pb::AlarmState::Arming => "arming",

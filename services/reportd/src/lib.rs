@@ -65,9 +65,7 @@ impl Paths {
 pub enum ReportdError {
     #[error(transparent)]
     Reports(#[from] ReportsError),
-    #[error(
-        "another vigil-reportd holds {0} (stop the service before `vigil-reportd --rebuild`)"
-    )]
+    #[error("another vigil-reportd holds {0} (stop the service before `vigil-reportd --rebuild`)")]
     Locked(PathBuf),
     #[error("{what} {path}: {source}")]
     Io {
@@ -98,10 +96,7 @@ fn lock(paths: &Paths) -> Result<Flock<File>, ReportdError> {
 }
 
 /// Runs the indexer and the report schedule until `shutdown` resolves.
-pub async fn run(
-    config: Config,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ReportdError> {
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ReportdError> {
     let paths = Paths::new(&config.runtime.state_dir);
     std::fs::create_dir_all(&config.runtime.state_dir)
         .map_err(io("create", &config.runtime.state_dir))?;

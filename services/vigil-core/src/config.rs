@@ -38,6 +38,7 @@ pub struct Config {
     pub alarm: AlarmConfig,
     pub grpc: GrpcConfig,
     pub alerts: AlertsConfig,
+    pub events: EventsConfig,
     pub webhook: Option<WebhookConfig>,
     pub telemetry: TelemetryConfig,
 }
@@ -138,6 +139,19 @@ pub struct AlertsConfig {
     pub cooldown: Duration,
     /// How long a hook may take to take one alert before it is restarted.
     pub hook_timeout: Duration,
+}
+
+/// The event log's durability and retention (`[events]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventsConfig {
+    /// The longest an ordinary event waits to be synced (alarm-class events
+    /// are synced before they are acknowledged): what a power cut can lose.
+    pub sync_window: Duration,
+    /// Whole segments sealed longer ago go (`None`: kept by age).
+    pub max_age: Option<Duration>,
+    /// The oldest segments go while the log is larger (`None`: no budget).
+    /// Never a segment that reportd has not indexed.
+    pub max_bytes: Option<u64>,
 }
 
 /// Where alertd posts alerts over HTTP.

@@ -1,1 +1,180 @@
-fn main() {}
+//! Indexing rate against raw SQLite inserts of the same rows, and a weekly
+//! report over 10 million events.
+//!
+//! `cargo bench -p vigil-reports --bench index` (`-- --quick`: 10x fewer).
+
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use vigil_reports::{Event, Index, Period, PeriodKind, ReadOnly};
+
+const BATCH: usize = 20_000;
+const SENSORS: [&str; 12] = [
+    "front-door",
+    "back-door",
+    "garage-door",
+    "kitchen-window",
+    "bedroom-window",
+    "office-window",
+    "hall-motion",
+    "living-motion",
+    "stairs-motion",
+    "garage-motion",
+    "smoke-upstairs",
+    "flood-basement",
+];
+
+/// A plausible mix: mostly sensor changes, some arming, a few alarms,
+/// faults and tamper.
+fn event(seq: u64, unix_ms: i64) -> Event {
+    let (kind, sensor, user) = match seq % 1000 {
+        0 => ("armed", None, Some("alice")),
+        1 => ("arming", None, Some("alice")),
+        2 => ("disarmed", None, Some("bob")),
+        3 if seq % 10_000 == 3 => ("triggered", Some(SENSORS[0]), None),
+        4 if seq % 5000 == 4 => ("fault", Some(SENSORS[10]), None),
+        5 if seq % 5000 == 5 => ("tamper", Some(SENSORS[3]), None),
+        n => ("sensor", Some(SENSORS[n as usize % SENSORS.len()]), None),
+    };
+    Event {
+        seq,
+        unix_ms,
+        kind: kind.into(),
+        sensor: sensor.map(Into::into),
+        mode: "away".into(),
+        state: "idle".into(),
+        user: user.map(Into::into),
+        source: "sensor".into(),
+        message: format!("{} {kind}", sensor.unwrap_or("system")),
+        trace_id: None,
+    }
+}
+
+fn events(n: u64, from_ms: i64, span_ms: i64) -> Vec<Event> {
+    (1..=n)
+        .map(|seq| event(seq, from_ms + (seq as i64 * span_ms) / n as i64))
+        .collect()
+}
+
+async fn index_all(path: &std::path::Path, events: &[Event]) -> Duration {
+    let mut index = Index::open(path).await.expect("open");
+    let start = Instant::now();
+    let mut after = 0;
+    for batch in events.chunks(BATCH) {
+        let through = batch.last().map(|e| e.seq).unwrap_or(after);
+        index.apply(after, through, batch).await.expect("apply");
+        after = through;
+    }
+    start.elapsed()
+}
+
+/// The baseline: one prepared INSERT per row, into the same schema, one
+/// transaction per batch, through rusqlite (the same SQLite library).
+fn raw_inserts(path: &std::path::Path, events: &[Event]) -> Duration {
+    let mut conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;",
+    )
+    .expect("pragmas");
+    conn.execute_batch(include_str!("../migrations/0001_events.sql"))
+        .expect("schema");
+    let start = Instant::now();
+    for batch in events.chunks(BATCH) {
+        let tx = conn.transaction().expect("tx");
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events (seq, unix_ms, kind, sensor, mode, state, user, source, \
+                     message, trace_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .expect("prepare");
+            for e in batch {
+                insert
+                    .execute(rusqlite::params![
+                        e.seq as i64,
+                        e.unix_ms,
+                        e.kind,
+                        e.sensor,
+                        e.mode,
+                        e.state,
+                        e.user,
+                        e.source,
+                        e.message,
+                        e.trace_id
+                    ])
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    start.elapsed()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    let dir = tempfile::tempdir().expect("dir");
+    let week = Period::containing(
+        PeriodKind::Weekly,
+        NaiveDate::from_ymd_opt(2026, 11, 23).expect("date"),
+    );
+    let span = week.to_unix_ms - week.from_unix_ms - 1;
+
+    // Indexing rate.
+    let n = 2_000_000 / scale;
+    let rows = events(n, week.from_unix_ms, span);
+    let ours = index_all(&dir.path().join("ours.db"), &rows).await;
+    let raw = raw_inserts(&dir.path().join("raw.db"), &rows);
+    let ours_rate = n as f64 / ours.as_secs_f64();
+    let raw_rate = n as f64 / raw.as_secs_f64();
+    println!("Vigil reports index ({n} events, batches of {BATCH})");
+    println!(
+        "index (rows + quarter-hour counts + checkpoint): {ours_rate:>10.0} events/s  \
+         ({:.2} s)",
+        ours.as_secs_f64()
+    );
+    println!(
+        "baseline: raw SQLite inserts of the same rows:   {raw_rate:>10.0} events/s  \
+         ({:.2} s)",
+        raw.as_secs_f64()
+    );
+    println!("ratio: {:.2}x the baseline", ours_rate / raw_rate);
+    drop(rows);
+
+    // A weekly report over 10 million events.
+    let n = 10_000_000 / scale;
+    let path = dir.path().join("week.db");
+    let build = index_all(&path, &events(n, week.from_unix_ms, span)).await;
+    println!(
+        "built a week of {n} events in {:.1} s ({:.0} events/s)",
+        build.as_secs_f64(),
+        n as f64 / build.as_secs_f64()
+    );
+    let mut db = ReadOnly::open(&path).await.expect("ro");
+    let mut times = Vec::new();
+    let mut report = None;
+    for _ in 0..7 {
+        let start = Instant::now();
+        let r = db
+            .report(&week, &["porch".into()], week.to_unix_ms)
+            .await
+            .expect("report");
+        let html = vigil_reports::html(&r);
+        times.push(start.elapsed());
+        assert!(html.len() > 1000);
+        report = Some(r);
+    }
+    times.sort();
+    let report = report.expect("report");
+    assert_eq!(report.totals.events, n, "the report counts every event");
+    println!(
+        "weekly report over {n} events (build + HTML): median {:.1} ms, max {:.1} ms \
+         ({} alarms, {} timeline entries shown, {} omitted)",
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3,
+        report.totals.alarms,
+        report.timeline.len(),
+        report.timeline_omitted
+    );
+}

@@ -29,7 +29,7 @@ pub use report::{
     AlarmEntry, ArmEntry, CameraUptime, DayCount, FaultEntry, HourCount, REPORT_FORMAT, Report,
     SensorCounts, Totals,
 };
-pub use store::{Event, EventFilter, Index, MAX_PAGE, Order, Page, ReadOnly};
+pub use store::{Cursor, Event, EventFilter, Index, MAX_PAGE, Order, Page, ReadOnly};
 
 /// What can go wrong with the index.
 #[derive(Debug, thiserror::Error)]

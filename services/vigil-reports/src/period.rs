@@ -158,10 +158,16 @@ mod tests {
     fn weeks_start_on_monday_and_are_labelled_by_iso_week() {
         let thursday = NaiveDate::from_ymd_opt(2026, 11, 26).expect("date");
         let week = Period::containing(PeriodKind::Weekly, thursday);
-        assert_eq!(week.first_day, NaiveDate::from_ymd_opt(2026, 11, 23).expect("date"));
+        assert_eq!(
+            week.first_day,
+            NaiveDate::from_ymd_opt(2026, 11, 23).expect("date")
+        );
         assert_eq!(week.label, "2026-W48");
         assert_eq!(week.days().len(), 7);
-        assert_eq!(Period::parse(PeriodKind::Weekly, "2026-W48").expect("parse"), week);
+        assert_eq!(
+            Period::parse(PeriodKind::Weekly, "2026-W48").expect("parse"),
+            week
+        );
         assert_eq!(
             Period::parse(PeriodKind::Weekly, "2026-11-29").expect("parse"),
             week

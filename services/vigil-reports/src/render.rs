@@ -100,7 +100,11 @@ table{{border-collapse:collapse;width:100%;margin-bottom:1em}}td,th{{border-bott
          <th>faults</th><th>tamper</th><th>sensor changes</th></tr><tr><td>{}</td>\
          <td{}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
         t.events,
-        if t.alarms > 0 { r#" class="alarm""# } else { "" },
+        if t.alarms > 0 {
+            r#" class="alarm""#
+        } else {
+            ""
+        },
         t.alarms,
         t.arms,
         t.disarms,
@@ -138,7 +142,9 @@ table{{border-collapse:collapse;width:100%;margin-bottom:1em}}td,th{{border-bott
     if report.timeline.is_empty() {
         page.push_str("<p>The system was not armed or disarmed.</p>");
     } else {
-        page.push_str("<table><tr><th>when</th><th>what</th><th>mode</th><th>who</th><th>from</th></tr>");
+        page.push_str(
+            "<table><tr><th>when</th><th>what</th><th>mode</th><th>who</th><th>from</th></tr>",
+        );
         for e in &report.timeline {
             let _ = write!(
                 page,
@@ -205,7 +211,9 @@ table{{border-collapse:collapse;width:100%;margin-bottom:1em}}td,th{{border-bott
     if report.cameras.is_empty() {
         page.push_str("<p>No cameras.</p>");
     } else {
-        page.push_str("<table><tr><th>camera</th><th>uptime</th><th>offline</th><th>outages</th></tr>");
+        page.push_str(
+            "<table><tr><th>camera</th><th>uptime</th><th>offline</th><th>outages</th></tr>",
+        );
         for c in &report.cameras {
             let _ = write!(
                 page,
@@ -262,7 +270,10 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        assert_eq!(esc(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         let svg = bar_chart("t", &[("<script>".into(), 3)]);
         assert!(!svg.contains("<script>"), "{svg}");
     }

@@ -229,7 +229,12 @@ impl ReadOnly {
             ..EventFilter::default()
         };
         let triggered = self
-            .query(&in_period(&["triggered"]), Order::OldestFirst, None, LIST_CAP)
+            .query(
+                &in_period(&["triggered"]),
+                Order::OldestFirst,
+                None,
+                LIST_CAP,
+            )
             .await?
             .events;
         let mut alarms = Vec::with_capacity(triggered.len());
@@ -298,8 +303,12 @@ impl ReadOnly {
         };
         let omitted = |total: u64, shown: usize| total.saturating_sub(shown as u64);
         let alarms_omitted = omitted(totals.alarms, alarms.len());
-        let timeline_omitted = omitted(kind_total(&["arming", "armed", "disarmed"]), timeline.len());
-        let faults_omitted = omitted(kind_total(&["fault", "fault_cleared", "tamper"]), faults.len());
+        let timeline_omitted =
+            omitted(kind_total(&["arming", "armed", "disarmed"]), timeline.len());
+        let faults_omitted = omitted(
+            kind_total(&["fault", "fault_cleared", "tamper"]),
+            faults.len(),
+        );
 
         let cameras = self
             .camera_uptime(from, to.min(now_unix_ms.max(from)), cameras)

@@ -49,13 +49,38 @@ pub enum Order {
     NewestFirst,
 }
 
+/// Where a page ends: the time and sequence number of its last event. Pages
+/// are in time order (ties by sequence number), the order a person reads a
+/// history in; a clock set back shows as events out of sequence order, not
+/// as missing ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub unix_ms: i64,
+    pub seq: u64,
+}
+
+impl Cursor {
+    /// As a page token: `<unix_ms>:<seq>`.
+    pub fn to_token(self) -> String {
+        format!("{}:{}", self.unix_ms, self.seq)
+    }
+
+    /// Reads a page token; `None` if it is not one.
+    pub fn from_token(token: &str) -> Option<Cursor> {
+        let (ms, seq) = token.split_once(':')?;
+        Some(Cursor {
+            unix_ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
 /// One page of a query.
 #[derive(Debug, Default)]
 pub struct Page {
     pub events: Vec<Event>,
-    /// The cursor for the next page (a sequence number to continue after,
-    /// in the query's order), or `None` when this is the last page.
-    pub next_cursor: Option<u64>,
+    /// Where the next page starts, or `None` when this is the last page.
+    pub next_cursor: Option<Cursor>,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -87,6 +112,9 @@ impl Index {
             // never corrupts the file, and the log still has those events:
             // the checkpoint is lost with them, so they are indexed again.
             .synchronous(SqliteSynchronous::Normal)
+            // 64 MiB of page cache: the indexes take inserts all over
+            // their pages, and evicting them costs more than the memory.
+            .pragma("cache_size", "-65536")
             .busy_timeout(Duration::from_secs(5));
         let open_error = |source| ReportsError::Open {
             path: path.to_owned(),
@@ -220,10 +248,13 @@ impl ReadOnly {
             })?
             .read_only(true)
             .busy_timeout(Duration::from_secs(2));
-        let conn = options.connect().await.map_err(|source| ReportsError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        let conn = options
+            .connect()
+            .await
+            .map_err(|source| ReportsError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
         Ok(ReadOnly { conn })
     }
 
@@ -235,80 +266,142 @@ impl ReadOnly {
     /// One page of the events that match `filter`, in `order`, after
     /// `cursor` (a previous page's [`Page::next_cursor`]); at most `limit`
     /// (1 to [`MAX_PAGE`]) events.
+    ///
+    /// Every variant reads through an index: by time, or by kind and time
+    /// when kinds are given (a separate statement, because SQLite cannot
+    /// use an index behind `?kinds IS NULL OR ...`).
     pub async fn query(
         &mut self,
         filter: &EventFilter,
         order: Order,
-        cursor: Option<u64>,
+        cursor: Option<Cursor>,
         limit: u32,
     ) -> Result<Page, ReportsError> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let from = filter.from_unix_ms.unwrap_or(i64::MIN);
-        let to = filter.to_unix_ms.unwrap_or(i64::MAX);
-        let kinds = (!filter.kinds.is_empty())
-            .then(|| serde_json::to_string(&filter.kinds))
-            .transpose()
-            .map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let mut from = filter.from_unix_ms.unwrap_or(i64::MIN);
+        let mut to = filter.to_unix_ms.unwrap_or(i64::MAX);
+        // The cursor narrows the time range (so the index skips what was
+        // read) and breaks ties by sequence number.
+        let (cursor_ms, cursor_seq) = match (order, cursor) {
+            (Order::OldestFirst, Some(c)) => {
+                from = from.max(c.unix_ms);
+                (c.unix_ms, to_i64(c.seq))
+            }
+            (Order::NewestFirst, Some(c)) => {
+                to = to.min(c.unix_ms.saturating_add(1));
+                (c.unix_ms, to_i64(c.seq))
+            }
+            (Order::OldestFirst, None) => (i64::MIN, 0),
+            (Order::NewestFirst, None) => (i64::MAX, i64::MAX),
+        };
+        let kinds =
+            serde_json::to_string(&filter.kinds).map_err(|e| sqlx::Error::Encode(e.into()))?;
         let (sensor, user) = (filter.sensor.as_deref(), filter.user.as_deref());
         // One more than asked: whether there is a next page.
         let fetch = i64::from(limit) + 1;
-        let mut events: Vec<Event> = match order {
-            Order::OldestFirst => {
-                let after = to_i64(cursor.unwrap_or(0));
+        let conn = &mut self.conn;
+        let rows: Vec<Row> = match (order, filter.kinds.is_empty()) {
+            (Order::OldestFirst, true) => {
                 sqlx::query_as!(
                     Row,
                     r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
                        sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
                        message AS "message!", trace_id
-                       FROM events
-                       WHERE seq > ?1 AND unix_ms >= ?2 AND unix_ms < ?3
-                         AND (?4 IS NULL OR kind IN (SELECT value FROM json_each(?4)))
-                         AND (?5 IS NULL OR sensor = ?5)
-                         AND (?6 IS NULL OR user = ?6)
-                       ORDER BY seq ASC LIMIT ?7"#,
-                    after,
+                       FROM events INDEXED BY events_by_time
+                       WHERE unix_ms >= ?1 AND unix_ms < ?2
+                         AND (unix_ms > ?3 OR seq > ?4)
+                         AND (?5 IS NULL OR sensor = ?5) AND (?6 IS NULL OR user = ?6)
+                       ORDER BY unix_ms ASC, seq ASC LIMIT ?7"#,
                     from,
                     to,
-                    kinds,
+                    cursor_ms,
+                    cursor_seq,
                     sensor,
                     user,
                     fetch
                 )
-                .fetch_all(&mut self.conn)
+                .fetch_all(conn)
                 .await?
             }
-            Order::NewestFirst => {
-                let before = cursor.map(to_i64).unwrap_or(i64::MAX);
+            (Order::NewestFirst, true) => {
                 sqlx::query_as!(
                     Row,
                     r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
                        sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
                        message AS "message!", trace_id
-                       FROM events
-                       WHERE seq < ?1 AND unix_ms >= ?2 AND unix_ms < ?3
-                         AND (?4 IS NULL OR kind IN (SELECT value FROM json_each(?4)))
-                         AND (?5 IS NULL OR sensor = ?5)
-                         AND (?6 IS NULL OR user = ?6)
-                       ORDER BY seq DESC LIMIT ?7"#,
-                    before,
+                       FROM events INDEXED BY events_by_time
+                       WHERE unix_ms >= ?1 AND unix_ms < ?2
+                         AND (unix_ms < ?3 OR seq < ?4)
+                         AND (?5 IS NULL OR sensor = ?5) AND (?6 IS NULL OR user = ?6)
+                       ORDER BY unix_ms DESC, seq DESC LIMIT ?7"#,
                     from,
                     to,
-                    kinds,
+                    cursor_ms,
+                    cursor_seq,
                     sensor,
                     user,
                     fetch
                 )
-                .fetch_all(&mut self.conn)
+                .fetch_all(conn)
                 .await?
             }
-        }
-        .into_iter()
-        .map(Event::from)
-        .collect();
+            (Order::OldestFirst, false) => {
+                sqlx::query_as!(
+                    Row,
+                    r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
+                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
+                       message AS "message!", trace_id
+                       FROM events INDEXED BY events_by_kind
+                       WHERE kind IN (SELECT value FROM json_each(?1))
+                         AND unix_ms >= ?2 AND unix_ms < ?3
+                         AND (unix_ms > ?4 OR seq > ?5)
+                         AND (?6 IS NULL OR sensor = ?6) AND (?7 IS NULL OR user = ?7)
+                       ORDER BY unix_ms ASC, seq ASC LIMIT ?8"#,
+                    kinds,
+                    from,
+                    to,
+                    cursor_ms,
+                    cursor_seq,
+                    sensor,
+                    user,
+                    fetch
+                )
+                .fetch_all(conn)
+                .await?
+            }
+            (Order::NewestFirst, false) => {
+                sqlx::query_as!(
+                    Row,
+                    r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
+                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
+                       message AS "message!", trace_id
+                       FROM events INDEXED BY events_by_kind
+                       WHERE kind IN (SELECT value FROM json_each(?1))
+                         AND unix_ms >= ?2 AND unix_ms < ?3
+                         AND (unix_ms < ?4 OR seq < ?5)
+                         AND (?6 IS NULL OR sensor = ?6) AND (?7 IS NULL OR user = ?7)
+                       ORDER BY unix_ms DESC, seq DESC LIMIT ?8"#,
+                    kinds,
+                    from,
+                    to,
+                    cursor_ms,
+                    cursor_seq,
+                    sensor,
+                    user,
+                    fetch
+                )
+                .fetch_all(conn)
+                .await?
+            }
+        };
+        let mut events: Vec<Event> = rows.into_iter().map(Event::from).collect();
         let more = events.len() > limit as usize;
         events.truncate(limit as usize);
         let next_cursor = if more {
-            events.last().map(|e| e.seq)
+            events.last().map(|e| Cursor {
+                unix_ms: e.unix_ms,
+                seq: e.seq,
+            })
         } else {
             None
         };

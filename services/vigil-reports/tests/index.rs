@@ -1,9 +1,7 @@
 //! The index and the reports against a real SQLite file.
 
 use chrono::NaiveDate;
-use vigil_reports::{
-    Event, EventFilter, Index, Order, Period, PeriodKind, ReadOnly, ReportsError,
-};
+use vigil_reports::{Event, EventFilter, Index, Order, Period, PeriodKind, ReadOnly, ReportsError};
 
 fn event(seq: u64, unix_ms: i64, kind: &str, sensor: Option<&str>, user: Option<&str>) -> Event {
     Event {
@@ -48,11 +46,24 @@ async fn batches_commit_with_their_checkpoint_and_only_in_order() {
     // The same batch again, or one that skips ahead, is refused and changes
     // nothing.
     let again = index.apply(0, 6, &batch).await.expect_err("twice");
-    assert!(matches!(again, ReportsError::NotContiguous { checkpoint: 6, after: 0 }), "{again}");
-    let gap = index.apply(7, 8, &[event(8, t0, "sensor", None, None)]).await;
+    assert!(
+        matches!(
+            again,
+            ReportsError::NotContiguous {
+                checkpoint: 6,
+                after: 0
+            }
+        ),
+        "{again}"
+    );
+    let gap = index
+        .apply(7, 8, &[event(8, t0, "sensor", None, None)])
+        .await;
     assert!(gap.is_err());
     // A batch whose rows fail (seq 5 exists) rolls back its checkpoint.
-    let dup = index.apply(6, 7, &[event(5, t0, "sensor", None, None)]).await;
+    let dup = index
+        .apply(6, 7, &[event(5, t0, "sensor", None, None)])
+        .await;
     assert!(dup.is_err(), "a duplicate row must fail");
     assert_eq!(index.checkpoint().await.expect("checkpoint"), 6);
     drop(index);
@@ -88,7 +99,10 @@ async fn queries_filter_and_page_both_ways() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = db.query(&hall, Order::OldestFirst, cursor, 5).await.expect("page");
+        let page = db
+            .query(&hall, Order::OldestFirst, cursor, 5)
+            .await
+            .expect("page");
         seen.extend(page.events.iter().map(|e| e.seq));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -100,21 +114,36 @@ async fn queries_filter_and_page_both_ways() {
         .query(&EventFilter::default(), Order::NewestFirst, None, 3)
         .await
         .expect("newest");
-    assert_eq!(newest.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [25, 24, 23]);
-    assert_eq!(newest.next_cursor, Some(23));
+    assert_eq!(
+        newest.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [25, 24, 23]
+    );
+    assert_eq!(newest.next_cursor.map(|c| c.seq), Some(23));
     let window = EventFilter {
         from_unix_ms: Some(t0 + 10_000),
         to_unix_ms: Some(t0 + 13_000),
         kinds: vec!["sensor".into(), "armed".into()],
         ..EventFilter::default()
     };
-    let page = db.query(&window, Order::OldestFirst, None, 100).await.expect("window");
-    assert_eq!(page.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [10, 11, 12]);
+    let page = db
+        .query(&window, Order::OldestFirst, None, 100)
+        .await
+        .expect("window");
+    assert_eq!(
+        page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [10, 11, 12]
+    );
     let none = EventFilter {
         kinds: vec!["tamper".into()],
         ..EventFilter::default()
     };
-    assert!(db.query(&none, Order::OldestFirst, None, 100).await.expect("none").events.is_empty());
+    assert!(
+        db.query(&none, Order::OldestFirst, None, 100)
+            .await
+            .expect("none")
+            .events
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -144,7 +173,11 @@ async fn the_report_tells_the_day() {
         .expect("apply");
     let mut db = ReadOnly::open(&path).await.expect("ro");
     let report = db
-        .report(&period, &["porch".into(), "garden".into()], period.to_unix_ms)
+        .report(
+            &period,
+            &["porch".into(), "garden".into()],
+            period.to_unix_ms,
+        )
         .await
         .expect("report");
     assert_eq!(report.label, "2026-11-24");
@@ -162,20 +195,42 @@ async fn the_report_tells_the_day() {
         .iter()
         .map(|e| (e.kind.as_str(), e.user.as_deref()))
         .collect();
-    assert_eq!(who, [("arming", Some("alice")), ("armed", Some("alice")), ("disarmed", Some("bob"))]);
+    assert_eq!(
+        who,
+        [
+            ("arming", Some("alice")),
+            ("armed", Some("alice")),
+            ("disarmed", Some("bob"))
+        ]
+    );
     assert_eq!(report.faults.len(), 1);
     assert_eq!(report.faults[0].kind, "tamper");
-    let hall = report.sensors.iter().find(|s| s.sensor == "hall").expect("hall");
+    let hall = report
+        .sensors
+        .iter()
+        .find(|s| s.sensor == "hall")
+        .expect("hall");
     assert_eq!((hall.tampers, hall.events), (1, 1));
     assert_eq!(report.by_hour_of_day[21], 8);
     assert_eq!(report.busiest_hours[0].hour, 21);
-    let porch = report.cameras.iter().find(|c| c.camera == "porch").expect("porch");
+    let porch = report
+        .cameras
+        .iter()
+        .find(|c| c.camera == "porch")
+        .expect("porch");
     assert_eq!((porch.outages, porch.offline_ms), (1, 60_000));
-    let garden = report.cameras.iter().find(|c| c.camera == "garden").expect("garden");
+    let garden = report
+        .cameras
+        .iter()
+        .find(|c| c.camera == "garden")
+        .expect("garden");
     assert_eq!(garden.uptime_percent, 100.0);
 
     let html = vigil_reports::html(&report);
-    assert!(html.contains("<svg") && html.contains("front-door"), "charts and names");
+    assert!(
+        html.contains("<svg") && html.contains("front-door"),
+        "charts and names"
+    );
     assert!(html.contains("tamper &lt;7&gt;"), "messages are escaped");
     let json = serde_json::to_string(&report).expect("json");
     let back: vigil_reports::Report = serde_json::from_str(&json).expect("parse");

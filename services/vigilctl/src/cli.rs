@@ -12,6 +12,7 @@ use vigil_core::config::Config;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::admin_service_client::AdminServiceClient;
 use vigil_proto::v1::alarm_service_client::AlarmServiceClient;
+use vigil_proto::v1::report_service_client::ReportServiceClient;
 use vigil_service::ConfigArgs;
 
 use crate::remote::{self, Credentials, RemoteError, Token, exit};
@@ -114,6 +115,41 @@ pub enum Command {
         /// Default: the last 20 without --follow, only new ones with it.
         #[arg(long)]
         after: Option<u64>,
+    },
+    /// A daily or weekly report (alarms, who armed and disarmed, sensors,
+    /// faults, cameras, busiest hours), as text, JSON or an HTML page.
+    Report {
+        /// The ISO week instead of the day.
+        #[arg(long)]
+        weekly: bool,
+        /// A day in the period (YYYY-MM-DD, or YYYY-Www); default: today.
+        #[arg(long, default_value = "")]
+        date: String,
+        /// Write the HTML page (with charts) to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<std::path::PathBuf>,
+    },
+    /// Past events from the hub's index, filtered, oldest first.
+    History {
+        /// Since (RFC 3339 time, or a duration ago such as 2h or 7days).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until (RFC 3339 time, or a duration ago).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only these kinds (repeat, or comma-separate): triggered, armed...
+        #[arg(long, value_delimiter = ',')]
+        kind: Vec<String>,
+        #[arg(long)]
+        sensor: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// Newest first.
+        #[arg(long)]
+        newest_first: bool,
+        /// At most this many events (all pages are fetched up to it).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
     /// Pair a client. On the hub (as its user or root): make a one-time
     /// token, and with --here pair this machine too. Elsewhere: --token.
@@ -325,6 +361,7 @@ fn event_text(e: &pb::Event) -> String {
 struct Hub {
     alarm: AlarmServiceClient<Channel>,
     admin: AdminServiceClient<Channel>,
+    reports: ReportServiceClient<Channel>,
     address: String,
 }
 
@@ -334,7 +371,8 @@ impl Hub {
         let (channel, address) = remote::connect(&creds, cli.hub.as_deref()).await?;
         Ok(Hub {
             alarm: AlarmServiceClient::new(channel.clone()),
-            admin: AdminServiceClient::new(channel),
+            admin: AdminServiceClient::new(channel.clone()),
+            reports: ReportServiceClient::new(channel),
             address,
         })
     }
@@ -511,6 +549,30 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
         Command::Events { follow, after } => {
             events(&cli, *follow, *after, json).await?;
         }
+        Command::Report { weekly, date, html } => {
+            report(&cli, *weekly, date, html.as_deref(), json).await?;
+        }
+        Command::History {
+            since,
+            until,
+            kind,
+            sensor,
+            user,
+            newest_first,
+            limit,
+        } => {
+            let request = pb::QueryEventsRequest {
+                from_unix_ms: since.as_deref().map(parse_when).transpose()?.unwrap_or(0),
+                to_unix_ms: until.as_deref().map(parse_when).transpose()?.unwrap_or(0),
+                kinds: kind.clone(),
+                sensor: sensor.clone().unwrap_or_default(),
+                user: user.clone().unwrap_or_default(),
+                newest_first: *newest_first,
+                page_size: 0,
+                page_token: String::new(),
+            };
+            history(&cli, request, *limit, json).await?;
+        }
         Command::Pair {
             token: Some(token),
             name,
@@ -678,6 +740,146 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
 
 fn failed_join(e: tokio::task::JoinError) -> RemoteError {
     failed(format!("internal task failed: {e}"))
+}
+
+/// A time given on the command line: RFC 3339, or a duration ago.
+fn parse_when(text: &str) -> Result<i64, RemoteError> {
+    let bad = || RemoteError {
+        code: exit::USAGE,
+        message: format!(
+            "{text:?} is not a time: give an RFC 3339 time (2026-11-24T08:00:00Z) or a duration \
+             ago (90m, 2h, 7days)"
+        ),
+    };
+    let at = match humantime::parse_rfc3339_weak(text) {
+        Ok(t) => t,
+        Err(_) => {
+            let ago = humantime::parse_duration(text).map_err(|_| bad())?;
+            std::time::SystemTime::now()
+                .checked_sub(ago)
+                .ok_or_else(bad)?
+        }
+    };
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| bad())?
+        .as_millis();
+    i64::try_from(ms).map_err(|_| bad())
+}
+
+/// Prints a report: a summary as text, the JSON, or the HTML page to a file.
+async fn report(
+    cli: &Cli,
+    weekly: bool,
+    date: &str,
+    html: Option<&std::path::Path>,
+    json: bool,
+) -> Result<(), RemoteError> {
+    let mut hub = Hub::connect(cli).await?;
+    let format = if html.is_some() {
+        pb::ReportFormat::Html
+    } else {
+        pb::ReportFormat::Json
+    };
+    let response = hub
+        .reports
+        .get_report(pb::GetReportRequest {
+            period: if weekly {
+                pb::ReportPeriod::Weekly
+            } else {
+                pb::ReportPeriod::Daily
+            }
+            .into(),
+            date: date.to_owned(),
+            format: format.into(),
+        })
+        .await
+        .map_err(|s| hub.error(s))?
+        .into_inner();
+    if let Some(path) = html {
+        std::fs::write(path, &response.body)
+            .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
+        println!("wrote the report {} to {}", response.label, path.display());
+        return Ok(());
+    }
+    let body = String::from_utf8_lossy(&response.body);
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let report: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|e| failed(format!("the hub sent a report that is not JSON: {e}")))?;
+    let totals = &report["totals"];
+    println!(
+        "Report {} (indexed through event {})",
+        response.label, response.indexed_through_seq
+    );
+    println!(
+        "events {}  alarms {}  armed {}  disarmed {}  faults {}  tamper {}",
+        totals["events"],
+        totals["alarms"],
+        totals["arms"],
+        totals["disarms"],
+        totals["faults"],
+        totals["tampers"]
+    );
+    for alarm in report["alarms"].as_array().into_iter().flatten() {
+        println!(
+            "ALARM at {}: {} (disarmed by {})",
+            time_text(alarm["unix_ms"].as_i64().unwrap_or(0)),
+            alarm["message"].as_str().unwrap_or(""),
+            alarm["disarmed_by"].as_str().unwrap_or("nobody yet")
+        );
+    }
+    for entry in report["timeline"].as_array().into_iter().flatten() {
+        println!(
+            "{}  {:<9} {:<8} by {} ({})",
+            time_text(entry["unix_ms"].as_i64().unwrap_or(0)),
+            entry["kind"].as_str().unwrap_or(""),
+            entry["mode"].as_str().unwrap_or(""),
+            entry["user"].as_str().unwrap_or("-"),
+            entry["source"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn time_text(unix_ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Pages through QueryEvents up to `limit` events.
+async fn history(
+    cli: &Cli,
+    mut request: pb::QueryEventsRequest,
+    limit: usize,
+    json: bool,
+) -> Result<(), RemoteError> {
+    let mut hub = Hub::connect(cli).await?;
+    let mut printed = 0;
+    while printed < limit {
+        request.page_size = u32::try_from((limit - printed).min(1000)).unwrap_or(1000);
+        let page = hub
+            .reports
+            .query_events(request.clone())
+            .await
+            .map_err(|s| hub.error(s))?
+            .into_inner();
+        for event in &page.events {
+            if json {
+                println!("{}", event_json(event));
+            } else {
+                println!("{}", event_text(event));
+            }
+        }
+        printed += page.events.len();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    Ok(())
 }
 
 /// Without `follow`: the events after `after` (default: the last 20) up to

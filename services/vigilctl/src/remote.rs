@@ -45,6 +45,8 @@ impl std::error::Error for RemoteError {}
 pub mod exit {
     /// The hub refused or failed the request for another reason.
     pub const FAILED: u8 = 1;
+    /// A malformed argument (as clap's own usage errors).
+    pub const USAGE: u8 = 2;
     /// The hub could not be reached.
     pub const UNREACHABLE: u8 = 3;
     /// Not paired, or the pairing was revoked.

@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use super::{
     AlarmConfig, AlertPriority, AlertsConfig, CameraConfig, CameraSource, Config, ConfigError,
-    GPIO_PINS, GpioBackendKind, GpioConfig, GrpcConfig, HookConfig, LogFormat, MAX_ENTRY_DELAY,
-    MAX_EXIT_DELAY, MAX_NAME_LEN, MAX_SENSORS, ModeTiming, OutputConfig, OutputsConfig, Problem,
-    Response, Role, RuntimeConfig, SensorConfig, TRIGGER_TIME_RANGE, TelemetryConfig, UserConfig,
-    WebhookConfig, WebhookFormat,
+    EventsConfig, GPIO_PINS, GpioBackendKind, GpioConfig, GrpcConfig, HookConfig, LogFormat,
+    MAX_ENTRY_DELAY, MAX_EXIT_DELAY, MAX_NAME_LEN, MAX_SENSORS, ModeTiming, OutputConfig,
+    OutputsConfig, Problem, Response, Role, RuntimeConfig, SensorConfig, TRIGGER_TIME_RANGE,
+    TelemetryConfig, UserConfig, WebhookConfig, WebhookFormat,
 };
 use crate::{ArmedMode, Level, Pull, SensorKind};
 
@@ -33,6 +33,7 @@ pub(super) struct ConfigFile {
     alarm: Option<AlarmFile>,
     grpc: Option<GrpcFile>,
     alerts: Option<AlertsFile>,
+    events: Option<EventsFile>,
     webhook: Option<WebhookFile>,
     telemetry: Option<TelemetryFile>,
 }
@@ -63,6 +64,14 @@ struct AlertsFile {
     msg_size: Option<i64>,
     cooldown_secs: Option<u64>,
     hook_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsFile {
+    sync_window_ms: Option<u64>,
+    max_age_days: Option<u64>,
+    max_megabytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -631,6 +640,26 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
         cooldown: Duration::from_secs(a.cooldown_secs.unwrap_or(60)),
         hook_timeout: Duration::from_millis(a.hook_timeout_ms.unwrap_or(5000)),
     };
+    let e = raw.events.unwrap_or_default();
+    let sync_window = e.sync_window_ms.unwrap_or(100);
+    if !(1..=5000).contains(&sync_window) {
+        c.report(
+            "events.sync_window_ms",
+            format!("{sync_window} ms is out of range"),
+            "use 1 to 5000: how long an ordinary event may wait to be synced to disk",
+        );
+    }
+    let events = EventsConfig {
+        sync_window: Duration::from_millis(sync_window.clamp(1, 5000)),
+        max_age: match e.max_age_days.unwrap_or(365) {
+            0 => None,
+            days => Some(Duration::from_secs(days * 86_400)),
+        },
+        max_bytes: match e.max_megabytes.unwrap_or(1024) {
+            0 => None,
+            mb => Some(mb << 20),
+        },
+    };
     let webhook = raw.webhook.and_then(|w| {
         let url = c.required("webhook.url", w.url, "set `url` to http(s)://host/path")?;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -709,6 +738,7 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
         alarm,
         grpc,
         alerts,
+        events,
         webhook,
         telemetry,
     })

@@ -1,0 +1,153 @@
+//! ReportService (`proto/vigil/v1/reports.proto`): reports and the event
+//! history, from reportd's SQLite index, which the hub only ever opens
+//! read-only (a fresh connection per request, so that a rebuilt file is
+//! seen at once).
+
+use tonic::{Request, Response, Status};
+use vigil_core::config::Role;
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::report_service_server::ReportService;
+use vigil_reports::{Cursor, EventFilter, Order, Period, PeriodKind, ReadOnly, ReportsError};
+
+use crate::engine::now_ms;
+use crate::grpc::Api;
+
+/// The page size when a request gives none.
+const DEFAULT_PAGE: u32 = 100;
+
+/// An indexed event as the API carries it.
+fn to_pb(e: vigil_reports::Event) -> pb::Event {
+    let mode = pb::Mode::from_str_name(&format!("MODE_{}", e.mode.to_ascii_uppercase()))
+        .unwrap_or(pb::Mode::Unspecified);
+    let state =
+        pb::AlarmState::from_str_name(&format!("ALARM_STATE_{}", e.state.to_ascii_uppercase()))
+            .unwrap_or(pb::AlarmState::Unspecified);
+    pb::Event {
+        seq: e.seq,
+        unix_ms: e.unix_ms,
+        kind: e.kind,
+        sensor: e.sensor.unwrap_or_default(),
+        mode: mode.into(),
+        state: state.into(),
+        user: e.user.unwrap_or_default(),
+        source: e.source,
+        message: e.message,
+        trace_id: e.trace_id.unwrap_or_default(),
+    }
+}
+
+fn to_status(e: ReportsError) -> Status {
+    match e {
+        ReportsError::BadPeriod(m) => Status::invalid_argument(m),
+        ReportsError::Open { path, source } => Status::unavailable(format!(
+            "the reports index {} cannot be opened ({source}): is vigil-reportd running? It \
+             creates the file when it starts",
+            path.display()
+        )),
+        other => Status::unavailable(format!("the reports index: {other}")),
+    }
+}
+
+impl Api {
+    async fn open_index(&self) -> Result<(ReadOnly, Vec<String>), Status> {
+        let (path, cameras) = {
+            let view = self.view.borrow();
+            (view.reports_db.clone(), view.cameras.clone())
+        };
+        let path = path.ok_or_else(|| Status::unavailable("this server keeps no reports"))?;
+        let db = ReadOnly::open(&path).await.map_err(to_status)?;
+        Ok((db, cameras))
+    }
+}
+
+#[tonic::async_trait]
+impl ReportService for Api {
+    async fn get_report(
+        &self,
+        request: Request<pb::GetReportRequest>,
+    ) -> Result<Response<pb::GetReportResponse>, Status> {
+        self.authorize(&request, Role::Guest)?;
+        let req = request.into_inner();
+        let kind = match pb::ReportPeriod::try_from(req.period) {
+            Ok(pb::ReportPeriod::Unspecified | pb::ReportPeriod::Daily) => PeriodKind::Daily,
+            Ok(pb::ReportPeriod::Weekly) => PeriodKind::Weekly,
+            Err(_) => return Err(Status::invalid_argument("unknown report period")),
+        };
+        let html = match pb::ReportFormat::try_from(req.format) {
+            Ok(pb::ReportFormat::Unspecified | pb::ReportFormat::Json) => false,
+            Ok(pb::ReportFormat::Html) => true,
+            Err(_) => return Err(Status::invalid_argument("unknown report format")),
+        };
+        let period = Period::parse(kind, &req.date).map_err(to_status)?;
+        let (mut db, cameras) = self.open_index().await?;
+        let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+        let report = db.report(&period, &cameras, now).await.map_err(to_status)?;
+        let (content_type, body) = if html {
+            ("text/html; charset=utf-8", vigil_reports::html(&report))
+        } else {
+            (
+                "application/json",
+                serde_json::to_string_pretty(&report)
+                    .map_err(|e| Status::internal(format!("encoding the report: {e}")))?,
+            )
+        };
+        Ok(Response::new(pb::GetReportResponse {
+            label: report.label.clone(),
+            from_unix_ms: report.from_unix_ms,
+            to_unix_ms: report.to_unix_ms,
+            content_type: content_type.into(),
+            body: body.into_bytes(),
+            indexed_through_seq: report.indexed_through_seq,
+        }))
+    }
+
+    async fn query_events(
+        &self,
+        request: Request<pb::QueryEventsRequest>,
+    ) -> Result<Response<pb::QueryEventsResponse>, Status> {
+        self.authorize(&request, Role::Guest)?;
+        let req = request.into_inner();
+        let limit = match req.page_size {
+            0 => DEFAULT_PAGE,
+            n if n <= vigil_reports::MAX_PAGE => n,
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size {n} is over the limit of {}",
+                    vigil_reports::MAX_PAGE
+                )));
+            }
+        };
+        let cursor = match req.page_token.as_str() {
+            "" => None,
+            token => Some(Cursor::from_token(token).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "page_token {token:?} is not one this server gave: start without one"
+                ))
+            })?),
+        };
+        let nonzero = |t: i64| (t != 0).then_some(t);
+        let filter = EventFilter {
+            from_unix_ms: nonzero(req.from_unix_ms),
+            to_unix_ms: nonzero(req.to_unix_ms),
+            kinds: req.kinds,
+            sensor: (!req.sensor.is_empty()).then_some(req.sensor),
+            user: (!req.user.is_empty()).then_some(req.user),
+        };
+        let order = if req.newest_first {
+            Order::NewestFirst
+        } else {
+            Order::OldestFirst
+        };
+        let (mut db, _) = self.open_index().await?;
+        let indexed_through_seq = db.checkpoint().await.map_err(to_status)?;
+        let page = db
+            .query(&filter, order, cursor, limit)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::QueryEventsResponse {
+            events: page.events.into_iter().map(to_pb).collect(),
+            next_page_token: page.next_cursor.map(Cursor::to_token).unwrap_or_default(),
+            indexed_through_seq,
+        }))
+    }
+}
