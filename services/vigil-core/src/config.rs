@@ -34,6 +34,7 @@ pub struct Config {
     pub outputs: OutputsConfig,
     pub users: Vec<UserConfig>,
     pub cameras: Vec<CameraConfig>,
+    pub recording: RecordingConfig,
     pub hooks: Vec<HookConfig>,
     pub alarm: AlarmConfig,
     pub grpc: GrpcConfig,
@@ -317,6 +318,18 @@ pub enum CameraSource {
     V4l2 { device: PathBuf },
 }
 
+/// Which H.264 encoder camd uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CameraEncoder {
+    /// The board's hardware encoder (v4l2h264enc) when GStreamer has it,
+    /// else x264.
+    Auto,
+    /// x264enc, tuned for low latency (software).
+    X264,
+    /// v4l2h264enc (the Raspberry Pi's hardware encoder).
+    V4l2,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct CameraConfig {
     pub name: String,
@@ -324,6 +337,39 @@ pub struct CameraConfig {
     pub width: u32,
     pub height: u32,
     pub framerate: u32,
+    pub encoder: CameraEncoder,
+    pub bitrate_kbps: u32,
+    /// Seconds between key frames (the ring and clips start at one).
+    pub keyframe_secs: u32,
+    /// The hub's camera port, as camd dials it (`hub.lan:7445`).
+    pub hub: String,
+    /// The camera's key, shared with the hub (read at run time).
+    pub key_file: Option<PathBuf>,
+    /// The key inline (tests and the demo only).
+    pub key: Option<String>,
+}
+
+/// The hub's camera server and recorder (`[recording]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordingConfig {
+    /// Where cameras connect (TCP) and send heartbeats (UDP, same port).
+    pub listen: std::net::SocketAddr,
+    /// Seconds of video kept per camera in memory (at most 60).
+    pub ring: Duration,
+    /// Of those, how much goes into a clip before the trigger.
+    pub pre_roll: Duration,
+    /// How long a clip goes on after the trigger.
+    pub post_capture: Duration,
+    /// No frame and no heartbeat for this long: the camera is offline.
+    pub offline_after: Duration,
+    /// Clips older than this are removed (`None`: kept).
+    pub max_age: Option<Duration>,
+    /// The oldest clips go while the disk has less free than this.
+    pub min_free_bytes: u64,
+    /// How many clips may be written at once (a named semaphore).
+    pub slots: u32,
+    /// The named POSIX semaphore that counts recording slots.
+    pub semaphore: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -523,6 +569,19 @@ buzzer = { pin = 24 }
 [[cameras]]
 name = "porch"
 source = "test"
+width = 640
+height = 360
+framerate = 15
+bitrate_kbps = 800
+hub = "127.0.0.1:7445"
+# The demo's camera key. Never use it for real: give key_file instead.
+key = "demo-camera-key"
+
+[recording]
+listen = "127.0.0.1:7445"
+ring_secs = 20
+pre_roll_secs = 5
+post_capture_secs = 10
 
 # The demo's PIN is 1234 (duress 9999). Never use these hashes for real.
 [[users]]

@@ -8,11 +8,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    AlarmConfig, AlertPriority, AlertsConfig, CameraConfig, CameraSource, Config, ConfigError,
-    EventsConfig, GPIO_PINS, GpioBackendKind, GpioConfig, GrpcConfig, HookConfig, LogFormat,
-    MAX_ENTRY_DELAY, MAX_EXIT_DELAY, MAX_NAME_LEN, MAX_SENSORS, ModeTiming, OutputConfig,
-    OutputsConfig, Problem, Response, Role, RuntimeConfig, SensorConfig, TRIGGER_TIME_RANGE,
-    TelemetryConfig, UserConfig, WebhookConfig, WebhookFormat,
+    AlarmConfig, AlertPriority, AlertsConfig, CameraConfig, CameraEncoder, CameraSource, Config,
+    ConfigError, EventsConfig, GPIO_PINS, GpioBackendKind, GpioConfig, GrpcConfig, HookConfig,
+    LogFormat, MAX_ENTRY_DELAY, MAX_EXIT_DELAY, MAX_NAME_LEN, MAX_SENSORS, ModeTiming,
+    OutputConfig, OutputsConfig, Problem, RecordingConfig, Response, Role, RuntimeConfig,
+    SensorConfig, TRIGGER_TIME_RANGE, TelemetryConfig, UserConfig, WebhookConfig, WebhookFormat,
 };
 use crate::{ArmedMode, Level, Pull, SensorKind};
 
@@ -34,6 +34,7 @@ pub(super) struct ConfigFile {
     grpc: Option<GrpcFile>,
     alerts: Option<AlertsFile>,
     events: Option<EventsFile>,
+    recording: Option<RecordingFile>,
     webhook: Option<WebhookFile>,
     telemetry: Option<TelemetryFile>,
 }
@@ -157,6 +158,26 @@ struct CameraFile {
     width: Option<u32>,
     height: Option<u32>,
     framerate: Option<u32>,
+    encoder: Option<String>,
+    bitrate_kbps: Option<u32>,
+    keyframe_secs: Option<u32>,
+    hub: Option<String>,
+    key_file: Option<PathBuf>,
+    key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingFile {
+    listen: Option<String>,
+    ring_secs: Option<u64>,
+    pre_roll_secs: Option<u64>,
+    post_capture_secs: Option<u64>,
+    offline_after_secs: Option<u64>,
+    max_age_days: Option<u64>,
+    min_free_megabytes: Option<u64>,
+    slots: Option<u32>,
+    semaphore: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -509,12 +530,50 @@ impl Checker {
                 None
             }
         };
+        let encoder = match cam.encoder.as_deref() {
+            None | Some("auto") => CameraEncoder::Auto,
+            Some("x264") => CameraEncoder::X264,
+            Some("v4l2") => CameraEncoder::V4l2,
+            Some(other) => {
+                self.report(
+                    at("encoder"),
+                    format!("unknown encoder {other:?}"),
+                    "use \"auto\", \"x264\" or \"v4l2\"",
+                );
+                CameraEncoder::Auto
+            }
+        };
+        let (width, height) = (cam.width.unwrap_or(1280), cam.height.unwrap_or(720));
+        if !(16..=3840).contains(&width) || !(16..=2160).contains(&height) || width % 2 == 1 {
+            self.report(
+                at("width"),
+                format!("{width}x{height} is not a camera resolution Vigil records"),
+                "use an even width of 16 to 3840 and a height of 16 to 2160",
+            );
+        }
+        let framerate = cam.framerate.unwrap_or(15);
+        if !(1..=60).contains(&framerate) {
+            self.report(at("framerate"), format!("{framerate} fps"), "use 1 to 60");
+        }
+        if cam.key.is_some() && cam.key_file.is_some() {
+            self.report(
+                at("key"),
+                "both key and key_file are set".to_owned(),
+                "keep key_file (key is for tests and the demo)",
+            );
+        }
         Some(CameraConfig {
             name: name?,
             source: source?,
-            width: cam.width.unwrap_or(1280),
-            height: cam.height.unwrap_or(720),
-            framerate: cam.framerate.unwrap_or(15),
+            width,
+            height,
+            framerate: framerate.clamp(1, 60),
+            encoder,
+            bitrate_kbps: cam.bitrate_kbps.unwrap_or(2000).clamp(100, 50_000),
+            keyframe_secs: cam.keyframe_secs.unwrap_or(1).clamp(1, 10),
+            hub: cam.hub.unwrap_or_else(|| "127.0.0.1:7445".to_owned()),
+            key_file: cam.key_file,
+            key: cam.key,
         })
     }
 
@@ -640,6 +699,40 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
         cooldown: Duration::from_secs(a.cooldown_secs.unwrap_or(60)),
         hook_timeout: Duration::from_millis(a.hook_timeout_ms.unwrap_or(5000)),
     };
+    let r = raw.recording.unwrap_or_default();
+    let listen = r.listen.unwrap_or_else(|| "[::]:7445".to_owned());
+    let recording_listen = listen.parse().unwrap_or_else(|_| {
+        c.report(
+            "recording.listen",
+            format!("{listen:?} is not an address and port"),
+            "use a form like \"[::]:7445\"",
+        );
+        std::net::SocketAddr::from(([0, 0, 0, 0], 7445))
+    });
+    let ring = r.ring_secs.unwrap_or(30);
+    let pre_roll = r.pre_roll_secs.unwrap_or(10);
+    if ring > 60 || ring == 0 || pre_roll > ring {
+        c.report(
+            "recording.ring_secs",
+            format!("ring_secs {ring} with pre_roll_secs {pre_roll}"),
+            "keep 1 <= pre_roll_secs <= ring_secs <= 60",
+        );
+    }
+    let semaphore = r.semaphore.unwrap_or_else(|| "/vigil-recording".to_owned());
+    let recording = RecordingConfig {
+        listen: recording_listen,
+        ring: Duration::from_secs(ring.clamp(1, 60)),
+        pre_roll: Duration::from_secs(pre_roll.min(ring.clamp(1, 60))),
+        post_capture: Duration::from_secs(r.post_capture_secs.unwrap_or(20).clamp(1, 600)),
+        offline_after: Duration::from_secs(r.offline_after_secs.unwrap_or(10).clamp(1, 600)),
+        max_age: match r.max_age_days.unwrap_or(30) {
+            0 => None,
+            days => Some(Duration::from_secs(days * 86_400)),
+        },
+        min_free_bytes: r.min_free_megabytes.unwrap_or(500) << 20,
+        slots: r.slots.unwrap_or(2).clamp(1, 16),
+        semaphore,
+    };
     let e = raw.events.unwrap_or_default();
     let sync_window = e.sync_window_ms.unwrap_or(100);
     if !(1..=5000).contains(&sync_window) {
@@ -734,6 +827,7 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
         outputs,
         users,
         cameras,
+        recording,
         hooks,
         alarm,
         grpc,

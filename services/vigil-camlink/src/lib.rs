@@ -1,0 +1,80 @@
+//! The camera link: how a camera (camd) and the hub talk.
+//!
+//! Owns: the wire format (below, and `docs/camera-link.md`), the key
+//! challenge, the UDP heartbeat datagram, and reading and writing frames
+//! on any tokio stream with hard limits.
+//!
+//! Must never: trust a length or a field from the peer without checking it
+//! against [`MAX_FRAME`] and the message's own layout; allocate more than a
+//! checked length; accept a camera whose answer to the challenge does not
+//! verify.
+//!
+//! Why a pre-shared key and a challenge, not TLS: a camera node is a Pi Zero
+//! 2 W encoding video on its four small cores; the link runs on the home
+//! LAN; and a per-camera secret file is easy to provision from NixOS (and
+//! to revoke: change the file on both sides). The challenge proves the
+//! camera holds the key without sending it, and a fresh nonce per
+//! connection defeats replay. What it does not give is confidentiality:
+//! video crosses the LAN unencrypted. Cameras on an untrusted network
+//! should use a VPN (WireGuard) until the link grows TLS.
+//!
+//! ## Frames (both directions)
+//!
+//! `u32` big-endian length `n` (1 to [`MAX_FRAME`]), then `n` bytes: one
+//! type byte and the body. Integers are big-endian; a string is a `u16`
+//! length and UTF-8 bytes.
+//!
+//! | type | direction | body |
+//! |---|---|---|
+//! | 1 Challenge | hub to camera | version `u8` (1), nonce 32 bytes |
+//! | 2 Hello | camera to hub | name (string), width `u16`, height `u16`, fps `u8`, MAC 32 bytes: HMAC-SHA256(key, "vigil-cam/1" ‖ nonce ‖ name) |
+//! | 3 Welcome | hub to camera | (empty) |
+//! | 4 Refused | hub to camera | reason (string); the hub closes |
+//! | 10 Frame | camera to hub | pts µs `u64`, flags `u8` (bit 0: key frame), H.264 access unit (Annex B, SPS/PPS before every key frame): the rest |
+//! | 11 Ack | camera to hub | command id `u32`, ok `u8`, message (string) |
+//! | 20 Command | hub to camera | command id `u32`, kind `u8` (1 start, 2 stop, 3 key frame now, 4 bitrate), value `u32` (kbit/s for bitrate) |
+//!
+//! ## Heartbeat (UDP, to the hub's camera port)
+//!
+//! `VIGIL-CAM/1 <name> <seq> <hex HMAC-SHA256(key, "vigil-heartbeat/1 <name> <seq>")>`
+//! once a second. A heartbeat that does not verify is ignored.
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod frame;
+
+pub use auth::{Key, heartbeat, verify_heartbeat};
+pub use frame::{CommandKind, FrameReader, MAX_FRAME, Message, read_message, write_message};
+
+/// What can go wrong on the link.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("the connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the peer closed the connection")]
+    Closed,
+    /// A frame longer than [`MAX_FRAME`] or of length 0: the peer is not a
+    /// camera link, or is broken; the connection is dropped.
+    #[error("a frame of {0} bytes is outside 1..={MAX_FRAME}")]
+    BadLength(u32),
+    #[error("unknown message type {0}")]
+    UnknownType(u8),
+    /// A body shorter or longer than its type's layout.
+    #[error("a malformed {0} message")]
+    Malformed(&'static str),
+    #[error("the camera's key does not match (camera {0:?})")]
+    BadKey(String),
+    #[error("refused by the hub: {0}")]
+    Refused(String),
+    #[error("the peer sent {0} where the handshake expects something else")]
+    Unexpected(&'static str),
+    #[error("the key file {path}: {source}")]
+    KeyFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the camera key is empty")]
+    EmptyKey,
+}
