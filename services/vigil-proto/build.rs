@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "../../proto/vigil/v1/alarm.proto",
                 "../../proto/vigil/v1/admin.proto",
                 "../../proto/vigil/v1/reports.proto",
+                "../../proto/vigil/v1/cameras.proto",
             ],
             &["../../proto"],
         )?;

@@ -275,6 +275,7 @@ impl Stack {
             "vigil-sensord",
             "vigil-alertd",
             "vigil-reportd",
+            "vigil-camd",
             "vigilctl",
         ] {
             std::fs::copy(built.join(name), bin.join(name))?;
@@ -399,6 +400,30 @@ impl Stack {
     /// Runs a command of `binary` to completion (vigilctl, `vigil-sensord sim`).
     pub fn run(&self, binary: &str, args: &[&str]) -> Result<Output> {
         Ok(self.command(binary).args(args).output()?)
+    }
+
+    /// Starts `name` with another config file (a second camera, a wrong key).
+    pub fn start_with_config(&self, name: &'static str, config: &Path) -> Result<Service> {
+        let log = self.root.path().join(format!(
+            "{name}.{}.log",
+            config
+                .file_stem()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        let file = File::create(&log)?;
+        let mut command = Command::new(self.bin.join(name));
+        command.arg("--config").arg(config);
+        command.env("VIGIL_LOG_FORMAT", "json");
+        command.env_remove("RUST_LOG");
+        self.run_as.apply(&mut command);
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Service { name, child, log })
     }
 
     /// `vigilctl ARGS` as a third process: (exit code, stdout, stderr).

@@ -1,13 +1,41 @@
-//! `vigil-camd`: not built yet; says what it will do and exits with EX_UNAVAILABLE (69).
+//! `vigil-camd`: parses flags and runs [`vigil_camd::run`] for one camera.
+//! Exit codes are `vigil_service`'s: 0 clean, 1 runtime failure (GStreamer
+//! missing a plugin: the message names it), 78 bad configuration (an
+//! unknown camera, a missing key).
 
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
+use clap::Parser;
+use vigil_service::ConfigArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-camd",
+    version,
+    about = "Vigil's camera: captures, encodes H.264 and streams it to the hub"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Which [[cameras]] entry this process is (default: the only one).
+    #[arg(long)]
+    camera: Option<String>,
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "vigil-camd: not part of this release yet. It will: {}",
-        vigil_camd::PLANNED
-    );
-    ExitCode::from(69)
+    let cli = Cli::parse();
+    let started = match vigil_service::start("vigil-camd", &cli.config, |_| Ok(())) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let setup = match vigil_camd::Setup::from_config(&started.config, cli.camera.as_deref()) {
+        Ok(setup) => setup,
+        Err(e) => return vigil_service::fail("vigil-camd", vigil_service::EX_CONFIG, e),
+    };
+    let result = started
+        .runtime
+        .block_on(vigil_camd::run(setup, vigil_service::terminated()));
+    vigil_service::finish(result)
 }

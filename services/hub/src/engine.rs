@@ -167,6 +167,14 @@ pub enum Command {
         after_seq: Option<u64>,
         reply: Reply<Subscription>,
     },
+    /// Something a camera did: `camera_online`, `camera_offline` (a fault
+    /// alert), `clip_recorded`. An event like any other (and an alert
+    /// where [`alert_priority`] says so).
+    CameraEvent {
+        kind: &'static str,
+        camera: String,
+        message: String,
+    },
     /// Removes old event-log segments; `keep_from` is the first sequence
     /// number reportd has not indexed yet.
     RetireLog {
@@ -273,7 +281,8 @@ fn alert_priority(kind: &str) -> Option<AlertPriority> {
     match kind {
         "triggered" | "duress" => Some(AlertPriority::Alarm),
         "tamper" | "lockout" => Some(AlertPriority::Tamper),
-        "fault" => Some(AlertPriority::Fault),
+        "fault" | "camera_offline" => Some(AlertPriority::Fault),
+        "camera_online" => Some(AlertPriority::Info),
         "entry_delay" | "arming" | "armed" | "disarmed" | "fault_cleared" | "siren_timed_out" => {
             Some(AlertPriority::Info)
         }
@@ -512,6 +521,27 @@ impl Engine {
                     }
                     Err(e) => Err(e.into()),
                 });
+            }
+            Command::CameraEvent {
+                kind,
+                camera,
+                message,
+            } => {
+                let (mode, alarm) = self.table_codes();
+                self.push(EventRecord {
+                    seq: 0,
+                    unix_ms: now_ms(),
+                    kind,
+                    sensor: Some(camera),
+                    mode,
+                    alarm,
+                    user: None,
+                    source: "camera".into(),
+                    message,
+                    trace_id: None,
+                });
+                self.persist();
+                self.publish_status();
             }
             Command::RetireLog {
                 retention,

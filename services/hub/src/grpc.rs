@@ -25,6 +25,7 @@ use vigil_ipc::table::SensorTable;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use vigil_proto::v1::alarm_service_server::{AlarmService, AlarmServiceServer};
+use vigil_proto::v1::camera_service_server::CameraServiceServer;
 use vigil_proto::v1::report_service_server::ReportServiceServer;
 
 use crate::engine::{Command, CommandError, EngineHandle, EventRecord, StatusSnapshot, now_ms};
@@ -60,11 +61,24 @@ pub struct Api {
     engine: EngineHandle,
     pub(crate) view: watch::Receiver<Arc<ApiView>>,
     auth: Auth,
+    /// The camera server, when cameras are configured.
+    pub(crate) cameras: Option<Arc<crate::cameras::CameraHub>>,
 }
 
 impl Api {
     pub fn new(engine: EngineHandle, view: watch::Receiver<Arc<ApiView>>, auth: Auth) -> Api {
-        Api { engine, view, auth }
+        Api {
+            engine,
+            view,
+            auth,
+            cameras: None,
+        }
+    }
+
+    /// Serves CameraService from `cameras`.
+    pub fn with_cameras(mut self, cameras: Arc<crate::cameras::CameraHub>) -> Api {
+        self.cameras = Some(cameras);
+        self
     }
 
     pub(crate) fn authorize<T>(
@@ -527,6 +541,7 @@ pub async fn serve(
     health.set_serving::<AlarmServiceServer<Api>>().await;
     health.set_serving::<AdminServiceServer<Api>>().await;
     health.set_serving::<ReportServiceServer<Api>>().await;
+    health.set_serving::<CameraServiceServer<Api>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -552,7 +567,8 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(AlarmServiceServer::new(api.clone()))
         .add_service(AdminServiceServer::new(api.clone()))
-        .add_service(ReportServiceServer::new(api))
+        .add_service(ReportServiceServer::new(api.clone()))
+        .add_service(CameraServiceServer::new(api))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

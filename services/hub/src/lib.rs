@@ -28,6 +28,8 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+mod camera_api;
+pub mod cameras;
 pub mod control_fifo;
 pub mod engine;
 pub mod eventlog;
@@ -97,6 +99,12 @@ pub enum HubError {
     Alerts(#[from] vigil_ipc::mqueue::QueueError),
     #[error("the event log: {0}")]
     EventLog(#[from] vigil_eventlog::LogError),
+    /// The camera port is taken (another hub?) or not allowed.
+    #[error("cannot listen for cameras on {addr} (recording.listen): {source}")]
+    CameraListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The table's slots for a configuration.
@@ -296,11 +304,36 @@ pub async fn run(
     let (view_tx, view_rx) = watch::channel(api_view(&config, &table));
     let listener = grpc::bind(config.grpc.listen).await?;
     let grpc_listen = listener.local_addr().unwrap_or(config.grpc.listen);
-    let api = Api::new(
+    let mut api = Api::new(
         engine_handle.clone(),
         view_rx,
         Auth::Certificates(Arc::clone(&pki)),
     );
+    // The camera server: TCP for the link, UDP (same port) for heartbeats.
+    let (camera_stop_tx, camera_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut camera_tasks = Vec::new();
+    if !config.cameras.is_empty() {
+        let addr = config.recording.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| HubError::CameraListen { addr, source })?;
+        let udp = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|source| HubError::CameraListen { addr, source })?;
+        let cameras = cameras::CameraHub::new(&config, engine_handle.clone());
+        info!(%addr, cameras = config.cameras.len(), "camera server listening");
+        camera_tasks.push(tokio::spawn(cameras::serve(
+            Arc::clone(&cameras),
+            listener,
+            udp,
+            async move {
+                let _ = camera_stop_rx.await;
+            },
+        )));
+        camera_tasks.push(tokio::spawn(Arc::clone(&cameras).supervise()));
+        camera_tasks.push(tokio::spawn(Arc::clone(&cameras).record_on_alarm()));
+        api = api.with_cameras(cameras);
+    }
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let grpc_task = tokio::spawn(grpc::serve(listener, api, async move {
         let _ = grpc_stop_rx.await;
@@ -433,6 +466,10 @@ pub async fn run(
     }
     accept_task.abort();
     retention_task.abort();
+    let _ = camera_stop_tx.send(());
+    for t in camera_tasks {
+        t.abort();
+    }
     // The task owned the rendezvous; wait for it so the socket is removed.
     let _ = accept_task.await;
     hub.sessions.end_all();

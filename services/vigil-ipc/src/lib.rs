@@ -23,6 +23,7 @@
 pub mod doorbell;
 pub mod mqueue;
 pub mod process;
+pub mod semaphore;
 pub mod table;
 
 mod clock;

@@ -12,6 +12,7 @@ use vigil_core::config::Config;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::admin_service_client::AdminServiceClient;
 use vigil_proto::v1::alarm_service_client::AlarmServiceClient;
+use vigil_proto::v1::camera_service_client::CameraServiceClient;
 use vigil_proto::v1::report_service_client::ReportServiceClient;
 use vigil_service::ConfigArgs;
 
@@ -150,6 +151,35 @@ pub enum Command {
         /// At most this many events (all pages are fetched up to it).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+    },
+    /// The cameras and whether they are online.
+    Cameras,
+    /// Save a JPEG of a camera's newest key frame.
+    Snapshot {
+        camera: String,
+        /// Where to write the JPEG.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: std::path::PathBuf,
+    },
+    /// Watch a camera's live H.264: print each frame (or write the raw
+    /// Annex B stream to --output, playable with ffplay or gst-play-1.0).
+    Live {
+        camera: String,
+        /// Stop after this many frames (default: run until Ctrl-C).
+        #[arg(long)]
+        frames: Option<u64>,
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Record a clip now (pre-roll and post-capture as configured).
+    Record { camera: String },
+    /// The recorded clips, newest first.
+    Clips,
+    /// Download a clip (MP4).
+    Clip {
+        name: String,
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: std::path::PathBuf,
     },
     /// Pair a client. On the hub (as its user or root): make a one-time
     /// token, and with --here pair this machine too. Elsewhere: --token.
@@ -362,6 +392,7 @@ struct Hub {
     alarm: AlarmServiceClient<Channel>,
     admin: AdminServiceClient<Channel>,
     reports: ReportServiceClient<Channel>,
+    cameras: CameraServiceClient<Channel>,
     address: String,
 }
 
@@ -372,7 +403,8 @@ impl Hub {
         Ok(Hub {
             alarm: AlarmServiceClient::new(channel.clone()),
             admin: AdminServiceClient::new(channel.clone()),
-            reports: ReportServiceClient::new(channel),
+            reports: ReportServiceClient::new(channel.clone()),
+            cameras: CameraServiceClient::new(channel),
             address,
         })
     }
@@ -549,6 +581,12 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
         Command::Events { follow, after } => {
             events(&cli, *follow, *after, json).await?;
         }
+        Command::Cameras
+        | Command::Snapshot { .. }
+        | Command::Live { .. }
+        | Command::Record { .. }
+        | Command::Clips
+        | Command::Clip { .. } => cameras(&cli, json).await?,
         Command::Report { weekly, date, html } => {
             report(&cli, *weekly, date, html.as_deref(), json).await?;
         }
@@ -740,6 +778,169 @@ pub async fn run(cli: Cli) -> Result<(), RemoteError> {
 
 fn failed_join(e: tokio::task::JoinError) -> RemoteError {
     failed(format!("internal task failed: {e}"))
+}
+
+/// The camera commands.
+async fn cameras(cli: &Cli, json: bool) -> Result<(), RemoteError> {
+    let mut hub = Hub::connect(cli).await?;
+    let write = |path: &std::path::Path, bytes: &[u8]| {
+        std::fs::write(path, bytes)
+            .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))
+    };
+    match &cli.command {
+        Command::Cameras => {
+            let list = hub
+                .cameras
+                .list_cameras(pb::ListCamerasRequest {})
+                .await
+                .map_err(|s| hub.error(s))?
+                .into_inner();
+            for c in list.cameras {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "name": c.name, "online": c.online, "width": c.width,
+                            "height": c.height, "fps": c.fps, "frames": c.frames,
+                            "last_seen_unix_ms": c.last_seen_unix_ms,
+                            "buffered_seconds": c.buffered_seconds,
+                            "buffered_bytes": c.buffered_bytes,
+                        })
+                    );
+                } else {
+                    println!(
+                        "{:<16} {:<8} {}x{}@{} {} frames, {:.1} s buffered",
+                        c.name,
+                        if c.online { "online" } else { "OFFLINE" },
+                        c.width,
+                        c.height,
+                        c.fps,
+                        c.frames,
+                        c.buffered_seconds
+                    );
+                }
+            }
+        }
+        Command::Snapshot { camera, output } => {
+            let shot = hub
+                .cameras
+                .snapshot(pb::SnapshotRequest {
+                    camera: camera.clone(),
+                })
+                .await
+                .map_err(|s| hub.error(s))?
+                .into_inner();
+            write(output, &shot.jpeg)?;
+            println!(
+                "wrote a {} byte JPEG to {}",
+                shot.jpeg.len(),
+                output.display()
+            );
+        }
+        Command::Live {
+            camera,
+            frames,
+            output,
+        } => {
+            let mut stream = hub
+                .cameras
+                .watch_live(pb::WatchLiveRequest {
+                    camera: camera.clone(),
+                })
+                .await
+                .map_err(|s| hub.error(s))?
+                .into_inner();
+            let mut file = match output {
+                Some(p) => Some(
+                    std::fs::File::create(p)
+                        .map_err(|e| failed(format!("cannot create {}: {e}", p.display())))?,
+                ),
+                None => None,
+            };
+            let mut seen = 0u64;
+            while frames.is_none_or(|n| seen < n) {
+                let Some(frame) = stream.message().await.map_err(|s| hub.error(s))? else {
+                    break;
+                };
+                seen += 1;
+                if let Some(f) = file.as_mut() {
+                    use std::io::Write;
+                    f.write_all(&frame.data)
+                        .map_err(|e| failed(format!("writing the stream: {e}")))?;
+                } else if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"pts_us": frame.pts_us, "key": frame.key, "bytes": frame.data.len()})
+                    );
+                } else {
+                    println!(
+                        "{:>12} us {} {} bytes",
+                        frame.pts_us,
+                        if frame.key { "KEY  " } else { "delta" },
+                        frame.data.len()
+                    );
+                }
+            }
+        }
+        Command::Record { camera } => {
+            let clip = hub
+                .cameras
+                .record_clip(pb::RecordClipRequest {
+                    camera: camera.clone(),
+                })
+                .await
+                .map_err(|s| hub.error(s))?
+                .into_inner()
+                .clip
+                .unwrap_or_default();
+            if json {
+                println!("{}", clip_json(&clip));
+            } else {
+                println!(
+                    "recorded {} ({:.1} s, {} bytes)",
+                    clip.name, clip.seconds, clip.bytes
+                );
+            }
+        }
+        Command::Clips => {
+            let list = hub
+                .cameras
+                .list_clips(pb::ListClipsRequest {})
+                .await
+                .map_err(|s| hub.error(s))?
+                .into_inner();
+            for clip in list.clips {
+                if json {
+                    println!("{}", clip_json(&clip));
+                } else {
+                    println!("{}  {:.1} s  {} bytes", clip.name, clip.seconds, clip.bytes);
+                }
+            }
+        }
+        Command::Clip { name, output } => {
+            let mut stream = hub
+                .cameras
+                .get_clip(pb::GetClipRequest { name: name.clone() })
+                .await
+                .map_err(|s| hub.error(s))?
+                .into_inner();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.message().await.map_err(|s| hub.error(s))? {
+                bytes.extend_from_slice(&chunk.data);
+            }
+            write(output, &bytes)?;
+            println!("wrote {} ({} bytes)", output.display(), bytes.len());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn clip_json(clip: &pb::Clip) -> serde_json::Value {
+    serde_json::json!({
+        "name": clip.name, "camera": clip.camera, "reason": clip.reason,
+        "unix_ms": clip.unix_ms, "bytes": clip.bytes, "seconds": clip.seconds,
+    })
 }
 
 /// A time given on the command line: RFC 3339, or a duration ago.

@@ -1,0 +1,214 @@
+//! CameraService (`proto/vigil/v1/cameras.proto`) over the camera server.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use vigil_core::config::Role;
+use vigil_proto::v1 as pb;
+use vigil_proto::v1::camera_service_server::CameraService;
+
+use crate::cameras::{CameraError, CameraHub, ClipInfo, Stamped};
+use crate::grpc::Api;
+
+/// Bytes per GetClip chunk.
+const CHUNK: usize = 64 << 10;
+
+impl From<CameraError> for Status {
+    fn from(e: CameraError) -> Status {
+        match e {
+            CameraError::Unknown(_) => Status::not_found(e.to_string()),
+            CameraError::Offline(_) | CameraError::NoKeyFrame(_) => {
+                Status::unavailable(e.to_string())
+            }
+            CameraError::Busy(_) => Status::resource_exhausted(e.to_string()),
+            CameraError::Media(_) | CameraError::Io { .. } => Status::internal(e.to_string()),
+        }
+    }
+}
+
+fn to_pb_clip(c: ClipInfo) -> pb::Clip {
+    pb::Clip {
+        name: c.name,
+        camera: c.camera,
+        reason: c.reason,
+        unix_ms: c.unix_ms,
+        bytes: c.bytes,
+        seconds: c.seconds,
+    }
+}
+
+fn frame(s: &Stamped) -> pb::LiveFrame {
+    pb::LiveFrame {
+        pts_us: s.unit.pts_us,
+        key: s.unit.key,
+        data: s.unit.data.to_vec(),
+    }
+}
+
+impl Api {
+    fn camera_hub(&self) -> Result<&Arc<CameraHub>, Status> {
+        self.cameras
+            .as_ref()
+            .ok_or_else(|| Status::not_found("this hub has no cameras configured"))
+    }
+}
+
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl CameraService for Api {
+    async fn list_cameras(
+        &self,
+        request: Request<pb::ListCamerasRequest>,
+    ) -> Result<Response<pb::ListCamerasResponse>, Status> {
+        self.authorize(&request, Role::Guest)?;
+        let cameras = match &self.cameras {
+            Some(hub) => hub.list(),
+            None => Vec::new(),
+        };
+        Ok(Response::new(pb::ListCamerasResponse {
+            cameras: cameras
+                .into_iter()
+                .map(|c| pb::Camera {
+                    name: c.name,
+                    online: c.online,
+                    width: c.width,
+                    height: c.height,
+                    fps: c.fps,
+                    frames: c.frames,
+                    last_seen_unix_ms: c.last_seen_unix_ms,
+                    buffered_seconds: c.buffered_seconds,
+                    buffered_bytes: c.buffered_bytes,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        self.authorize(&request, Role::Guest)?;
+        let hub = self.camera_hub()?;
+        let key = hub.latest_key_frame(&request.into_inner().camera).await?;
+        let unix_ms = key.unix_ms;
+        let jpeg = tokio::task::spawn_blocking(move || {
+            vigil_media::key_frame_to_jpeg(&key.unit, Duration::from_secs(5))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(CameraError::from)?;
+        Ok(Response::new(pb::SnapshotResponse { jpeg, unix_ms }))
+    }
+
+    type WatchLiveStream = Streamed<pb::LiveFrame>;
+
+    async fn watch_live(
+        &self,
+        request: Request<pb::WatchLiveRequest>,
+    ) -> Result<Response<Self::WatchLiveStream>, Status> {
+        self.authorize(&request, Role::Guest)?;
+        let hub = self.camera_hub()?;
+        let (backlog, mut live) = hub.watch(&request.into_inner().camera)?;
+        let (tx, rx) = mpsc::channel(32);
+        tokio::spawn(async move {
+            for s in &backlog {
+                if tx.send(Ok(frame(s))).await.is_err() {
+                    return;
+                }
+            }
+            // A viewer that fell behind waits for the next key frame: a
+            // delta frame without its reference would only show garbage.
+            let mut need_key = backlog.is_empty();
+            loop {
+                match live.recv().await {
+                    Ok(s) => {
+                        if need_key && !s.unit.key {
+                            continue;
+                        }
+                        need_key = false;
+                        if tx.send(Ok(frame(&s))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => need_key = true,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn record_clip(
+        &self,
+        request: Request<pb::RecordClipRequest>,
+    ) -> Result<Response<pb::RecordClipResponse>, Status> {
+        self.authorize(&request, Role::User)?;
+        let hub = Arc::clone(self.camera_hub()?);
+        let clip = hub.record(&request.into_inner().camera, "request").await?;
+        Ok(Response::new(pb::RecordClipResponse {
+            clip: Some(to_pb_clip(clip)),
+        }))
+    }
+
+    async fn list_clips(
+        &self,
+        request: Request<pb::ListClipsRequest>,
+    ) -> Result<Response<pb::ListClipsResponse>, Status> {
+        self.authorize(&request, Role::Guest)?;
+        let hub = self.camera_hub()?;
+        let dir = hub.clips_dir().to_owned();
+        let clips = tokio::task::spawn_blocking(move || crate::cameras::list_clips(&dir))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::ListClipsResponse {
+            clips: clips.into_iter().map(to_pb_clip).collect(),
+        }))
+    }
+
+    type GetClipStream = Streamed<pb::ClipChunk>;
+
+    async fn get_clip(
+        &self,
+        request: Request<pb::GetClipRequest>,
+    ) -> Result<Response<Self::GetClipStream>, Status> {
+        self.authorize(&request, Role::Guest)?;
+        let hub = self.camera_hub()?;
+        let name = request.into_inner().name;
+        let path = crate::cameras::clip_path(hub.clips_dir(), &name)
+            .ok_or_else(|| Status::not_found(format!("no clip named {name:?}: see ListClips")))?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Status::not_found(format!("clip {name}: {e}")))?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                match file.read(&mut buf).await {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        let chunk = pb::ClipChunk {
+                            data: buf[..n].to_vec(),
+                        };
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(Status::internal(format!("reading the clip: {e}"))))
+                            .await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,208 @@
+//! Clip files: `<state_dir>/clips/<camera>-<UTC yyyymmddThhmmssZ>-<reason>.mp4`,
+//! their listing and their retention (by age, and a free-disk floor).
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tracing::{info, warn};
+use vigil_core::config::RecordingConfig;
+
+/// A clip as ListClips shows it.
+#[derive(Debug, Clone)]
+pub struct ClipInfo {
+    pub name: String,
+    pub camera: String,
+    pub reason: String,
+    pub unix_ms: i64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// The file name of a clip started at `unix_ms`.
+pub(super) fn clip_name(camera: &str, unix_ms: i64, reason: &str) -> String {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
+    let stamp: String = humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    format!("{camera}-{stamp}-{reason}.mp4")
+}
+
+/// The path of the clip called `name`, if it is one (a plain file name
+/// ending in .mp4, no path, no hidden file) that exists.
+pub fn clip_path(dir: &Path, name: &str) -> Option<PathBuf> {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name.ends_with(".mp4")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let path = dir.join(name);
+    (plain && path.is_file()).then_some(path)
+}
+
+/// The duration in an MP4's `moov/mvhd` box, in seconds.
+fn mp4_seconds(path: &Path) -> Option<f64> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut at = 0u64;
+    // Top-level boxes: find moov.
+    let (moov_start, moov_end) = loop {
+        if at + 8 > len {
+            return None;
+        }
+        f.seek(SeekFrom::Start(at)).ok()?;
+        let mut h = [0u8; 8];
+        f.read_exact(&mut h).ok()?;
+        let size = u64::from(u32::from_be_bytes([h[0], h[1], h[2], h[3]]));
+        let size = if size == 1 {
+            let mut big = [0u8; 8];
+            f.read_exact(&mut big).ok()?;
+            u64::from_be_bytes(big)
+        } else if size == 0 {
+            len - at
+        } else {
+            size
+        };
+        if size < 8 {
+            return None;
+        }
+        if &h[4..8] == b"moov" {
+            break (at + 8, (at + size).min(len));
+        }
+        at += size;
+    };
+    // Inside moov: mvhd.
+    let mut at = moov_start;
+    while at + 8 <= moov_end {
+        f.seek(SeekFrom::Start(at)).ok()?;
+        let mut h = [0u8; 8];
+        f.read_exact(&mut h).ok()?;
+        let size = u64::from(u32::from_be_bytes([h[0], h[1], h[2], h[3]]));
+        if &h[4..8] == b"mvhd" {
+            let mut v = [0u8; 4];
+            f.read_exact(&mut v).ok()?;
+            let (timescale, duration) = if v[0] == 1 {
+                let mut b = [0u8; 28];
+                f.read_exact(&mut b).ok()?;
+                (
+                    u32::from_be_bytes([b[16], b[17], b[18], b[19]]),
+                    u64::from_be_bytes([b[20], b[21], b[22], b[23], b[24], b[25], b[26], b[27]]),
+                )
+            } else {
+                let mut b = [0u8; 16];
+                f.read_exact(&mut b).ok()?;
+                (
+                    u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+                    u64::from(u32::from_be_bytes([b[12], b[13], b[14], b[15]])),
+                )
+            };
+            return (timescale > 0).then(|| duration as f64 / f64::from(timescale));
+        }
+        if size < 8 {
+            return None;
+        }
+        at += size;
+    }
+    None
+}
+
+/// What a clip file is.
+pub(super) fn describe(dir: &Path, name: &str) -> Option<ClipInfo> {
+    let path = clip_path(dir, name)?;
+    let stem = name.strip_suffix(".mp4")?;
+    let mut parts = stem.rsplitn(3, '-');
+    let reason = parts.next()?.to_owned();
+    let stamp = parts.next()?;
+    let camera = parts.next()?.to_owned();
+    let meta = std::fs::metadata(&path).ok()?;
+    let unix_ms = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
+    let _ = stamp;
+    Some(ClipInfo {
+        name: name.to_owned(),
+        camera,
+        reason,
+        unix_ms,
+        bytes: meta.len(),
+        seconds: mp4_seconds(&path).unwrap_or(0.0),
+    })
+}
+
+/// Every clip in `dir`, newest first.
+pub fn list_clips(dir: &Path) -> Vec<ClipInfo> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut clips: Vec<ClipInfo> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| describe(dir, &e.file_name().to_string_lossy()))
+        .collect();
+    clips.sort_by(|a, b| b.unix_ms.cmp(&a.unix_ms).then(b.name.cmp(&a.name)));
+    clips
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
+}
+
+/// Removes clips older than the configured age, then the oldest while the
+/// disk has less free space than the floor.
+pub(super) fn retire(dir: &Path, config: &RecordingConfig) {
+    let mut clips = list_clips(dir);
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let remove = |clip: &ClipInfo, why: &str| {
+        let path = dir.join(&clip.name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => info!(clip = %clip.name, "removed a clip: {why}"),
+            Err(e) => warn!(clip = %clip.name, "cannot remove a clip ({why}): {e}"),
+        }
+    };
+    if let Some(max_age) = config.max_age {
+        let cutoff = now_ms - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        clips.retain(|c| {
+            let old = c.unix_ms < cutoff;
+            if old {
+                remove(c, "older than recording.max_age_days");
+            }
+            !old
+        });
+    }
+    while free_bytes(dir).is_some_and(|f| f < config.min_free_bytes) {
+        let Some(oldest) = clips.pop() else { break };
+        remove(&oldest, "the disk is below recording.min_free_megabytes");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        let dir = tempfile::tempdir().expect("dir");
+        let name = clip_name("porch", 1_795_000_000_000, "alarm");
+        assert_eq!(name, "porch-20261119T065320Z-alarm.mp4");
+        std::fs::write(dir.path().join(&name), b"x").expect("write");
+        assert!(clip_path(dir.path(), &name).is_some());
+        for bad in ["../etc/passwd", ".hidden.mp4", "a/b.mp4", "x.txt", ""] {
+            assert!(clip_path(dir.path(), bad).is_none(), "{bad}");
+        }
+        let info = describe(dir.path(), &name).expect("describe");
+        assert_eq!(
+            (info.camera.as_str(), info.reason.as_str()),
+            ("porch", "alarm")
+        );
+        assert_eq!(info.seconds, 0.0, "not an MP4: no duration");
+    }
+}

@@ -1,0 +1,302 @@
+//! Cameras across real processes: vigil-camd (videotestsrc, x264enc)
+//! streams to the hub over the camera link; clips, snapshots and live view
+//! through vigilctl over gRPC; faults by SIGKILL and by hostile clients.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message};
+
+const PRE_ROLL: f64 = 2.0;
+const POST_CAPTURE: f64 = 2.0;
+const OFFLINE_AFTER: u64 = 2;
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn camera_config(port: u16, key: &str, tag: &str) -> String {
+    format!(
+        "\n[[cameras]]\nname = \"porch\"\nsource = \"test\"\nwidth = 320\nheight = 240\n\
+         framerate = 15\nbitrate_kbps = 300\nhub = \"127.0.0.1:{port}\"\nkey = \"{key}\"\n\n\
+         [recording]\nlisten = \"127.0.0.1:{port}\"\nring_secs = 10\npre_roll_secs = {}\n\
+         post_capture_secs = {}\noffline_after_secs = {OFFLINE_AFTER}\n\
+         semaphore = \"/vigil-e2e-rec-{tag}\"\n",
+        PRE_ROLL as u64, POST_CAPTURE as u64,
+    )
+}
+
+fn hook(file: &Path) -> String {
+    format!(
+        "[[hooks]]\nname = \"recorder\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"cat >> {}\"]\n",
+        file.display()
+    )
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn porch(stack: &Stack) -> Result<Value> {
+    let (code, out, err) = stack.ctl(&["--json", "cameras"])?;
+    ensure!(code == 0, "vigilctl cameras: {err}");
+    json_lines(&out)
+        .into_iter()
+        .find(|c| c["name"] == "porch")
+        .context("porch is not listed")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !ok()? {
+        if Instant::now() > deadline {
+            bail!("{what} did not happen within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn event_kinds(stack: &Stack) -> Result<Vec<(String, String)>> {
+    let (_, out, _) = stack.ctl(&["--json", "events", "--after", "0"])?;
+    Ok(json_lines(&out)
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or("").to_owned(),
+                e["sensor"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect())
+}
+
+fn start(stack: &Stack) -> Result<(Service, Service, Service)> {
+    let hub = stack.start("vigil-hub")?;
+    let sensord = stack.start("vigil-sensord")?;
+    let camd = stack.start("vigil-camd")?;
+    hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
+    stack.pair_here("user")?;
+    wait_until("porch online", Duration::from_secs(10), || {
+        Ok(porch(stack)?["online"] == true)
+    })?;
+    Ok((hub, sensord, camd))
+}
+
+#[test]
+fn an_alarm_records_a_clip_with_pre_roll_snapshots_and_live_view_work() -> Result<()> {
+    let port = free_port()?;
+    let stack = Stack::new(
+        &format!(
+            "{TEST_SENSORS}{TEST_ALARM}{}",
+            camera_config(port, "s3cret", "clip")
+        ),
+        RunAs::Me,
+    )?;
+    let (_hub, _sensord, _camd) = start(&stack)?;
+
+    // A snapshot is a JPEG.
+    let jpeg_path = stack.state_dir().join("snap.jpg");
+    let jpeg_arg = jpeg_path.display().to_string();
+    let (code, _, err) = stack.ctl(&["snapshot", "porch", "-o", &jpeg_arg])?;
+    ensure!(code == 0, "snapshot: {err}");
+    let jpeg = std::fs::read(&jpeg_path)?;
+    ensure!(
+        jpeg.len() > 500 && jpeg[..2] == [0xff, 0xd8] && jpeg[jpeg.len() - 2..] == [0xff, 0xd9]
+    );
+
+    // Live view: frames, starting at a key frame, in order.
+    let (code, out, err) = stack.ctl(&["--json", "live", "porch", "--frames", "20"])?;
+    ensure!(code == 0, "live: {err}");
+    let frames = json_lines(&out);
+    ensure!(frames.len() == 20, "{} frames", frames.len());
+    ensure!(frames[0]["key"] == true, "the first frame is a key frame");
+    let pts: Vec<u64> = frames.iter().filter_map(|f| f["pts_us"].as_u64()).collect();
+    ensure!(pts.windows(2).all(|w| w[1] > w[0]), "{pts:?}");
+
+    // Let the ring fill past the pre-roll, then trigger the alarm.
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, _, err) = stack.ctl(&["panic"])?;
+    ensure!(code == 0, "panic: {err}");
+    let mut clip = Value::Null;
+    wait_until("the alarm clip", Duration::from_secs(20), || {
+        let (_, out, _) = stack.ctl(&["--json", "clips"])?;
+        if let Some(c) = json_lines(&out)
+            .into_iter()
+            .find(|c| c["reason"] == "alarm")
+        {
+            clip = c;
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    let name = clip["name"].as_str().unwrap_or("").to_owned();
+    ensure!(
+        name.starts_with("porch-") && name.ends_with("-alarm.mp4"),
+        "{name}"
+    );
+    let seconds = clip["seconds"].as_f64().unwrap_or(0.0);
+    ensure!(
+        seconds >= PRE_ROLL + POST_CAPTURE - 0.2,
+        "the clip is {seconds} s; it must cover {PRE_ROLL} s before and {POST_CAPTURE} s after"
+    );
+
+    // Downloaded over gRPC, it is an H.264 MP4 for GStreamer's discoverer.
+    let mp4 = stack.state_dir().join("download.mp4");
+    let mp4_arg = mp4.display().to_string();
+    let (code, _, err) = stack.ctl(&["clip", &name, "-o", &mp4_arg])?;
+    ensure!(code == 0, "clip: {err}");
+    let discovered = std::process::Command::new("gst-discoverer-1.0")
+        .arg(&mp4)
+        .output()
+        .context("gst-discoverer-1.0 (Debian: gstreamer1.0-plugins-base-apps)")?;
+    let text = String::from_utf8_lossy(&discovered.stdout);
+    ensure!(discovered.status.success(), "{text}");
+    ensure!(text.contains("H.264"), "not H.264: {text}");
+    ensure!(
+        text.contains("Quicktime") || text.contains("MP4"),
+        "not MP4: {text}"
+    );
+    let duration = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Duration: "))
+        .context("no duration")?;
+    let parts: Vec<f64> = duration.split(':').filter_map(|p| p.parse().ok()).collect();
+    ensure!(parts.len() == 3, "{duration}");
+    let total = parts[0] * 3600.0 + parts[1] * 60.0 + parts[2];
+    ensure!(
+        total >= PRE_ROLL + POST_CAPTURE - 0.2,
+        "duration {duration}"
+    );
+
+    // The event stream says so.
+    let kinds = event_kinds(&stack)?;
+    ensure!(
+        kinds.contains(&("camera_online".into(), "porch".into())),
+        "{kinds:?}"
+    );
+    ensure!(
+        kinds.contains(&("clip_recorded".into(), "porch".into())),
+        "{kinds:?}"
+    );
+
+    // On request too.
+    let (code, out, err) = stack.ctl(&["--json", "record", "porch"])?;
+    ensure!(code == 0, "record: {err}");
+    let recorded: Value = serde_json::from_str(out.trim())?;
+    ensure!(recorded["reason"] == "request" && recorded["seconds"].as_f64() >= Some(POST_CAPTURE));
+    Ok(())
+}
+
+#[test]
+fn offline_and_back_reconnects_and_hostile_clients() -> Result<()> {
+    let port = free_port()?;
+    let dir = tempfile::tempdir()?;
+    let hook_file = dir.path().join("hook.jsonl");
+    let stack = Stack::new(
+        &format!(
+            "{TEST_SENSORS}{TEST_ALARM}{}{}",
+            hook(&hook_file),
+            camera_config(port, "s3cret", "faults")
+        ),
+        RunAs::Me,
+    )?;
+    let (mut hub, _sensord, mut camd) = start(&stack)?;
+    let _alertd = stack.start("vigil-alertd")?;
+
+    // A client that sends garbage, and one that claims a 2 GiB frame, are
+    // dropped; the camera streams on.
+    let frames_before = porch(&stack)?["frames"].as_u64().unwrap_or(0);
+    let mut garbage = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let mut challenge = [0u8; 38];
+    garbage.read_exact(&mut challenge)?;
+    garbage.write_all(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03])?;
+    let mut huge = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    huge.read_exact(&mut challenge)?;
+    huge.write_all(&0x8000_0000u32.to_be_bytes())?;
+    let mut truncated = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    truncated.read_exact(&mut challenge)?;
+    truncated.write_all(&[0, 0, 0, 50, 2, 0])?;
+    drop(truncated);
+    hub.wait_log(0, "dropping the garbage", |l| {
+        message(l).starts_with("dropped a camera connection before its hello")
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let after = porch(&stack)?;
+    ensure!(after["online"] == true, "{after}");
+    ensure!(
+        after["frames"].as_u64().unwrap_or(0) > frames_before,
+        "{after}"
+    );
+
+    // A camera with the wrong key is refused.
+    let wrong = stack.state_dir().join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        format!(
+            "[gpio]\nbackend = \"simulated\"\n{}[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n",
+            camera_config(port, "not-the-key", "wrong"),
+            stack.state_dir().join("wrong-run").display().to_string(),
+            stack.state_dir().join("wrong-state").display().to_string(),
+        ),
+    )?;
+    let impostor = stack.start_with_config("vigil-camd", &wrong)?;
+    impostor.wait_log(0, "the refusal", |l| {
+        message(l).starts_with("the hub refused this camera")
+    })?;
+    hub.wait_log(0, "the refusal", |l| {
+        message(l).starts_with("refused a camera")
+    })?;
+    drop(impostor);
+
+    // camd killed: offline (an event and a fault alert) within the window.
+    let killed = Instant::now();
+    camd.kill9()?;
+    wait_until(
+        "the offline event",
+        Duration::from_secs(OFFLINE_AFTER + 3),
+        || Ok(event_kinds(&stack)?.contains(&("camera_offline".into(), "porch".into()))),
+    )?;
+    let took = killed.elapsed();
+    ensure!(
+        took <= Duration::from_secs(OFFLINE_AFTER + 2),
+        "offline noticed after {took:?}"
+    );
+    wait_until("the fault alert", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&hook_file).unwrap_or_default();
+        Ok(json_lines(&text)
+            .iter()
+            .any(|a| a["kind"] == "camera_offline" && a["priority"] == "fault"))
+    })?;
+
+    // Restarted: back online (and an info alert).
+    let camd = stack.start("vigil-camd")?;
+    wait_until("porch back online", Duration::from_secs(10), || {
+        Ok(porch(&stack)?["online"] == true)
+    })?;
+    wait_until("the online alert", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&hook_file).unwrap_or_default();
+        Ok(json_lines(&text)
+            .iter()
+            .any(|a| a["kind"] == "camera_online" && a["priority"] == "info"))
+    })?;
+
+    // The hub killed and restarted: camd reconnects by itself.
+    hub.kill9()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let hub = stack.start("vigil-hub")?;
+    hub.wait_log(0, "camd reconnecting", |l| message(l) == "camera connected")?;
+    wait_until(
+        "porch online after the hub restart",
+        Duration::from_secs(10),
+        || Ok(porch(&stack)?["online"] == true),
+    )?;
+    drop(camd);
+    Ok(())
+}
