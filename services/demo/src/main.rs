@@ -36,11 +36,12 @@ struct Cli {
 
 /// The services the demo runs, in start order. Any order works (each
 /// rejoins the hub by itself); this one just makes the first screen tidy.
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "vigil-hub",
     "vigil-sensord",
     "vigil-alertd",
     "vigil-reportd",
+    "vigil-camd",
 ];
 
 /// The simulated house's day: (seconds into the cycle, command).
@@ -122,7 +123,7 @@ fn main() -> Result<()> {
             cli.root.display()
         )
     };
-    println!("\nVigil demo: a simulated house (8 sensors, a siren, a buzzer); PIN 1234.");
+    println!("\nVigil demo: a simulated house (8 sensors, a siren, a buzzer, a test-pattern camera); PIN 1234.");
     for s in &services {
         println!("  {:<14} pid {}", s.name, s.child.id());
     }
@@ -140,6 +141,13 @@ fn main() -> Result<()> {
     println!("  {}", ctl("disarm --pin 1234"));
     println!("  {}", ctl("events --follow"));
     println!("  {}", ctl("history --kind triggered,armed,disarmed"));
+    println!("  {}", ctl("cameras"));
+    println!("  {}", ctl("snapshot porch -o porch.jpg"));
+    println!("  {}", ctl("clips"));
+    println!(
+        "  clips (MP4, recorded on every alarm): {}",
+        config.runtime.state_dir.join("clips").display()
+    );
     println!("  {}", ctl("report --weekly"));
     println!(
         "  reports (HTML and JSON, rewritten every 5 minutes): {}",
