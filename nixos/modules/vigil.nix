@@ -8,22 +8,29 @@
 # the lot):
 #   vigil-hub.service           alarm, gRPC API, camera server, event log writer
 #   vigil-sensord.service       GPIO (rppal or simulated)
-#   vigil-camd@<camera>.service one per camera with `local = true`
+#   vigil-camd@<camera>.service one per camera with `local = true`; dials the
+#                               hub's camera port (TCP) and sends it signed
+#                               heartbeats (UDP, same port)
 #   vigil-alertd.service        hooks and webhooks
 #   vigil-reportd.service       SQLite index and reports
 #
 # Shared paths:
 #   /etc/vigil/vigil.toml         the generated config (every service, --config)
 #   /etc/vigil/camd/<camera>.toml the same, with [[cameras]] cut to that camera
+#                                 and its key_file in camd's credentials
 #   /run/vigil                    sockets, ipc-channel rendezvous (TMPDIR), FIFO
 #   /run/vigil/control            control FIFO, writable by group vigil-control
-#   /var/lib/vigil                state: event log, SQLite, reports, TLS keys
+#   /var/lib/vigil                state: event log, reports.db, reports/, clips/,
+#                                 TLS keys
+#   /var/cache/vigil              GStreamer's plugin registry (hub, camd)
+#   /dev/shm/sem.vigil-recording  the recording slots (hub)
 #
 # The TOML carries only the tables the Rust side reads (it parses with
-# deny_unknown_fields); [alarm] and [grpc] only when one of their options is
-# set. The options for tables it does not read yet (eventLog,
-# reports) emit their table only when set away from their default, with a
-# warning; see docs/nixos.md.
+# deny_unknown_fields): [runtime], [gpio], [[sensors]], [outputs], [[users]],
+# [[cameras]], [recording], [events], [[hooks]], [telemetry] always; [alarm],
+# [grpc] and [webhook] only when one of their options is set. The options of
+# a table it does not read yet (reports) emit it only when set away from
+# their default, with a warning; see docs/nixos.md.
 {
   config,
   lib,
@@ -50,9 +57,13 @@ let
   configPath = "/etc/vigil/vigil.toml";
   camdConfigPath = name: "/etc/vigil/camd/${name}.toml";
 
-  # Fixed ports of the Rust side (see docs/nixos.md).
-  cameraLinkPort = 7444; # TCP, cameras connect to the hub
-  discoveryPort = 7445; # UDP, discovery and heartbeats
+  # The port of a "host:port" or "[v6]:port" address.
+  portOf =
+    default: address:
+    let
+      m = builtins.match ".*:([0-9]+)" address;
+    in
+    if m == null then default else lib.toInt (builtins.head m);
 
   # Sized for the alert queue; the Rust side must create it with
   # mq_maxmsg <= msgMax and mq_msgsize <= msgSizeMax.
@@ -232,7 +243,7 @@ let
         name = mkOption {
           type = nameType;
           example = "porch";
-          description = "Name of the camera.";
+          description = "Name of the camera (`name`): the same on the hub and on the node that captures it.";
         };
         source = mkOption {
           type = types.enum [
@@ -241,28 +252,81 @@ let
             "test"
           ];
           default = "libcamera";
-          description = "libcamera (Pi camera), v4l2 (USB webcam) or test (videotestsrc).";
+          description = "libcamera (Pi camera), v4l2 (USB webcam) or test (videotestsrc) (`source`).";
         };
         device = mkOption {
           type = types.nullOr types.str;
           default = null;
           example = "/dev/video0";
-          description = "V4L2 device; only for `source = \"v4l2\"` (Rust default /dev/video0).";
+          description = "V4L2 device; only for `source = \"v4l2\"` (`device`; null: the Rust default /dev/video0).";
         };
         width = mkOption {
-          type = types.ints.positive;
+          type = types.addCheck (types.ints.between 16 3840) (w: lib.mod w 2 == 0) // {
+            description = "even integer between 16 and 3840";
+          };
           default = 1280;
-          description = "Frame width.";
+          description = "Frame width (`width`).";
         };
         height = mkOption {
-          type = types.ints.positive;
+          type = types.ints.between 16 2160;
           default = 720;
-          description = "Frame height.";
+          description = "Frame height (`height`).";
         };
         framerate = mkOption {
-          type = types.ints.between 1 120;
+          type = types.ints.between 1 60;
           default = 15;
-          description = "Frames per second.";
+          description = "Frames per second (`framerate`).";
+        };
+        encoder = mkOption {
+          type = types.enum [
+            "auto"
+            "x264"
+            "v4l2"
+          ];
+          default = "auto";
+          description = ''
+            H.264 encoder (`encoder`): v4l2 is the board's hardware encoder
+            (v4l2h264enc, the Raspberry Pi's), x264 the software one, auto the
+            hardware one when GStreamer has it.
+          '';
+        };
+        bitrateKbps = mkOption {
+          type = types.ints.between 100 50000;
+          default = 2000;
+          description = "Target bitrate in kbit/s (`bitrate_kbps`).";
+        };
+        keyframeSecs = mkOption {
+          type = types.ints.between 1 10;
+          default = 1;
+          description = "Seconds between key frames (`keyframe_secs`); clips and live view start at one.";
+        };
+        hub = mkOption {
+          type = types.nullOr (types.strMatching ".+:[0-9]+");
+          default = null;
+          example = "vigil-pi4:7445";
+          description = ''
+            The hub's camera port as camd dials it, `host:port` (`hub`): TCP
+            for the video, UDP on the same port for heartbeats. null: the
+            loopback address and the port of
+            {option}`services.vigil.recording.listen` (the Rust default is
+            127.0.0.1:7445), right for a camera on the hub itself; a camera
+            node must set it.
+          '';
+        };
+        keyFile = mkOption {
+          type = types.nullOr secretPath;
+          default = null;
+          example = "/var/lib/vigil-secrets/porch-key";
+          description = ''
+            File holding the camera's secret, the same on the hub and on the
+            camera node (make it with
+            `head -c 32 /dev/urandom | base64 > FILE`). Never in the Nix
+            store: systemd reads it with LoadCredential= and hands a private
+            copy to vigil-hub and to vigil-camd@<name> (`key_file`). Required.
+            The Rust side also takes the key inline (`key`), for tests and the
+            demo only; the module does not offer that, as anything in the
+            generated file is world-readable in the Nix store.
+          '';
         };
         local = mkOption {
           type = types.bool;
@@ -270,7 +334,8 @@ let
           description = ''
             Whether this machine captures the camera (runs
             `vigil-camd@<name>.service`). Set false on the hub for a camera
-            that runs on another node, so the hub still knows to expect it.
+            that runs on another node, so the hub still expects it, checks its
+            key and opens the camera port.
           '';
         };
       };
@@ -334,11 +399,18 @@ let
   credentialPath = unit: id: "/run/credentials/${unit}.service/${id}";
   pinCredential = u: "pin-${u.name}";
   duressCredential = u: "duress-pin-${u.name}";
-  hubCredentials = lib.concatMap (
-    u:
-    [ "${pinCredential u}:${u.pinHashFile}" ]
-    ++ lib.optional (u.duressPinHashFile != null) "${duressCredential u}:${u.duressPinHashFile}"
-  ) cfg.users;
+  # A camera's key: the hub holds every camera's, camd its own.
+  hubCameraCredential = c: "camera-key-${c.name}";
+  camdCredential = "camera-key";
+  camdUnit = name: "vigil-camd@${name}";
+  hubCredentials =
+    lib.concatMap (
+      u:
+      [ "${pinCredential u}:${u.pinHashFile}" ]
+      ++ lib.optional (u.duressPinHashFile != null) "${duressCredential u}:${u.duressPinHashFile}"
+    ) cfg.users
+    ++ map (c: "${hubCameraCredential c}:${c.keyFile}") camerasWithKeys;
+  camerasWithKeys = lib.filter (c: c.keyFile != null) cfg.cameras;
 
   # ---- TOML: the tables the Rust side reads (services/vigil-core/src/config/file.rs)
 
@@ -362,8 +434,15 @@ let
       trigger_on_fault = s.triggerOnFault;
     };
 
+  recordingPort = portOf 7445 cfg.recording.listen;
+  # Where a camera without `hub` dials: the Rust default, 127.0.0.1:7445,
+  # unless recording.listen moved the port.
+  localHub = if recordingPort == 7445 then null else "127.0.0.1:${toString recordingPort}";
+
+  # One [[cameras]] entry; `keyPath` is where the reading unit finds the key
+  # (its own credentials directory).
   cameraToml =
-    c:
+    keyPath: c:
     dropNulls {
       inherit (c)
         name
@@ -371,8 +450,13 @@ let
         width
         height
         framerate
+        encoder
         ;
       device = if c.source == "v4l2" then c.device else null;
+      bitrate_kbps = c.bitrateKbps;
+      keyframe_secs = c.keyframeSecs;
+      hub = if c.hub != null then c.hub else localHub;
+      key_file = if c.keyFile == null then null else keyPath c;
     };
 
   outputsToml = dropNulls {
@@ -397,7 +481,23 @@ let
           if u.duressPinHashFile == null then null else credentialPath "vigil-hub" (duressCredential u);
       }
     ) cfg.users;
-    cameras = map cameraToml cfg.cameras;
+    cameras = map (cameraToml (c: credentialPath "vigil-hub" (hubCameraCredential c))) cfg.cameras;
+    # The hub's camera server. Every key has a default equal to the Rust one.
+    recording = {
+      inherit (cfg.recording) listen semaphore slots;
+      ring_secs = cfg.recording.ringSecs;
+      pre_roll_secs = cfg.recording.preRollSecs;
+      post_capture_secs = cfg.recording.postCaptureSecs;
+      offline_after_secs = cfg.recording.offlineAfterSecs;
+      max_age_days = cfg.recording.maxAgeDays;
+      min_free_megabytes = cfg.recording.minFreeMegabytes;
+    };
+    # The event log's durability and retention.
+    events = {
+      sync_window_ms = cfg.events.syncWindowMs;
+      max_age_days = cfg.events.maxAgeDays;
+      max_megabytes = cfg.events.maxMegabytes;
+    };
     hooks = map (h: { inherit (h) name command args; }) cfg.hooks;
     telemetry = dropNulls {
       otlp_endpoint = cfg.otlpEndpoint;
@@ -449,13 +549,6 @@ let
   # options differ from the defaults, so a default configuration stays valid
   # under deny_unknown_fields.
   futureTables = {
-    event_log = {
-      emit = cfg.eventLog.retention.maxAgeDays != null || cfg.eventLog.retention.maxBytes != null;
-      value = dropNulls {
-        max_age_days = cfg.eventLog.retention.maxAgeDays;
-        max_bytes = cfg.eventLog.retention.maxBytes;
-      };
-    };
     reports = {
       emit = cfg.reports.daily != true || cfg.reports.weekly != true || cfg.reports.time != "06:00";
       value = {
@@ -473,18 +566,34 @@ let
   configFile = settingsFormat.generate "vigil.toml" finalSettings;
 
   localCameras = lib.filter (c: c.local) cfg.cameras;
+  remoteCameras = lib.filter (c: !c.local) cfg.cameras;
 
-  camdConfigFile =
+  # camd's file: the hub's, with [[cameras]] cut to its camera and the key
+  # read from camd's own credentials.
+  camdSettings =
     cam:
-    settingsFormat.generate "vigil-camd-${cam.name}.toml" (
-      finalSettings // { cameras = [ (cameraToml cam) ]; }
-    );
+    finalSettings
+    // {
+      cameras = [ (cameraToml (_: credentialPath (camdUnit cam.name) camdCredential) cam) ];
+    };
+  camdConfigFile = cam: settingsFormat.generate "vigil-camd-${cam.name}.toml" (camdSettings cam);
 
-  grpcPort =
-    let
-      m = builtins.match ".*:([0-9]+)" cfg.grpc.listenAddress;
-    in
-    if m == null then 7443 else lib.toInt (builtins.head m);
+  grpcPort = portOf 7443 cfg.grpc.listenAddress;
+
+  # What a SIGHUP does not apply (services/hub/src/lib.rs reloads sensors,
+  # the alarm and users; services/sensord/src/lib.rs sensors and outputs):
+  # a change there restarts the unit instead (restartTriggers win over
+  # reloadTriggers in switch-to-configuration).
+  hubRestartOn = builtins.toJSON (
+    removeAttrs finalSettings [
+      "sensors"
+      "alarm"
+      "users"
+    ]
+  );
+  sensordRestartOn = builtins.toJSON {
+    inherit (finalSettings) runtime gpio telemetry;
+  };
 
   needsNetwork = cfg.otlpEndpoint != null;
 
@@ -544,35 +653,45 @@ let
     SystemCallErrorNumber = "EPERM";
     DevicePolicy = "closed";
     # NOT set, on purpose:
-    #  PrivateIPC=   would give the unit its own POSIX mqueue / SysV namespace,
-    #                so hub and alertd would not see the same alert queue.
-    #  RemoveIPC=    would delete the queue and semaphores whenever one unit
-    #                stops; they must survive the restart of either side.
-    #  PrivateUsers= user namespaces per unit break the gpio/video groups.
-    # /dev/shm and /dev/mqueue stay reachable: ProtectSystem=strict leaves /dev
-    # alone, and PrivateDevices=true bind-mounts both into its private /dev.
+    #  PrivateIPC=   would give the unit its own IPC namespace: its own POSIX
+    #                message queues (/dev/mqueue) and SysV IPC, so hub and
+    #                alertd would not see the same alert queue.
+    #  RemoveIPC=    would delete the queue, /dev/shm/sem.vigil-recording and
+    #                the other POSIX IPC objects of user vigil whenever one
+    #                unit stops; they must survive the restart of either side.
+    #  PrivateUsers= user namespaces per unit break the gpio/video groups and
+    #                the shared uid that signals (the doorbell) rely on.
+    # /dev/shm (named semaphores) and /dev/mqueue stay the host's, shared by
+    # every unit: ProtectSystem=strict leaves /dev alone (it is an API file
+    # system), and PrivateDevices=true bind-mounts both into its private /dev.
 
     Restart = "always";
-    # 69 (EX_UNAVAILABLE): a service this release does not have yet (camd,
-    # alertd, reportd say so and exit); do not restart it in a loop.
-    # 78 (EX_CONFIG): a bad config; restarting cannot fix it.
-    RestartPreventExitStatus = "69 78";
+    # 78 (EX_CONFIG): a bad config (or, for camd, an unknown camera or a
+    # missing key); restarting cannot fix it.
+    RestartPreventExitStatus = "78";
     RestartSec = "1s";
     RestartSteps = 5;
     RestartMaxDelaySec = "30s";
     TimeoutStopSec = "20s";
-    # SIGTERM drains and exits 0, SIGHUP reloads the config.
-    ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
   };
 
+  # hub and sensord reload their config on SIGHUP; camd, alertd and reportd
+  # have no SIGHUP handler (it would kill them), so a new config restarts them.
   mkService =
     {
       description,
       exec,
-      args ? [ "--config" configPath ],
+      args ? [
+        "--config"
+        configPath
+      ],
       serviceConfig ? { },
       environment ? { },
-      reloadOn ? [ configFile ],
+      reloadable ? false,
+      # What reloads (SIGHUP) or restarts the unit when it changes; a new
+      # package or a changed unit file always restarts it.
+      reloadOn ? [ ],
+      restartOn ? [ ],
       after ? [ ],
       wants ? [ ],
     }:
@@ -588,8 +707,8 @@ let
       ++ after;
       # Never give up on an alarm panel: restart forever, with back-off.
       startLimitIntervalSec = 0;
-      # A new config is applied with SIGHUP; a new binary restarts the unit.
       reloadTriggers = reloadOn;
+      restartTriggers = restartOn;
       environment = {
         TMPDIR = runtimeDir;
         NO_COLOR = "1"; # the journal adds its own colours
@@ -601,8 +720,24 @@ let
           Type = "exec";
           ExecStart = lib.escapeShellArgs ([ "${cfg.package}/bin/${exec}" ] ++ args);
         }
+        // lib.optionalAttrs reloadable {
+          # SIGTERM drains and exits 0, SIGHUP reloads the config.
+          ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+        }
         // serviceConfig;
     };
+
+  # GStreamer (hub: clips and snapshots; camd: capture and encoding) keeps its
+  # plugin registry in $XDG_CACHE_HOME/gstreamer-1.0 instead of $HOME, which
+  # the vigil user does not have. The plugins themselves are found through
+  # GST_PLUGIN_SYSTEM_PATH_1_0, set by the package's wrappers.
+  gstreamerCache = {
+    environment.XDG_CACHE_HOME = cacheDir;
+    serviceConfig = {
+      CacheDirectory = "vigil";
+      CacheDirectoryMode = "0750";
+    };
+  };
 
   gpioDevices = [
     # rppal: /dev/gpiomem on the Pi 4 (vendor kernel), /dev/gpiomem0 on the
@@ -620,6 +755,22 @@ let
   ];
 in
 {
+  imports = [
+    # The event log's retention moved to [events] when the Rust side began
+    # reading it (the [event_log] table these options wrote never was).
+    (lib.mkRenamedOptionModule
+      [ "services" "vigil" "eventLog" "retention" "maxAgeDays" ]
+      [ "services" "vigil" "events" "maxAgeDays" ]
+    )
+    (lib.mkRemovedOptionModule [
+      "services"
+      "vigil"
+      "eventLog"
+      "retention"
+      "maxBytes"
+    ] "Use services.vigil.events.maxMegabytes (in MiB).")
+  ];
+
   options.services.vigil = {
     enable = mkEnableOption "Vigil, the home-security appliance";
 
@@ -670,7 +821,11 @@ in
     reportd.enable = mkOption {
       type = types.bool;
       default = true;
-      description = "Run vigil-reportd (SQLite index, reports) on this machine.";
+      description = ''
+        Run vigil-reportd on this machine: it indexes the hub's event log
+        into /var/lib/vigil/reports.db and writes daily and weekly reports to
+        /var/lib/vigil/reports/. Needs the hub on the same machine.
+      '';
     };
 
     simulatedGpio = mkOption {
@@ -711,7 +866,12 @@ in
     cameras = mkOption {
       type = types.listOf (types.submodule cameraModule);
       default = [ ];
-      description = "Cameras known to the hub; those with `local = true` are captured here.";
+      description = ''
+        Cameras ([[cameras]]). On the hub: every camera, so that it checks
+        their keys and reports them offline; those with `local = true` are
+        also captured here. On a camera node: the cameras it captures, each
+        with `hub` set.
+      '';
     };
 
     users = mkOption {
@@ -806,18 +966,85 @@ in
       };
     };
 
-    eventLog.retention = {
-      maxAgeDays = mkOption {
-        type = types.nullOr types.ints.positive;
-        default = null;
-        example = 365;
-        description = "Drop event-log segments older than this (emits [event_log]; not read yet).";
+    # [recording]: the hub's camera server and recorder. Every default is the
+    # Rust one (services/vigil-core/src/config/file.rs).
+    recording = {
+      listen = mkOption {
+        type = types.strMatching ".+:[0-9]+";
+        default = "[::]:7445";
+        example = "192.168.1.10:7445";
+        description = ''
+          Where the hub accepts cameras (`listen`): TCP for the camera link and
+          UDP on the same port for their signed heartbeats. The firewall opens
+          both when a camera has `local = false`. The hub listens only when
+          {option}`services.vigil.cameras` is not empty.
+        '';
       };
-      maxBytes = mkOption {
-        type = types.nullOr types.ints.positive;
-        default = null;
-        example = 1073741824;
-        description = "Keep the event log under this size (emits [event_log]; not read yet).";
+      ringSecs = mkOption {
+        type = types.ints.between 1 60;
+        default = 30;
+        description = "Seconds of video the hub keeps in memory per camera (`ring_secs`).";
+      };
+      preRollSecs = mkOption {
+        type = types.ints.between 0 60;
+        default = 10;
+        description = "Seconds before the trigger that a clip starts with (`pre_roll_secs`), at most `ringSecs`.";
+      };
+      postCaptureSecs = mkOption {
+        type = types.ints.between 1 600;
+        default = 20;
+        description = "Seconds a clip goes on after the trigger (`post_capture_secs`).";
+      };
+      offlineAfterSecs = mkOption {
+        type = types.ints.between 1 600;
+        default = 10;
+        description = "No frame and no heartbeat for this long: the camera is offline, an event and a fault alert (`offline_after_secs`).";
+      };
+      maxAgeDays = mkOption {
+        type = types.ints.unsigned;
+        default = 30;
+        description = "Clips older than this are removed (`max_age_days`; 0 keeps them).";
+      };
+      minFreeMegabytes = mkOption {
+        type = types.ints.unsigned;
+        default = 500;
+        description = "The oldest clips go while the state directory's disk has less free space than this (`min_free_megabytes`).";
+      };
+      slots = mkOption {
+        type = types.ints.between 1 16;
+        default = 2;
+        description = "How many clips may be written at once (`slots`), counted by a named POSIX semaphore.";
+      };
+      semaphore = mkOption {
+        type = types.strMatching "/[^/]{1,250}";
+        default = "/vigil-recording";
+        description = ''
+          Name of that semaphore (`semaphore`): `/dev/shm/sem.<name>`, one
+          per installation (the hub re-creates it at start).
+        '';
+      };
+    };
+
+    # [events]: the event log's durability and retention.
+    events = {
+      syncWindowMs = mkOption {
+        type = types.ints.between 1 5000;
+        default = 100;
+        description = ''
+          The longest an ordinary event waits to be synced to disk
+          (`sync_window_ms`): what a power cut can lose. Alarm-class events
+          are synced before they are acknowledged.
+        '';
+      };
+      maxAgeDays = mkOption {
+        type = types.ints.unsigned;
+        default = 365;
+        description = "Event-log segments older than this go (`max_age_days`; 0 keeps them), never before reportd has indexed them.";
+      };
+      maxMegabytes = mkOption {
+        type = types.ints.unsigned;
+        default = 1024;
+        description = "The oldest segments go while the log is larger (`max_megabytes`; 0: no limit), never before reportd has indexed them.";
       };
     };
 
@@ -865,8 +1092,6 @@ in
       default = [
         "localhost"
         "link-local"
-        "multicast"
-        "255.255.255.255/32" # discovery broadcasts
         "10.0.0.0/8"
         "172.16.0.0/12"
         "192.168.0.0/16"
@@ -886,8 +1111,10 @@ in
       type = types.bool;
       default = true;
       description = ''
-        Open the gRPC port (hub), the camera link 7444/tcp (hub) and discovery
-        7445/udp (hub and camera nodes).
+        Open the gRPC port (TCP) on the hub and, when a camera has
+        `local = false`, the camera port of
+        {option}`services.vigil.recording.listen` (TCP and UDP). Camera
+        nodes open nothing: camd is the client.
       '';
     };
 
@@ -927,7 +1154,10 @@ in
             lib.concatMap (u: [ u.pinHashFile ] ++ lib.optional (u.duressPinHashFile != null) u.duressPinHashFile) cfg.users
             ++ lib.attrValues cfg.alertd.credentials
             ++ lib.optional (cfg.webhook.secretFile != null) cfg.webhook.secretFile
+            ++ map (c: c.keyFile) camerasWithKeys
           );
+          keyless = lib.filter (c: c.keyFile == null) cfg.cameras;
+          hubless = lib.filter (c: c.hub == null) localCameras;
         in
         [
           {
@@ -965,6 +1195,18 @@ in
           {
             assertion = lib.all (c: c.device == null || c.source == "v4l2") cfg.cameras;
             message = "services.vigil.cameras: `device` only applies to source = \"v4l2\".";
+          }
+          {
+            assertion = keyless == [ ];
+            message = "services.vigil.cameras: ${toString (map (c: c.name) keyless)} need `keyFile`, the secret shared by the hub and the camera (docs/nixos.md, adding a camera node).";
+          }
+          {
+            assertion = cfg.hub.enable || hubless == [ ];
+            message = "services.vigil.cameras: ${toString (map (c: c.name) hubless)} run on a node without the hub: set `hub` to the hub's \"host:port\" (its recording.listen port, 7445 by default).";
+          }
+          {
+            assertion = cfg.recording.preRollSecs <= cfg.recording.ringSecs;
+            message = "services.vigil.recording: preRollSecs (${toString cfg.recording.preRollSecs}) must not exceed ringSecs (${toString cfg.recording.ringSecs}).";
           }
           {
             assertion =
@@ -1010,31 +1252,49 @@ in
       };
     }
 
-    (mkIf cfg.hub.enable {
-      systemd.services.vigil-hub = mkService {
-        description = "Vigil hub (alarm, gRPC API, camera server, event log)";
-        exec = "vigil-hub";
-        serviceConfig = lanOnly // {
-          PrivateDevices = true;
-          ProcSubset = "pid";
-          LoadCredential = hubCredentials;
-          LimitMSGQUEUE = mqueue.limitBytes;
+    (mkIf cfg.hub.enable (mkMerge [
+      {
+        systemd.services.vigil-hub = mkService {
+          description = "Vigil hub (alarm, gRPC API, camera server, event log)";
+          exec = "vigil-hub";
+          reloadable = true;
+          reloadOn = [ configFile ];
+          restartOn = [ hubRestartOn ];
+          inherit (gstreamerCache) environment;
+          serviceConfig =
+            lanOnly
+            // gstreamerCache.serviceConfig
+            // {
+              PrivateDevices = true;
+              ProcSubset = "pid";
+              # PIN hashes, and every camera's key (local or remote).
+              LoadCredential = hubCredentials;
+              LimitMSGQUEUE = mqueue.limitBytes;
+            };
         };
-      };
 
-      networking.firewall = mkIf cfg.openFirewall {
-        allowedTCPPorts = [
-          grpcPort
-          cameraLinkPort
-        ];
-        allowedUDPPorts = [ discoveryPort ];
-      };
-    })
+        networking.firewall = mkIf cfg.openFirewall {
+          allowedTCPPorts = [ grpcPort ];
+        };
+      }
+
+      # The camera port, for cameras on other nodes only: a camera on the hub
+      # dials the loopback address.
+      (mkIf (cfg.openFirewall && remoteCameras != [ ]) {
+        networking.firewall = {
+          allowedTCPPorts = [ recordingPort ];
+          allowedUDPPorts = [ recordingPort ];
+        };
+      })
+    ]))
 
     (mkIf cfg.sensord.enable {
       systemd.services.vigil-sensord = mkService {
         description = "Vigil sensor daemon (GPIO)";
         exec = "vigil-sensord";
+        reloadable = true;
+        reloadOn = [ configFile ];
+        restartOn = [ sensordRestartOn ];
         serviceConfig = lib.optionalAttrs needsNetwork lanOnly // {
           # PrivateDevices=true would hide /dev/gpiomem; DevicePolicy=closed
           # with DeviceAllow= lets through only the GPIO devices.
@@ -1058,6 +1318,7 @@ in
       systemd.services.vigil-alertd = mkService {
         description = "Vigil alert daemon (hooks, webhooks)";
         exec = "vigil-alertd";
+        restartOn = [ configFile ];
         serviceConfig = {
           PrivateDevices = true;
           ProcSubset = "pid";
@@ -1074,9 +1335,14 @@ in
     })
 
     (mkIf cfg.reportd.enable {
+      # Follows the event log (read-only maps of /var/lib/vigil/events) into
+      # /var/lib/vigil/reports.db, writes /var/lib/vigil/reports/ and holds
+      # /var/lib/vigil/reports.lock; no network, no devices. A rebuild of the
+      # index is a one-shot run of the same binary (docs/nixos.md).
       systemd.services.vigil-reportd = mkService {
         description = "Vigil report daemon (SQLite index, reports)";
         exec = "vigil-reportd";
+        restartOn = [ configFile ];
         serviceConfig = lib.optionalAttrs needsNetwork lanOnly // {
           PrivateDevices = true;
           ProcSubset = "pid";
@@ -1093,39 +1359,54 @@ in
       systemd.services = lib.listToAttrs (
         map (
           cam:
-          lib.nameValuePair "vigil-camd@${cam.name}" (mkService {
+          let
+            # A test pattern needs no device at all.
+            capture = cam.source != "test";
+          in
+          lib.nameValuePair (camdUnit cam.name) (mkService {
             description = "Vigil camera ${cam.name}";
             exec = "vigil-camd";
             args = [
               "--config"
               (camdConfigPath cam.name)
+              "--camera"
+              cam.name
             ];
-            reloadOn = [ (camdConfigFile cam) ];
-            environment = {
-              # GStreamer keeps its plugin registry here instead of $HOME.
-              XDG_CACHE_HOME = cacheDir;
-            };
-            serviceConfig = lanOnly // {
-              PrivateDevices = false;
-              DeviceAllow = videoDevices;
-              SupplementaryGroups = [ "video" ];
-              CacheDirectory = "vigil";
-              CacheDirectoryMode = "0750";
-            };
-            # The camera is the client of the hub: wait for an address.
-            after = [ "network-online.target" ];
+            restartOn = [ (camdConfigFile cam) ];
+            inherit (gstreamerCache) environment;
+            serviceConfig =
+              lanOnly
+              // gstreamerCache.serviceConfig
+              // {
+                # Its key, as /run/credentials/vigil-camd@<name>.service/camera-key.
+                LoadCredential = lib.optional (cam.keyFile != null) "${camdCredential}:${cam.keyFile}";
+              }
+              // (
+                if capture then
+                  {
+                    # libcamera and V4L2 need the camera's device nodes:
+                    # DevicePolicy=closed with DeviceAllow= lets through only those.
+                    PrivateDevices = false;
+                    DeviceAllow = videoDevices;
+                    SupplementaryGroups = [ "video" ];
+                  }
+                else
+                  {
+                    PrivateDevices = true;
+                    ProcSubset = "pid";
+                  }
+              );
+            # The camera is the client of the hub: wait for an address (and
+            # for a hub on the same machine, to spare a first reconnection).
+            after = [ "network-online.target" ] ++ lib.optional cfg.hub.enable "vigil-hub.service";
             wants = [ "network-online.target" ];
           })
         ) localCameras
       );
 
-      services.udev.extraRules = ''
+      services.udev.extraRules = lib.optionalString (lib.any (c: c.source != "test") localCameras) ''
         SUBSYSTEM=="dma_heap", GROUP="video", MODE="0660"
       '';
-
-      networking.firewall = mkIf cfg.openFirewall {
-        allowedUDPPorts = [ discoveryPort ];
-      };
     })
   ]);
 }

@@ -123,7 +123,9 @@ fn main() -> Result<()> {
             cli.root.display()
         )
     };
-    println!("\nVigil demo: a simulated house (8 sensors, a siren, a buzzer, a test-pattern camera); PIN 1234.");
+    println!(
+        "\nVigil demo: a simulated house (8 sensors, a siren, a buzzer, a test-pattern camera); PIN 1234."
+    );
     for s in &services {
         println!("  {:<14} pid {}", s.name, s.child.id());
     }
