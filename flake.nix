@@ -48,10 +48,17 @@
             dontFixup = true;
           });
 
-          cargo-test = vigil.overrideAttrs (_: {
+          cargo-test = vigil.overrideAttrs (old: {
             pname = "vigil-tests";
             doCheck = true;
             cargoTestFlags = [ "--workspace" ];
+            # The camera tests run real pipelines (their plugins come from
+            # GST_PLUGIN_SYSTEM_PATH_1_0, which the gstreamer setup hook
+            # exports from buildInputs) and check a clip with
+            # gst-discoverer-1.0.
+            nativeCheckInputs = (old.nativeCheckInputs or [ ]) ++ [
+              (lib.getBin pkgs.gst_all_1.gst-plugins-base)
+            ];
             # The test binaries are what matter; keep the output small.
             installPhase = "touch $out";
             dontFixup = true;

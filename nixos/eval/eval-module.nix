@@ -13,11 +13,14 @@
 #    runs remarshal's json2toml), and placeholder derivations.
 #
 # What it checks:
-#  * the example configuration (two sensors, a camera) evaluates, passes the
-#    module's assertions and gives no warnings;
+#  * the example configuration (two sensors, a local and a remote camera)
+#    evaluates, passes the module's assertions and gives no warnings;
 #  * the generated TOML parses (builtins.fromTOML), round-trips, and uses only
 #    the keys services/vigil-core/src/config/file.rs accepts (it has
-#    deny_unknown_fields);
+#    deny_unknown_fields); [recording] and [events] carry the Rust defaults,
+#    every camera's key_file is a credential of the unit that reads it;
+#  * the units: camd's devices, credentials and restart, the hub's camera
+#    port in the firewall, no private IPC namespace anywhere;
 #  * bad configurations are refused by the assertions, and the not-yet-read
 #    tables appear only when their options leave the defaults.
 {
@@ -275,6 +278,7 @@ let
                     default = 0;
                   };
                   reloadTriggers = listOpt types.unspecified;
+                  restartTriggers = listOpt types.unspecified;
                   environment = mkOption {
                     type = types.attrsOf (types.nullOr (types.oneOf [ types.str types.path types.package ]));
                     default = { };
@@ -329,10 +333,12 @@ let
         {
           name = "porch";
           source = "libcamera";
+          keyFile = "/var/lib/vigil-secrets/porch-key";
         }
         {
           name = "garage";
           local = false;
+          keyFile = "/var/lib/vigil-secrets/garage-key";
         }
       ];
       users = [
@@ -389,8 +395,26 @@ let
       "alarm"
       "grpc"
       "alerts"
+      "events"
+      "recording"
       "webhook"
       "telemetry"
+    ];
+    events = [
+      "sync_window_ms"
+      "max_age_days"
+      "max_megabytes"
+    ];
+    recording = [
+      "listen"
+      "ring_secs"
+      "pre_roll_secs"
+      "post_capture_secs"
+      "offline_after_secs"
+      "max_age_days"
+      "min_free_megabytes"
+      "slots"
+      "semaphore"
     ];
     alerts = [
       "queue"
@@ -471,6 +495,12 @@ let
       "width"
       "height"
       "framerate"
+      "encoder"
+      "bitrate_kbps"
+      "keyframe_secs"
+      "hub"
+      "key_file"
+      "key"
     ];
     hooks = [
       "name"
@@ -501,6 +531,8 @@ let
     ++ lib.concatMap (unknown schema.alarmMode) (lib.attrValues (t.alarm.modes or { }))
     ++ unknown schema.grpc (t.grpc or { })
     ++ unknown schema.alerts (t.alerts or { })
+    ++ unknown schema.events (t.events or { })
+    ++ unknown schema.recording (t.recording or { })
     ++ unknown schema.webhook (t.webhook or { })
     ++ unknown schema.telemetry (t.telemetry or { });
 
@@ -518,12 +550,18 @@ let
     "## ${name}.service\n[Unit]\n"
     + "Description=${s.description}\nWantedBy(NixOS)=${toString s.wantedBy}\nPartOf=${toString s.partOf}\nAfter=${toString s.after}\n"
     + lib.optionalString (s.wants != [ ]) "Wants=${toString s.wants}\n"
+    + lib.optionalString (s.reloadTriggers != [ ]) "X-Reload-Triggers=${toString (map (t: builtins.substring 0 60 (toString t)) s.reloadTriggers)}\n"
+    + lib.optionalString (s.restartTriggers != [ ]) "X-Restart-Triggers=${toString (map (t: builtins.substring 0 60 (toString t)) s.restartTriggers)}\n"
     + "StartLimitIntervalSec=${toString s.startLimitIntervalSec}\n"
     + "[Service]\n"
     + lib.concatStrings (lib.mapAttrsToList (k: v: "Environment=\"${k}=${toString v}\"\n") s.environment)
     + lib.concatStrings (lib.mapAttrsToList line s.serviceConfig);
 
-  camdToml = builtins.fromTOML (builtins.readFile c.environment.etc."vigil/camd/porch.toml".source);
+  camdTomlText = builtins.readFile c.environment.etc."vigil/camd/porch.toml".source;
+  camdToml = builtins.fromTOML camdTomlText;
+  camd = c.systemd.services."vigil-camd@porch".serviceConfig;
+  camdUnit = c.systemd.services."vigil-camd@porch";
+  cameraNamed = name: lib.findFirst (x: x.name == name) null parsed.cameras;
 
   # Bad configurations the assertions must refuse.
   bad = evalWith [
@@ -587,6 +625,85 @@ let
     { services.vigil.simulatedGpio = true; }
   ];
 
+  # Bad cameras the assertions must refuse: no key, a key in the store, a
+  # camera node that does not say where the hub is, a pre-roll longer than
+  # the ring.
+  badCameras = evalWith [
+    example
+    {
+      services.vigil.hub.enable = false;
+      services.vigil.cameras = lib.mkForce [
+        { name = "porch"; }
+        {
+          name = "shed";
+          keyFile = "/nix/store/00000000000000000000000000000000-shed-key";
+          hub = "vigil-pi4:7445";
+        }
+      ];
+      services.vigil.recording = {
+        ringSecs = 5;
+        preRollSecs = 10;
+      };
+    }
+  ];
+
+  # Every camera on the hub itself: the camera port stays closed, camd dials
+  # the loopback address (and the port recording.listen moved it to).
+  allLocal = evalWith [
+    example
+    {
+      services.vigil.cameras = lib.mkForce [
+        {
+          name = "porch";
+          source = "v4l2";
+          device = "/dev/video2";
+          keyFile = "/var/lib/vigil-secrets/porch-key";
+        }
+      ];
+      services.vigil.recording.listen = "[::]:7500";
+    }
+  ];
+  allLocalParsed = builtins.fromTOML (
+    builtins.readFile allLocal.config.environment.etc."vigil/vigil.toml".source
+  );
+
+  # Tuned [recording] and [events], and the old eventLog option renamed.
+  tunedMedia = evalWith [
+    example
+    {
+      services.vigil.recording = {
+        listen = "192.168.1.10:7445";
+        ringSecs = 60;
+        preRollSecs = 15;
+        slots = 4;
+        semaphore = "/vigil-rec";
+      };
+      services.vigil.events.syncWindowMs = 50;
+      services.vigil.eventLog.retention.maxAgeDays = 90;
+    }
+  ];
+  tunedMediaParsed = builtins.fromTOML (
+    builtins.readFile tunedMedia.config.environment.etc."vigil/vigil.toml".source
+  );
+  # What the hub and sensord apply on SIGHUP: sensors and [alarm].
+  reloadOnly = evalWith [
+    example
+    {
+      services.vigil.sensors = lib.mkAfter [
+        {
+          name = "back-door";
+          kind = "door";
+          pin = 27;
+        }
+      ];
+      services.vigil.alarm.chime = false;
+    }
+  ];
+  removedMaxBytes = evalWith [
+    example
+    { services.vigil.eventLog.retention.maxBytes = 1000000; }
+  ];
+
   # The VM tests (nixos/tests): their nodes evaluate against the stubs, and
   # run.sh syntax-checks their Python test scripts.
   testFiles = {
@@ -646,18 +763,19 @@ let
     protobuf = fakeDrv "protobuf";
     pkg-config = fakeDrv "pkg-config";
     wrapGAppsNoGuiHook = fakeDrv "wrap-gapps-no-gui-hook";
-    gst_all_1 = lib.genAttrs [
-      "gstreamer"
-      "gst-plugins-base"
-      "gst-plugins-good"
-      "gst-plugins-bad"
-      "gst-plugins-ugly"
-      "gst-libav"
-    ] fakeDrv;
+    gst_all_1 = lib.genAttrs gstPackages fakeDrv;
     libcamera = fakeDrv "libcamera";
-    sqlite = fakeDrv "sqlite";
     stdenv.hostPlatform.isLinux = true;
   };
+  gstPackages = [
+    "gstreamer"
+    "gst-plugins-base"
+    "gst-plugins-good"
+    "gst-plugins-bad"
+    "gst-plugins-ugly"
+    "gst-libav"
+  ];
+  packageInputs = map (d: d.name) packageArgs.buildInputs;
   # lib.fileset needs builtins.readFileType (Nix >= 2.14); older Nix skips it.
   canCheckSource = builtins ? readFileType;
   packageSource = if canCheckSource then builtins.readDir packageArgs.src else { };
@@ -675,6 +793,22 @@ let
       && packageArgs.env.SQLX_OFFLINE == "true"
       && packageArgs.doCheck == false
     ))
+    (check "package: GStreamer and its plugins, libcamera, protoc, pkg-config; no system sqlite; hub, camd and demo wrapped" (
+      lib.all (n: lib.elem n packageInputs) (gstPackages ++ [ "libcamera" ])
+      && !(lib.elem "sqlite" packageInputs)
+      && map (d: d.name) packageArgs.nativeBuildInputs == [
+        "protobuf"
+        "pkg-config"
+        "wrap-gapps-no-gui-hook"
+      ]
+      && packageArgs.dontWrapGApps
+      && lib.all (p: lib.hasInfix "wrapGApp \"$out/bin/${p}\"" packageArgs.postFixup) [
+        "vigil-hub"
+        "vigil-camd"
+        "vigil-demo"
+      ]
+      && !(lib.hasInfix "vigil-sensord" packageArgs.postFixup)
+    ))
     (check "example passes every assertion" (failedAssertions c == [ ]))
     (check "example gives no warnings" (c.warnings == [ ]))
     (check "TOML keys are all known to file.rs" (schemaProblems parsed == [ ]))
@@ -686,7 +820,147 @@ let
       (lib.head parsed.users).pin_hash_file == "/run/credentials/vigil-hub.service/pin-alice"
       && c.systemd.services.vigil-hub.serviceConfig.LoadCredential == [
         "pin-alice:/var/lib/vigil-secrets/alice-pin"
+        "camera-key-porch:/var/lib/vigil-secrets/porch-key"
+        "camera-key-garage:/var/lib/vigil-secrets/garage-key"
       ]
+    ))
+    (check "[recording] and [events] are written, with the Rust defaults" (
+      parsed.recording == {
+        listen = "[::]:7445";
+        ring_secs = 30;
+        pre_roll_secs = 10;
+        post_capture_secs = 20;
+        offline_after_secs = 10;
+        max_age_days = 30;
+        min_free_megabytes = 500;
+        slots = 2;
+        semaphore = "/vigil-recording";
+      }
+      && parsed.events == {
+        sync_window_ms = 100;
+        max_age_days = 365;
+        max_megabytes = 1024;
+      }
+    ))
+    (check "[[cameras]]: every key file is a credential of the unit that reads it" (
+      (cameraNamed "porch").key_file == "/run/credentials/vigil-hub.service/camera-key-porch"
+      && (cameraNamed "garage").key_file == "/run/credentials/vigil-hub.service/camera-key-garage"
+      && !(cameraNamed "porch" ? key)
+      && (cameraNamed "porch") == {
+        name = "porch";
+        source = "libcamera";
+        width = 1280;
+        height = 720;
+        framerate = 15;
+        encoder = "auto";
+        bitrate_kbps = 2000;
+        keyframe_secs = 1;
+        key_file = "/run/credentials/vigil-hub.service/camera-key-porch";
+      }
+      && lib.elem "camera-key-porch:/var/lib/vigil-secrets/porch-key" c.systemd.services.vigil-hub.serviceConfig.LoadCredential
+      && lib.elem "camera-key-garage:/var/lib/vigil-secrets/garage-key" c.systemd.services.vigil-hub.serviceConfig.LoadCredential
+      && (lib.head camdToml.cameras).key_file == "/run/credentials/vigil-camd@porch.service/camera-key"
+      && camd.LoadCredential == [ "camera-key:/var/lib/vigil-secrets/porch-key" ]
+      && !(lib.hasInfix "secrets" tomlText) && !(lib.hasInfix "secrets" camdTomlText)
+    ))
+    (check "camd config: its camera only, the same [recording] and [events]" (
+      camdToml.recording == parsed.recording && camdToml.events == parsed.events
+      && schemaProblems camdToml == [ ]
+    ))
+    (check "camd unit: --camera, video devices and group, LAN only, GStreamer cache, restarted (no SIGHUP) on a new config" (
+      camd.ExecStart == "/nix/store/00000000000000000000000000000000-vigil/bin/vigil-camd --config /etc/vigil/camd/porch.toml --camera porch"
+      && camd.PrivateDevices == false
+      && camd.DevicePolicy == "closed"
+      && lib.elem "char-video4linux rw" camd.DeviceAllow
+      && lib.elem "char-media rw" camd.DeviceAllow
+      && camd.SupplementaryGroups == [ "video" ]
+      && camd.IPAddressDeny == "any"
+      && camd.CacheDirectory == "vigil"
+      && camdUnit.environment.XDG_CACHE_HOME == "/var/cache/vigil"
+      && !(camd ? ExecReload)
+      && camdUnit.reloadTriggers == [ ]
+      && lib.length camdUnit.restartTriggers == 1
+      && lib.elem "network-online.target" camdUnit.after
+      && lib.elem "vigil-hub.service" camdUnit.after
+      && camd.RestartPreventExitStatus == "78"
+    ))
+    (check "test-pattern camd: no devices, no video group (hub-camera/camera node)" (
+      let
+        sc = testNodes."hub-camera/camera".systemd.services."vigil-camd@garage".serviceConfig;
+      in
+      sc.PrivateDevices == true && sc.SupplementaryGroups or [ ] == [ ] && sc.ProcSubset == "pid"
+    ))
+    (check "SIGHUP only to hub and sensord (with restarts for what they do not reload); alertd and reportd restart" (
+      c.systemd.services.vigil-hub.serviceConfig ? ExecReload
+      && c.systemd.services.vigil-sensord.serviceConfig ? ExecReload
+      && !(c.systemd.services.vigil-alertd.serviceConfig ? ExecReload)
+      && !(c.systemd.services.vigil-reportd.serviceConfig ? ExecReload)
+      && c.systemd.services.vigil-hub.reloadTriggers != [ ]
+      # A sensor and [alarm] changed: a reload; [recording] changed: a restart.
+      && reloadOnly.config.systemd.services.vigil-hub.restartTriggers == c.systemd.services.vigil-hub.restartTriggers
+      && reloadOnly.config.systemd.services.vigil-hub.reloadTriggers != c.systemd.services.vigil-hub.reloadTriggers
+      && reloadOnly.config.systemd.services.vigil-sensord.restartTriggers == c.systemd.services.vigil-sensord.restartTriggers
+      && tunedMedia.config.systemd.services.vigil-hub.restartTriggers != c.systemd.services.vigil-hub.restartTriggers
+      && simulated.config.systemd.services.vigil-sensord.restartTriggers != c.systemd.services.vigil-sensord.restartTriggers
+
+      && c.systemd.services.vigil-alertd.restartTriggers != [ ]
+      && c.systemd.services.vigil-reportd.restartTriggers != [ ]
+    ))
+    (check "hub: camera port 7445 TCP and UDP open for the remote camera, GStreamer cache" (
+      lib.sort lib.lessThan c.networking.firewall.allowedTCPPorts == [
+        7443
+        7445
+      ]
+      && c.networking.firewall.allowedUDPPorts == [ 7445 ]
+      && c.systemd.services.vigil-hub.serviceConfig.CacheDirectory == "vigil"
+      && c.systemd.services.vigil-hub.environment.XDG_CACHE_HOME == "/var/cache/vigil"
+    ))
+    (check "only local cameras: camera port closed, camd dials 127.0.0.1 on the moved port, v4l2 device kept" (
+      allLocal.config.networking.firewall.allowedTCPPorts == [ 7443 ]
+      && allLocal.config.networking.firewall.allowedUDPPorts == [ ]
+      && (lib.head allLocalParsed.cameras).hub == "127.0.0.1:7500"
+      && (lib.head allLocalParsed.cameras).device == "/dev/video2"
+      && allLocalParsed.recording.listen == "[::]:7500"
+      && failedAssertions allLocal.config == [ ]
+    ))
+    (check "no unit has PrivateIPC=, RemoveIPC= or PrivateUsers=, none hides /dev/shm or /dev/mqueue; one user" (
+      lib.all (
+        s:
+        let
+          sc = s.serviceConfig;
+          hidden = lib.concatLists (
+            map (k: lib.toList (sc.${k} or [ ])) [
+              "InaccessiblePaths"
+              "TemporaryFileSystem"
+              "ReadOnlyPaths"
+            ]
+          );
+        in
+        !(sc.PrivateIPC or false)
+        && !(sc.RemoveIPC or false)
+        && !(sc.PrivateUsers or false)
+        && sc.User == "vigil"
+        && !(lib.any (p: lib.hasPrefix "/dev" (toString p)) hidden)
+      ) (lib.attrValues c.systemd.services)
+    ))
+    (check "[recording] and [events] tuned; eventLog.retention.maxAgeDays renamed to events.maxAgeDays (with a warning)" (
+      tunedMediaParsed.recording.listen == "192.168.1.10:7445"
+      && tunedMediaParsed.recording.ring_secs == 60
+      && tunedMediaParsed.recording.pre_roll_secs == 15
+      && tunedMediaParsed.recording.slots == 4
+      && tunedMediaParsed.recording.semaphore == "/vigil-rec"
+      && tunedMediaParsed.events == {
+        sync_window_ms = 50;
+        max_age_days = 90;
+        max_megabytes = 1024;
+      }
+      && schemaProblems tunedMediaParsed == [ ]
+      && lib.length tunedMedia.config.warnings == 1
+      && failedAssertions tunedMedia.config == [ ]
+      && lib.length (failedAssertions removedMaxBytes.config) == 1
+    ))
+    (check "bad cameras refused (no key, key in the store, camera node without hub, pre-roll > ring)" (
+      lib.length (failedAssertions badCameras.config) == 4
     ))
     (check "camd for the local camera only" (
       c.systemd.services ? "vigil-camd@porch" && !(c.systemd.services ? "vigil-camd@garage")
@@ -718,9 +992,15 @@ let
       && piConfigs.vigil-camera.systemd.services ? "vigil-camd@garage"
     ))
     (check "camera node runs vigil-camd@garage only" (
-      lib.attrNames (lib.filterAttrs (n: _: lib.hasPrefix "vigil" n) testNodes."hub-camera/camera".systemd.services)
-      == [ "vigil-camd@garage" ]
+      lib.attrNames (
+        lib.filterAttrs (
+          n: _: lib.hasPrefix "vigil" n && !(lib.hasPrefix "vigil-test-" n)
+        ) testNodes."hub-camera/camera".systemd.services
+      ) == [ "vigil-camd@garage" ]
       && testNodes."hub-camera/camera".networking.firewall.allowedTCPPorts == [ ]
+      && testNodes."hub-camera/camera".networking.firewall.allowedUDPPorts == [ ]
+      && lib.elem 7445 testNodes."hub-camera/hub".networking.firewall.allowedTCPPorts
+      && lib.elem 7445 testNodes."hub-camera/hub".networking.firewall.allowedUDPPorts
     ))
     (check "hub and camd are LAN-only, alertd is not" (
       c.systemd.services.vigil-hub.serviceConfig.IPAddressDeny == "any"
@@ -765,6 +1045,8 @@ in
       "# refused (expected): "
     ]
     ++ map (m: "  - ${m}") (failedAssertions bad.config)
+    ++ map (m: "  - ${m}") (failedAssertions badCameras.config)
+    ++ map (m: "  - ${m}") (failedAssertions removedMaxBytes.config)
     ++ [
       ""
       "# warnings with webhook.url set:"
@@ -772,9 +1054,15 @@ in
     ++ map (m: "  - ${m}") future.config.warnings
     ++ [
       ""
+      "# warnings with the old eventLog.retention.maxAgeDays set:"
+    ]
+    ++ map (m: "  - ${m}") tunedMedia.config.warnings
+    ++ [
+      ""
       "# /etc/vigil/vigil.toml"
       tomlText
-      "# /etc/vigil/camd/porch.toml differs only in [[cameras]]"
+      "# /etc/vigil/camd/porch.toml (the same, but [[cameras]])"
+      camdTomlText
       ""
       "# systemd.tmpfiles.rules"
     ]

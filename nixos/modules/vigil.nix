@@ -583,15 +583,17 @@ let
   # What a SIGHUP does not apply (services/hub/src/lib.rs reloads sensors,
   # the alarm and users; services/sensord/src/lib.rs sensors and outputs):
   # a change there restarts the unit instead (restartTriggers win over
-  # reloadTriggers in switch-to-configuration).
-  hubRestartOn = builtins.toJSON (
+  # reloadTriggers in switch-to-configuration). A hash keeps the unit file
+  # short.
+  settingsHash = v: builtins.hashString "sha256" (builtins.toJSON v);
+  hubRestartOn = settingsHash (
     removeAttrs finalSettings [
       "sensors"
       "alarm"
       "users"
     ]
   );
-  sensordRestartOn = builtins.toJSON {
+  sensordRestartOn = settingsHash {
     inherit (finalSettings) runtime gpio telemetry;
   };
 

@@ -1,12 +1,12 @@
 # Pieces shared by the VM tests in this directory.
 #
-# The Rust features these tests drive are still being written. The scripts use
-# the documented CLI:
+# The scripts use the documented CLI (README, services/vigilctl/src/cli.rs):
 #   vigilctl status --local          state of the system, over /run/vigil/hub.sock
-#   vigilctl arm away                arm (on the hub, as root: the local socket)
-#   vigilctl disarm --pin 1234
+#   vigilctl pair --here NAME --role admin        once, as root on the hub
+#   vigilctl arm away | panic | disarm --pin 1234 (gRPC, paired)
+#   vigilctl --json events --after 0 | cameras | clips
 #   vigil-sensord sim set <sensor> open|closed   via /run/vigil/sim-gpio.sock
-# and, where nothing is documented yet, commands marked ASSUMED in the test
+# and, where the output is not documented, commands marked ASSUMED in the test
 # scripts; `assumed` below collects those so there is one place to adjust.
 { pkgs }:
 
@@ -20,15 +20,43 @@ rec {
     triggered = "\\(triggered\\)";
   };
 
-  # ASSUMED commands, not yet documented by the Rust side.
+  # Commands whose output the scripts parse.
   assumed = {
-    # The kept events as JSON lines, oldest first (gRPC; pair_root first).
+    # The kept events as JSON lines, oldest first (gRPC; pair_root first):
+    # {"seq", "kind", "sensor" (also the camera), "message", ...}.
     events = "vigilctl --json events --after 0";
-    # A daily report as text, written by reportd from its SQLite index.
-    dailyReport = "vigilctl report daily --local";
+    # Today's report as text, from reportd's index (ReportService).
+    dailyReport = "vigilctl report";
   };
 
   pin = "1234";
+
+  # A camera's key: the same file on the hub and on the node that captures
+  # it. A VM test needs the same secret on two machines, so it is fixed here
+  # and therefore sits in the Nix store, which a real key never may (see
+  # docs/nixos.md for how to make and copy one).
+  testCameraKey = "vigil-vm-test-camera-key";
+  cameraKeyFile = name: "/var/lib/vigil-secrets/${name}-key";
+
+  # A oneshot that writes the camera's key before the units that load it
+  # (LoadCredential= fails a unit whose file is missing).
+  cameraKeyService =
+    { camera, units }:
+    {
+      description = "Write the test key of camera ${camera}";
+      wantedBy = units;
+      before = units;
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+      };
+      script = ''
+        install -d -m 0700 /var/lib/vigil-secrets
+        if [ ! -s ${cameraKeyFile camera} ]; then
+          (umask 077; printf %s ${testCameraKey} > ${cameraKeyFile camera})
+        fi
+      '';
+    };
 
   # A hook that appends every alert it reads on stdin (JSON lines) to a file
   # in vigil's state directory, the one place alertd's sandbox may write.
@@ -138,6 +166,7 @@ rec {
   helpers = ''
     import json
     import shlex
+    import time
 
     MODE = ${builtins.toJSON mode}
     ASSUMED = ${builtins.toJSON assumed}
@@ -168,5 +197,44 @@ rec {
 
     def mentions(objs, word):
         return [o for o in objs if word in json.dumps(o).lower()]
+
+
+    def last_seq(m):
+        """The newest event's sequence number (0 if there is none)."""
+        return max([e.get("seq", 0) for e in events(m)], default=0)
+
+
+    def wait_event(m, kind, sensor, after=0, timeout=120):
+        """Wait for an event of `kind` about `sensor` (a sensor or a camera)
+        with a sequence number above `after`; returns it."""
+        found = []
+
+        def seen(_last_try):
+            found[:] = [
+                e
+                for e in events(m)
+                if e.get("kind") == kind and e.get("sensor") == sensor and e.get("seq", 0) > after
+            ]
+            return bool(found)
+
+        retry(seen, timeout)
+        return found[0]
+
+
+    def camera_online(m, camera):
+        """Whether the hub lists the camera as online (vigilctl cameras)."""
+        status, out = m.execute("vigilctl --json cameras")
+        if status != 0:
+            return False
+        for line in out.splitlines():
+            if line.strip():
+                c = json.loads(line)
+                if c.get("name") == camera:
+                    return c.get("online") is True
+        return False
+
+
+    def wait_camera(m, camera, online, timeout=180):
+        retry(lambda _last_try: camera_online(m, camera) == online, timeout)
   '';
 }

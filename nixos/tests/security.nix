@@ -7,8 +7,9 @@
 # < 2.0 "OK" and < 5.0 "MEDIUM"); the log prints every unit's table, so
 # tighten them to the measured value + 0.2 once the test has run. What keeps
 # the scores from 0: the hub and cameras need the network (IPAddressAllow= is
-# the LAN), alertd's hooks may need the internet, sensord and camd need
-# devices, and PrivateUsers= / RemoveIPC= are off on purpose (modules/vigil.nix).
+# the LAN), alertd's hooks may need the internet, sensord needs devices (camd
+# too, for a real camera; this one is a test pattern), and PrivateUsers= /
+# RemoveIPC= / PrivateIPC= are off on purpose (modules/vigil.nix).
 { pkgs, vigilModule }:
 
 let
@@ -36,8 +37,16 @@ pkgs.testers.runNixOSTest {
           width = 320;
           height = 240;
           framerate = 5;
+          keyFile = common.cameraKeyFile "porch";
         }
       ];
+      systemd.services.vigil-test-camera-key = common.cameraKeyService {
+        camera = "porch";
+        units = [
+          "vigil-hub.service"
+          "vigil-camd@porch.service"
+        ];
+      };
     };
 
   testScript =
@@ -75,12 +84,28 @@ pkgs.testers.runNixOSTest {
               assert "TMPDIR=/run/vigil" in props, props
 
       with subtest("/dev/shm and /dev/mqueue are reachable inside the sandboxes"):
+          # The hub's named semaphore (recording slots) and alert queue are in
+          # the host's /dev/shm and /dev/mqueue, seen from every unit.
+          hub.wait_for_file("/dev/shm/sem.vigil-recording")
+          hub.wait_for_file("/dev/mqueue/vigil-alerts")
           for unit in BOUNDS:
               pid = hub.succeed(f"systemctl show -P MainPID {unit}").strip()
               hub.succeed(f"nsenter -t {pid} -m test -d /dev/shm")
               hub.succeed(f"nsenter -t {pid} -m test -d /dev/mqueue")
-              # ProtectSystem=strict: /run/vigil writable, the rest of / not.
-              hub.succeed(f"nsenter -t {pid} -m sh -c 'test -w /run/vigil && ! test -w /etc'")
+              hub.succeed(f"nsenter -t {pid} -m test -e /dev/shm/sem.vigil-recording")
+              hub.succeed(f"nsenter -t {pid} -m test -e /dev/mqueue/vigil-alerts")
+              # ProtectSystem=strict: /run/vigil and /dev/shm writable, the rest of / not.
+              hub.succeed(
+                  f"nsenter -t {pid} -m sh -c 'test -w /run/vigil && test -w /dev/shm && ! test -w /etc'"
+              )
+          # No unit has an IPC namespace of its own (PrivateIPC= is off).
+          ipc = {
+              hub.succeed(
+                  f"readlink /proc/$(systemctl show -P MainPID {unit})/ns/ipc"
+              ).strip()
+              for unit in BOUNDS
+          }
+          assert len(ipc) == 1, ipc
 
       with subtest("queues and limits"):
           hub.succeed("[ $(cat /proc/sys/fs/mqueue/msg_max) -ge 256 ]")
@@ -89,11 +114,21 @@ pkgs.testers.runNixOSTest {
               limit = hub.succeed(f"systemctl show -P LimitMSGQUEUE {unit}").strip()
               assert int(limit) >= 4 * 1024 * 1024, (unit, limit)
 
-      with subtest("the PIN hash reaches the hub only through its credentials"):
+      with subtest("the PIN hash and the camera key reach the units only through credentials"):
           pid = hub.succeed("systemctl show -P MainPID vigil-hub.service").strip()
           hub.succeed(f"nsenter -t {pid} -m test -s /run/credentials/vigil-hub.service/pin-alice")
+          hub.succeed(f"nsenter -t {pid} -m test -s /run/credentials/vigil-hub.service/camera-key-porch")
+          pid = hub.succeed("systemctl show -P MainPID vigil-camd@porch.service").strip()
+          hub.succeed(f"nsenter -t {pid} -m test -s /run/credentials/vigil-camd@porch.service/camera-key")
           hub.fail("su -s /bin/sh vigil -c 'cat /var/lib/vigil-secrets/alice-pin'")
+          hub.fail("su -s /bin/sh vigil -c 'cat /var/lib/vigil-secrets/porch-key'")
           hub.fail("grep -rl argon2id /nix/store/*-vigil.toml")
+
+      with subtest("camd with a test pattern gets no devices and no video group"):
+          props = hub.succeed(
+              "systemctl show -P PrivateDevices -P SupplementaryGroups vigil-camd@porch.service"
+          )
+          assert "yes" in props and "video" not in props, props
 
       with subtest("a process outside the group cannot reach the sockets"):
           hub.fail("su - stranger -c 'ls /run/vigil'")

@@ -309,9 +309,9 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
             _ = heartbeat.tick() => {
                 beat_seq += 1;
                 let beat = vigil_camlink::heartbeat(&setup.key, &setup.camera.name, beat_seq);
-                match tokio::net::lookup_host(&setup.camera.hub).await.map(|mut a| a.next()) {
-                    Ok(Some(addr)) => { let _: Result<usize, _> = udp.send_to(beat.as_bytes(), addr).await; }
-                    _ => {}
+                // Best effort: a lost heartbeat is what the hub watches for.
+                if let Ok(Some(addr)) = tokio::net::lookup_host(&setup.camera.hub).await.map(|mut a| a.next()) {
+                    let _: Result<usize, _> = udp.send_to(beat.as_bytes(), addr).await;
                 }
             },
         }

@@ -69,8 +69,7 @@ fn encode_frames() -> Vec<(bool, Vec<u8>)> {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(pipeline);
-    let units = units.lock().expect("lock").clone();
-    units
+    units.lock().expect("lock").clone()
 }
 
 /// The child: four cameras sending `frames` at 30 fps for `seconds`.

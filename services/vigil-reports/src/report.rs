@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::period::{local_day_hour, utc_offset};
-use crate::store::{Event, EventFilter, Order, ReadOnly};
+use crate::store::{Event, ReadOnly};
 use crate::{Period, ReportsError};
 
 /// The version of the JSON format; a reader refuses a newer one.
@@ -221,22 +221,11 @@ impl ReadOnly {
         busiest_hours.sort_by(|a, b| b.events.cmp(&a.events).then(a.hour.cmp(&b.hour)));
         busiest_hours.truncate(3);
 
-        // Lists, from the rows of the few kinds they need.
-        let in_period = |kinds: &[&str]| EventFilter {
-            from_unix_ms: Some(from),
-            to_unix_ms: Some(to),
-            kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
-            ..EventFilter::default()
-        };
+        // Lists, from the rows of the few kinds they need: an ordered walk
+        // of the (kind, time) index per kind, stopping at the cap.
         let triggered = self
-            .query(
-                &in_period(&["triggered"]),
-                Order::OldestFirst,
-                None,
-                LIST_CAP,
-            )
-            .await?
-            .events;
+            .first_of_kinds(&["triggered"], from, to, LIST_CAP)
+            .await?;
         let mut alarms = Vec::with_capacity(triggered.len());
         for e in triggered {
             let at = e.unix_ms;
@@ -258,14 +247,8 @@ impl ReadOnly {
             });
         }
         let timeline: Vec<ArmEntry> = self
-            .query(
-                &in_period(&["arming", "armed", "disarmed"]),
-                Order::OldestFirst,
-                None,
-                LIST_CAP,
-            )
+            .first_of_kinds(&["arming", "armed", "disarmed"], from, to, LIST_CAP)
             .await?
-            .events
             .into_iter()
             .map(|e| ArmEntry {
                 seq: e.seq,
@@ -277,14 +260,8 @@ impl ReadOnly {
             })
             .collect();
         let faults: Vec<FaultEntry> = self
-            .query(
-                &in_period(&["fault", "fault_cleared", "tamper"]),
-                Order::OldestFirst,
-                None,
-                LIST_CAP,
-            )
+            .first_of_kinds(&["fault", "fault_cleared", "tamper"], from, to, LIST_CAP)
             .await?
-            .events
             .into_iter()
             .map(|e| FaultEntry {
                 seq: e.seq,
@@ -369,19 +346,8 @@ impl ReadOnly {
             offline_since.insert(row.camera, state);
         }
         let changes = self
-            .query(
-                &EventFilter {
-                    from_unix_ms: Some(from),
-                    to_unix_ms: Some(until),
-                    kinds: vec![CAMERA_OFFLINE.into(), CAMERA_ONLINE.into()],
-                    ..EventFilter::default()
-                },
-                Order::OldestFirst,
-                None,
-                crate::MAX_PAGE,
-            )
-            .await?
-            .events;
+            .first_of_kinds(&[CAMERA_OFFLINE, CAMERA_ONLINE], from, until, 10_000)
+            .await?;
         let mut offline_ms: BTreeMap<String, (i64, u64)> = BTreeMap::new();
         for Event {
             sensor,

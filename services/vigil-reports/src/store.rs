@@ -412,6 +412,55 @@ impl ReadOnly {
     }
 }
 
+impl ReadOnly {
+    /// The first `limit` events of one kind in `[from, to)`, in time order:
+    /// one ordered walk of the (kind, time) index that stops at `limit`,
+    /// however many there are.
+    pub async fn first_of_kind(
+        &mut self,
+        kind: &str,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, ReportsError> {
+        let limit = i64::from(limit);
+        let rows = sqlx::query_as!(
+            Row,
+            r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
+               sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
+               message AS "message!", trace_id
+               FROM events INDEXED BY events_by_kind
+               WHERE kind = ?1 AND unix_ms >= ?2 AND unix_ms < ?3
+               ORDER BY unix_ms ASC, seq ASC LIMIT ?4"#,
+            kind,
+            from,
+            to,
+            limit
+        )
+        .fetch_all(&mut self.conn)
+        .await?;
+        Ok(rows.into_iter().map(Event::from).collect())
+    }
+
+    /// The first `limit` events of any of `kinds` in `[from, to)`, in time
+    /// order: a walk per kind, merged.
+    pub async fn first_of_kinds(
+        &mut self,
+        kinds: &[&str],
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, ReportsError> {
+        let mut all = Vec::new();
+        for kind in kinds {
+            all.extend(self.first_of_kind(kind, from, to, limit).await?);
+        }
+        all.sort_by_key(|e| (e.unix_ms, e.seq));
+        all.truncate(limit as usize);
+        Ok(all)
+    }
+}
+
 /// A row of `events` as sqlx reads it.
 pub(crate) struct Row {
     pub(crate) seq: i64,

@@ -84,6 +84,10 @@ struct CameraState {
     frames: u64,
 }
 
+/// What a live viewer starts with (the ring from its newest key frame) and
+/// the feed of frames after it.
+pub type LiveFeed = (Vec<Arc<Stamped>>, broadcast::Receiver<Arc<Stamped>>);
+
 /// A camera as the API shows it.
 #[derive(Debug, Clone)]
 pub struct CameraView {
@@ -300,10 +304,7 @@ impl CameraHub {
     }
 
     /// The newest key frame and a live feed from it on.
-    pub fn watch(
-        &self,
-        camera: &str,
-    ) -> Result<(Vec<Arc<Stamped>>, broadcast::Receiver<Arc<Stamped>>), CameraError> {
+    pub fn watch(&self, camera: &str) -> Result<LiveFeed, CameraError> {
         let cameras = self.lock();
         let c = cameras
             .get(camera)
