@@ -900,6 +900,9 @@ let
       && reloadOnly.config.systemd.services.vigil-hub.restartTriggers == c.systemd.services.vigil-hub.restartTriggers
       && reloadOnly.config.systemd.services.vigil-hub.reloadTriggers != c.systemd.services.vigil-hub.reloadTriggers
       && reloadOnly.config.systemd.services.vigil-sensord.restartTriggers == c.systemd.services.vigil-sensord.restartTriggers
+      # camd is restarted by a change to its camera, not by a new sensor.
+      && reloadOnly.config.systemd.services."vigil-camd@porch".restartTriggers == camdUnit.restartTriggers
+      && allLocal.config.systemd.services."vigil-camd@porch".restartTriggers != camdUnit.restartTriggers
       && tunedMedia.config.systemd.services.vigil-hub.restartTriggers != c.systemd.services.vigil-hub.restartTriggers
       && simulated.config.systemd.services.vigil-sensord.restartTriggers != c.systemd.services.vigil-sensord.restartTriggers
 

@@ -583,19 +583,30 @@ let
   # What a SIGHUP does not apply (services/hub/src/lib.rs reloads sensors,
   # the alarm and users; services/sensord/src/lib.rs sensors and outputs):
   # a change there restarts the unit instead (restartTriggers win over
-  # reloadTriggers in switch-to-configuration). A hash keeps the unit file
-  # short.
+  # reloadTriggers in switch-to-configuration). The hub ignores [[hooks]],
+  # [webhook] and [gpio]. A hash keeps the unit file short.
   settingsHash = v: builtins.hashString "sha256" (builtins.toJSON v);
   hubRestartOn = settingsHash (
     removeAttrs finalSettings [
       "sensors"
       "alarm"
       "users"
+      "hooks"
+      "webhook"
+      "gpio"
     ]
   );
   sensordRestartOn = settingsHash {
     inherit (finalSettings) runtime gpio telemetry;
   };
+  # camd reads its camera, [runtime] and [telemetry]: a new sensor or user
+  # does not interrupt the cameras.
+  camdRestartOn =
+    cam:
+    settingsHash {
+      inherit (finalSettings) runtime telemetry;
+      inherit (camdSettings cam) cameras;
+    };
 
   needsNetwork = cfg.otlpEndpoint != null;
 
@@ -972,7 +983,9 @@ in
     # Rust one (services/vigil-core/src/config/file.rs).
     recording = {
       listen = mkOption {
-        type = types.strMatching ".+:[0-9]+";
+        # A socket address, as Rust parses it: IPv4:port or [IPv6]:port (no
+        # host names).
+        type = types.strMatching "([0-9]{1,3}([.][0-9]{1,3}){3}|\\[[0-9a-fA-F:.]+]):[0-9]{1,5}";
         default = "[::]:7445";
         example = "192.168.1.10:7445";
         description = ''
@@ -1374,7 +1387,7 @@ in
               "--camera"
               cam.name
             ];
-            restartOn = [ (camdConfigFile cam) ];
+            restartOn = [ (camdRestartOn cam) ];
             inherit (gstreamerCache) environment;
             serviceConfig =
               lanOnly

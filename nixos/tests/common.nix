@@ -25,8 +25,9 @@ rec {
     # The kept events as JSON lines, oldest first (gRPC; pair_root first):
     # {"seq", "kind", "sensor" (also the camera), "message", ...}.
     events = "vigilctl --json events --after 0";
-    # Today's report as text, from reportd's index (ReportService).
-    dailyReport = "vigilctl report";
+    # Today's report, from reportd's index (ReportService), in its JSON form
+    # (docs/reports.md), which names every sensor that had events.
+    dailyReport = "vigilctl --json report";
   };
 
   pin = "1234";

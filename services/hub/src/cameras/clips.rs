@@ -192,7 +192,7 @@ mod tests {
     fn names_are_checked() {
         let dir = tempfile::tempdir().expect("dir");
         let name = clip_name("porch", 1_795_000_000_000, "alarm");
-        assert_eq!(name, "porch-20261119T065320Z-alarm.mp4");
+        assert_eq!(name, "porch-20261118T110640Z-alarm.mp4");
         std::fs::write(dir.path().join(&name), b"x").expect("write");
         assert!(clip_path(dir.path(), &name).is_some());
         for bad in ["../etc/passwd", ".hidden.mp4", "a/b.mp4", "x.txt", ""] {
