@@ -300,3 +300,73 @@ fn offline_and_back_reconnects_and_hostile_clients() -> Result<()> {
     drop(camd);
     Ok(())
 }
+
+#[test]
+fn a_camera_finds_the_hub_by_its_beacon_and_sends_nothing_to_an_impostor() -> Result<()> {
+    let port = free_port()?;
+    let beacon_port = free_port()?;
+    // The camera is told nothing but "discover"; the hub beacons on the
+    // loopback broadcast address.
+    let config = camera_config(port, "s3cret", "discover")
+        .replace(
+            &format!("hub = \"127.0.0.1:{port}\""),
+            &format!("hub = \"discover\"\ndiscovery_port = {beacon_port}"),
+        )
+        .replace(
+            "[recording]\n",
+            &format!("[recording]\nbeacon = \"127.255.255.255:{beacon_port}\"\n"),
+        );
+    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}{config}"), RunAs::Me)?;
+    let hub = stack.start("vigil-hub")?;
+    let camd = stack.start("vigil-camd")?;
+    camd.wait_log(0, "the beacon", |l| {
+        message(l) == "found the hub by its beacon"
+    })?;
+    hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
+    stack.pair_here("guest")?;
+    wait_until("porch online", Duration::from_secs(10), || {
+        Ok(porch(&stack)?["online"] == true)
+    })?;
+    drop(camd);
+
+    // An impostor that takes the hub's address: it cannot prove the key,
+    // so the camera sends it no frame.
+    let rogue = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let rogue_port = rogue.local_addr()?.port();
+    let impostor_config = stack.state_dir().join("impostor.toml");
+    std::fs::write(
+        &impostor_config,
+        format!(
+            "[gpio]\nbackend = \"simulated\"\n{}[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n",
+            camera_config(rogue_port, "s3cret", "rogue"),
+            stack.state_dir().join("rogue-run").display().to_string(),
+            stack.state_dir().join("rogue-state").display().to_string(),
+        ),
+    )?;
+    let camd = stack.start_with_config("vigil-camd", &impostor_config)?;
+    let (mut conn, _) = rogue.accept()?;
+    conn.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut challenge = vec![0u8, 0, 0, 34, 1, 1];
+    challenge.extend_from_slice(&[9u8; 32]);
+    conn.write_all(&challenge)?;
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len)?;
+    let mut hello = vec![0u8; u32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut hello)?;
+    ensure!(hello[0] == 2, "a hello");
+    // A welcome with a made-up proof.
+    let mut welcome = vec![0u8, 0, 0, 33, 3];
+    welcome.extend_from_slice(&[0u8; 32]);
+    conn.write_all(&welcome)?;
+    camd.wait_log(0, "the impostor", |l| {
+        message(l).contains("could not prove it holds this camera's key")
+    })?;
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    ensure!(
+        rest.is_empty(),
+        "the camera sent {} bytes to an impostor",
+        rest.len()
+    );
+    Ok(())
+}

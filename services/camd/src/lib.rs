@@ -26,6 +26,8 @@ use vigil_media::{AccessUnit, Camera};
 
 /// Frames waiting for the connection's writer: about 4 s at 30 fps.
 const SEND_QUEUE: usize = 128;
+/// `hub = "discover"`: find the hub by its UDP beacon.
+pub const DISCOVER: &str = "discover";
 /// The heartbeat period.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// The longest wait between reconnection attempts.
@@ -101,9 +103,10 @@ struct Link {
     streaming: bool,
 }
 
-/// Connects, answers the challenge, and starts the reader and writer.
-async fn connect(setup: &Setup) -> Result<(Link, mpsc::Receiver<Message>), LinkError> {
-    let stream = tokio::time::timeout(HANDSHAKE, TcpStream::connect(&setup.camera.hub))
+/// Connects to `hub`, answers its challenge, checks its proof, and
+/// starts the reader and writer.
+async fn connect(setup: &Setup, hub: &str) -> Result<(Link, mpsc::Receiver<Message>), LinkError> {
+    let stream = tokio::time::timeout(HANDSHAKE, TcpStream::connect(hub))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
@@ -113,16 +116,28 @@ async fn connect(setup: &Setup) -> Result<(Link, mpsc::Receiver<Message>), LinkE
         let Message::Challenge { nonce } = reader.read(&mut read).await? else {
             return Err(LinkError::Unexpected("not a challenge"));
         };
+        let mut ours = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut ours);
         let hello = Message::Hello {
             camera: setup.camera.name.clone(),
             width: u16::try_from(setup.camera.width).unwrap_or(u16::MAX),
             height: u16::try_from(setup.camera.height).unwrap_or(u16::MAX),
             fps: u8::try_from(setup.camera.framerate).unwrap_or(u8::MAX),
             answer: setup.key.answer(&nonce, &setup.camera.name),
+            nonce: ours,
         };
         write_message(&mut write, &hello).await?;
         match reader.read(&mut read).await? {
-            Message::Welcome => Ok(()),
+            Message::Welcome { proof } => {
+                if setup
+                    .key
+                    .verify_hub_proof(&ours, &setup.camera.name, &proof)
+                {
+                    Ok(())
+                } else {
+                    Err(LinkError::HubNotProven)
+                }
+            }
             Message::Refused { reason } => Err(LinkError::Refused(reason)),
             _ => Err(LinkError::Unexpected("not a welcome")),
         }
@@ -202,6 +217,20 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut beat_seq: u64 = 0;
 
+    // Where the hub is: configured, or learnt from its beacon.
+    let discover = setup.camera.hub == DISCOVER;
+    let mut hub_address: Option<String> = (!discover).then(|| setup.camera.hub.clone());
+    let beacons = if discover {
+        let port = setup.camera.discovery_port;
+        let socket = UdpSocket::bind(("0.0.0.0", port))
+            .await
+            .map_err(|e| CamdError::Key(LinkError::Io(e)))?;
+        info!(port, "waiting for the hub's discovery beacon");
+        Some(socket)
+    } else {
+        None
+    };
+    let mut beacon_buf = vec![0u8; 256];
     let mut link: Option<Link> = None;
     // From the connection's reader task; closed when the connection ends.
     let mut incoming_rx: Option<mpsc::Receiver<Message>> = None;
@@ -271,10 +300,28 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                     next_connect = tokio::time::Instant::now() + link_backoff;
                 }
             },
-            () = tokio::time::sleep_until(next_connect), if link.is_none() => {
-                match connect(&setup).await {
+            received = async {
+                match beacons.as_ref() {
+                    Some(b) => b.recv_from(&mut beacon_buf).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Ok((n, from)) = received
+                    && let Some(port) = vigil_camlink::parse_beacon(&beacon_buf[..n])
+                {
+                    let found = SocketAddr::new(from.ip(), port).to_string();
+                    if hub_address.as_deref() != Some(found.as_str()) {
+                        info!(hub = %found, "found the hub by its beacon");
+                        hub_address = Some(found);
+                        next_connect = tokio::time::Instant::now();
+                    }
+                }
+            },
+            () = tokio::time::sleep_until(next_connect), if link.is_none() && hub_address.is_some() => {
+                let hub = hub_address.clone().unwrap_or_default();
+                match connect(&setup, &hub).await {
                     Ok((l, rx)) => {
-                        info!(hub = %setup.camera.hub, "connected to the hub");
+                        info!(%hub, "connected to the hub");
                         incoming_rx = Some(rx);
                         if let Some(c) = &camera {
                             // Let the hub's ring start without waiting a GOP.
@@ -283,13 +330,18 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                         link = Some(l);
                         link_backoff = Duration::from_millis(100);
                     }
+                    Err(LinkError::HubNotProven) => {
+                        error!(%hub, "{}; retrying in {MAX_BACKOFF:?}", LinkError::HubNotProven);
+                        link_backoff = MAX_BACKOFF;
+                        next_connect = tokio::time::Instant::now() + link_backoff;
+                    }
                     Err(LinkError::Refused(reason)) => {
-                        error!(hub = %setup.camera.hub, "the hub refused this camera: {reason}; check that key_file holds the same secret on both sides");
+                        error!(%hub, "the hub refused this camera: {reason}; check that key_file holds the same secret on both sides");
                         link_backoff = MAX_BACKOFF;
                         next_connect = tokio::time::Instant::now() + link_backoff;
                     }
                     Err(e) => {
-                        warn!(hub = %setup.camera.hub, "cannot reach the hub: {e}; retrying in {link_backoff:?}");
+                        warn!(%hub, "cannot reach the hub: {e}; retrying in {link_backoff:?}");
                         next_connect = tokio::time::Instant::now() + link_backoff;
                         link_backoff = (link_backoff * 2).min(MAX_BACKOFF);
                     }
@@ -310,7 +362,9 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                 beat_seq += 1;
                 let beat = vigil_camlink::heartbeat(&setup.key, &setup.camera.name, beat_seq);
                 // Best effort: a lost heartbeat is what the hub watches for.
-                if let Ok(Some(addr)) = tokio::net::lookup_host(&setup.camera.hub).await.map(|mut a| a.next()) {
+                if let Some(hub) = hub_address.as_deref()
+                    && let Ok(Some(addr)) = tokio::net::lookup_host(hub).await.map(|mut a| a.next())
+                {
                     let _: Result<usize, _> = udp.send_to(beat.as_bytes(), addr).await;
                 }
             },
@@ -319,9 +373,4 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
     drop(camera);
     info!("stopped");
     Ok(())
-}
-
-/// The hub address camd dials, for logs and tests.
-pub fn hub_address(setup: &Setup) -> Option<SocketAddr> {
-    setup.camera.hub.parse().ok()
 }

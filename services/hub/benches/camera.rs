@@ -51,6 +51,7 @@ fn encode_frames() -> Vec<(bool, Vec<u8>)> {
         bitrate_kbps: 4000,
         keyframe_secs: 1,
         hub: String::new(),
+        discovery_port: 7446,
         key_file: None,
         key: None,
     };
@@ -118,14 +119,16 @@ fn client(port: u16, raw: bool, seconds: u64, frames_file: &str) {
                             height: 1080,
                             fps: 30,
                             answer: key.answer(&nonce, &name),
+                            nonce: [7; 32],
                         },
                     )
                     .await
                     .expect("hello");
-                    assert_eq!(
-                        reader.read(&mut read).await.expect("welcome"),
-                        Message::Welcome
-                    );
+                    let Message::Welcome { proof } = reader.read(&mut read).await.expect("welcome")
+                    else {
+                        panic!("not welcomed")
+                    };
+                    assert!(key.verify_hub_proof(&[7; 32], &name, &proof));
                     // Commands are not expected; drain whatever comes.
                     tokio::spawn(async move {
                         let mut sink = vec![0u8; 4096];
@@ -254,7 +257,7 @@ fn main() {
     let toml = format!(
         "[gpio]\nbackend = \"simulated\"\n{cameras_toml}\n[runtime]\nruntime_dir = {:?}\n\
          state_dir = {:?}\n[recording]\nlisten = \"127.0.0.1:0\"\nring_secs = {RING_SECS}\n\
-         pre_roll_secs = 5\nsemaphore = \"/vigil-bench-{}\"\n",
+         pre_roll_secs = 5\nsemaphore = \"/vigil-bench-{}\"\nbeacon = \"off\"\n",
         dir.path().join("run").display().to_string(),
         dir.path().join("state").display().to_string(),
         std::process::id()

@@ -320,6 +320,10 @@ pub async fn run(
         let udp = tokio::net::UdpSocket::bind(addr)
             .await
             .map_err(|source| HubError::CameraListen { addr, source })?;
+        let listener_port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(addr.port());
         let cameras = cameras::CameraHub::new(&config, engine_handle.clone());
         info!(%addr, cameras = config.cameras.len(), "camera server listening");
         camera_tasks.push(tokio::spawn(cameras::serve(
@@ -331,6 +335,10 @@ pub async fn run(
             },
         )));
         camera_tasks.push(tokio::spawn(Arc::clone(&cameras).supervise()));
+        if let Some(to) = config.recording.beacon {
+            let port = listener_port;
+            camera_tasks.push(tokio::spawn(cameras::beacon(to, port)));
+        }
         camera_tasks.push(tokio::spawn(Arc::clone(&cameras).record_on_alarm()));
         api = api.with_cameras(cameras);
     }

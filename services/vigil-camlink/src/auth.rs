@@ -54,6 +54,17 @@ impl Key {
         mac(self, &[b"vigil-cam/1", nonce, camera.as_bytes()])
     }
 
+    /// The hub's answer to the camera's own challenge: proves to the
+    /// camera that it talks to the hub that holds its key.
+    pub fn hub_proof(&self, nonce: &[u8; 32], camera: &str) -> [u8; 32] {
+        mac(self, &[b"vigil-hub/1", nonce, camera.as_bytes()])
+    }
+
+    /// Whether `proof` is the hub's answer to `nonce`.
+    pub fn verify_hub_proof(&self, nonce: &[u8; 32], camera: &str, proof: &[u8; 32]) -> bool {
+        constant_time_eq(&self.hub_proof(nonce, camera), proof)
+    }
+
     /// Whether `answer` proves the key for this challenge and camera.
     pub fn verify(&self, nonce: &[u8; 32], camera: &str, answer: &[u8; 32]) -> bool {
         constant_time_eq(&self.answer(nonce, camera), answer)
@@ -66,6 +77,18 @@ fn heartbeat_text(camera: &str, seq: u64) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hub's discovery beacon: where its camera port is.
+pub fn beacon(tcp_port: u16) -> String {
+    format!("VIGIL-HUB/1 {tcp_port}")
+}
+
+/// The camera port a beacon announces.
+pub fn parse_beacon(datagram: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(datagram).ok()?;
+    let port = text.trim_end().strip_prefix("VIGIL-HUB/1 ")?;
+    port.parse().ok().filter(|p| *p != 0)
 }
 
 /// The heartbeat datagram of `camera`, number `seq`.
@@ -111,6 +134,18 @@ mod tests {
         assert!(!key.verify(&[8u8; 32], "porch", &answer), "another nonce");
         assert!(!key.verify(&nonce, "garden", &answer), "another camera");
         assert!(Key::new("  \n").is_err());
+        let proof = key.hub_proof(&nonce, "porch");
+        assert!(key.verify_hub_proof(&nonce, "porch", &proof));
+        assert!(!other.verify_hub_proof(&nonce, "porch", &proof));
+        assert_ne!(proof, answer, "the two directions never share a MAC");
+    }
+
+    #[test]
+    fn beacons() {
+        assert_eq!(parse_beacon(beacon(7445).as_bytes()), Some(7445));
+        assert_eq!(parse_beacon(b"VIGIL-HUB/1 0"), None);
+        assert_eq!(parse_beacon(b"VIGIL-HUB/2 7445"), None);
+        assert_eq!(parse_beacon(b"\xff"), None);
     }
 
     #[test]

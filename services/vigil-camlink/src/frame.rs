@@ -32,8 +32,13 @@ pub enum Message {
         height: u16,
         fps: u8,
         answer: [u8; 32],
+        /// The camera's own challenge to the hub.
+        nonce: [u8; 32],
     },
-    Welcome,
+    Welcome {
+        /// The hub's answer to the camera's challenge.
+        proof: [u8; 32],
+    },
     Refused {
         reason: String,
     },
@@ -126,6 +131,7 @@ impl Message {
                 height,
                 fps,
                 answer,
+                nonce,
             } => {
                 out.push(2);
                 put_str(&mut out, camera);
@@ -133,8 +139,12 @@ impl Message {
                 out.extend_from_slice(&height.to_be_bytes());
                 out.push(*fps);
                 out.extend_from_slice(answer);
+                out.extend_from_slice(nonce);
             }
-            Message::Welcome => out.push(3),
+            Message::Welcome { proof } => {
+                out.push(3);
+                out.extend_from_slice(proof);
+            }
             Message::Refused { reason } => {
                 out.push(4);
                 put_str(&mut out, reason);
@@ -199,8 +209,11 @@ impl Message {
                 height: b.u16()?,
                 fps: b.u8()?,
                 answer: b.array32()?,
+                nonce: b.array32()?,
             },
-            3 => Message::Welcome,
+            3 => Message::Welcome {
+                proof: b.array32()?,
+            },
             4 => Message::Refused {
                 reason: b.string()?,
             },
@@ -300,8 +313,9 @@ mod tests {
                 height: 1080,
                 fps: 30,
                 answer: [1; 32],
+                nonce: [2; 32],
             },
-            Message::Welcome,
+            Message::Welcome { proof: [3; 32] },
             Message::Refused {
                 reason: "bad key".into(),
             },

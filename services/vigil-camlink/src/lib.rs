@@ -12,9 +12,11 @@
 //! Why a pre-shared key and a challenge, not TLS: a camera node is a Pi Zero
 //! 2 W encoding video on its four small cores; the link runs on the home
 //! LAN; and a per-camera secret file is easy to provision from NixOS (and
-//! to revoke: change the file on both sides). The challenge proves the
-//! camera holds the key without sending it, and a fresh nonce per
-//! connection defeats replay. What it does not give is confidentiality:
+//! to revoke: change the file on both sides). The challenges go both ways:
+//! the camera proves it holds the key, and the hub proves it too before
+//! the camera sends a frame (so a host that answers a discovery beacon or
+//! takes the hub's address gets no video); fresh nonces per connection
+//! defeat replay. What it does not give is confidentiality:
 //! video crosses the LAN unencrypted. Cameras on an untrusted network
 //! should use a VPN (WireGuard) until the link grows TLS.
 //!
@@ -27,8 +29,8 @@
 //! | type | direction | body |
 //! |---|---|---|
 //! | 1 Challenge | hub to camera | version `u8` (1), nonce 32 bytes |
-//! | 2 Hello | camera to hub | name (string), width `u16`, height `u16`, fps `u8`, MAC 32 bytes: HMAC-SHA256(key, "vigil-cam/1" ‖ nonce ‖ name) |
-//! | 3 Welcome | hub to camera | (empty) |
+//! | 2 Hello | camera to hub | name (string), width `u16`, height `u16`, fps `u8`, answer 32 bytes: HMAC-SHA256(key, "vigil-cam/1" ‖ hub nonce ‖ name), camera nonce 32 bytes |
+//! | 3 Welcome | hub to camera | proof 32 bytes: HMAC-SHA256(key, "vigil-hub/1" ‖ camera nonce ‖ name) |
 //! | 4 Refused | hub to camera | reason (string); the hub closes |
 //! | 10 Frame | camera to hub | pts µs `u64`, flags `u8` (bit 0: key frame), H.264 access unit (Annex B, SPS/PPS before every key frame): the rest |
 //! | 11 Ack | camera to hub | command id `u32`, ok `u8`, message (string) |
@@ -38,13 +40,19 @@
 //!
 //! `VIGIL-CAM/1 <name> <seq> <hex HMAC-SHA256(key, "vigil-heartbeat/1 <name> <seq>")>`
 //! once a second. A heartbeat that does not verify is ignored.
+//!
+//! ## Discovery beacon (UDP broadcast from the hub)
+//!
+//! `VIGIL-HUB/1 <tcp port>` every two seconds to `[recording] beacon`
+//! (default `255.255.255.255:7446`); a camera configured with
+//! `hub = "discover"` connects to the sender's address and that port.
 
 #![forbid(unsafe_code)]
 
 mod auth;
 mod frame;
 
-pub use auth::{Key, heartbeat, verify_heartbeat};
+pub use auth::{Key, beacon, heartbeat, parse_beacon, verify_heartbeat};
 pub use frame::{CommandKind, FrameReader, MAX_FRAME, Message, read_message, write_message};
 
 /// What can go wrong on the link.
@@ -65,6 +73,10 @@ pub enum LinkError {
     Malformed(&'static str),
     #[error("the camera's key does not match (camera {0:?})")]
     BadKey(String),
+    /// The peer welcomed the camera but could not prove it holds the key:
+    /// not this camera's hub.
+    #[error("the hub could not prove it holds this camera's key: not our hub, nothing sent")]
+    HubNotProven,
     #[error("refused by the hub: {0}")]
     Refused(String),
     #[error("the peer sent {0} where the handshake expects something else")]

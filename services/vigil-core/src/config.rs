@@ -341,8 +341,11 @@ pub struct CameraConfig {
     pub bitrate_kbps: u32,
     /// Seconds between key frames (the ring and clips start at one).
     pub keyframe_secs: u32,
-    /// The hub's camera port, as camd dials it (`hub.lan:7445`).
+    /// The hub's camera port, as camd dials it (`hub.lan:7445`), or
+    /// `discover`: wait for the hub's UDP beacon.
     pub hub: String,
+    /// Where camd listens for the beacon with `hub = "discover"`.
+    pub discovery_port: u16,
     /// The camera's key, shared with the hub (read at run time).
     pub key_file: Option<PathBuf>,
     /// The key inline (tests and the demo only).
@@ -370,6 +373,8 @@ pub struct RecordingConfig {
     pub slots: u32,
     /// The named POSIX semaphore that counts recording slots.
     pub semaphore: String,
+    /// Where the discovery beacon goes (`None`: no beacon).
+    pub beacon: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

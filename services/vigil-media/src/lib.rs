@@ -387,6 +387,7 @@ mod tests {
             bitrate_kbps: 500,
             keyframe_secs: 1,
             hub: String::new(),
+            discovery_port: 7446,
             key_file: None,
             key: None,
         }

@@ -27,7 +27,7 @@ use vigil_media::AccessUnit;
 
 pub use clips::{ClipInfo, clip_path, list_clips};
 pub use ring::{Ring, Stamped};
-pub use server::serve;
+pub use server::{beacon, serve};
 
 use crate::engine::{Command, EngineHandle};
 

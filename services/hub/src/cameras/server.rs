@@ -48,6 +48,39 @@ pub async fn serve(
     }
 }
 
+/// Broadcasts the discovery beacon every two seconds to `to`, announcing
+/// `port`, for cameras configured with `hub = "discover"`.
+pub async fn beacon(to: SocketAddr, port: u16) {
+    let bind: SocketAddr = if to.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = match UdpSocket::bind(bind).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("no discovery beacon: {e}");
+            return;
+        }
+    };
+    if let Err(e) = socket.set_broadcast(true) {
+        warn!("no discovery beacon (broadcast refused): {e}");
+        return;
+    }
+    let text = vigil_camlink::beacon(port);
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    let mut warned = false;
+    loop {
+        every.tick().await;
+        if let Err(e) = socket.send_to(text.as_bytes(), to).await
+            && !warned
+        {
+            warn!(%to, "cannot send the discovery beacon: {e}; cameras must name the hub");
+            warned = true;
+        }
+    }
+}
+
 fn heartbeat(hub: &CameraHub, datagram: &[u8], peer: SocketAddr) {
     let keys: Vec<(String, vigil_camlink::Key)> = {
         let cameras = hub.lock();
@@ -79,25 +112,28 @@ async fn connection(hub: Arc<CameraHub>, stream: TcpStream, peer: SocketAddr) {
                 height,
                 fps,
                 answer,
+                nonce,
             } => Ok((
                 camera,
                 (u32::from(width), u32::from(height), u32::from(fps)),
                 answer,
+                nonce,
             )),
             _ => Err(LinkError::Unexpected("not a hello")),
         }
     };
-    let (camera, size, answer) = match tokio::time::timeout(HANDSHAKE, handshake).await {
-        Ok(Ok(hello)) => hello,
-        Ok(Err(e)) => {
-            warn!(%peer, "dropped a camera connection before its hello: {e}");
-            return;
-        }
-        Err(_) => {
-            warn!(%peer, "dropped a camera connection: no hello within {HANDSHAKE:?}");
-            return;
-        }
-    };
+    let (camera, size, answer, camera_nonce) =
+        match tokio::time::timeout(HANDSHAKE, handshake).await {
+            Ok(Ok(hello)) => hello,
+            Ok(Err(e)) => {
+                warn!(%peer, "dropped a camera connection before its hello: {e}");
+                return;
+            }
+            Err(_) => {
+                warn!(%peer, "dropped a camera connection: no hello within {HANDSHAKE:?}");
+                return;
+            }
+        };
     let refuse = |reason: String| Message::Refused { reason };
     let verdict = match hub.key(&camera) {
         None => Err(format!(
@@ -106,17 +142,24 @@ async fn connection(hub: Arc<CameraHub>, stream: TcpStream, peer: SocketAddr) {
         Some(key) if !key.verify(&nonce, &camera, &answer) => Err(format!(
             "the key of camera {camera:?} does not match the hub's"
         )),
-        Some(_) => Ok(()),
+        // The hub proves the key in turn, answering the camera's nonce.
+        Some(key) => Ok(key.hub_proof(&camera_nonce, &camera)),
     };
-    if let Err(reason) = verdict {
-        warn!(%peer, %camera, "refused a camera: {reason}");
-        let _ = write_message(&mut write, &refuse(reason)).await;
-        return;
-    }
+    let proof = match verdict {
+        Ok(proof) => proof,
+        Err(reason) => {
+            warn!(%peer, %camera, "refused a camera: {reason}");
+            let _ = write_message(&mut write, &refuse(reason)).await;
+            return;
+        }
+    };
     let Some((id, mut commands)) = hub.connect(&camera, size) else {
         return;
     };
-    if write_message(&mut write, &Message::Welcome).await.is_err() {
+    if write_message(&mut write, &Message::Welcome { proof })
+        .await
+        .is_err()
+    {
         hub.disconnect(&camera, id);
         return;
     }

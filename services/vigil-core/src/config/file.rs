@@ -162,6 +162,7 @@ struct CameraFile {
     bitrate_kbps: Option<u32>,
     keyframe_secs: Option<u32>,
     hub: Option<String>,
+    discovery_port: Option<u16>,
     key_file: Option<PathBuf>,
     key: Option<String>,
 }
@@ -178,6 +179,7 @@ struct RecordingFile {
     min_free_megabytes: Option<u64>,
     slots: Option<u32>,
     semaphore: Option<String>,
+    beacon: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -572,6 +574,7 @@ impl Checker {
             bitrate_kbps: cam.bitrate_kbps.unwrap_or(2000).clamp(100, 50_000),
             keyframe_secs: cam.keyframe_secs.unwrap_or(1).clamp(1, 10),
             hub: cam.hub.unwrap_or_else(|| "127.0.0.1:7445".to_owned()),
+            discovery_port: cam.discovery_port.unwrap_or(7446),
             key_file: cam.key_file,
             key: cam.key,
         })
@@ -732,6 +735,18 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
         min_free_bytes: r.min_free_megabytes.unwrap_or(500) << 20,
         slots: r.slots.unwrap_or(2).clamp(1, 16),
         semaphore,
+        beacon: match r.beacon.as_deref() {
+            None => Some(std::net::SocketAddr::from(([255, 255, 255, 255], 7446))),
+            Some("") | Some("off") => None,
+            Some(text) => text.parse().map(Some).unwrap_or_else(|_| {
+                c.report(
+                    "recording.beacon",
+                    format!("{text:?} is not an address and port"),
+                    "use a broadcast address and port like \"192.168.1.255:7446\", or \"off\"",
+                );
+                None
+            }),
+        },
     };
     let e = raw.events.unwrap_or_default();
     let sync_window = e.sync_window_ms.unwrap_or(100);
