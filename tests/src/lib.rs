@@ -163,8 +163,21 @@ pub struct Service {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        // Leave no queue behind in the global namespace.
+        // Leave no queue behind in the global namespace (a hub killed with
+        // SIGKILL never removes its own): the stack's, and any the test's
+        // config named itself. Leaked queues count against the user's
+        // RLIMIT_MSGQUEUE until every later run fails to make one.
         let _ = nix::mqueue::mq_unlink(self.alert_queue().as_str());
+        let config = std::fs::read_to_string(&self.config_path).unwrap_or_default();
+        for line in config.lines() {
+            if let Some(name) = line
+                .trim()
+                .strip_prefix("queue = \"")
+                .and_then(|rest| rest.strip_suffix('"'))
+            {
+                let _ = nix::mqueue::mq_unlink(name);
+            }
+        }
     }
 }
 

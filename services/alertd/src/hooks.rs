@@ -90,10 +90,14 @@ pub async fn run(hook: HookConfig, mut deliveries: mpsc::Receiver<Delivery>, tim
             if let Some((delivery, attempts)) = pending.front_mut() {
                 *attempts += 1;
                 let line = delivery.alert.json_line();
-                let write = async {
-                    stdin.write_all(line.as_bytes()).await?;
-                    stdin.flush().await
-                };
+                let span = tracing::info_span!(parent: &delivery.span, "alert.hook", hook = %name);
+                let write = tracing::Instrument::instrument(
+                    async {
+                        stdin.write_all(line.as_bytes()).await?;
+                        stdin.flush().await
+                    },
+                    span,
+                );
                 match tokio::time::timeout(timeout, write).await {
                     Ok(Ok(())) => {
                         if let Some((d, _)) = pending.pop_front() {

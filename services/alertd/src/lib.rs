@@ -62,6 +62,9 @@ impl Completion {
 pub struct Delivery {
     pub alert: Arc<AlertMessage>,
     pub done: Arc<Completion>,
+    /// The alert's span (a child of the hub's span that raised it, when
+    /// traced): every destination's delivery is a child of it.
+    pub span: tracing::Span,
 }
 
 /// Remembers recent ids and the last delivery per source.
@@ -192,9 +195,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             done.complete();
             continue;
         }
+        let span = tracing::info_span!("alert", id = %alert.id, kind = %alert.kind);
+        if let Some(parent) = alert
+            .traceparent
+            .as_deref()
+            .and_then(vigil_core::TraceContext::from_traceparent)
+        {
+            vigil_telemetry::set_remote_parent(&span, parent);
+        }
         let delivery = Delivery {
             alert: Arc::clone(&alert),
             done,
+            span,
         };
         for (name, tx) in destinations
             .iter()
@@ -236,6 +248,7 @@ mod tests {
             sensor: sensor.map(Into::into),
             unix_ms: at,
             trace_id: None,
+            traceparent: None,
         }
     }
 

@@ -79,6 +79,11 @@ impl Webhook {
             }
         };
         request = request.header("X-Vigil-Alert-Id", &a.id);
+        // The receiver can join the trace: the delivery span's context.
+        let context = vigil_telemetry::trace_context_of(&tracing::Span::current());
+        if context.is_valid() {
+            request = request.header("traceparent", context.traceparent());
+        }
         if let Some(secret) = &self.secret
             && let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret)
         {
@@ -94,26 +99,32 @@ impl Webhook {
         request.body(body)
     }
 
+    /// Posts one alert, retrying with backoff.
+    async fn deliver(&self, d: &Delivery) {
+        let mut wait = Duration::from_secs(1);
+        for attempt in 1..=4 {
+            match self.request(d).send().await {
+                Ok(r) if r.status().is_success() => {
+                    debug!(id = %d.alert.id, status = %r.status(), "webhook delivered");
+                    break;
+                }
+                Ok(r) => warn!(id = %d.alert.id, attempt, "webhook answered {}", r.status()),
+                Err(e) => warn!(id = %d.alert.id, attempt, "webhook failed: {e}"),
+            }
+            if attempt == 4 {
+                error!(id = %d.alert.id, url = %self.url, "gave up on the webhook for this alert");
+            } else {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+
     /// Posts every delivery until the channel closes.
     pub async fn run(self, mut deliveries: mpsc::Receiver<Delivery>) {
         while let Some(d) = deliveries.recv().await {
-            let mut wait = Duration::from_secs(1);
-            for attempt in 1..=4 {
-                match self.request(&d).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        debug!(id = %d.alert.id, status = %r.status(), "webhook delivered");
-                        break;
-                    }
-                    Ok(r) => warn!(id = %d.alert.id, attempt, "webhook answered {}", r.status()),
-                    Err(e) => warn!(id = %d.alert.id, attempt, "webhook failed: {e}"),
-                }
-                if attempt == 4 {
-                    error!(id = %d.alert.id, url = %self.url, "gave up on the webhook for this alert");
-                } else {
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                }
-            }
+            let span = tracing::info_span!(parent: &d.span, "alert.webhook");
+            tracing::Instrument::instrument(self.deliver(&d), span).await;
             d.done.complete();
         }
     }
@@ -152,12 +163,14 @@ mod tests {
                 sensor: None,
                 unix_ms: 0,
                 trace_id: None,
+                traceparent: None,
             }),
             done: Arc::new(Completion {
                 id: "abc-1".into(),
                 remaining: AtomicUsize::new(1),
                 delivered: tx,
             }),
+            span: tracing::Span::none(),
         };
         let request = hook.request(&delivery).build().expect("request");
         let h = request.headers();

@@ -11,8 +11,17 @@
 //! session), and are posted again, with the same id, whenever an alertd
 //! (re)joins. alertd drops repeats of ids it has delivered; hooks get the id
 //! to do the same.
+//!
+//! Those alerts also survive the hub: every change to the set of
+//! undelivered alarm, tamper and fault alerts is written to
+//! `<state_dir>/alerts-pending.json` (synced, then renamed into place)
+//! before they are posted, and a hub that starts posts what it finds there
+//! again. The one window left: an alert made and the hub killed in the same
+//! turn of its loop, before the file is written.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use tracing::{debug, error, warn};
 use vigil_alerts::{AlertMessage, queue_priority};
@@ -27,6 +36,24 @@ pub struct AlertPoster {
     in_flight: BTreeMap<String, AlertMessage>,
     /// Info alerts dropped because the queue was full.
     dropped_info: u64,
+    /// Where undelivered non-info alerts are kept across restarts (none in
+    /// tests that do not need it).
+    journal: Option<PathBuf>,
+}
+
+/// The journal's file name in the state directory.
+pub const JOURNAL: &str = "alerts-pending.json";
+
+fn write_journal(path: &Path, alerts: &[&AlertMessage]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&serde_json::to_vec(alerts).map_err(std::io::Error::other)?)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 impl AlertPoster {
@@ -37,11 +64,63 @@ impl AlertPoster {
             outbox: VecDeque::new(),
             in_flight: BTreeMap::new(),
             dropped_info: 0,
+            journal: None,
         })
     }
 
+    /// Keeps undelivered alerts in `<state_dir>/alerts-pending.json`, and
+    /// takes back the ones a previous hub left there (to be posted again,
+    /// same ids).
+    pub fn with_journal(mut self, state_dir: &Path) -> AlertPoster {
+        let path = state_dir.join(JOURNAL);
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Vec<AlertMessage>>(&bytes) {
+                Ok(pending) if !pending.is_empty() => {
+                    warn!(
+                        count = pending.len(),
+                        "alerts the last hub had not seen delivered: posting them again (same ids)"
+                    );
+                    self.outbox.extend(pending);
+                }
+                Ok(_) => {}
+                Err(e) => error!(
+                    "{} is damaged ({e}); undelivered alerts from before this start are lost",
+                    path.display()
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => error!("cannot read {}: {e}", path.display()),
+        }
+        self.journal = Some(path);
+        self
+    }
+
+    /// Writes the undelivered non-info alerts to the journal.
+    fn save(&self) {
+        let Some(path) = &self.journal else { return };
+        let pending: Vec<&AlertMessage> = self
+            .in_flight
+            .values()
+            .chain(
+                self.outbox
+                    .iter()
+                    .filter(|a| a.priority() > AlertPriority::Info),
+            )
+            .collect();
+        if let Err(e) = write_journal(path, &pending) {
+            error!(
+                "cannot keep undelivered alerts in {}: {e}; a hub restart now would lose them",
+                path.display()
+            );
+        }
+    }
+
     pub fn push(&mut self, alerts: Vec<AlertMessage>) {
+        let important = alerts.iter().any(|a| a.priority() > AlertPriority::Info);
         self.outbox.extend(alerts);
+        if important {
+            self.save();
+        }
     }
 
     /// Whether alerts wait for room in the queue.
@@ -109,7 +188,9 @@ impl AlertPoster {
 
     /// alertd delivered `id`.
     pub fn delivered(&mut self, id: &str) {
-        self.in_flight.remove(id);
+        if self.in_flight.remove(id).is_some() {
+            self.save();
+        }
     }
 
     /// An alertd (re)joined: post every undelivered alert again, same ids.
@@ -145,6 +226,7 @@ mod tests {
             sensor: None,
             unix_ms: 0,
             trace_id: None,
+            traceparent: None,
         }
     }
 
@@ -189,6 +271,42 @@ mod tests {
         poster.repost_in_flight();
         let (_, bytes) = reader.recv().await.expect("recv");
         assert_eq!(AlertMessage::decode(&bytes).expect("alert").id, "a1");
+        MessageQueue::unlink(&config.queue);
+    }
+
+    #[tokio::test]
+    async fn undelivered_alarms_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = AlertsConfig {
+            queue: format!("/vigil-hub-journal-{}", std::process::id()),
+            depth: 4,
+            msg_size: 1024,
+            cooldown: Duration::ZERO,
+            hook_timeout: Duration::ZERO,
+        };
+        MessageQueue::unlink(&config.queue);
+        {
+            let mut poster = AlertPoster::open(&config)
+                .expect("open")
+                .with_journal(dir.path());
+            poster.push(vec![
+                alert("a1", AlertPriority::Alarm),
+                alert("i1", AlertPriority::Info),
+                alert("t1", AlertPriority::Tamper),
+            ]);
+            poster.flush();
+            poster.delivered("t1");
+            // The hub dies here: a1 posted, never delivered.
+        }
+        MessageQueue::unlink(&config.queue);
+        let mut poster = AlertPoster::open(&config)
+            .expect("open")
+            .with_journal(dir.path());
+        poster.flush();
+        let reader = MessageQueue::open(&config.queue, 4, 1024).expect("reader");
+        let (_, bytes) = reader.recv().await.expect("recv");
+        assert_eq!(AlertMessage::decode(&bytes).expect("alert").id, "a1");
+        assert!(!poster.waiting(), "only a1 was pending");
         MessageQueue::unlink(&config.queue);
     }
 }

@@ -274,6 +274,12 @@ pub struct Engine {
     commands: mpsc::Sender<Command>,
     /// Why the last save of the state failed, while it keeps failing.
     save_error: Option<String>,
+    /// While a sensor change is handled: the `traceparent` of the hub's span
+    /// for it, which alerts it causes carry to alertd.
+    alert_parent: Option<String>,
+    /// The trace (id, traceparent) of the change that started the running
+    /// entry delay.
+    entry_trace: Option<(String, String)>,
 }
 
 /// Which events become alerts, and how urgent.
@@ -337,6 +343,8 @@ impl Engine {
             users_snapshot,
             commands: commands_tx.clone(),
             save_error: None,
+            alert_parent: None,
+            entry_trace: None,
         };
         engine.publish_status();
         let handle = EngineHandle {
@@ -406,7 +414,18 @@ impl Engine {
             self.siren_test_until = None;
         }
         let events = self.alarm.tick(self.clock.now());
-        self.commit(events, &Actor::system(), None);
+        // An entry delay that runs out triggers the alarm: the trace of
+        // the sensor change that started the delay goes on to the alarm
+        // (and its alert), so one trace runs from the door to the hook.
+        let traced = events
+            .iter()
+            .any(|e| matches!(e, AlarmEvent::Triggered { .. }))
+            .then(|| self.entry_trace.take())
+            .flatten();
+        let trace = traced.as_ref().map(|(id, _)| id.clone());
+        self.alert_parent = traced.map(|(_, parent)| parent);
+        self.commit(events, &Actor::system(), trace);
+        self.alert_parent = None;
     }
 
     /// A sensor's slot changed.
@@ -421,6 +440,11 @@ impl Engine {
         if reading.state == SensorState::Unknown {
             return;
         }
+        // The hub's span for this change (a child of sensord's), or
+        // sensord's own when the hub is not tracing.
+        let here = vigil_telemetry::trace_context_of(&tracing::Span::current());
+        let parent = if here.is_valid() { here } else { reading.trace };
+        self.alert_parent = parent.is_valid().then(|| parent.traceparent());
         let live = Live {
             active: reading.state == SensorState::Active,
             fault: reading.fault,
@@ -447,7 +471,14 @@ impl Engine {
             user: None,
             source: "sensor".into(),
         };
+        if events
+            .iter()
+            .any(|e| matches!(e, AlarmEvent::EntryDelay { .. }))
+        {
+            self.entry_trace = trace.clone().zip(self.alert_parent.clone());
+        }
         self.commit(events, &actor, trace);
+        self.alert_parent = None;
     }
 
     /// Handles one command.
@@ -767,6 +798,12 @@ impl Engine {
 
     /// Turns machine events into records, persists, publishes.
     fn commit(&mut self, events: Vec<AlarmEvent>, by: &Actor, trace: Option<String>) {
+        if events
+            .iter()
+            .any(|e| matches!(e, AlarmEvent::Disarmed { .. }))
+        {
+            self.entry_trace = None;
+        }
         let (mode, alarm) = self.table_codes();
         for event in &events {
             let (kind, sensor, message, actor): (&'static str, Option<usize>, String, Actor) =
@@ -947,6 +984,7 @@ impl Engine {
             sensor,
             unix_ms: now_ms(),
             trace_id,
+            traceparent: self.alert_parent.clone(),
         });
     }
 

@@ -287,7 +287,7 @@ pub async fn run(
         Engine::new(setup, load_users(&config)?, store, restored);
     // Before anything else listens: an unprivileged hub whose kernel limits
     // are too small for the alert queue stops here, saying what to set.
-    let alerts = AlertPoster::open(&config.alerts)?;
+    let alerts = AlertPoster::open(&config.alerts)?.with_journal(&config.runtime.state_dir);
     let pki = Arc::new(Pki::load_or_create(
         &config.runtime.state_dir,
         &config.grpc.hostnames,

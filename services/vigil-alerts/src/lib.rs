@@ -34,6 +34,10 @@ pub struct AlertMessage {
     pub unix_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The W3C `traceparent` of the span that caused the alert, so that
+    /// alertd's delivery spans join the same trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +116,7 @@ mod tests {
             sensor: Some("front-door".into()),
             unix_ms: 1,
             trace_id: None,
+            traceparent: None,
         }
     }
 

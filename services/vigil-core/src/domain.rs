@@ -320,6 +320,31 @@ impl TraceContext {
         s
     }
 
+    /// Reads a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`); `None`
+    /// if it is not one, or names the all-zero trace or span.
+    pub fn from_traceparent(text: &str) -> Option<TraceContext> {
+        let mut parts = text.trim().split('-');
+        if parts.next()? != "00" {
+            return None;
+        }
+        fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+            if s.len() != 2 * N {
+                return None;
+            }
+            let mut out = [0u8; N];
+            for (i, b) in out.iter_mut().enumerate() {
+                *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+            }
+            Some(out)
+        }
+        let context = TraceContext {
+            trace_id: hex::<16>(parts.next()?)?,
+            span_id: hex::<8>(parts.next()?)?,
+            flags: hex::<1>(parts.next()?)?[0],
+        };
+        (parts.next().is_none() && context.is_valid()).then_some(context)
+    }
+
     /// The trace id as 32 lowercase hex digits, as logs and collectors show it.
     pub fn trace_id_hex(&self) -> String {
         let mut s = String::with_capacity(32);
@@ -339,6 +364,22 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traceparent_round_trips_and_rejects_garbage() {
+        let context = TraceContext {
+            trace_id: [0xab; 16],
+            span_id: [0x01; 8],
+            flags: 1,
+        };
+        let text = context.traceparent();
+        assert_eq!(TraceContext::from_traceparent(&text), Some(context));
+        for bad in ["", "01-abab", &text[..50], &format!("{text}-00"), "00-zz"] {
+            assert_eq!(TraceContext::from_traceparent(bad), None, "{bad}");
+        }
+        let zero = TraceContext::default().traceparent();
+        assert_eq!(TraceContext::from_traceparent(&zero), None);
+    }
 
     #[test]
     fn codes_round_trip() {
