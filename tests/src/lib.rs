@@ -80,6 +80,54 @@ entry_delay_secs = 2
 trigger_secs = 120
 "#;
 
+/// A free TCP port on loopback (free when asked).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A test-pattern camera `porch` (320x240, 15 fps) talking to a hub on
+/// `port`, with key `key`; short pre-roll (2 s), post-capture (2 s) and
+/// offline window (2 s); `tag` makes the recording semaphore's name unique.
+pub fn test_camera(port: u16, key: &str, tag: &str) -> String {
+    format!(
+        "\n[[cameras]]\nname = \"porch\"\nsource = \"test\"\nwidth = 320\nheight = 240\n\
+         framerate = 15\nbitrate_kbps = 300\nhub = \"127.0.0.1:{port}\"\nkey = \"{key}\"\n\n\
+         [recording]\nlisten = \"127.0.0.1:{port}\"\nring_secs = 10\npre_roll_secs = 2\n\
+         post_capture_secs = 2\noffline_after_secs = 2\nbeacon = \"off\"\n\
+         semaphore = \"/vigil-e2e-rec-{tag}-{}\"\n",
+        std::process::id()
+    )
+}
+
+/// A hook that appends the alerts it reads (JSON lines) to `file`.
+pub fn recording_hook(name: &str, file: &Path) -> String {
+    format!(
+        "[[hooks]]\nname = \"{name}\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"cat >> {}\"]\n",
+        file.display()
+    )
+}
+
+/// The JSON values of `text`'s lines (other lines skipped).
+pub fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Polls `ok` every 100 ms until it says yes, or fails after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !ok()? {
+        if Instant::now() > deadline {
+            bail!("{what} did not happen within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 /// The directory of the workspace's built binaries: the test executable is
 /// `<target>/<profile>/deps/<name>`, the binaries are in `<target>/<profile>`.
 pub fn bin_dir() -> Result<PathBuf> {

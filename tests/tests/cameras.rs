@@ -6,43 +6,24 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::Value;
-use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message};
+use vigil_e2e::{
+    RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, free_port, json_lines, message,
+    recording_hook, test_camera, wait_until,
+};
+
+fn camera_config(port: u16, key: &str, tag: &str) -> String {
+    test_camera(port, key, tag)
+}
+
+fn hook(file: &Path) -> String {
+    recording_hook("recorder", file)
+}
 
 const PRE_ROLL: f64 = 2.0;
 const POST_CAPTURE: f64 = 2.0;
 const OFFLINE_AFTER: u64 = 2;
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn camera_config(port: u16, key: &str, tag: &str) -> String {
-    format!(
-        "\n[[cameras]]\nname = \"porch\"\nsource = \"test\"\nwidth = 320\nheight = 240\n\
-         framerate = 15\nbitrate_kbps = 300\nhub = \"127.0.0.1:{port}\"\nkey = \"{key}\"\n\n\
-         [recording]\nlisten = \"127.0.0.1:{port}\"\nring_secs = 10\npre_roll_secs = {}\n\
-         post_capture_secs = {}\noffline_after_secs = {OFFLINE_AFTER}\n\
-         semaphore = \"/vigil-e2e-rec-{tag}\"\n",
-        PRE_ROLL as u64, POST_CAPTURE as u64,
-    )
-}
-
-fn hook(file: &Path) -> String {
-    format!(
-        "[[hooks]]\nname = \"recorder\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"cat >> {}\"]\n",
-        file.display()
-    )
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 fn porch(stack: &Stack) -> Result<Value> {
     let (code, out, err) = stack.ctl(&["--json", "cameras"])?;
@@ -53,16 +34,6 @@ fn porch(stack: &Stack) -> Result<Value> {
         .context("porch is not listed")
 }
 
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    while !ok()? {
-        if Instant::now() > deadline {
-            bail!("{what} did not happen within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
 
 fn event_kinds(stack: &Stack) -> Result<Vec<(String, String)>> {
     let (_, out, _) = stack.ctl(&["--json", "events", "--after", "0"])?;
@@ -313,8 +284,8 @@ fn a_camera_finds_the_hub_by_its_beacon_and_sends_nothing_to_an_impostor() -> Re
             &format!("hub = \"discover\"\ndiscovery_port = {beacon_port}"),
         )
         .replace(
-            "[recording]\n",
-            &format!("[recording]\nbeacon = \"127.255.255.255:{beacon_port}\"\n"),
+            "beacon = \"off\"",
+            &format!("beacon = \"127.255.255.255:{beacon_port}\""),
         );
     let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}{config}"), RunAs::Me)?;
     let hub = stack.start("vigil-hub")?;
