@@ -117,7 +117,11 @@ pub fn json_lines(text: &str) -> Vec<Value> {
 }
 
 /// Polls `ok` every 100 ms until it says yes, or fails after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut ok: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while !ok()? {
         if Instant::now() > deadline {
@@ -391,6 +395,21 @@ impl Stack {
     /// The kinds of the events in the hub's event log on disk, in order.
     pub fn logged_event_kinds(&self) -> Result<Vec<String>> {
         self.logged_kinds_in("events")
+    }
+
+    /// (sequence number, kind) of every event in the hub's log on disk.
+    pub fn logged_events(&self) -> Result<Vec<(u64, String)>> {
+        use prost::Message;
+        let dir = self.root.path().join("state").join("events");
+        let mut reader = vigil_eventlog::LogReader::open(&dir, 1)?;
+        let mut events = Vec::new();
+        while let Some(record) = reader.next_record()? {
+            if record.kind == vigil_eventlog::kinds::EVENT {
+                let event = vigil_proto::v1::Event::decode(record.payload.as_slice())?;
+                events.push((record.seq, event.kind));
+            }
+        }
+        Ok(events)
     }
 
     /// The same for a log directory under the state directory

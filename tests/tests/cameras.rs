@@ -34,7 +34,6 @@ fn porch(stack: &Stack) -> Result<Value> {
         .context("porch is not listed")
 }
 
-
 fn event_kinds(stack: &Stack) -> Result<Vec<(String, String)>> {
     let (_, out, _) = stack.ctl(&["--json", "events", "--after", "0"])?;
     Ok(json_lines(&out)

@@ -108,8 +108,14 @@ fn the_whole_scenario_across_every_process() -> Result<()> {
         }
         Ok(false)
     })?;
-    ensure!(alarm["priority"] == "alarm" && alarm["sensor"] == "front-door", "{alarm}");
-    ensure!(alarm["trace_id"] == trace_id.as_str(), "{alarm} vs {trace_id}");
+    ensure!(
+        alarm["priority"] == "alarm" && alarm["sensor"] == "front-door",
+        "{alarm}"
+    );
+    ensure!(
+        alarm["trace_id"] == trace_id.as_str(),
+        "{alarm} vs {trace_id}"
+    );
     // The webhook got the same alert.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -133,13 +139,19 @@ fn the_whole_scenario_across_every_process() -> Result<()> {
     let mut clip = Value::Null;
     wait_until("the alarm clip", Duration::from_secs(20), || {
         let (_, out, _) = stack.ctl(&["--json", "clips"])?;
-        if let Some(c) = json_lines(&out).into_iter().find(|c| c["reason"] == "alarm") {
+        if let Some(c) = json_lines(&out)
+            .into_iter()
+            .find(|c| c["reason"] == "alarm")
+        {
             clip = c;
             return Ok(true);
         }
         Ok(false)
     })?;
-    ensure!(clip["seconds"].as_f64() >= Some(3.8), "pre-roll 2 s + post 2 s: {clip}");
+    ensure!(
+        clip["seconds"].as_f64() >= Some(3.8),
+        "pre-roll 2 s + post 2 s: {clip}"
+    );
 
     // Alice disarms.
     let disarmed = stack.ctl_json(&["disarm", "--pin", "2468"])?;
@@ -165,16 +177,24 @@ fn the_whole_scenario_across_every_process() -> Result<()> {
 
     // The weekly report shows it.
     let mut report = Value::Null;
-    wait_until("the report to cover the scenario", Duration::from_secs(20), || {
-        let (code, out, _) = stack.ctl(&["--json", "report", "--weekly"])?;
-        if code == 0 {
-            report = serde_json::from_str(out.trim())?;
-            return Ok(report["indexed_through_seq"].as_u64() >= Some(last));
-        }
-        Ok(false)
-    })?;
+    wait_until(
+        "the report to cover the scenario",
+        Duration::from_secs(20),
+        || {
+            let (code, out, _) = stack.ctl(&["--json", "report", "--weekly"])?;
+            if code == 0 {
+                report = serde_json::from_str(out.trim())?;
+                return Ok(report["indexed_through_seq"].as_u64() >= Some(last));
+            }
+            Ok(false)
+        },
+    )?;
     ensure!(report["totals"]["alarms"] == 1, "{}", report["totals"]);
-    ensure!(report["alarms"][0]["disarmed_by"] == "alice", "{}", report["alarms"]);
+    ensure!(
+        report["alarms"][0]["disarmed_by"] == "alice",
+        "{}",
+        report["alarms"]
+    );
     ensure!(
         report["cameras"][0]["camera"] == "porch",
         "{}",
@@ -200,7 +220,11 @@ fn the_whole_scenario_across_every_process() -> Result<()> {
         .map(|e| e["kind"].as_str().unwrap_or(""))
         .collect();
     ensure!(
-        kinds == logged[..kinds.len()].iter().map(String::as_str).collect::<Vec<_>>(),
+        kinds
+            == logged[..kinds.len()]
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
         "the stream and the log disagree:\n{kinds:?}\n{logged:?}"
     );
     let _ = watch.kill();
@@ -210,7 +234,11 @@ fn the_whole_scenario_across_every_process() -> Result<()> {
     // exporters, then the collector must hold spans of that trace from
     // sensord, the hub and alertd.
     for service in [&mut camd, &mut reportd, &mut alertd, &mut sensord, &mut hub] {
-        ensure!(service.terminate()? == Some(0), "{} did not stop cleanly", service.name);
+        ensure!(
+            service.terminate()? == Some(0),
+            "{} did not stop cleanly",
+            service.name
+        );
     }
     let id = hex(&trace_id);
     let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);

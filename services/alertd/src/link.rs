@@ -27,7 +27,8 @@ pub(crate) async fn run(socket: PathBuf, mut delivered: mpsc::UnboundedReceiver<
                 // Drain reports meanwhile: nobody to tell.
                 while delivered.try_recv().is_ok() {}
                 tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(Duration::from_secs(2));
+                // At most half a second: back within a second of the hub.
+                retry = (retry * 2).min(Duration::from_millis(500));
                 continue;
             }
             Err(_) => return,

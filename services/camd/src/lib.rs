@@ -30,8 +30,12 @@ const SEND_QUEUE: usize = 128;
 pub const DISCOVER: &str = "discover";
 /// The heartbeat period.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
-/// The longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest wait between reconnection attempts: a camera is back within
+/// a second of its hub.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// The wait after the hub refused the camera or could not prove its key
+/// (a configuration problem: no point in knocking faster).
+const REFUSED_BACKOFF: Duration = Duration::from_secs(5);
 /// The longest the handshake may take.
 const HANDSHAKE: Duration = Duration::from_secs(5);
 
@@ -331,13 +335,13 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                         link_backoff = Duration::from_millis(100);
                     }
                     Err(LinkError::HubNotProven) => {
-                        error!(%hub, "{}; retrying in {MAX_BACKOFF:?}", LinkError::HubNotProven);
-                        link_backoff = MAX_BACKOFF;
+                        error!(%hub, "{}; retrying in {REFUSED_BACKOFF:?}", LinkError::HubNotProven);
+                        link_backoff = REFUSED_BACKOFF;
                         next_connect = tokio::time::Instant::now() + link_backoff;
                     }
                     Err(LinkError::Refused(reason)) => {
                         error!(%hub, "the hub refused this camera: {reason}; check that key_file holds the same secret on both sides");
-                        link_backoff = MAX_BACKOFF;
+                        link_backoff = REFUSED_BACKOFF;
                         next_connect = tokio::time::Instant::now() + link_backoff;
                     }
                     Err(e) => {

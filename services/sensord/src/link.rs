@@ -21,9 +21,11 @@ use crate::gpio::Gpio;
 use crate::sensors::{Report, SensorTracker};
 
 /// The first retry comes quickly (a restarting hub is back in well under a
-/// second); later ones back off so a hub that stays down costs nothing.
+/// second); later ones back off, but never past half a second, so sensord
+/// is back within a second of the hub (an attempt on a local socket costs
+/// nothing).
 const FIRST_RETRY: Duration = Duration::from_millis(50);
-const MAX_RETRY: Duration = Duration::from_secs(2);
+const MAX_RETRY: Duration = Duration::from_millis(500);
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the link's background work reports to the event loop.
