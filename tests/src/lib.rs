@@ -506,6 +506,38 @@ impl Stack {
         Ok(Service { name, child, log })
     }
 
+    /// The first clip recorded for `reason` (`alarm`, `request`), waiting
+    /// up to 20 s for it (as `vigilctl --json clips` shows it).
+    pub fn wait_clip(&self, reason: &str) -> Result<Value> {
+        let mut clip = Value::Null;
+        wait_until(
+            &format!("a clip ({reason})"),
+            Duration::from_secs(20),
+            || {
+                let (_, out, _) = self.ctl(&["--json", "clips"])?;
+                if let Some(c) = json_lines(&out).into_iter().find(|c| c["reason"] == reason) {
+                    clip = c;
+                    return Ok(true);
+                }
+                Ok(false)
+            },
+        )?;
+        Ok(clip)
+    }
+
+    /// `vigilctl --json events --follow --after 0` in the background, its
+    /// output going to `out`: a client watching everything from the start.
+    pub fn follow_events(&self, out: &Path) -> Result<Child> {
+        Ok(Command::new(self.bin.join("vigilctl"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["--json", "events", "--follow", "--after", "0"])
+            .env("VIGIL_CREDENTIALS", self.root.path().join("credentials"))
+            .stdout(File::create(out)?)
+            .stderr(Stdio::null())
+            .spawn()?)
+    }
+
     /// `vigilctl ARGS` as a third process: (exit code, stdout, stderr).
     pub fn ctl(&self, args: &[&str]) -> Result<(i32, String, String)> {
         let out = self.run("vigilctl", args)?;

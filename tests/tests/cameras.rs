@@ -94,18 +94,7 @@ fn an_alarm_records_a_clip_with_pre_roll_snapshots_and_live_view_work() -> Resul
     std::thread::sleep(Duration::from_secs(3));
     let (code, _, err) = stack.ctl(&["panic"])?;
     ensure!(code == 0, "panic: {err}");
-    let mut clip = Value::Null;
-    wait_until("the alarm clip", Duration::from_secs(20), || {
-        let (_, out, _) = stack.ctl(&["--json", "clips"])?;
-        if let Some(c) = json_lines(&out)
-            .into_iter()
-            .find(|c| c["reason"] == "alarm")
-        {
-            clip = c;
-            return Ok(true);
-        }
-        Ok(false)
-    })?;
+    let clip = stack.wait_clip("alarm")?;
     let name = clip["name"].as_str().unwrap_or("").to_owned();
     ensure!(
         name.starts_with("porch-") && name.ends_with("-alarm.mp4"),

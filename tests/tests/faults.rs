@@ -16,7 +16,7 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -77,19 +77,6 @@ fn retry<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
-}
-
-fn follower(stack: &Stack, out: &std::path::Path) -> Result<Child> {
-    Ok(
-        std::process::Command::new(stack.root.path().join("bin").join("vigilctl"))
-            .arg("--config")
-            .arg(&stack.config_path)
-            .args(["--json", "events", "--follow", "--after", "0"])
-            .env("VIGIL_CREDENTIALS", stack.root.path().join("credentials"))
-            .stdout(std::fs::File::create(out)?)
-            .stderr(Stdio::null())
-            .spawn()?,
-    )
 }
 
 /// Waits until `hub` logs, after line `from`, that `who` is back.
@@ -175,7 +162,7 @@ fn kill_run(run: u64, seed: u64, summary: &mut Summary) -> Result<()> {
     }
     stack.pair_here("user")?;
     let stream = dir.path().join("stream.jsonl");
-    let mut watch = follower(&stack, &stream)?;
+    let mut watch = stack.follow_events(&stream)?;
 
     let kill_at = rng.below(STEPS_PER_CYCLE * CYCLES);
     for n in 0..STEPS_PER_CYCLE * CYCLES {

@@ -9,7 +9,6 @@
 //! WatchEvents streamed all of it; one trace runs from the GPIO edge
 //! (sensord) through the hub to the hook (alertd).
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -18,20 +17,6 @@ use vigil_e2e::{
     HttpSink, RunAs, Stack, TEST_ALARM, TEST_SENSORS, field, free_port, json_lines, message,
     recording_hook, test_camera, wait_until,
 };
-
-/// `vigilctl --json events --follow --after 0`, writing to `out`.
-fn follower(stack: &Stack, out: &std::path::Path) -> Result<Child> {
-    let bin = stack.root.path().join("bin").join("vigilctl");
-    let child = std::process::Command::new(bin)
-        .args(["--config"])
-        .arg(&stack.config_path)
-        .args(["--json", "events", "--follow", "--after", "0"])
-        .env("VIGIL_CREDENTIALS", stack.root.path().join("credentials"))
-        .stdout(std::fs::File::create(out)?)
-        .stderr(Stdio::null())
-        .spawn()?;
-    Ok(child)
-}
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
@@ -74,7 +59,7 @@ fn the_whole_scenario_across_every_process() -> Result<()> {
     hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
     stack.pair_here("user")?;
     let stream_file = dir.path().join("stream.jsonl");
-    let mut watch = follower(&stack, &stream_file)?;
+    let mut watch = stack.follow_events(&stream_file)?;
     // The ring needs its pre-roll before the alarm.
     std::thread::sleep(Duration::from_secs(3));
 
@@ -136,18 +121,7 @@ fn the_whole_scenario_across_every_process() -> Result<()> {
     }
 
     // A clip with pre-roll.
-    let mut clip = Value::Null;
-    wait_until("the alarm clip", Duration::from_secs(20), || {
-        let (_, out, _) = stack.ctl(&["--json", "clips"])?;
-        if let Some(c) = json_lines(&out)
-            .into_iter()
-            .find(|c| c["reason"] == "alarm")
-        {
-            clip = c;
-            return Ok(true);
-        }
-        Ok(false)
-    })?;
+    let clip = stack.wait_clip("alarm")?;
     ensure!(
         clip["seconds"].as_f64() >= Some(3.8),
         "pre-roll 2 s + post 2 s: {clip}"
