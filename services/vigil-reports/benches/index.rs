@@ -76,8 +76,12 @@ fn raw_inserts(path: &std::path::Path, events: &[Event]) -> Duration {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;",
     )
     .expect("pragmas");
-    conn.execute_batch(include_str!("../migrations/0001_events.sql"))
-        .expect("schema");
+    for migration in [
+        include_str!("../migrations/0001_events.sql"),
+        include_str!("../migrations/0002_rare_kinds.sql"),
+    ] {
+        conn.execute_batch(migration).expect("schema");
+    }
     let start = Instant::now();
     for batch in events.chunks(BATCH) {
         let tx = conn.transaction().expect("tx");
@@ -151,7 +155,25 @@ async fn main() {
         build.as_secs_f64(),
         n as f64 / build.as_secs_f64()
     );
+    if let Ok(keep) = std::env::var("VIGIL_BENCH_KEEP") {
+        // For looking at query plans afterwards.
+        std::fs::copy(&path, &keep).expect("keep the database");
+    }
+    if std::env::var("VIGIL_BENCH_SETTLE").is_ok() {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    for ext in ["db", "db-wal", "db-shm"] {
+        if let Ok(m) = std::fs::metadata(path.with_extension(ext)) {
+            println!("{ext}: {} bytes", m.len());
+        }
+    }
+    let opened = Instant::now();
     let mut db = ReadOnly::open(&path).await.expect("ro");
+    let first = db.checkpoint().await.expect("checkpoint");
+    println!(
+        "opening the index and a first query (checkpoint {first}): {:.1} ms",
+        opened.elapsed().as_secs_f64() * 1e3
+    );
     let mut times = Vec::new();
     let mut report = None;
     for _ in 0..7 {
@@ -165,9 +187,24 @@ async fn main() {
         assert!(html.len() > 1000);
         report = Some(r);
     }
+    // A second connection: is the first report's cost per connection (the
+    // hub opens one per request) or once per file?
+    let mut again = ReadOnly::open(&path).await.expect("ro");
+    let start = Instant::now();
+    again
+        .report(&week, &["porch".into()], week.to_unix_ms)
+        .await
+        .expect("report");
+    let second_connection = start.elapsed();
+    let first = times[0];
     times.sort();
     let report = report.expect("report");
     assert_eq!(report.totals.events, n, "the report counts every event");
+    println!(
+        "first report on a new connection: {:.1} ms; first on a second new connection: {:.1} ms",
+        first.as_secs_f64() * 1e3,
+        second_connection.as_secs_f64() * 1e3
+    );
     println!(
         "weekly report over {n} events (build + HTML): median {:.1} ms, max {:.1} ms \
          ({} alarms, {} timeline entries shown, {} omitted)",

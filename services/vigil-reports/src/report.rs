@@ -231,7 +231,8 @@ impl ReadOnly {
             let at = e.unix_ms;
             let disarm = sqlx::query!(
                 r#"SELECT unix_ms AS "unix_ms!", user, source AS "source!" FROM events
-                   WHERE kind = 'disarmed' AND unix_ms >= ?1 ORDER BY unix_ms LIMIT 1"#,
+                   WHERE kind = 'disarmed' AND kind <> 'sensor' AND unix_ms >= ?1
+                   ORDER BY unix_ms LIMIT 1"#,
                 at
             )
             .fetch_optional(&mut self.conn)
@@ -332,8 +333,9 @@ impl ReadOnly {
         // Online unless the last event before the period says otherwise.
         let before = sqlx::query!(
             r#"SELECT sensor AS "camera!", kind AS "kind!", max(unix_ms) AS "unix_ms!: i64"
-               FROM events WHERE kind IN ('camera_offline', 'camera_online') AND unix_ms < ?1
-                 AND sensor IS NOT NULL
+               FROM events INDEXED BY events_by_kind
+               WHERE kind IN ('camera_offline', 'camera_online') AND kind <> 'sensor'
+                 AND unix_ms < ?1 AND sensor IS NOT NULL
                GROUP BY sensor"#,
             from
         )

@@ -267,9 +267,9 @@ impl ReadOnly {
     /// `cursor` (a previous page's [`Page::next_cursor`]); at most `limit`
     /// (1 to [`MAX_PAGE`]) events.
     ///
-    /// Every variant reads through an index: by time, or by kind and time
-    /// when kinds are given (a separate statement, because SQLite cannot
-    /// use an index behind `?kinds IS NULL OR ...`).
+    /// Every variant reads through an index: by kind and time when kinds
+    /// are given and none is `sensor` (a separate statement, because SQLite
+    /// cannot use an index behind `?kinds IS NULL OR ...`), else by time.
     pub async fn query(
         &mut self,
         filter: &EventFilter,
@@ -296,12 +296,15 @@ impl ReadOnly {
         };
         let kinds =
             serde_json::to_string(&filter.kinds).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        // The kind index covers every kind but plain sensor changes.
+        let by_kind = !filter.kinds.is_empty() && !filter.kinds.iter().any(|k| k == "sensor");
+        let kinds_or_all = (!filter.kinds.is_empty()).then_some(kinds.as_str());
         let (sensor, user) = (filter.sensor.as_deref(), filter.user.as_deref());
         // One more than asked: whether there is a next page.
         let fetch = i64::from(limit) + 1;
         let conn = &mut self.conn;
-        let rows: Vec<Row> = match (order, filter.kinds.is_empty()) {
-            (Order::OldestFirst, true) => {
+        let rows: Vec<Row> = match (order, by_kind) {
+            (Order::OldestFirst, false) => {
                 sqlx::query_as!(
                     Row,
                     r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
@@ -311,7 +314,57 @@ impl ReadOnly {
                        WHERE unix_ms >= ?1 AND unix_ms < ?2
                          AND (unix_ms > ?3 OR seq > ?4)
                          AND (?5 IS NULL OR sensor = ?5) AND (?6 IS NULL OR user = ?6)
+                         AND (?8 IS NULL OR kind IN (SELECT value FROM json_each(?8)))
                        ORDER BY unix_ms ASC, seq ASC LIMIT ?7"#,
+                    from,
+                    to,
+                    cursor_ms,
+                    cursor_seq,
+                    sensor,
+                    user,
+                    fetch,
+                    kinds_or_all
+                )
+                .fetch_all(conn)
+                .await?
+            }
+            (Order::NewestFirst, false) => {
+                sqlx::query_as!(
+                    Row,
+                    r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
+                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
+                       message AS "message!", trace_id
+                       FROM events INDEXED BY events_by_time
+                       WHERE unix_ms >= ?1 AND unix_ms < ?2
+                         AND (unix_ms < ?3 OR seq < ?4)
+                         AND (?5 IS NULL OR sensor = ?5) AND (?6 IS NULL OR user = ?6)
+                         AND (?8 IS NULL OR kind IN (SELECT value FROM json_each(?8)))
+                       ORDER BY unix_ms DESC, seq DESC LIMIT ?7"#,
+                    from,
+                    to,
+                    cursor_ms,
+                    cursor_seq,
+                    sensor,
+                    user,
+                    fetch,
+                    kinds_or_all
+                )
+                .fetch_all(conn)
+                .await?
+            }
+            (Order::OldestFirst, true) => {
+                sqlx::query_as!(
+                    Row,
+                    r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
+                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
+                       message AS "message!", trace_id
+                       FROM events INDEXED BY events_by_kind
+                       WHERE kind IN (SELECT value FROM json_each(?1)) AND kind <> 'sensor'
+                         AND unix_ms >= ?2 AND unix_ms < ?3
+                         AND (unix_ms > ?4 OR seq > ?5)
+                         AND (?6 IS NULL OR sensor = ?6) AND (?7 IS NULL OR user = ?7)
+                       ORDER BY unix_ms ASC, seq ASC LIMIT ?8"#,
+                    kinds,
                     from,
                     to,
                     cursor_ms,
@@ -329,54 +382,8 @@ impl ReadOnly {
                     r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
                        sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
                        message AS "message!", trace_id
-                       FROM events INDEXED BY events_by_time
-                       WHERE unix_ms >= ?1 AND unix_ms < ?2
-                         AND (unix_ms < ?3 OR seq < ?4)
-                         AND (?5 IS NULL OR sensor = ?5) AND (?6 IS NULL OR user = ?6)
-                       ORDER BY unix_ms DESC, seq DESC LIMIT ?7"#,
-                    from,
-                    to,
-                    cursor_ms,
-                    cursor_seq,
-                    sensor,
-                    user,
-                    fetch
-                )
-                .fetch_all(conn)
-                .await?
-            }
-            (Order::OldestFirst, false) => {
-                sqlx::query_as!(
-                    Row,
-                    r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
-                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
-                       message AS "message!", trace_id
                        FROM events INDEXED BY events_by_kind
-                       WHERE kind IN (SELECT value FROM json_each(?1))
-                         AND unix_ms >= ?2 AND unix_ms < ?3
-                         AND (unix_ms > ?4 OR seq > ?5)
-                         AND (?6 IS NULL OR sensor = ?6) AND (?7 IS NULL OR user = ?7)
-                       ORDER BY unix_ms ASC, seq ASC LIMIT ?8"#,
-                    kinds,
-                    from,
-                    to,
-                    cursor_ms,
-                    cursor_seq,
-                    sensor,
-                    user,
-                    fetch
-                )
-                .fetch_all(conn)
-                .await?
-            }
-            (Order::NewestFirst, false) => {
-                sqlx::query_as!(
-                    Row,
-                    r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
-                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
-                       message AS "message!", trace_id
-                       FROM events INDEXED BY events_by_kind
-                       WHERE kind IN (SELECT value FROM json_each(?1))
+                       WHERE kind IN (SELECT value FROM json_each(?1)) AND kind <> 'sensor'
                          AND unix_ms >= ?2 AND unix_ms < ?3
                          AND (unix_ms < ?4 OR seq < ?5)
                          AND (?6 IS NULL OR sensor = ?6) AND (?7 IS NULL OR user = ?7)
@@ -413,9 +420,10 @@ impl ReadOnly {
 }
 
 impl ReadOnly {
-    /// The first `limit` events of one kind in `[from, to)`, in time order:
-    /// one ordered walk of the (kind, time) index that stops at `limit`,
-    /// however many there are.
+    /// The first `limit` events of one kind (not `sensor`: those are not in
+    /// the kind index) in `[from, to)`, in time order: one ordered walk of
+    /// the covering kind index that stops at `limit`, however many there
+    /// are, and never touches the rows.
     pub async fn first_of_kind(
         &mut self,
         kind: &str,
@@ -430,7 +438,7 @@ impl ReadOnly {
                sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
                message AS "message!", trace_id
                FROM events INDEXED BY events_by_kind
-               WHERE kind = ?1 AND unix_ms >= ?2 AND unix_ms < ?3
+               WHERE kind = ?1 AND kind <> 'sensor' AND unix_ms >= ?2 AND unix_ms < ?3
                ORDER BY unix_ms ASC, seq ASC LIMIT ?4"#,
             kind,
             from,
