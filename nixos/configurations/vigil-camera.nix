@@ -1,7 +1,7 @@
 # A camera-only node: one camera, streaming to the hub (vigil-pi4.nix) over
 # the camera link: camd dials the hub's camera port, 7445, over TCP for the
 # video and sends signed heartbeats to the same port over UDP. No hub, GPIO,
-# alerts or reports, and no open port: camd is the client.
+# alerts or reports, and no open port unless a camera uses hub = "discover" (then UDP 7446 for the beacon): camd is the client.
 #
 # The camera's key must be the same file on both machines, made once on the
 # hub and copied here (docs/nixos.md, adding a camera node):

@@ -22,7 +22,10 @@
 #  * the units: camd's devices, credentials and restart, the hub's camera
 #    port in the firewall, no private IPC namespace anywhere;
 #  * bad configurations are refused by the assertions, and the not-yet-read
-#    tables appear only when their options leave the defaults.
+#    tables appear only when their options leave the defaults;
+#  * discovery: [recording] beacon (default, off, tuned) and the hub's
+#    IPAddressAllow= for it; a camera node with hub = "discover" writes
+#    `hub = "discover"` and `discovery_port` and opens that UDP port.
 {
   nixpkgsLib,
 }:
@@ -415,6 +418,7 @@ let
       "min_free_megabytes"
       "slots"
       "semaphore"
+      "beacon"
     ];
     alerts = [
       "queue"
@@ -499,6 +503,7 @@ let
       "bitrate_kbps"
       "keyframe_secs"
       "hub"
+      "discovery_port"
       "key_file"
       "key"
     ];
@@ -646,6 +651,97 @@ let
       };
     }
   ];
+
+  # Discovery. A camera node whose camera finds the hub by its beacon, on a
+  # port of its own.
+  discoverNode = evalWith [
+    {
+      services.vigil = {
+        enable = true;
+        package = fakeDrv "vigil";
+        hub.enable = false;
+        sensord.enable = false;
+        alertd.enable = false;
+        reportd.enable = false;
+        cameras = [
+          {
+            name = "garage";
+            hub = "discover";
+            discoveryPort = 7447;
+            keyFile = "/var/lib/vigil-secrets/garage-key";
+          }
+        ];
+      };
+    }
+  ];
+  discoverNodeToml = builtins.fromTOML (
+    builtins.readFile discoverNode.config.environment.etc."vigil/camd/garage.toml".source
+  );
+  discoverCamd = discoverNode.config.systemd.services."vigil-camd@garage".serviceConfig;
+  # The same without openFirewall: no port.
+  discoverClosed = evalWith [
+    {
+      services.vigil = {
+        enable = true;
+        package = fakeDrv "vigil";
+        hub.enable = false;
+        sensord.enable = false;
+        alertd.enable = false;
+        reportd.enable = false;
+        openFirewall = false;
+        cameras = [
+          {
+            name = "garage";
+            hub = "discover";
+            keyFile = "/var/lib/vigil-secrets/garage-key";
+          }
+        ];
+      };
+    }
+  ];
+  # The hub with the beacon off, and with a directed broadcast.
+  beaconOff = evalWith [
+    example
+    { services.vigil.recording.beacon = null; }
+  ];
+  beaconOffParsed = builtins.fromTOML (
+    builtins.readFile beaconOff.config.environment.etc."vigil/vigil.toml".source
+  );
+  beaconLan = evalWith [
+    example
+    { services.vigil.recording.beacon = "192.168.1.255:7450"; }
+  ];
+  beaconLanParsed = builtins.fromTOML (
+    builtins.readFile beaconLan.config.environment.etc."vigil/vigil.toml".source
+  );
+  # A camera on the hub's machine waiting for a beacon the hub does not send.
+  badDiscover = evalWith [
+    example
+    {
+      services.vigil.recording.beacon = null;
+      services.vigil.cameras = lib.mkForce [
+        {
+          name = "porch";
+          hub = "discover";
+          keyFile = "/var/lib/vigil-secrets/porch-key";
+        }
+      ];
+    }
+  ];
+  # Neither an address nor "discover": refused by the option's type.
+  badHubValue = evalWith [
+    example
+    {
+      services.vigil.cameras = lib.mkForce [
+        {
+          name = "porch";
+          hub = "vigil-pi4";
+          keyFile = "/var/lib/vigil-secrets/porch-key";
+        }
+      ];
+    }
+  ];
+  refusedByType = cfg: !(builtins.tryEval (builtins.deepSeq cfg.environment.etc."vigil/vigil.toml".source true)).success;
 
   # Every camera on the hub itself: the camera port stays closed, camd dials
   # the loopback address (and the port recording.listen moved it to).
@@ -835,6 +931,7 @@ let
         min_free_megabytes = 500;
         slots = 2;
         semaphore = "/vigil-recording";
+        beacon = "255.255.255.255:7446";
       }
       && parsed.events == {
         sync_window_ms = 100;
@@ -965,6 +1062,68 @@ let
     (check "bad cameras refused (no key, key in the store, camera node without hub, pre-roll > ring)" (
       lib.length (failedAssertions badCameras.config) == 4
     ))
+    (check "[recording] beacon: default broadcast allowed through the hub's IPAddressDeny=any; off; a directed broadcast" (
+      let
+        hub = c.systemd.services.vigil-hub.serviceConfig;
+        offHub = beaconOff.config.systemd.services.vigil-hub.serviceConfig;
+        lanHub = beaconLan.config.systemd.services.vigil-hub.serviceConfig;
+      in
+      hub.IPAddressDeny == "any"
+      && lib.elem "255.255.255.255" hub.IPAddressAllow
+      && lib.elem "192.168.0.0/16" hub.IPAddressAllow
+      && lib.elem "AF_INET" hub.RestrictAddressFamilies
+      && lib.elem "AF_INET6" hub.RestrictAddressFamilies
+      && !(hub ? PrivateNetwork && hub.PrivateNetwork)
+      # The beacon only goes out: no port for it on the hub.
+      && !(lib.elem 7446 c.networking.firewall.allowedUDPPorts)
+      && beaconOffParsed.recording.beacon == "off"
+      && offHub.IPAddressAllow == c.systemd.services."vigil-camd@porch".serviceConfig.IPAddressAllow
+      && !(lib.elem "255.255.255.255" offHub.IPAddressAllow)
+      && beaconLanParsed.recording.beacon == "192.168.1.255:7450"
+      && lib.elem "192.168.1.255" lanHub.IPAddressAllow
+      && !(lib.elem "255.255.255.255" lanHub.IPAddressAllow)
+      && schemaProblems beaconOffParsed == [ ]
+      && schemaProblems beaconLanParsed == [ ]
+      && failedAssertions beaconOff.config == [ ]
+      && failedAssertions beaconLan.config == [ ]
+      # Not in the camd unit: camd does not send the beacon.
+      && !(lib.elem "255.255.255.255" camd.IPAddressAllow)
+    ))
+    (check "camera node with hub = \"discover\": hub and discovery_port written, UDP port open, camd LAN-only" (
+      (lib.head discoverNodeToml.cameras) == {
+        name = "garage";
+        source = "libcamera";
+        width = 1280;
+        height = 720;
+        framerate = 15;
+        encoder = "auto";
+        bitrate_kbps = 2000;
+        keyframe_secs = 1;
+        hub = "discover";
+        discovery_port = 7447;
+        key_file = "/run/credentials/vigil-camd@garage.service/camera-key";
+      }
+      && schemaProblems discoverNodeToml == [ ]
+      && failedAssertions discoverNode.config == [ ]
+      && discoverNode.config.warnings == [ ]
+      && discoverNode.config.networking.firewall.allowedUDPPorts == [ 7447 ]
+      && discoverNode.config.networking.firewall.allowedTCPPorts == [ ]
+      && discoverCamd.IPAddressDeny == "any"
+      && lib.elem "192.168.0.0/16" discoverCamd.IPAddressAllow
+      && lib.elem "AF_INET" discoverCamd.RestrictAddressFamilies
+      && (lib.head (builtins.fromTOML (
+        builtins.readFile discoverClosed.config.environment.etc."vigil/vigil.toml".source
+      )).cameras).discovery_port == 7446
+      && discoverClosed.config.networking.firewall.allowedUDPPorts == [ ]
+      # A camera that names the hub gets no discovery_port and opens nothing.
+      && !(cameraNamed "porch" ? discovery_port)
+      && testNodes."hub-camera/camera".networking.firewall.allowedUDPPorts == [ ]
+    ))
+    (check "discovery refused: a hub-machine camera waiting for no beacon; a hub that is neither host:port nor \"discover\"" (
+      lib.length (failedAssertions badDiscover.config) == 1
+      && refusedByType badHubValue.config
+      && !(refusedByType c)
+    ))
     (check "camd for the local camera only" (
       c.systemd.services ? "vigil-camd@porch" && !(c.systemd.services ? "vigil-camd@garage")
     ))
@@ -1050,6 +1209,7 @@ in
     ++ map (m: "  - ${m}") (failedAssertions bad.config)
     ++ map (m: "  - ${m}") (failedAssertions badCameras.config)
     ++ map (m: "  - ${m}") (failedAssertions removedMaxBytes.config)
+    ++ map (m: "  - ${m}") (failedAssertions badDiscover.config)
     ++ [
       ""
       "# warnings with webhook.url set:"
@@ -1066,6 +1226,9 @@ in
       tomlText
       "# /etc/vigil/camd/porch.toml (the same, but [[cameras]])"
       camdTomlText
+      "# camera node with hub = \"discover\": [[cameras]] of /etc/vigil/camd/garage.toml, firewall"
+      (builtins.toJSON discoverNodeToml.cameras)
+      "allowedUDPPorts = ${toString discoverNode.config.networking.firewall.allowedUDPPorts}"
       ""
       "# systemd.tmpfiles.rules"
     ]

@@ -10,7 +10,9 @@
 #   vigil-sensord.service       GPIO (rppal or simulated)
 #   vigil-camd@<camera>.service one per camera with `local = true`; dials the
 #                               hub's camera port (TCP) and sends it signed
-#                               heartbeats (UDP, same port)
+#                               heartbeats (UDP, same port); with
+#                               hub = "discover" it first waits for the hub's
+#                               UDP beacon on its discovery port
 #   vigil-alertd.service        hooks and webhooks
 #   vigil-reportd.service       SQLite index and reports
 #
@@ -56,6 +58,19 @@ let
   cacheDir = "/var/cache/vigil";
   configPath = "/etc/vigil/vigil.toml";
   camdConfigPath = name: "/etc/vigil/camd/${name}.toml";
+
+  # A socket address as Rust's SocketAddr parses it: IPv4:port or
+  # [IPv6]:port, no host names.
+  socketAddress = types.strMatching "([0-9]{1,3}([.][0-9]{1,3}){3}|\\[[0-9a-fA-F:.]+]):[0-9]{1,5}";
+
+  # The host of an "ip:port" or "[v6]:port" address, without the brackets.
+  hostOf =
+    address:
+    let
+      v6 = builtins.match "\\[(.*)]:[0-9]+" address;
+      v4 = builtins.match "(.*):[0-9]+" address;
+    in
+    if v6 != null then builtins.head v6 else builtins.head v4;
 
   # The port of a "host:port" or "[v6]:port" address.
   portOf =
@@ -301,16 +316,32 @@ let
           description = "Seconds between key frames (`keyframe_secs`); clips and live view start at one.";
         };
         hub = mkOption {
-          type = types.nullOr (types.strMatching ".+:[0-9]+");
+          type = types.nullOr (types.either (types.enum [ "discover" ]) (types.strMatching ".+:[0-9]+"));
           default = null;
           example = "vigil-pi4:7445";
           description = ''
             The hub's camera port as camd dials it, `host:port` (`hub`): TCP
-            for the video, UDP on the same port for heartbeats. null: the
-            loopback address and the port of
-            {option}`services.vigil.recording.listen` (the Rust default is
-            127.0.0.1:7445), right for a camera on the hub itself; a camera
-            node must set it.
+            for the video, UDP on the same port for heartbeats. Or
+            `"discover"`: camd waits for the hub's UDP beacon on
+            {option}`discoveryPort` and dials the sender's address on the
+            port the beacon announces (the hub must broadcast it,
+            {option}`services.vigil.recording.beacon`). null: the loopback
+            address and the port of {option}`services.vigil.recording.listen`
+            (the Rust default is 127.0.0.1:7445), right for a camera on the
+            hub itself; a camera node must set it (an address or
+            `"discover"`).
+          '';
+        };
+        discoveryPort = mkOption {
+          type = types.port;
+          default = 7446;
+          description = ''
+            With `hub = "discover"`: the UDP port camd listens on for the
+            hub's beacon (`discovery_port`), the port of the hub's
+            {option}`services.vigil.recording.beacon`. The firewall opens it
+            (UDP) on the node that captures the camera, with
+            {option}`services.vigil.openFirewall`. Written only with
+            `hub = "discover"`; ignored otherwise.
           '';
         };
         keyFile = mkOption {
@@ -456,6 +487,7 @@ let
       bitrate_kbps = c.bitrateKbps;
       keyframe_secs = c.keyframeSecs;
       hub = if c.hub != null then c.hub else localHub;
+      discovery_port = if c.hub == "discover" then c.discoveryPort else null;
       key_file = if c.keyFile == null then null else keyPath c;
     };
 
@@ -491,6 +523,8 @@ let
       offline_after_secs = cfg.recording.offlineAfterSecs;
       max_age_days = cfg.recording.maxAgeDays;
       min_free_megabytes = cfg.recording.minFreeMegabytes;
+      # A string: an address, or "off" (file.rs also takes "" for off).
+      beacon = if cfg.recording.beacon == null then "off" else cfg.recording.beacon;
     };
     # The event log's durability and retention.
     events = {
@@ -567,6 +601,10 @@ let
 
   localCameras = lib.filter (c: c.local) cfg.cameras;
   remoteCameras = lib.filter (c: !c.local) cfg.cameras;
+  # Local cameras that find the hub by its beacon, and the UDP ports they
+  # listen on.
+  discoverCameras = lib.filter (c: c.hub == "discover") localCameras;
+  discoveryPorts = lib.unique (map (c: c.discoveryPort) discoverCameras);
 
   # camd's file: the hub's, with [[cameras]] cut to its camera and the key
   # read from camd's own credentials.
@@ -616,6 +654,16 @@ let
     IPAddressDeny = "any";
     IPAddressAllow = cfg.allowedNetworks;
   };
+  # The hub also sends the discovery beacon. IPAddressDeny= filters outgoing
+  # packets by their destination, so the beacon's address (255.255.255.255
+  # by default, in none of the LAN prefixes) must be allowed too, or the
+  # send fails with EPERM. Incoming packets are filtered by their source,
+  # so camd receives a beacon from any hub in allowedNetworks.
+  hubLanOnly =
+    lanOnly
+    // lib.optionalAttrs (cfg.allowedNetworks != null && cfg.recording.beacon != null) {
+      IPAddressAllow = lib.unique (cfg.allowedNetworks ++ [ (hostOf cfg.recording.beacon) ]);
+    };
 
   # ---- systemd hardening shared by every unit.
   hardening = {
@@ -883,7 +931,7 @@ in
         Cameras ([[cameras]]). On the hub: every camera, so that it checks
         their keys and reports them offline; those with `local = true` are
         also captured here. On a camera node: the cameras it captures, each
-        with `hub` set.
+        with `hub` set (the hub's address, or `"discover"`).
       '';
     };
 
@@ -983,9 +1031,7 @@ in
     # Rust one (services/vigil-core/src/config/file.rs).
     recording = {
       listen = mkOption {
-        # A socket address, as Rust parses it: IPv4:port or [IPv6]:port (no
-        # host names).
-        type = types.strMatching "([0-9]{1,3}([.][0-9]{1,3}){3}|\\[[0-9a-fA-F:.]+]):[0-9]{1,5}";
+        type = socketAddress;
         default = "[::]:7445";
         example = "192.168.1.10:7445";
         description = ''
@@ -1036,6 +1082,21 @@ in
         description = ''
           Name of that semaphore (`semaphore`): `/dev/shm/sem.<name>`, one
           per installation (the hub re-creates it at start).
+        '';
+      };
+      beacon = mkOption {
+        type = types.nullOr socketAddress;
+        default = "255.255.255.255:7446";
+        example = "192.168.1.255:7446";
+        description = ''
+          Where the hub broadcasts its discovery beacon, `VIGIL-HUB/1 <camera
+          port>`, every 2 s (`beacon`), for cameras with `hub = "discover"`:
+          an `ip:port` (a broadcast address and the cameras'
+          `discoveryPort`). null: no beacon (written as `"off"`). Sent only
+          when {option}`services.vigil.cameras` is not empty. The hub's
+          `IPAddressAllow=` gets this address, as
+          {option}`services.vigil.allowedNetworks` holds no broadcast
+          address; the hub opens no port for it (it only sends).
         '';
       };
     };
@@ -1128,8 +1189,10 @@ in
       description = ''
         Open the gRPC port (TCP) on the hub and, when a camera has
         `local = false`, the camera port of
-        {option}`services.vigil.recording.listen` (TCP and UDP). Camera
-        nodes open nothing: camd is the client.
+        {option}`services.vigil.recording.listen` (TCP and UDP). On a
+        node capturing a camera with `hub = "discover"`, its
+        `discoveryPort` (UDP), for the hub's beacon; otherwise camera nodes
+        open nothing: camd is the client.
       '';
     };
 
@@ -1173,6 +1236,11 @@ in
           );
           keyless = lib.filter (c: c.keyFile == null) cfg.cameras;
           hubless = lib.filter (c: c.hub == null) localCameras;
+          # A camera on the hub's own machine that waits for a beacon the
+          # hub does not send (or sends to another port).
+          unheard = lib.filter (
+            c: cfg.recording.beacon == null || portOf 7446 cfg.recording.beacon != c.discoveryPort
+          ) discoverCameras;
         in
         [
           {
@@ -1217,7 +1285,11 @@ in
           }
           {
             assertion = cfg.hub.enable || hubless == [ ];
-            message = "services.vigil.cameras: ${toString (map (c: c.name) hubless)} run on a node without the hub: set `hub` to the hub's \"host:port\" (its recording.listen port, 7445 by default).";
+            message = "services.vigil.cameras: ${toString (map (c: c.name) hubless)} run on a node without the hub: set `hub` to the hub's \"host:port\" (its recording.listen port, 7445 by default), or to \"discover\" to find it by its beacon.";
+          }
+          {
+            assertion = !cfg.hub.enable || unheard == [ ];
+            message = "services.vigil.cameras: ${toString (map (c: c.name) unheard)} use hub = \"discover\" on the hub's machine, which sends no beacon to their discoveryPort: set recording.beacon to a broadcast address and that port, or leave `hub` unset (the loopback address).";
           }
           {
             assertion = cfg.recording.preRollSecs <= cfg.recording.ringSecs;
@@ -1277,7 +1349,7 @@ in
           restartOn = [ hubRestartOn ];
           inherit (gstreamerCache) environment;
           serviceConfig =
-            lanOnly
+            hubLanOnly
             // gstreamerCache.serviceConfig
             // {
               PrivateDevices = true;
@@ -1422,6 +1494,13 @@ in
       services.udev.extraRules = lib.optionalString (lib.any (c: c.source != "test") localCameras) ''
         SUBSYSTEM=="dma_heap", GROUP="video", MODE="0660"
       '';
+    })
+
+    # hub = "discover": camd listens for the hub's beacon (incoming UDP
+    # broadcasts). Its IPAddressAllow= (the LAN) already admits them, as
+    # incoming packets are filtered by their source, the hub.
+    (mkIf (cfg.openFirewall && discoveryPorts != [ ]) {
+      networking.firewall.allowedUDPPorts = discoveryPorts;
     })
   ]);
 }
