@@ -584,6 +584,7 @@ key = "demo-camera-key"
 
 [recording]
 listen = "127.0.0.1:7445"
+beacon = "off"                 # the demo camera is local: no beacon on the LAN
 ring_secs = 20
 pre_roll_secs = 5
 post_capture_secs = 10
