@@ -329,3 +329,42 @@ fn a_camera_finds_the_hub_by_its_beacon_and_sends_nothing_to_an_impostor() -> Re
     );
     Ok(())
 }
+
+#[test]
+fn motion_on_video_is_a_motion_sensor_the_alarm_arms_over() -> Result<()> {
+    let port = free_port()?;
+    // videotestsrc's ball moves across every frame: motion, always.
+    let config = camera_config(port, "s3cret", "motion").replace(
+        "key = \"s3cret\"\n",
+        "key = \"s3cret\"\nmotion = true\nmotion_percent = 1\n",
+    );
+    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}{config}"), RunAs::Me)?;
+    let (hub, _sensord, _camd) = start(&stack)?;
+    // The camera's motion sensor is in the table beside the wired ones.
+    wait_until("motion on porch", Duration::from_secs(15), || {
+        let (_, out, _) = stack.ctl(&["--json", "sensors"])?;
+        let sensors: Value = serde_json::from_str(out.trim()).unwrap_or_default();
+        Ok(sensors
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == "porch-motion" && s["active"] == true))
+    })?;
+    hub.wait_log(0, "motion", |l| message(l) == "motion seen")?;
+    // It is a motion sensor of the away mode: arming with it active is
+    // refused by name, forced arming bypasses it, and the simulated board
+    // knows it is not a wire.
+    let (code, _, err) = stack.ctl(&["arm", "away"])?;
+    ensure!(code == 7 && err.contains("porch-motion"), "{code} {err}");
+    let sim = stack.sim("set porch-motion active");
+    ensure!(
+        sim.is_err(),
+        "the board must refuse a camera's sensor: {sim:?}"
+    );
+    let forced = stack.ctl_json(&["arm", "away", "--force"])?;
+    ensure!(
+        forced["bypassed"].to_string().contains("porch-motion"),
+        "forced arming bypasses the moving camera: {forced}"
+    );
+    Ok(())
+}

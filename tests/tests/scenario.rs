@@ -193,6 +193,15 @@ fn the_whole_scenario_across_every_process() -> Result<()> {
         .iter()
         .map(|e| e["kind"].as_str().unwrap_or(""))
         .collect();
+    // Read the log again: events after `last` (the door closing) may have
+    // been streamed since it was first read.
+    let logged = stack.logged_event_kinds()?;
+    ensure!(
+        logged.len() >= kinds.len(),
+        "streamed {} events, the log has {}",
+        kinds.len(),
+        logged.len()
+    );
     ensure!(
         kinds
             == logged[..kinds.len()]

@@ -54,6 +54,8 @@ fn encode_frames() -> Vec<(bool, Vec<u8>)> {
         discovery_port: 7446,
         key_file: None,
         key: None,
+        motion: false,
+        motion_percent: 2,
     };
     let units = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = Arc::clone(&units);

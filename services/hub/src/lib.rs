@@ -309,6 +309,8 @@ pub async fn run(
         view_rx,
         Auth::Certificates(Arc::clone(&pki)),
     );
+    // Motion seen on video, for the hub to write into its sensor table.
+    let (motion_tx, mut motion_rx) = mpsc::unbounded_channel::<cameras::MotionChange>();
     // The camera server: TCP for the link, UDP (same port) for heartbeats.
     let (camera_stop_tx, camera_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut camera_tasks = Vec::new();
@@ -340,6 +342,23 @@ pub async fn run(
             camera_tasks.push(tokio::spawn(cameras::beacon(to, port)));
         }
         camera_tasks.push(tokio::spawn(Arc::clone(&cameras).record_on_alarm()));
+        for (slot, sensor) in config.sensors.iter().enumerate() {
+            let Some(camera) = &sensor.camera else {
+                continue;
+            };
+            let percent = config
+                .cameras
+                .iter()
+                .find(|c| &c.name == camera)
+                .map_or(2, |c| c.motion_percent);
+            camera_tasks.push(tokio::spawn(cameras::watch_motion(
+                Arc::clone(&cameras),
+                camera.clone(),
+                slot,
+                percent,
+                motion_tx.clone(),
+            )));
+        }
         api = api.with_cameras(cameras);
     }
     let (grpc_stop_tx, grpc_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -402,6 +421,27 @@ pub async fn run(
         let wake = hub.engine.next_wake();
         tokio::select! {
             () = &mut shutdown => break,
+            Some(change) = motion_rx.recv() => {
+                // The hub is this slot's writer: write it, then read it
+                // back like any other change.
+                let update = vigil_ipc::table::SensorUpdate {
+                    state: if change.active {
+                        vigil_core::SensorState::Active
+                    } else {
+                        vigil_core::SensorState::Inactive
+                    },
+                    fault: false,
+                    tamper: false,
+                    bypassed: false,
+                    trace: vigil_telemetry::trace_context_of(&tracing::Span::current()),
+                };
+                if let Err(e) = hub.table.write_sensor(change.slot, &update) {
+                    error!("cannot write a camera's motion sensor: {e}");
+                    continue;
+                }
+                let observed = hub.watcher.rescan(&hub.table);
+                hub.observe(observed);
+            }
             received = doorbell.recv(&mut rings) => {
                 if let Err(e) = received {
                     error!("cannot read the doorbell: {e}");

@@ -67,7 +67,13 @@ impl Board {
         let now = Instant::now();
         let mut trackers = Vec::with_capacity(config.sensors.len());
         let mut by_pin = std::collections::HashMap::new();
-        for (i, sensor) in config.sensors.iter().enumerate() {
+        // Camera motion sensors come last and are the hub's to write.
+        for (i, sensor) in config
+            .sensors
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.camera.is_none())
+        {
             let resting = inactive(sensor.active_level);
             let level = gpio.claim_input(sensor.pin, sensor.pull, resting, edges.clone())?;
             by_pin.insert(sensor.pin, i);

@@ -155,6 +155,7 @@ mod tests {
             auto_bypass: false,
             double_knock: None,
             trigger_on_fault: false,
+            camera: None,
         }
     }
 

@@ -147,10 +147,22 @@ pub fn execute(line: &str, config: &Config, sim: &SimulatedGpio) -> Result<Strin
 
 fn resolve<'c>(target: &str, config: &'c Config) -> Result<(u8, Option<&'c SensorConfig>), String> {
     if let Some((_, s)) = config.sensor(target) {
+        if let Some(camera) = &s.camera {
+            return Err(format!(
+                "{target} is camera {camera}'s motion on video, not a wire: move something in \
+                 front of the camera"
+            ));
+        }
         return Ok((s.pin, Some(s)));
     }
     match target.parse::<u8>() {
-        Ok(pin) => Ok((pin, config.sensors.iter().find(|s| s.pin == pin))),
+        Ok(pin) => Ok((
+            pin,
+            config
+                .sensors
+                .iter()
+                .find(|s| s.pin == pin && s.camera.is_none()),
+        )),
         Err(_) => Err(format!(
             "no sensor named {target:?}; known: {}",
             config

@@ -252,6 +252,10 @@ pub struct SensorConfig {
     pub double_knock: Option<String>,
     /// A fault (silence, unavailability) triggers when armed.
     pub trigger_on_fault: bool,
+    /// Not a GPIO input: motion seen on this camera's video (the hub
+    /// writes the slot; sensord leaves it alone). Such sensors come after
+    /// every GPIO sensor, so GPIO slots keep their numbers.
+    pub camera: Option<String>,
 }
 
 /// A GPIO output (relay or transistor).
@@ -350,6 +354,11 @@ pub struct CameraConfig {
     pub key_file: Option<PathBuf>,
     /// The key inline (tests and the demo only).
     pub key: Option<String>,
+    /// Motion detection on the video: adds a motion sensor
+    /// `<camera>-motion` to the sensor table.
+    pub motion: bool,
+    /// How much of the picture must change between key frames, percent.
+    pub motion_percent: u32,
 }
 
 /// The hub's camera server and recorder (`[recording]`).

@@ -334,13 +334,67 @@ pub fn write_mp4(path: &Path, units: &[AccessUnit]) -> Result<Duration, MediaErr
 
 /// Decodes one key frame to a JPEG. Blocking.
 pub fn key_frame_to_jpeg(unit: &AccessUnit, timeout: Duration) -> Result<Vec<u8>, MediaError> {
+    decode_key_frame(unit, "jpegenc quality=85", timeout)
+}
+
+/// The width and height of the grey pictures motion detection compares.
+pub const GREY_SIZE: (u32, u32) = (64, 36);
+
+/// Decodes one key frame to a small grey picture ([`GREY_SIZE`], one byte
+/// per pixel, rows without padding): what motion detection compares.
+/// Blocking.
+pub fn key_frame_to_grey(unit: &AccessUnit, timeout: Duration) -> Result<Vec<u8>, MediaError> {
+    let (w, h) = GREY_SIZE;
+    let grey = decode_key_frame(
+        unit,
+        &format!("videoscale ! video/x-raw,format=GRAY8,width={w},height={h}"),
+        timeout,
+    )?;
+    // GStreamer pads rows to 4 bytes; 64 needs none, but be exact.
+    let stride = (w as usize).next_multiple_of(4);
+    if grey.len() < stride * h as usize {
+        return Err(MediaError::Pipeline(format!(
+            "a grey picture of {} bytes, not {w}x{h}",
+            grey.len()
+        )));
+    }
+    Ok((0..h as usize)
+        .flat_map(|row| {
+            grey[row * stride..row * stride + w as usize]
+                .iter()
+                .copied()
+        })
+        .collect())
+}
+
+/// The share of pixels (0 to 1) that differ by more than `step` between
+/// two grey pictures of the same size.
+pub fn changed_share(a: &[u8], b: &[u8], step: u8) -> f64 {
+    if a.len() != b.len() || a.is_empty() {
+        return 0.0;
+    }
+    let changed = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| x.abs_diff(**y) > step)
+        .count();
+    changed as f64 / a.len() as f64
+}
+
+/// Decodes one key frame through `tail` (elements after videoconvert) into
+/// one buffer. Blocking.
+fn decode_key_frame(
+    unit: &AccessUnit,
+    tail: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, MediaError> {
     init()?;
     if !unit.key {
-        return Err(MediaError::Empty("a snapshot needs a key frame"));
+        return Err(MediaError::Empty("decoding needs a key frame"));
     }
     let p = pipeline(&format!(
         "appsrc name=src format=time caps=\"{H264_CAPS}\" ! h264parse ! avdec_h264 ! \
-         videoconvert ! jpegenc quality=85 ! appsink name=sink sync=false"
+         videoconvert ! {tail} ! appsink name=sink sync=false"
     ))?;
     let src: gst_app::AppSrc = element(&p, "src")?;
     let sink: gst_app::AppSink = element(&p, "sink")?;
@@ -390,6 +444,8 @@ mod tests {
             discovery_port: 7446,
             key_file: None,
             key: None,
+            motion: false,
+            motion_percent: 2,
         }
     }
 
@@ -433,5 +489,14 @@ mod tests {
         assert_eq!(&jpeg[jpeg.len() - 2..], &[0xff, 0xd9], "JPEG end");
         let delta = units.iter().find(|u| !u.key).expect("a delta frame");
         assert!(key_frame_to_jpeg(delta, Duration::from_secs(1)).is_err());
+
+        // The ball moves: two key frames a second apart differ; a frame
+        // does not differ from itself.
+        let keys: Vec<&AccessUnit> = units.iter().filter(|u| u.key).collect();
+        let first = key_frame_to_grey(keys[0], Duration::from_secs(5)).expect("grey");
+        let second = key_frame_to_grey(keys[1], Duration::from_secs(5)).expect("grey");
+        assert_eq!(first.len(), (GREY_SIZE.0 * GREY_SIZE.1) as usize);
+        assert_eq!(changed_share(&first, &first, 20), 0.0);
+        assert!(changed_share(&first, &second, 20) > 0.005, "the ball moved");
     }
 }

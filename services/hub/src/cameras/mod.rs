@@ -10,6 +10,7 @@
 //! allows.
 
 mod clips;
+mod motion;
 mod ring;
 mod server;
 
@@ -26,6 +27,7 @@ use vigil_ipc::semaphore::NamedSemaphore;
 use vigil_media::AccessUnit;
 
 pub use clips::{ClipInfo, clip_path, list_clips};
+pub use motion::{MotionChange, watch_motion};
 pub use ring::{Ring, Stamped};
 pub use server::{beacon, serve};
 

@@ -165,6 +165,8 @@ struct CameraFile {
     discovery_port: Option<u16>,
     key_file: Option<PathBuf>,
     key: Option<String>,
+    motion: Option<bool>,
+    motion_percent: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -403,6 +405,7 @@ impl Checker {
             auto_bypass: s.auto_bypass.unwrap_or(false),
             double_knock: s.double_knock,
             trigger_on_fault: s.trigger_on_fault.unwrap_or(false),
+            camera: None,
         })
     }
 
@@ -577,6 +580,8 @@ impl Checker {
             discovery_port: cam.discovery_port.unwrap_or(7446),
             key_file: cam.key_file,
             key: cam.key,
+            motion: cam.motion.unwrap_or(false),
+            motion_percent: cam.motion_percent.unwrap_or(2).clamp(1, 100),
         })
     }
 
@@ -660,9 +665,39 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
     let users = (raw.users.into_iter().enumerate())
         .filter_map(|(i, u)| c.user(i, u))
         .collect();
-    let cameras = (raw.cameras.into_iter().enumerate())
+    let cameras: Vec<CameraConfig> = (raw.cameras.into_iter().enumerate())
         .filter_map(|(i, cam)| c.camera(i, cam))
         .collect();
+    // Motion on video: one motion sensor per camera that asks, after the
+    // GPIO sensors (their slots keep their numbers).
+    let mut sensors = sensors;
+    for (i, cam) in cameras.iter().enumerate().filter(|(_, c)| c.motion) {
+        let name = format!("{}-motion", cam.name);
+        if !names.insert(name.clone()) || name.len() > MAX_NAME_LEN {
+            c.report(
+                format!("cameras[{i}].motion"),
+                format!("the motion sensor's name {name:?} is taken or too long"),
+                "rename the sensor or the camera (camera names are at most 24 characters here)",
+            );
+            continue;
+        }
+        sensors.push(SensorConfig {
+            name,
+            kind: SensorKind::Motion,
+            pin: 0,
+            pull: Pull::Off,
+            active_level: Level::High,
+            debounce: Duration::ZERO,
+            modes: [ArmedMode::Away, ArmedMode::Vacation].into_iter().collect(),
+            supervision: None,
+            response: Response::Instant,
+            arm_after_close: false,
+            auto_bypass: false,
+            double_knock: None,
+            trigger_on_fault: false,
+            camera: Some(cam.name.clone()),
+        });
+    }
     let hooks = (raw.hooks.into_iter().enumerate())
         .filter_map(|(i, h)| c.hook(i, h))
         .collect();
