@@ -25,7 +25,10 @@
 #    tables appear only when their options leave the defaults;
 #  * discovery: [recording] beacon (default, off, tuned) and the hub's
 #    IPAddressAllow= for it; a camera node with hub = "discover" writes
-#    `hub = "discover"` and `discovery_port` and opens that UDP port.
+#    `hub = "discover"` and `discovery_port` and opens that UDP port;
+#  * motion on video: a camera with motion = true writes `motion = true` and
+#    `motion_percent` (the hub's file only, not camd's); a "<camera>-motion"
+#    that is a sensor's name, or longer than 31 characters, is refused.
 {
   nixpkgsLib,
 }:
@@ -506,6 +509,8 @@ let
       "discovery_port"
       "key_file"
       "key"
+      "motion"
+      "motion_percent"
     ];
     hooks = [
       "name"
@@ -742,6 +747,95 @@ let
     }
   ];
   refusedByType = cfg: !(builtins.tryEval (builtins.deepSeq cfg.environment.etc."vigil/vigil.toml".source true)).success;
+
+  # Motion on video: the local camera with a threshold of its own, the
+  # remote one with the default.
+  motion = evalWith [
+    example
+    {
+      services.vigil.cameras = lib.mkForce [
+        {
+          name = "porch";
+          keyFile = "/var/lib/vigil-secrets/porch-key";
+          motion = true;
+          motionPercent = 5;
+        }
+        {
+          name = "garage";
+          local = false;
+          keyFile = "/var/lib/vigil-secrets/garage-key";
+          motion = true;
+        }
+      ];
+    }
+  ];
+  motionParsed = builtins.fromTOML (
+    builtins.readFile motion.config.environment.etc."vigil/vigil.toml".source
+  );
+  motionCamdToml = builtins.fromTOML (
+    builtins.readFile motion.config.environment.etc."vigil/camd/porch.toml".source
+  );
+  motionCamera = name: lib.findFirst (x: x.name == name) null motionParsed.cameras;
+  # "porch-motion" is a wired sensor's name; a camera name of 25 characters
+  # makes a motion sensor name of 32.
+  motionClash = evalWith [
+    example
+    {
+      services.vigil.sensors = lib.mkAfter [
+        {
+          name = "porch-motion";
+          kind = "motion";
+          pin = 27;
+        }
+      ];
+      services.vigil.cameras = lib.mkForce [
+        {
+          name = "porch";
+          keyFile = "/var/lib/vigil-secrets/porch-key";
+          motion = true;
+        }
+      ];
+    }
+  ];
+  motionTooLong = evalWith [
+    example
+    {
+      services.vigil.cameras = lib.mkForce [
+        {
+          name = "a-camera-name-of-25-chars";
+          keyFile = "/var/lib/vigil-secrets/porch-key";
+          motion = true;
+        }
+      ];
+    }
+  ];
+  # The same sensor without motion on the camera: no clash.
+  motionNoClash = evalWith [
+    example
+    {
+      services.vigil.sensors = lib.mkAfter [
+        {
+          name = "porch-motion";
+          kind = "motion";
+          pin = 27;
+        }
+      ];
+    }
+  ];
+  # Out of 1..100: refused by the option's type.
+  motionBadPercent = evalWith [
+    example
+    {
+      services.vigil.cameras = lib.mkForce [
+        {
+          name = "porch";
+          keyFile = "/var/lib/vigil-secrets/porch-key";
+          motion = true;
+          motionPercent = 0;
+        }
+      ];
+    }
+  ];
 
   # Every camera on the hub itself: the camera port stays closed, camd dials
   # the loopback address (and the port recording.listen moved it to).
@@ -1124,6 +1218,27 @@ let
       && refusedByType badHubValue.config
       && !(refusedByType c)
     ))
+    (check "motion on video: motion = true writes motion and motion_percent (hub's file only); off writes neither; a clash or a long name refused" (
+      motionCamera "porch" == (cameraNamed "porch") // {
+        motion = true;
+        motion_percent = 5;
+      }
+      && (motionCamera "garage").motion == true
+      && (motionCamera "garage").motion_percent == 2
+      && lib.all (x: !(x ? motion) && !(x ? motion_percent)) (parsed.cameras ++ camdToml.cameras)
+      && schemaProblems motionParsed == [ ]
+      && failedAssertions motion.config == [ ]
+      && motion.config.warnings == [ ]
+      # camd neither gets the keys nor restarts for them; the hub restarts.
+      && motionCamdToml.cameras == camdToml.cameras
+      && motion.config.systemd.services."vigil-camd@porch".restartTriggers == camdUnit.restartTriggers
+      && motion.config.systemd.services.vigil-hub.restartTriggers != c.systemd.services.vigil-hub.restartTriggers
+      && lib.length (failedAssertions motionClash.config) == 1
+      && lib.hasInfix "porch-motion" (lib.head (failedAssertions motionClash.config))
+      && lib.length (failedAssertions motionTooLong.config) == 1
+      && failedAssertions motionNoClash.config == [ ]
+      && refusedByType motionBadPercent.config
+    ))
     (check "camd for the local camera only" (
       c.systemd.services ? "vigil-camd@porch" && !(c.systemd.services ? "vigil-camd@garage")
     ))
@@ -1210,6 +1325,8 @@ in
     ++ map (m: "  - ${m}") (failedAssertions badCameras.config)
     ++ map (m: "  - ${m}") (failedAssertions removedMaxBytes.config)
     ++ map (m: "  - ${m}") (failedAssertions badDiscover.config)
+    ++ map (m: "  - ${m}") (failedAssertions motionClash.config)
+    ++ map (m: "  - ${m}") (failedAssertions motionTooLong.config)
     ++ [
       ""
       "# warnings with webhook.url set:"
@@ -1229,6 +1346,8 @@ in
       "# camera node with hub = \"discover\": [[cameras]] of /etc/vigil/camd/garage.toml, firewall"
       (builtins.toJSON discoverNodeToml.cameras)
       "allowedUDPPorts = ${toString discoverNode.config.networking.firewall.allowedUDPPorts}"
+      "# motion = true on both cameras: [[cameras]] of /etc/vigil/vigil.toml"
+      (builtins.toJSON motionParsed.cameras)
       ""
       "# systemd.tmpfiles.rules"
     ]

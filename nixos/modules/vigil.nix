@@ -18,8 +18,9 @@
 #
 # Shared paths:
 #   /etc/vigil/vigil.toml         the generated config (every service, --config)
-#   /etc/vigil/camd/<camera>.toml the same, with [[cameras]] cut to that camera
-#                                 and its key_file in camd's credentials
+#   /etc/vigil/camd/<camera>.toml the same, with [[cameras]] cut to that camera,
+#                                 its key_file in camd's credentials and
+#                                 without motion/motion_percent (the hub's job)
 #   /run/vigil                    sockets, ipc-channel rendezvous (TMPDIR), FIFO
 #   /run/vigil/control            control FIFO, writable by group vigil-control
 #   /var/lib/vigil                state: event log, reports.db, reports/, clips/,
@@ -359,6 +360,29 @@ let
             generated file is world-readable in the Nix store.
           '';
         };
+        motion = mkOption {
+          type = types.bool;
+          default = false;
+          description = ''
+            Motion detection on the camera's video (`motion`): the hub
+            compares the camera's key frames and adds a motion sensor named
+            `<name>-motion` to its sensor table, after the wired sensors
+            (armed in away and vacation, instant; docs/camera-link.md,
+            "Motion on video"). That name must not be a sensor's and must fit
+            in 31 characters, so the camera's name in 24. The hub does the
+            work: set it in the hub's {option}`services.vigil.cameras`; camd's
+            file does not carry it.
+          '';
+        };
+        motionPercent = mkOption {
+          type = types.ints.between 1 100;
+          default = 2;
+          description = ''
+            With `motion = true`: the share of the picture, in percent, that
+            must change between two key frames to count as motion
+            (`motion_percent`). Written only with `motion = true`.
+          '';
+        };
         local = mkOption {
           type = types.bool;
           default = true;
@@ -489,6 +513,9 @@ let
       hub = if c.hub != null then c.hub else localHub;
       discovery_port = if c.hub == "discover" then c.discoveryPort else null;
       key_file = if c.keyFile == null then null else keyPath c;
+      # Motion on video: both keys, only when asked for.
+      motion = if c.motion then true else null;
+      motion_percent = if c.motion then c.motionPercent else null;
     };
 
   outputsToml = dropNulls {
@@ -607,12 +634,19 @@ let
   discoveryPorts = lib.unique (map (c: c.discoveryPort) discoverCameras);
 
   # camd's file: the hub's, with [[cameras]] cut to its camera and the key
-  # read from camd's own credentials.
+  # read from camd's own credentials. Without motion and motion_percent:
+  # the hub detects motion, camd only captures, so turning motion on or
+  # off does not restart camd (and camd's file has no camera sensor).
   camdSettings =
     cam:
     finalSettings
     // {
-      cameras = [ (cameraToml (_: credentialPath (camdUnit cam.name) camdCredential) cam) ];
+      cameras = [
+        (removeAttrs (cameraToml (_: credentialPath (camdUnit cam.name) camdCredential) cam) [
+          "motion"
+          "motion_percent"
+        ])
+      ];
     };
   camdConfigFile = cam: settingsFormat.generate "vigil-camd-${cam.name}.toml" (camdSettings cam);
 
@@ -1222,6 +1256,11 @@ in
       assertions =
         let
           sensorNames = map (s: s.name) cfg.sensors;
+          # Motion on video: the hub adds "<camera>-motion" to its sensors.
+          motionSensorOf = c: "${c.name}-motion";
+          motionCameras = lib.filter (c: c.motion) cfg.cameras;
+          motionClashes = lib.filter (c: lib.elem (motionSensorOf c) sensorNames) motionCameras;
+          motionTooLong = lib.filter (c: lib.stringLength (motionSensorOf c) > 31) motionCameras;
           pins =
             map (s: s.pin) cfg.sensors
             ++ lib.optional (cfg.outputs.siren != null) cfg.outputs.siren.pin
@@ -1256,8 +1295,18 @@ in
             message = "services.vigil.sensors: ${toString (map (s: s.name) bad24h)} are 24-hour zones; remove `modes`.";
           }
           {
-            assertion = lib.length cfg.sensors <= 64;
-            message = "services.vigil.sensors: at most 64 sensors.";
+            # The hub's sensor table holds at most 64 slots, the cameras'
+            # motion sensors included.
+            assertion = lib.length cfg.sensors + lib.length motionCameras <= 64;
+            message = "services.vigil.sensors: at most 64 sensors, counting one motion sensor per camera with `motion = true` (${toString (lib.length cfg.sensors)} + ${toString (lib.length motionCameras)}).";
+          }
+          {
+            assertion = motionClashes == [ ];
+            message = "services.vigil.cameras: with `motion = true` the hub adds a motion sensor named <camera>-motion, and ${toString (map motionSensorOf motionClashes)} already name a configured sensor: rename the sensor or the camera.";
+          }
+          {
+            assertion = motionTooLong == [ ];
+            message = "services.vigil.cameras: with `motion = true` the hub adds a motion sensor named <camera>-motion, at most 31 characters: ${toString (map motionSensorOf motionTooLong)} is too long (camera names of at most 24 characters).";
           }
           {
             assertion = unique (map (c: c.name) cfg.cameras);

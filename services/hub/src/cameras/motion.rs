@@ -19,6 +19,26 @@ const QUIET_FRAMES: u32 = 3;
 /// Key frames closer together than this are not all compared.
 const MIN_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Motion from one comparison to the next: active at once, inactive after
+/// [`QUIET_FRAMES`] quiet comparisons in a row.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct MotionState {
+    active: bool,
+    quiet: u32,
+}
+
+impl MotionState {
+    /// Takes one comparison; returns the new state when it changed.
+    pub(super) fn update(&mut self, moving: bool) -> Option<bool> {
+        self.quiet = if moving { 0 } else { self.quiet + 1 };
+        let active = moving || (self.active && self.quiet < QUIET_FRAMES);
+        (active != self.active).then(|| {
+            self.active = active;
+            active
+        })
+    }
+}
+
 /// A camera's motion sensor changed.
 #[derive(Debug, Clone, Copy)]
 pub struct MotionChange {
@@ -39,8 +59,7 @@ pub async fn watch_motion(
         return;
     };
     let mut previous: Option<Vec<u8>> = None;
-    let mut active = false;
-    let mut quiet = 0;
+    let mut state = MotionState::default();
     let mut last = Instant::now() - MIN_INTERVAL;
     loop {
         let frame = match live.recv().await {
@@ -66,15 +85,30 @@ pub async fn watch_motion(
             let share = vigil_media::changed_share(&before, &grey, PIXEL_STEP);
             let moving = share * 100.0 >= f64::from(percent);
             debug!(%camera, share, moving, "motion check");
-            quiet = if moving { 0 } else { quiet + 1 };
-            let now_active = moving || (active && quiet < QUIET_FRAMES);
-            if now_active != active {
-                active = now_active;
+            if let Some(active) = state.update(moving) {
                 info!(%camera, share, "motion {}", if active { "seen" } else { "ended" });
                 if changes.send(MotionChange { slot, active }).is_err() {
                     return;
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn motion_starts_at_once_and_ends_after_three_quiet_frames() {
+        let mut m = MotionState::default();
+        assert_eq!(m.update(false), None, "still");
+        assert_eq!(m.update(true), Some(true), "starts at once");
+        assert_eq!(m.update(false), None);
+        assert_eq!(m.update(true), None, "a movement restarts the count");
+        assert_eq!(m.update(false), None);
+        assert_eq!(m.update(false), None);
+        assert_eq!(m.update(false), Some(false), "three quiet frames end it");
+        assert_eq!(m.update(false), None);
     }
 }

@@ -698,6 +698,13 @@ pub(super) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
             camera: Some(cam.name.clone()),
         });
     }
+    if sensors.len() > MAX_SENSORS {
+        c.report(
+            "cameras",
+            format!("{} sensors with the cameras' motion sensors", sensors.len()),
+            format!("keep wired sensors plus cameras with motion = true at most {MAX_SENSORS}"),
+        );
+    }
     let hooks = (raw.hooks.into_iter().enumerate())
         .filter_map(|(i, h)| c.hook(i, h))
         .collect();
