@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vigil_alarm::AlarmSetup;
 use vigil_alarm::users::Users;
 use vigil_camlink::{FrameReader, Key, Message, write_message};
-use vigil_core::config::{CameraConfig, CameraEncoder, CameraSource, Config};
+use vigil_core::config::{CameraConfig, Config};
 use vigil_hub::cameras::{CameraHub, serve};
 use vigil_hub::engine::Engine;
 use vigil_hub::persist::StateStore;
@@ -41,22 +41,7 @@ fn now_us() -> u64 {
 
 /// Encodes 1080p30 frames once: (key, bytes) of each access unit.
 fn encode_frames() -> Vec<(bool, Vec<u8>)> {
-    let camera = CameraConfig {
-        name: "bench".into(),
-        source: CameraSource::Test,
-        width: 1920,
-        height: 1080,
-        framerate: 30,
-        encoder: CameraEncoder::X264,
-        bitrate_kbps: 4000,
-        keyframe_secs: 1,
-        hub: String::new(),
-        discovery_port: 7446,
-        key_file: None,
-        key: None,
-        motion: false,
-        motion_percent: 2,
-    };
+    let camera = CameraConfig::test_pattern("bench", 1920, 1080, 30, 4000);
     let units = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = Arc::clone(&units);
     let pipeline = vigil_media::Camera::start(

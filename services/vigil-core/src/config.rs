@@ -361,6 +361,35 @@ pub struct CameraConfig {
     pub motion_percent: u32,
 }
 
+impl CameraConfig {
+    /// A videotestsrc camera encoded with x264, one key frame a second, no
+    /// hub, no key: for benchmarks and tests of the pipeline alone.
+    pub fn test_pattern(
+        name: &str,
+        width: u32,
+        height: u32,
+        framerate: u32,
+        bitrate_kbps: u32,
+    ) -> CameraConfig {
+        CameraConfig {
+            name: name.to_owned(),
+            source: CameraSource::Test,
+            width,
+            height,
+            framerate,
+            encoder: CameraEncoder::X264,
+            bitrate_kbps,
+            keyframe_secs: 1,
+            hub: String::new(),
+            discovery_port: 7446,
+            key_file: None,
+            key: None,
+            motion: false,
+            motion_percent: 2,
+        }
+    }
+}
+
 /// The hub's camera server and recorder (`[recording]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordingConfig {

@@ -431,22 +431,7 @@ mod tests {
     use super::*;
 
     fn test_camera() -> CameraConfig {
-        CameraConfig {
-            name: "test".into(),
-            source: CameraSource::Test,
-            width: 320,
-            height: 240,
-            framerate: 15,
-            encoder: CameraEncoder::X264,
-            bitrate_kbps: 500,
-            keyframe_secs: 1,
-            hub: String::new(),
-            discovery_port: 7446,
-            key_file: None,
-            key: None,
-            motion: false,
-            motion_percent: 2,
-        }
+        CameraConfig::test_pattern("test", 320, 240, 15, 500)
     }
 
     /// The real pipeline: capture 2 s, write a clip, decode a snapshot.
