@@ -795,20 +795,10 @@ async fn cameras(cli: &Cli, json: bool) -> Result<(), RemoteError> {
                 .await
                 .map_err(|s| hub.error(s))?
                 .into_inner();
-            for c in list.cameras {
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "name": c.name, "online": c.online, "width": c.width,
-                            "height": c.height, "fps": c.fps, "frames": c.frames,
-                            "last_seen_unix_ms": c.last_seen_unix_ms,
-                            "buffered_seconds": c.buffered_seconds,
-                            "buffered_bytes": c.buffered_bytes,
-                        })
-                    );
-                } else {
-                    println!(
+            print_rows(
+                json,
+                list.cameras.into_iter().map(|c| {
+                    let text = format!(
                         "{:<16} {:<8} {}x{}@{} {} frames, {:.1} s buffered",
                         c.name,
                         if c.online { "online" } else { "OFFLINE" },
@@ -818,8 +808,16 @@ async fn cameras(cli: &Cli, json: bool) -> Result<(), RemoteError> {
                         c.frames,
                         c.buffered_seconds
                     );
-                }
-            }
+                    let object = serde_json::json!({
+                        "name": c.name, "online": c.online, "width": c.width,
+                        "height": c.height, "fps": c.fps, "frames": c.frames,
+                        "last_seen_unix_ms": c.last_seen_unix_ms,
+                        "buffered_seconds": c.buffered_seconds,
+                        "buffered_bytes": c.buffered_bytes,
+                    });
+                    (object, text)
+                }),
+            );
         }
         Command::Snapshot { camera, output } => {
             let shot = hub
@@ -909,13 +907,14 @@ async fn cameras(cli: &Cli, json: bool) -> Result<(), RemoteError> {
                 .await
                 .map_err(|s| hub.error(s))?
                 .into_inner();
-            for clip in list.clips {
-                if json {
-                    println!("{}", clip_json(&clip));
-                } else {
-                    println!("{}  {:.1} s  {} bytes", clip.name, clip.seconds, clip.bytes);
-                }
-            }
+            print_rows(
+                json,
+                list.clips.iter().map(|clip| {
+                    let text =
+                        format!("{}  {:.1} s  {} bytes", clip.name, clip.seconds, clip.bytes);
+                    (clip_json(clip), text)
+                }),
+            );
         }
         Command::Clip { name, output } => {
             let mut stream = hub
