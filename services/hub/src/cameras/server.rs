@@ -82,16 +82,13 @@ pub async fn beacon(to: SocketAddr, port: u16) {
 }
 
 fn heartbeat(hub: &CameraHub, datagram: &[u8], peer: SocketAddr) {
-    let keys: Vec<(String, vigil_camlink::Key)> = {
+    let verified = {
         let cameras = hub.lock();
-        cameras
-            .iter()
-            .filter_map(|(n, c)| c.key.clone().map(|k| (n.clone(), k)))
-            .collect()
+        vigil_camlink::verify_heartbeat(datagram, |name| {
+            cameras.get(name).and_then(|c| c.key.as_ref())
+        })
     };
-    match vigil_camlink::verify_heartbeat(datagram, |name| {
-        keys.iter().find(|(n, _)| n == name).map(|(_, k)| k)
-    }) {
+    match verified {
         Some((camera, _seq)) => hub.seen(&camera),
         None => tracing::debug!(%peer, "ignored a datagram that is not a valid heartbeat"),
     }
