@@ -22,30 +22,29 @@ pub struct Follower {
 
 /// A `vigil.v1.Event` as the index stores it.
 pub fn to_indexed(event: pb::Event) -> vigil_reports::Event {
-    let mode = match pb::Mode::try_from(event.mode).unwrap_or(pb::Mode::Unspecified) {
-        pb::Mode::Unspecified => "unknown",
-        pb::Mode::Disarmed => "disarmed",
-        pb::Mode::Home => "home",
-        pb::Mode::Away => "away",
-        pb::Mode::Night => "night",
-        pb::Mode::Vacation => "vacation",
-        pb::Mode::Custom => "custom",
-    };
-    let state = match pb::AlarmState::try_from(event.state).unwrap_or(pb::AlarmState::Unspecified) {
-        pb::AlarmState::Unspecified => "unknown",
-        pb::AlarmState::Idle => "idle",
-        pb::AlarmState::Arming => "arming",
-        pb::AlarmState::Pending => "pending",
-        pb::AlarmState::Triggered => "triggered",
-    };
+    // The proto names without their prefix, lower case: `away`,
+    // `triggered` (the hub maps them back with `from_str_name`).
+    let name = |full: &str, prefix: &str| full.trim_start_matches(prefix).to_ascii_lowercase();
+    let mode = name(
+        pb::Mode::try_from(event.mode)
+            .unwrap_or(pb::Mode::Unspecified)
+            .as_str_name(),
+        "MODE_",
+    );
+    let state = name(
+        pb::AlarmState::try_from(event.state)
+            .unwrap_or(pb::AlarmState::Unspecified)
+            .as_str_name(),
+        "ALARM_STATE_",
+    );
     let some = |s: String| (!s.is_empty()).then_some(s);
     vigil_reports::Event {
         seq: event.seq,
         unix_ms: event.unix_ms,
         kind: event.kind,
         sensor: some(event.sensor),
-        mode: mode.into(),
-        state: state.into(),
+        mode,
+        state,
         user: some(event.user),
         source: event.source,
         message: event.message,
