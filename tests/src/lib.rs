@@ -229,6 +229,15 @@ impl Drop for Stack {
             {
                 let _ = nix::mqueue::mq_unlink(name);
             }
+            // And the recording semaphore (glibc keeps named semaphores as
+            // /dev/shm/sem.<name>).
+            if let Some(name) = line
+                .trim()
+                .strip_prefix("semaphore = \"/")
+                .and_then(|rest| rest.strip_suffix('"'))
+            {
+                let _ = std::fs::remove_file(format!("/dev/shm/sem.{name}"));
+            }
         }
     }
 }

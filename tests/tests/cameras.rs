@@ -368,3 +368,33 @@ fn motion_on_video_is_a_motion_sensor_the_alarm_arms_over() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn an_unprivileged_hub_and_camera_record_a_clip() -> Result<()> {
+    // As `nobody` (when run as root): the recording semaphore, the clip
+    // directory and GStreamer's registry with no root to fall back on.
+    let port = free_port()?;
+    let stack = Stack::new(
+        &format!(
+            "{TEST_SENSORS}{TEST_ALARM}{}",
+            camera_config(port, "s3cret", "nobody")
+        ),
+        RunAs::unprivileged()?,
+    )?;
+    let (_hub, _sensord, _camd) = start(&stack)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _, err) = stack.ctl(&["panic"])?;
+    ensure!(code == 0, "panic: {err}");
+    let clip = stack.wait_clip("alarm")?;
+    ensure!(clip["seconds"].as_f64() >= Some(3.8), "{clip}");
+    let path = stack
+        .state_dir()
+        .join("clips")
+        .join(clip["name"].as_str().unwrap_or(""));
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&path)?);
+    ensure!(
+        owner == stack.run_as.uid(),
+        "the clip belongs to uid {owner}"
+    );
+    Ok(())
+}

@@ -336,6 +336,8 @@ fn main() {
             latencies[latencies.len() - 1]
         );
     }
+    // The run's recording semaphore (glibc: /dev/shm/sem.<name>).
+    let _ = std::fs::remove_file(format!("/dev/shm/sem.vigil-bench-{}", std::process::id()));
     for (i, (secs, bytes)) in rings.iter().enumerate() {
         println!(
             "ring cam{i}: {secs:.1} s buffered, {:.2} MiB ({:.2} MiB per 10 s)",
