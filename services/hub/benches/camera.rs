@@ -60,6 +60,83 @@ fn encode_frames() -> Vec<(bool, Vec<u8>)> {
     units.lock().expect("lock").clone()
 }
 
+/// The camera side of the link's handshake, as camera `cam<i>`.
+async fn handshake(
+    read: &mut tokio::net::tcp::OwnedReadHalf,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    i: usize,
+) {
+    let name = format!("cam{i}");
+    let mut reader = FrameReader::default();
+    let Message::Challenge { nonce } = reader.read(read).await.expect("challenge") else {
+        panic!("no challenge")
+    };
+    let key = Key::new(&format!("key{i}")).expect("key");
+    let hello = Message::Hello {
+        camera: name.clone(),
+        width: 1920,
+        height: 1080,
+        fps: 30,
+        answer: key.answer(&nonce, &name),
+        nonce: [7; 32],
+    };
+    write_message(write, &hello).await.expect("hello");
+    let Message::Welcome { proof } = reader.read(read).await.expect("welcome") else {
+        panic!("not welcomed")
+    };
+    assert!(key.verify_hub_proof(&[7; 32], &name, &proof));
+}
+
+/// Reads and drops what the hub sends (no commands are expected).
+fn drain(mut read: tokio::net::tcp::OwnedReadHalf) {
+    tokio::spawn(async move {
+        let mut sink = vec![0u8; 4096];
+        while matches!(read.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+}
+
+/// The child in live mode: one real camera (videotestsrc, x264enc
+/// zerolatency, 720p30) as `cam0`, each frame stamped with the wall-clock
+/// time it was captured (the pipeline's start plus its running time), for
+/// `seconds`.
+fn live_client(port: u16, seconds: u64) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (mut read, mut write) = stream.into_split();
+        handshake(&mut read, &mut write, 0).await;
+        drain(read);
+        let (units_tx, mut units) = tokio::sync::mpsc::unbounded_channel();
+        let camera = CameraConfig::test_pattern("cam0", 1280, 720, 30, 2000);
+        let started = now_us();
+        let pipeline = vigil_media::Camera::start(
+            &vigil_media::camera_launch(&camera),
+            move |u| {
+                let _ = units_tx.send(u);
+            },
+            |reason| eprintln!("camera: {reason}"),
+        )
+        .expect("camera");
+        let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        while let Ok(Some(unit)) = tokio::time::timeout_at(end, units.recv()).await {
+            let message = Message::Frame {
+                pts_us: started + unit.pts_us,
+                key: unit.key,
+                data: unit.data.to_vec(),
+            };
+            write.write_all(&message.encode()).await.expect("send");
+        }
+        drop(pipeline);
+        write.shutdown().await.ok();
+    });
+}
+
 /// The child: four cameras sending `frames` at 30 fps for `seconds`.
 fn client(port: u16, raw: bool, seconds: u64, frames_file: &str) {
     let mut bytes = Vec::new();
@@ -89,38 +166,9 @@ fn client(port: u16, raw: bool, seconds: u64, frames_file: &str) {
                     .expect("connect");
                 stream.set_nodelay(true).expect("nodelay");
                 let (mut read, mut write) = stream.into_split();
-                let name = format!("cam{i}");
                 if !raw {
-                    let mut reader = FrameReader::default();
-                    let Message::Challenge { nonce } =
-                        reader.read(&mut read).await.expect("challenge")
-                    else {
-                        panic!("no challenge")
-                    };
-                    let key = Key::new(&format!("key{i}")).expect("key");
-                    write_message(
-                        &mut write,
-                        &Message::Hello {
-                            camera: name.clone(),
-                            width: 1920,
-                            height: 1080,
-                            fps: 30,
-                            answer: key.answer(&nonce, &name),
-                            nonce: [7; 32],
-                        },
-                    )
-                    .await
-                    .expect("hello");
-                    let Message::Welcome { proof } = reader.read(&mut read).await.expect("welcome")
-                    else {
-                        panic!("not welcomed")
-                    };
-                    assert!(key.verify_hub_proof(&[7; 32], &name, &proof));
-                    // Commands are not expected; drain whatever comes.
-                    tokio::spawn(async move {
-                        let mut sink = vec![0u8; 4096];
-                        while matches!(read.read(&mut sink).await, Ok(n) if n > 0) {}
-                    });
+                    handshake(&mut read, &mut write, i).await;
+                    drain(read);
                 }
                 let start = tokio::time::Instant::now();
                 let total = seconds * FPS;
@@ -168,6 +216,13 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--live") {
+        live_client(
+            args[i + 1].parse().expect("port"),
+            args[i + 2].parse().expect("seconds"),
+        );
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--client") {
         client(
             args[i + 1].parse().expect("port"),
@@ -250,7 +305,7 @@ fn main() {
         std::process::id()
     );
     let config = Config::parse(&toml, "bench").expect("config");
-    let (hub_cpu, latencies, rings) = runtime.block_on(async {
+    let (hub_cpu, latencies, rings, capture) = runtime.block_on(async {
         std::fs::create_dir_all(&config.runtime.state_dir).expect("state");
         let (mut engine, handle, mut commands) = Engine::new(
             AlarmSetup::from_config(&config),
@@ -311,7 +366,32 @@ fn main() {
             .collect();
         let mut l = latencies.lock().expect("lock").clone();
         l.sort_unstable();
-        (cpu, l, rings)
+
+        // Capture to hub: one real camera process (capture, x264 encode,
+        // the link) into the same server, stamped at capture.
+        let (_, mut live) = hub.watch("cam0").expect("watch");
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args(["--live", &port.to_string(), &seconds.to_string()])
+            .spawn()
+            .expect("live camera");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds + 10);
+        let mut capture = Vec::new();
+        let mut first: Option<Instant> = None;
+        while let Ok(Ok(frame)) = tokio::time::timeout_at(deadline, live.recv()).await {
+            // Skip the encoder's first second (it starts up).
+            let since = *first.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(1) {
+                capture.push(now_us().saturating_sub(frame.unit.pts_us));
+            }
+            if capture.len() as u64 >= (seconds - 1) * FPS - 15 {
+                break;
+            }
+        }
+        tokio::task::spawn_blocking(move || child.wait().expect("live camera"))
+            .await
+            .expect("join");
+        capture.sort_unstable();
+        (cpu, l, rings, capture)
     });
 
     println!(
@@ -334,6 +414,14 @@ fn main() {
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
             latencies[latencies.len() - 1]
+        );
+    }
+    if !capture.is_empty() {
+        println!(
+            "capture -> hub (one live 720p30 camera: videotestsrc, x264enc zerolatency, the link) over {} frames: p50 {:.1} ms, p99 {:.1} ms",
+            capture.len(),
+            percentile(&capture, 0.5) as f64 / 1000.0,
+            percentile(&capture, 0.99) as f64 / 1000.0
         );
     }
     // The run's recording semaphore (glibc: /dev/shm/sem.<name>).
