@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, User, chown};
 use serde_json::Value;
@@ -662,6 +662,41 @@ pub struct HttpSink {
 }
 
 impl HttpSink {
+    /// As an OTLP collector: which of `services` exported spans of the
+    /// trace `trace_id` (32 hex digits), reading exports until all have or
+    /// none arrives for `quiet`. An OTLP/HTTP export names its service
+    /// (resource `service.name`) and holds trace ids as 16 raw bytes.
+    pub fn services_with_trace<'s>(
+        &self,
+        trace_id: &str,
+        services: &[&'s str],
+        quiet: Duration,
+    ) -> Result<std::collections::BTreeSet<&'s str>> {
+        let id: Vec<u8> = (0..trace_id.len() / 2)
+            .filter_map(|i| u8::from_str_radix(trace_id.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+        let mut seen = std::collections::BTreeSet::new();
+        while let Ok(request) = self.requests.recv_timeout(quiet) {
+            ensure!(
+                request.path == "/v1/traces",
+                "an export to {}",
+                request.path
+            );
+            if contains(&request.body, &id) {
+                seen.extend(
+                    services
+                        .iter()
+                        .filter(|s| contains(&request.body, s.as_bytes())),
+                );
+            }
+            if seen.len() == services.len() {
+                break;
+            }
+        }
+        Ok(seen)
+    }
+
     pub fn start() -> Result<HttpSink> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();

@@ -3,7 +3,6 @@
 //! through vigilctl over gRPC; faults by SIGKILL and by hostile clients.
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -12,14 +11,6 @@ use vigil_e2e::{
     RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, free_port, json_lines, message,
     recording_hook, test_camera, wait_until,
 };
-
-fn camera_config(port: u16, key: &str, tag: &str) -> String {
-    test_camera(port, key, tag)
-}
-
-fn hook(file: &Path) -> String {
-    recording_hook("recorder", file)
-}
 
 const PRE_ROLL: f64 = 2.0;
 const POST_CAPTURE: f64 = 2.0;
@@ -65,7 +56,7 @@ fn an_alarm_records_a_clip_with_pre_roll_snapshots_and_live_view_work() -> Resul
     let stack = Stack::new(
         &format!(
             "{TEST_SENSORS}{TEST_ALARM}{}",
-            camera_config(port, "s3cret", "clip")
+            test_camera(port, "s3cret", "clip")
         ),
         RunAs::Me,
     )?;
@@ -161,8 +152,8 @@ fn offline_and_back_reconnects_and_hostile_clients() -> Result<()> {
     let stack = Stack::new(
         &format!(
             "{TEST_SENSORS}{TEST_ALARM}{}{}",
-            hook(&hook_file),
-            camera_config(port, "s3cret", "faults")
+            recording_hook("recorder", &hook_file),
+            test_camera(port, "s3cret", "faults")
         ),
         RunAs::Me,
     )?;
@@ -200,7 +191,7 @@ fn offline_and_back_reconnects_and_hostile_clients() -> Result<()> {
         &wrong,
         format!(
             "[gpio]\nbackend = \"simulated\"\n{}[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n",
-            camera_config(port, "not-the-key", "wrong"),
+            test_camera(port, "not-the-key", "wrong"),
             stack.state_dir().join("wrong-run").display().to_string(),
             stack.state_dir().join("wrong-state").display().to_string(),
         ),
@@ -266,7 +257,7 @@ fn a_camera_finds_the_hub_by_its_beacon_and_sends_nothing_to_an_impostor() -> Re
     let beacon_port = free_port()?;
     // The camera is told nothing but "discover"; the hub beacons on the
     // loopback broadcast address.
-    let config = camera_config(port, "s3cret", "discover")
+    let config = test_camera(port, "s3cret", "discover")
         .replace(
             &format!("hub = \"127.0.0.1:{port}\""),
             &format!("hub = \"discover\"\ndiscovery_port = {beacon_port}"),
@@ -297,7 +288,7 @@ fn a_camera_finds_the_hub_by_its_beacon_and_sends_nothing_to_an_impostor() -> Re
         &impostor_config,
         format!(
             "[gpio]\nbackend = \"simulated\"\n{}[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n",
-            camera_config(rogue_port, "s3cret", "rogue"),
+            test_camera(rogue_port, "s3cret", "rogue"),
             stack.state_dir().join("rogue-run").display().to_string(),
             stack.state_dir().join("rogue-state").display().to_string(),
         ),
@@ -334,7 +325,7 @@ fn a_camera_finds_the_hub_by_its_beacon_and_sends_nothing_to_an_impostor() -> Re
 fn motion_on_video_is_a_motion_sensor_the_alarm_arms_over() -> Result<()> {
     let port = free_port()?;
     // videotestsrc's ball moves across every frame: motion, always.
-    let config = camera_config(port, "s3cret", "motion").replace(
+    let config = test_camera(port, "s3cret", "motion").replace(
         "key = \"s3cret\"\n",
         "key = \"s3cret\"\nmotion = true\nmotion_percent = 1\n",
     );
@@ -377,7 +368,7 @@ fn an_unprivileged_hub_and_camera_record_a_clip() -> Result<()> {
     let stack = Stack::new(
         &format!(
             "{TEST_SENSORS}{TEST_ALARM}{}",
-            camera_config(port, "s3cret", "nobody")
+            test_camera(port, "s3cret", "nobody")
         ),
         RunAs::unprivileged()?,
     )?;
@@ -396,5 +387,33 @@ fn an_unprivileged_hub_and_camera_record_a_clip() -> Result<()> {
         owner == stack.run_as.uid(),
         "the clip belongs to uid {owner}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_camera_that_never_connects_is_announced_offline() -> Result<()> {
+    let port = free_port()?;
+    let stack = Stack::new(
+        &format!(
+            "{TEST_SENSORS}{TEST_ALARM}{}",
+            test_camera(port, "k", "never")
+        ),
+        RunAs::Me,
+    )?;
+    let hub = stack.start("vigil-hub")?;
+    let started = Instant::now();
+    hub.wait_log(0, "readiness", |l| message(l) == "hub ready")?;
+    stack.pair_here("guest")?;
+    wait_until(
+        "the offline event",
+        Duration::from_secs(OFFLINE_AFTER + 3),
+        || Ok(event_kinds(&stack)?.contains(&("camera_offline".into(), "porch".into()))),
+    )?;
+    ensure!(
+        started.elapsed() >= Duration::from_secs(OFFLINE_AFTER),
+        "not before the window"
+    );
+    hub.wait_log(0, "why", |l| message(l).contains("has not connected"))?;
+    ensure!(porch(&stack)?["online"] == false);
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
 use serde_json::Value;
-use vigil_e2e::{RunAs, Stack, TEST_ALARM, TEST_SENSORS, message};
+use vigil_e2e::{RunAs, Stack, TEST_ALARM, TEST_SENSORS, json_lines, message};
 
 /// Every row of the index, in a stable order, as text.
 fn dump(db: &std::path::Path) -> Result<Vec<String>> {
@@ -41,10 +41,7 @@ fn history(stack: &Stack, args: &[&str]) -> Result<Vec<Value>> {
         code == 0,
         "vigilctl history {args:?} exited {code}: {stderr}"
     );
-    stdout
-        .lines()
-        .map(|l| Ok(serde_json::from_str(l)?))
-        .collect()
+    Ok(json_lines(&stdout))
 }
 
 #[test]

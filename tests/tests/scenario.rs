@@ -18,12 +18,6 @@ use vigil_e2e::{
     recording_hook, test_camera, wait_until,
 };
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
-        .collect()
-}
-
 #[test]
 fn the_whole_scenario_across_every_process() -> Result<()> {
     let collector = HttpSink::start()?;
@@ -223,22 +217,11 @@ fn the_whole_scenario_across_every_process() -> Result<()> {
             service.name
         );
     }
-    let id = hex(&trace_id);
-    let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-    let mut seen = std::collections::BTreeSet::new();
-    while let Ok(request) = collector.requests.recv_timeout(Duration::from_secs(5)) {
-        if !contains(&request.body, &id) {
-            continue;
-        }
-        for service in ["vigil-sensord", "vigil-hub", "vigil-alertd"] {
-            if contains(&request.body, service.as_bytes()) {
-                seen.insert(service);
-            }
-        }
-        if seen.len() == 3 {
-            break;
-        }
-    }
+    let seen = collector.services_with_trace(
+        &trace_id,
+        &["vigil-sensord", "vigil-hub", "vigil-alertd"],
+        Duration::from_secs(5),
+    )?;
     ensure!(
         seen.len() == 3,
         "spans of trace {trace_id} came only from {seen:?}"

@@ -7,12 +7,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use vigil_e2e::{HttpSink, RunAs, Stack, TEST_SENSORS, field, message};
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
-        .collect()
-}
-
 #[test]
 fn a_door_opening_is_one_trace_exported_by_sensord_and_the_hub() -> Result<()> {
     let sink = HttpSink::start()?;
@@ -37,25 +31,11 @@ fn a_door_opening_is_one_trace_exported_by_sensord_and_the_hub() -> Result<()> {
     // Stopping flushes the exporters.
     ensure!(sensord.terminate()? == Some(0));
     ensure!(hub.terminate()? == Some(0));
-    // Each export names its service (the resource's service.name) and
-    // holds the trace id as 16 raw bytes.
-    let id = hex(&trace_id);
-    let contains = |body: &[u8], needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-    let mut services = std::collections::BTreeSet::new();
-    while let Ok(request) = sink.requests.recv_timeout(Duration::from_secs(10)) {
-        let body = request.body;
-        ensure!(request.path == "/v1/traces", "{}", request.path);
-        if contains(&body, &id) {
-            for service in ["vigil-hub", "vigil-sensord"] {
-                if contains(&body, service.as_bytes()) {
-                    services.insert(service);
-                }
-            }
-        }
-        if services.len() == 2 {
-            break;
-        }
-    }
+    let services = sink.services_with_trace(
+        &trace_id,
+        &["vigil-hub", "vigil-sensord"],
+        Duration::from_secs(10),
+    )?;
     ensure!(
         services.len() == 2,
         "the trace {trace_id} was exported by {services:?}, wanted both services"

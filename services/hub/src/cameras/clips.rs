@@ -205,4 +205,42 @@ mod tests {
         );
         assert_eq!(info.seconds, 0.0, "not an MP4: no duration");
     }
+
+    fn config(max_age_days: Option<u64>, min_free_bytes: u64) -> RecordingConfig {
+        RecordingConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            ring: Duration::from_secs(10),
+            pre_roll: Duration::from_secs(2),
+            post_capture: Duration::from_secs(2),
+            offline_after: Duration::from_secs(2),
+            max_age: max_age_days.map(|d| Duration::from_secs(d * 86_400)),
+            min_free_bytes,
+            slots: 1,
+            semaphore: "/unused".into(),
+            beacon: None,
+        }
+    }
+
+    /// A clip file whose time is `days_ago` days back.
+    fn clip(dir: &Path, camera: &str, days_ago: u64) -> String {
+        let name = clip_name(camera, 1_795_000_000_000 - days_ago as i64, "alarm");
+        let file = std::fs::File::create(dir.join(&name)).expect("create");
+        let when = SystemTime::now() - Duration::from_secs(days_ago * 86_400);
+        file.set_modified(when).expect("mtime");
+        name
+    }
+
+    #[test]
+    fn old_clips_go_by_age_and_the_oldest_go_below_the_free_floor() {
+        let dir = tempfile::tempdir().expect("dir");
+        let old = clip(dir.path(), "porch", 40);
+        let recent = clip(dir.path(), "garden", 1);
+        let newest = clip(dir.path(), "gate", 0);
+        retire(dir.path(), &config(Some(30), 0));
+        assert!(!dir.path().join(&old).exists(), "older than 30 days");
+        assert!(dir.path().join(&recent).exists() && dir.path().join(&newest).exists());
+        // A floor no disk can meet: clips go oldest first until none is left.
+        retire(dir.path(), &config(None, u64::MAX));
+        assert!(list_clips(dir.path()).is_empty());
+    }
 }

@@ -113,7 +113,7 @@ pub struct CameraHub {
     cameras: Mutex<BTreeMap<String, CameraState>>,
     /// Recording slots across processes; `None` if it could not be made
     /// (then clips are not limited, and the log said why).
-    slots: Option<NamedSemaphore>,
+    slots: Option<Arc<NamedSemaphore>>,
     engine: EngineHandle,
     started: Instant,
     next_connection: std::sync::atomic::AtomicU64,
@@ -173,7 +173,7 @@ impl CameraHub {
             config: config.recording.clone(),
             clips_dir: config.runtime.state_dir.join("clips"),
             cameras: Mutex::new(cameras),
-            slots,
+            slots: slots.map(Arc::new),
             engine,
             started: Instant::now(),
             next_connection: std::sync::atomic::AtomicU64::new(1),
@@ -474,7 +474,7 @@ impl CameraHub {
         let path = dir.join(&name);
         let units: Vec<AccessUnit> = units.iter().map(|s| s.unit.clone()).collect();
         let slots_total = self.config.slots;
-        let slots = self.slots.as_ref().map(|s| s.name().to_owned());
+        let slots = self.slots.clone();
         let written = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir).map_err(|source| CameraError::Io {
                 what: "create",
@@ -484,12 +484,7 @@ impl CameraHub {
             clips::retire(&dir, &config);
             // The slot is taken on this thread and given back when the
             // write ends, whatever happens.
-            let semaphore = slots
-                .map(|n| NamedSemaphore::open(&n))
-                .transpose()
-                .ok()
-                .flatten();
-            let _permit = match &semaphore {
+            let _permit = match &slots {
                 Some(s) => Some(
                     s.acquire(Duration::from_secs(30))
                         .ok_or(CameraError::Busy(slots_total))?,
