@@ -124,7 +124,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         }
     }
-    info!(checkpoint = index.checkpoint().await?, "stopped");
+    let checkpoint = index.checkpoint().await?;
+    index.close().await?;
+    info!(checkpoint, "stopped");
     Ok(())
 }
 

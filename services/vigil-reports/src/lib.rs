@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod jsonb;
 mod period;
 mod render;
 mod report;
@@ -60,6 +61,10 @@ pub enum ReportsError {
          `vigil-reportd --rebuild`)"
     )]
     NotContiguous { checkpoint: u64, after: u64 },
+    /// A batch handed to [`Index::apply`] holds an event that is not one of
+    /// its records, or events out of order: a bug in the caller.
+    #[error("event {seq} is not in the batch of records after {after} through {through}, in order")]
+    OutsideBatch { seq: u64, after: u64, through: u64 },
     /// A date or period that does not exist.
     #[error("{0}")]
     BadPeriod(String),

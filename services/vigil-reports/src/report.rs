@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::period::{local_day_hour, utc_offset};
-use crate::store::{Event, ReadOnly};
+use crate::store::{BUCKET_MS, Event, ReadOnly};
 use crate::{Period, ReportsError};
 
 /// The version of the JSON format; a reader refuses a newer one.
@@ -156,7 +156,7 @@ impl ReadOnly {
 
         // Counts, from the per-quarter-hour table: a week is at most
         // 672 quarters times the kinds and sensors seen, never the rows.
-        let (first_bucket, end_bucket) = (from.div_euclid(900_000), to.div_euclid(900_000));
+        let (first_bucket, end_bucket) = (from.div_euclid(BUCKET_MS), to.div_euclid(BUCKET_MS));
         let buckets = sqlx::query!(
             r#"SELECT bucket AS "bucket!", kind AS "kind!", sensor AS "sensor!", count AS "count!"
                FROM buckets WHERE bucket >= ?1 AND bucket < ?2"#,
@@ -200,7 +200,7 @@ impl ReadOnly {
                     _ => {}
                 }
             }
-            if let Some((day, hour)) = local_day_hour(b.bucket * 900_000) {
+            if let Some((day, hour)) = local_day_hour(b.bucket * BUCKET_MS) {
                 by_hour[hour as usize] += n;
                 if let Some(d) = by_day.get_mut(&day) {
                     *d += n;

@@ -4,10 +4,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use foldhash::HashMap;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use crate::ReportsError;
+use crate::{ReportsError, jsonb};
 
 /// One event as indexed: the fields of a `vigil.v1.Event` with the mode and
 /// alarm state as their lower-case names (`away`, `triggered`).
@@ -96,6 +99,62 @@ fn to_u64(v: i64) -> u64 {
 pub struct Index {
     path: PathBuf,
     conn: SqliteConnection,
+    /// Copies committed pages from the WAL into the file, on a connection
+    /// (and so a thread) of its own; stopped when the index is dropped.
+    checkpointer: Checkpointer,
+}
+
+/// WAL pages (16 KiB) after which the indexer checkpoints itself, should
+/// the checkpointer fall behind or fail: 64 MiB of WAL at most, in the
+/// normal case.
+const WAL_SAFETY_PAGES: &str = "4096";
+
+/// Checkpoints the WAL after each commit of the indexer, from its own
+/// connection. SQLite's automatic checkpoint runs inside the commit that
+/// crosses the threshold, so the indexer would stop for the copy and its
+/// fsyncs; here the copy runs beside the next batch. A passive checkpoint
+/// never blocks the indexer or a reader; what it cannot copy yet waits for
+/// the next one.
+#[derive(Debug)]
+struct Checkpointer {
+    /// A commit happened (capacity 1: commits during a checkpoint make
+    /// one more). Dropping it ends the loop, which closes its connection.
+    committed: mpsc::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    async fn start(options: &SqliteConnectOptions) -> Result<Checkpointer, sqlx::Error> {
+        let mut conn = options.connect().await?;
+        let (committed, mut wake) = mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            while wake.recv().await.is_some() {
+                // Static text, no table: nothing to check at compile time.
+                if let Err(error) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&mut conn)
+                    .await
+                {
+                    // The indexer's own automatic checkpoint takes over.
+                    tracing::warn!(%error, "reports database: background checkpoint failed; \
+                        the indexer checkpoints itself from now on");
+                    break;
+                }
+            }
+            let _ = conn.close().await;
+        });
+        Ok(Checkpointer { committed, task })
+    }
+
+    fn committed(&self) {
+        // Full: a checkpoint is already due, which will copy this commit too.
+        let _ = self.committed.try_send(());
+    }
+
+    /// Ends the loop and waits until its connection is closed.
+    async fn stop(self) {
+        drop(self.committed);
+        let _ = self.task.await;
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -112,6 +171,10 @@ impl Index {
             // never corrupts the file, and the log still has those events:
             // the checkpoint is lost with them, so they are indexed again.
             .synchronous(SqliteSynchronous::Normal)
+            // 16 KiB pages for a new file (an existing one keeps its own):
+            // fewer, fuller B-tree pages to split and write per batch. The
+            // rows are small and read in ranges, never one at a time.
+            .page_size(16_384)
             // 64 MiB of page cache: the indexes take inserts all over
             // their pages, and evicting them costs more than the memory.
             .pragma("cache_size", "-65536")
@@ -120,7 +183,12 @@ impl Index {
             path: path.to_owned(),
             source,
         };
-        let mut conn = options.connect().await.map_err(open_error)?;
+        let mut conn = options
+            .clone()
+            .pragma("wal_autocheckpoint", WAL_SAFETY_PAGES)
+            .connect()
+            .await
+            .map_err(open_error)?;
         MIGRATOR
             .run(&mut conn)
             .await
@@ -128,9 +196,11 @@ impl Index {
                 path: path.to_owned(),
                 source,
             })?;
+        let checkpointer = Checkpointer::start(&options).await.map_err(open_error)?;
         Ok(Index {
             path: path.to_owned(),
             conn,
+            checkpointer,
         })
     }
 
@@ -144,60 +214,67 @@ impl Index {
     }
 
     /// Indexes the log records after `after` up to and including `through`:
-    /// `events` are the ones among them that are events (placeholders and
-    /// other kinds of record are skipped but still covered by the
-    /// checkpoint). Rows, counts and checkpoint commit together or not at
-    /// all; a batch that does not start at the checkpoint is refused.
+    /// `events` are the ones among them that are events, in sequence order
+    /// (placeholders and other kinds of record are skipped but still
+    /// covered by the checkpoint). Rows, counts and checkpoint commit
+    /// together or not at all; a batch that does not start at the
+    /// checkpoint, or holds an event outside its range, is refused.
     pub async fn apply(
         &mut self,
         after: u64,
         through: u64,
         events: &[Event],
     ) -> Result<(), ReportsError> {
+        // Every sequence number is indexed once: the batch continues the
+        // checkpoint (checked in the transaction below) and its events lie
+        // inside it, in order. The table's key is (time, seq), so this
+        // check is what keeps a sequence number from appearing twice.
+        let mut previous = after;
+        for event in events {
+            if event.seq <= previous || event.seq > through {
+                return Err(ReportsError::OutsideBatch {
+                    seq: event.seq,
+                    after,
+                    through,
+                });
+            }
+            previous = event.seq;
+        }
+        let batch = Batch::encode(events);
         let mut tx = self.conn.begin().await?;
         let checkpoint = checkpoint(&mut tx).await?;
         if checkpoint != after {
             return Err(ReportsError::NotContiguous { checkpoint, after });
         }
         if !events.is_empty() {
-            // One statement per batch: SQLite unpacks the JSON array in C,
-            // which is many times faster than a round trip per row.
-            let rows: Vec<_> = events
-                .iter()
-                .map(|e| {
-                    (
-                        e.seq,
-                        e.unix_ms,
-                        &e.kind,
-                        &e.sensor,
-                        &e.mode,
-                        &e.state,
-                        &e.user,
-                        &e.source,
-                        &e.message,
-                        &e.trace_id,
-                    )
-                })
-                .collect();
-            let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            // One statement for the whole batch (see `Batch`): sqlx runs
+            // each statement on its connection's worker thread, so a
+            // statement per row would cost a thread hand-off per event.
+            // CROSS JOIN keeps the rows as the outer loop, so that SQLite
+            // indexes the few shapes rather than scanning the rows once
+            // per shape.
             sqlx::query!(
-                "INSERT INTO events (seq, unix_ms, kind, sensor, mode, state, user, source, \
-                 message, trace_id) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9 \
-                 FROM json_each(?1)",
-                json
+                "WITH shapes AS MATERIALIZED ( \
+                     SELECT key AS shape, value ->> 0 AS kind, value ->> 1 AS sensor, \
+                         value ->> 2 AS mode, value ->> 3 AS state, value ->> 4 AS user, \
+                         value ->> 5 AS source, value ->> 6 AS message \
+                     FROM jsonb_each(?2)) \
+                 INSERT INTO events (unix_ms, seq, kind, sensor, mode, state, user, source, \
+                     message, trace_id) \
+                 SELECT e.value ->> 1, e.value ->> 0, s.kind, s.sensor, s.mode, s.state, \
+                     s.user, s.source, s.message, e.value ->> 3 \
+                 FROM jsonb_each(?1) AS e CROSS JOIN shapes AS s ON s.shape = e.value ->> 2",
+                batch.rows,
+                batch.shapes
             )
             .execute(&mut *tx)
             .await?;
-            let (lo, hi) = (to_i64(after), to_i64(through));
             sqlx::query!(
                 "INSERT INTO buckets (bucket, kind, sensor, count) \
-                 SELECT unix_ms / 900000, kind, coalesce(sensor, ''), count(*) FROM events \
-                 WHERE seq > ?1 AND seq <= ?2 GROUP BY 1, 2, 3 \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 \
+                 FROM jsonb_each(?1) WHERE true \
                  ON CONFLICT (bucket, kind, sensor) DO UPDATE SET count = count + excluded.count",
-                lo,
-                hi
+                batch.buckets
             )
             .execute(&mut *tx)
             .await?;
@@ -207,12 +284,25 @@ impl Index {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.checkpointer.committed();
+        Ok(())
+    }
+
+    /// Stops the checkpointer and closes the file: the last connection to
+    /// close copies the rest of the WAL into it. Dropping the index instead
+    /// does the same in the background, where a reader opening the file
+    /// meanwhile may have to wait for it.
+    pub async fn close(self) -> Result<(), ReportsError> {
+        self.checkpointer.stop().await;
+        self.conn.close().await?;
         Ok(())
     }
 
     /// Leaves the file self-contained (no `-wal` beside it) and closes it:
     /// what a rebuild does before it moves the new file into place.
     pub async fn close_self_contained(mut self) -> Result<(), ReportsError> {
+        // Leaving WAL mode needs the only connection to the file.
+        self.checkpointer.stop().await;
         // Pragmas touch no table, so there is nothing to check them
         // against at compile time: static text, no input.
         sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")
@@ -220,6 +310,100 @@ impl Index {
             .await?;
         self.conn.close().await?;
         Ok(())
+    }
+}
+
+/// The length of a quarter hour: the unit of the `buckets` table (every
+/// time zone in use is a whole number of quarter hours from UTC).
+pub(crate) const BUCKET_MS: i64 = 900_000;
+
+/// A batch of events as SQLite takes it in one statement: JSONB arrays,
+/// which `jsonb_each` walks in C with nothing to parse.
+///
+/// Events repeat themselves: a door's "open" and "closed", the same mode
+/// and state, the same source. So the text columns go once per distinct
+/// combination (a shape: kind, sensor, mode, state, user, source, message)
+/// and each row carries only what is its own: sequence number, time, its
+/// shape's index and trace id. SQLite extracts four values per event
+/// instead of ten, which is most of the cost of the insert.
+#[derive(Debug)]
+struct Batch {
+    /// `[[seq, unix_ms, shape, trace_id], ...]`
+    rows: Vec<u8>,
+    /// `[[kind, sensor, mode, state, user, source, message], ...]`
+    shapes: Vec<u8>,
+    /// The batch's counts per quarter hour, kind and sensor ('' for none):
+    /// `[[bucket, kind, sensor, count], ...]`, added to `buckets`.
+    buckets: Vec<u8>,
+}
+
+type Shape<'a> = (
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+);
+
+impl Batch {
+    fn encode(events: &[Event]) -> Batch {
+        // foldhash: the keys are our own events, not an attacker's, and
+        // SipHash would be a tenth of the batch's time.
+        let mut shape_of: HashMap<Shape<'_>, i64> = HashMap::default();
+        let mut shapes = jsonb::Array::default();
+        let mut counts: HashMap<(i64, &str, &str), i64> = HashMap::default();
+        let mut rows = jsonb::Array::with_capacity(events.len() * 48);
+        let mut element = jsonb::Array::default();
+        for e in events {
+            let shape: Shape<'_> = (
+                &e.kind,
+                e.sensor.as_deref(),
+                &e.mode,
+                &e.state,
+                e.user.as_deref(),
+                &e.source,
+                &e.message,
+            );
+            let next = shape_of.len() as i64;
+            let index = *shape_of.entry(shape).or_insert_with(|| {
+                element.clear();
+                element.text(shape.0);
+                element.opt_text(shape.1);
+                element.text(shape.2);
+                element.text(shape.3);
+                element.opt_text(shape.4);
+                element.text(shape.5);
+                element.text(shape.6);
+                shapes.array(&element);
+                next
+            });
+            let bucket = e.unix_ms.div_euclid(BUCKET_MS);
+            *counts
+                .entry((bucket, &e.kind, e.sensor.as_deref().unwrap_or("")))
+                .or_default() += 1;
+            element.clear();
+            element.int(to_i64(e.seq));
+            element.int(e.unix_ms);
+            element.int(index);
+            element.opt_text(e.trace_id.as_deref());
+            rows.array(&element);
+        }
+        let mut buckets = jsonb::Array::default();
+        for ((bucket, kind, sensor), count) in counts {
+            element.clear();
+            element.int(bucket);
+            element.text(kind);
+            element.text(sensor);
+            element.int(count);
+            buckets.array(&element);
+        }
+        Batch {
+            rows: rows.finish(),
+            shapes: shapes.finish(),
+            buckets: buckets.finish(),
+        }
     }
 }
 
@@ -267,9 +451,10 @@ impl ReadOnly {
     /// `cursor` (a previous page's [`Page::next_cursor`]); at most `limit`
     /// (1 to [`MAX_PAGE`]) events.
     ///
-    /// Every variant reads through an index: by kind and time when kinds
+    /// Every variant reads one range of a B-tree: the kind index when kinds
     /// are given and none is `sensor` (a separate statement, because SQLite
-    /// cannot use an index behind `?kinds IS NULL OR ...`), else by time.
+    /// cannot use an index behind `?kinds IS NULL OR ...`), else the table
+    /// itself, which is ordered by time and sequence number.
     pub async fn query(
         &mut self,
         filter: &EventFilter,
@@ -310,9 +495,8 @@ impl ReadOnly {
                     r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
                        sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
                        message AS "message!", trace_id
-                       FROM events INDEXED BY events_by_time
-                       WHERE unix_ms >= ?1 AND unix_ms < ?2
-                         AND (unix_ms > ?3 OR seq > ?4)
+                       FROM events
+                       WHERE unix_ms >= ?1 AND unix_ms < ?2 AND (unix_ms, seq) > (?3, ?4)
                          AND (?5 IS NULL OR sensor = ?5) AND (?6 IS NULL OR user = ?6)
                          AND (?8 IS NULL OR kind IN (SELECT value FROM json_each(?8)))
                        ORDER BY unix_ms ASC, seq ASC LIMIT ?7"#,
@@ -334,9 +518,8 @@ impl ReadOnly {
                     r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
                        sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
                        message AS "message!", trace_id
-                       FROM events INDEXED BY events_by_time
-                       WHERE unix_ms >= ?1 AND unix_ms < ?2
-                         AND (unix_ms < ?3 OR seq < ?4)
+                       FROM events
+                       WHERE unix_ms >= ?1 AND unix_ms < ?2 AND (unix_ms, seq) < (?3, ?4)
                          AND (?5 IS NULL OR sensor = ?5) AND (?6 IS NULL OR user = ?6)
                          AND (?8 IS NULL OR kind IN (SELECT value FROM json_each(?8)))
                        ORDER BY unix_ms DESC, seq DESC LIMIT ?7"#,
@@ -361,7 +544,7 @@ impl ReadOnly {
                        FROM events INDEXED BY events_by_kind
                        WHERE kind IN (SELECT value FROM json_each(?1)) AND kind <> 'sensor'
                          AND unix_ms >= ?2 AND unix_ms < ?3
-                         AND (unix_ms > ?4 OR seq > ?5)
+                         AND (unix_ms, seq) > (?4, ?5)
                          AND (?6 IS NULL OR sensor = ?6) AND (?7 IS NULL OR user = ?7)
                        ORDER BY unix_ms ASC, seq ASC LIMIT ?8"#,
                     kinds,
@@ -385,7 +568,7 @@ impl ReadOnly {
                        FROM events INDEXED BY events_by_kind
                        WHERE kind IN (SELECT value FROM json_each(?1)) AND kind <> 'sensor'
                          AND unix_ms >= ?2 AND unix_ms < ?3
-                         AND (unix_ms < ?4 OR seq < ?5)
+                         AND (unix_ms, seq) < (?4, ?5)
                          AND (?6 IS NULL OR sensor = ?6) AND (?7 IS NULL OR user = ?7)
                        ORDER BY unix_ms DESC, seq DESC LIMIT ?8"#,
                     kinds,

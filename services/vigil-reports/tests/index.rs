@@ -60,11 +60,30 @@ async fn batches_commit_with_their_checkpoint_and_only_in_order() {
         .apply(7, 8, &[event(8, t0, "sensor", None, None)])
         .await;
     assert!(gap.is_err());
-    // A batch whose rows fail (seq 5 exists) rolls back its checkpoint.
+    // An event that is not one of the batch's records (seq 5 was indexed
+    // already), or events out of order, are refused before anything is
+    // written.
     let dup = index
-        .apply(6, 7, &[event(5, t0, "sensor", None, None)])
+        .apply(6, 7, &[event(5, t0 + 1, "sensor", None, None)])
         .await;
-    assert!(dup.is_err(), "a duplicate row must fail");
+    assert!(
+        matches!(dup, Err(ReportsError::OutsideBatch { seq: 5, .. })),
+        "{dup:?}"
+    );
+    let unordered = index
+        .apply(
+            6,
+            9,
+            &[
+                event(8, t0, "sensor", None, None),
+                event(7, t0, "sensor", None, None),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(unordered, Err(ReportsError::OutsideBatch { seq: 7, .. })),
+        "{unordered:?}"
+    );
     assert_eq!(index.checkpoint().await.expect("checkpoint"), 6);
     drop(index);
 
@@ -235,4 +254,53 @@ async fn the_report_tells_the_day() {
     let json = serde_json::to_string(&report).expect("json");
     let back: vigil_reports::Report = serde_json::from_str(&json).expect("parse");
     assert_eq!(back, report);
+}
+
+/// Events that share their text (the batch sends it once per shape), trace
+/// ids, text that needs escaping in JSON, a clock set back, and counts that
+/// two batches add to: everything reads back as it went in.
+#[tokio::test]
+async fn rows_read_back_exactly_across_batches_and_a_clock_set_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("reports.db");
+    let t0 = day().from_unix_ms + 8 * 3_600_000;
+    let mut index = Index::open(&path).await.expect("open");
+    let mut all = Vec::new();
+    for seq in 1..=40u64 {
+        let mut e = event(seq, t0 + seq as i64 * 1000, "sensor", Some("hall"), None);
+        e.message = if seq % 2 == 0 {
+            "hall open"
+        } else {
+            "hall \"closed\"\n"
+        }
+        .into();
+        e.trace_id = (seq % 3 == 0).then(|| format!("{seq:032x}"));
+        all.push(e);
+    }
+    // The clock went back a minute before record 30.
+    for e in &mut all[29..] {
+        e.unix_ms -= 60_000;
+    }
+    all[9].kind = "armed".into();
+    all[9].user = Some("zoë".into());
+    all[9].sensor = None;
+    index.apply(0, 20, &all[..20]).await.expect("first batch");
+    // Record 21 is a placeholder: no event.
+    let second: Vec<Event> = all[21..].to_vec();
+    index.apply(20, 40, &second).await.expect("second batch");
+    drop(index);
+
+    let mut db = ReadOnly::open(&path).await.expect("ro");
+    let page = db
+        .query(&EventFilter::default(), Order::OldestFirst, None, 100)
+        .await
+        .expect("query");
+    let mut expected: Vec<Event> = all[..20].iter().chain(&second).cloned().collect();
+    expected.sort_by_key(|e| (e.unix_ms, e.seq));
+    assert_eq!(page.events, expected, "time order, field for field");
+    let report = db
+        .report(&day(), &[], day().to_unix_ms)
+        .await
+        .expect("report");
+    assert_eq!(report.totals.events, 39, "each event counted once");
 }
