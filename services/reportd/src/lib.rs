@@ -32,9 +32,11 @@ use vigil_reports::{Index, ReportsError};
 pub use follow::{Follower, to_indexed};
 pub use schedule::Schedule;
 
-/// Records per transaction: large enough that SQLite's commit cost is
-/// noise, small enough that a batch takes milliseconds.
-pub const BATCH: usize = 20_000;
+/// Records per transaction while catching up: large enough that SQLite's
+/// commit cost is noise (20 000 indexed 6 % slower), small enough that a
+/// batch takes under 100 ms and about 12 MiB. Live, batches hold what
+/// arrived since the last poll.
+pub const BATCH: usize = 50_000;
 /// How often the tail is checked when there is nothing new.
 pub const POLL: Duration = Duration::from_millis(200);
 /// How often the current day's and week's reports are rewritten.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use vigil_reports::{Event, Index, Period, PeriodKind, ReadOnly};
 
-const BATCH: usize = 20_000;
+/// Events per transaction: reportd's `BATCH`.
+const BATCH: usize = 50_000;
 const SENSORS: [&str; 12] = [
     "front-door",
     "back-door",

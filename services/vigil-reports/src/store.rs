@@ -351,9 +351,12 @@ impl Batch {
     fn encode(events: &[Event]) -> Batch {
         // foldhash: the keys are our own events, not an attacker's, and
         // SipHash would be a tenth of the batch's time.
-        let mut shape_of: HashMap<Shape<'_>, i64> = HashMap::default();
+        let mut shape_of: HashMap<Shape<'_>, usize> = HashMap::default();
+        let mut distinct: Vec<Shape<'_>> = Vec::new();
+        // Counted per (quarter hour, shape) first: hashing two integers is
+        // cheaper than two strings, and shapes are fewer than events.
+        let mut per_shape: HashMap<(i64, usize), i64> = HashMap::default();
         let mut shapes = jsonb::Array::default();
-        let mut counts: HashMap<(i64, &str, &str), i64> = HashMap::default();
         let mut rows = jsonb::Array::with_capacity(events.len() * 48);
         let mut element = jsonb::Array::default();
         for e in events {
@@ -366,7 +369,6 @@ impl Batch {
                 &e.source,
                 &e.message,
             );
-            let next = shape_of.len() as i64;
             let index = *shape_of.entry(shape).or_insert_with(|| {
                 element.clear();
                 element.text(shape.0);
@@ -377,18 +379,25 @@ impl Batch {
                 element.text(shape.5);
                 element.text(shape.6);
                 shapes.array(&element);
-                next
+                distinct.push(shape);
+                distinct.len() - 1
             });
-            let bucket = e.unix_ms.div_euclid(BUCKET_MS);
-            *counts
-                .entry((bucket, &e.kind, e.sensor.as_deref().unwrap_or("")))
+            *per_shape
+                .entry((e.unix_ms.div_euclid(BUCKET_MS), index))
                 .or_default() += 1;
             element.clear();
             element.int(to_i64(e.seq));
             element.int(e.unix_ms);
-            element.int(index);
+            element.int(index as i64);
             element.opt_text(e.trace_id.as_deref());
             rows.array(&element);
+        }
+        let mut counts: HashMap<(i64, &str, &str), i64> = HashMap::default();
+        for ((bucket, index), n) in per_shape {
+            let (kind, sensor, ..) = distinct[index];
+            *counts
+                .entry((bucket, kind, sensor.unwrap_or("")))
+                .or_default() += n;
         }
         let mut buckets = jsonb::Array::default();
         for ((bucket, kind, sensor), count) in counts {

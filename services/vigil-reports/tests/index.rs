@@ -304,3 +304,86 @@ async fn rows_read_back_exactly_across_batches_and_a_clock_set_back() {
         .expect("report");
     assert_eq!(report.totals.events, 39, "each event counted once");
 }
+
+/// A file indexed before the table was clustered by time (migrations 0001
+/// and 0002 only) keeps every row, and its counts, when a newer reportd
+/// opens it.
+#[tokio::test]
+async fn an_older_file_keeps_its_rows_through_the_migration() {
+    use sqlx::ConnectOptions;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("reports.db");
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).expect("mkdir");
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for name in ["0001_events.sql", "0002_rare_kinds.sql"] {
+        std::fs::copy(migrations.join(name), old.join(name)).expect("copy");
+    }
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .expect("connect");
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .expect("old migrations")
+        .run(&mut conn)
+        .await
+        .expect("migrate to 0002");
+    drop(conn);
+    // Rows as the old indexer wrote them.
+    let t0 = day().from_unix_ms + 3_600_000;
+    {
+        let raw = rusqlite::Connection::open(&path).expect("open");
+        raw.execute_batch(&format!(
+            "INSERT INTO events VALUES (1, {t0}, 'armed', NULL, 'away', 'idle', 'alice', 'keypad', 'armed away', NULL);
+             INSERT INTO events VALUES (2, {}, 'sensor', 'hall', 'away', 'idle', NULL, 'sensor', 'hall open', 'ab');
+             INSERT INTO buckets VALUES ({}, 'armed', '', 1), ({}, 'sensor', 'hall', 1);
+             UPDATE checkpoint SET last_seq = 2;",
+            t0 + 1000,
+            t0 / 900_000,
+            t0 / 900_000
+        ))
+        .expect("old rows");
+    }
+
+    let mut index = Index::open(&path).await.expect("migrate to the newest");
+    assert_eq!(index.checkpoint().await.expect("checkpoint"), 2);
+    index
+        .apply(2, 3, &[event(3, t0 + 2000, "disarmed", None, Some("bob"))])
+        .await
+        .expect("index on");
+    index.close().await.expect("close");
+    let schema: String = rusqlite::Connection::open(&path)
+        .expect("open")
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("schema");
+    assert!(schema.contains("WITHOUT ROWID"), "{schema}");
+    let mut db = ReadOnly::open(&path).await.expect("ro");
+    let all = db
+        .query(&EventFilter::default(), Order::OldestFirst, None, 10)
+        .await
+        .expect("query");
+    assert_eq!(
+        all.events
+            .iter()
+            .map(|e| (e.seq, e.kind.as_str(), e.trace_id.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            (1, "armed", None),
+            (2, "sensor", Some("ab")),
+            (3, "disarmed", None)
+        ]
+    );
+    let report = db
+        .report(&day(), &[], day().to_unix_ms)
+        .await
+        .expect("report");
+    assert_eq!((report.totals.events, report.totals.arms), (3, 1));
+}
