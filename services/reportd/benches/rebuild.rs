@@ -34,7 +34,11 @@ fn event(seq: u64, unix_ms: i64) -> pb::Event {
         5 if seq % 5000 == 5 => ("tamper", SENSORS[3], "", "sensor"),
         n => ("sensor", SENSORS[n as usize % SENSORS.len()], "", "sensor"),
     };
-    let open = if seq.is_multiple_of(2) { "open" } else { "closed" };
+    let open = if seq.is_multiple_of(2) {
+        "open"
+    } else {
+        "closed"
+    };
     pb::Event {
         seq,
         unix_ms,

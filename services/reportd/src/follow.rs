@@ -6,7 +6,7 @@ use prost::Message;
 use tracing::{error, warn};
 use vigil_eventlog::{LogError, LogReader, kinds};
 use vigil_proto::v1 as pb;
-use vigil_reports::Index;
+use vigil_reports::{Batch, Index};
 
 use crate::ReportdError;
 
@@ -68,18 +68,55 @@ impl Follower {
         }
     }
 
-    /// Indexes up to `max` records after the checkpoint, in one
-    /// transaction; returns how many records it covered (0: caught up, or
-    /// the log is not readable yet).
-    pub async fn index_available(
-        &mut self,
-        index: &mut Index,
-        max: usize,
-    ) -> Result<usize, ReportdError> {
-        let checkpoint = index.checkpoint().await?;
+    /// Indexes every record the log holds after the index's checkpoint, in
+    /// transactions of up to `max` records; returns how many records it
+    /// covered (0: caught up, or the log is not readable yet).
+    ///
+    /// Each batch is read, decoded and encoded on a blocking thread while
+    /// the batch before it is written, so reading the log and SQLite's
+    /// writing overlap. Only the write moves the checkpoint: after an error
+    /// the next call starts again from it.
+    pub async fn catch_up(&mut self, index: &mut Index, max: usize) -> Result<usize, ReportdError> {
+        let mut after = index.checkpoint().await?;
+        let mut covered = 0;
+        let mut pending: Option<Batch> = None;
+        loop {
+            let dir = self.dir.clone();
+            let mut follower = std::mem::replace(self, Follower::new(&dir));
+            let read = tokio::task::spawn_blocking(move || {
+                let read = follower.read(after, max);
+                (follower, read)
+            });
+            let write = async {
+                match pending.take() {
+                    Some(batch) => index.write(batch).await,
+                    None => Ok(()),
+                }
+            };
+            let (read, written) = tokio::join!(read, write);
+            let (follower, read) = match read {
+                Ok(done) => done,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => return Err(ReportdError::Cancelled(e.to_string())),
+            };
+            *self = follower;
+            written?;
+            let Some((records, batch)) = read? else {
+                return Ok(covered);
+            };
+            covered += records;
+            after = batch.through();
+            pending = Some(batch);
+        }
+    }
+
+    /// Reads up to `max` records after `after` and encodes their events for
+    /// the index; `None` when there is nothing to read (caught up, or the
+    /// log is not readable: that is reported here, once).
+    fn read(&mut self, after: u64, max: usize) -> Result<Option<(usize, Batch)>, ReportdError> {
         let reader = match self.reader.take() {
-            Some(r) if r.next_seq() == checkpoint + 1 => r,
-            _ => match LogReader::open(&self.dir, checkpoint + 1) {
+            Some(r) if r.next_seq() == after + 1 => r,
+            _ => match LogReader::open(&self.dir, after + 1) {
                 Ok(r) => r,
                 Err(LogError::Gone { seq, oldest }) => {
                     // Retention never removes what is not indexed, so this
@@ -90,23 +127,23 @@ impl Follower {
                          Vigil's retention); they are missing from the reports",
                         oldest - 1
                     ));
-                    index.apply(checkpoint, oldest - 1, &[]).await?;
-                    return Ok(usize::try_from(oldest - seq).unwrap_or(usize::MAX));
+                    let skipped = usize::try_from(oldest - seq).unwrap_or(usize::MAX);
+                    return Ok(Some((skipped, Batch::new(after, oldest - 1, &[])?)));
                 }
                 Err(e) if !self.dir.exists() => {
                     // The hub has not written its first event yet.
                     let _ = e;
-                    return Ok(0);
+                    return Ok(None);
                 }
                 Err(e) => {
                     self.report(format!("cannot read the event log: {e}; retrying"));
-                    return Ok(0);
+                    return Ok(None);
                 }
             },
         };
         let mut reader = reader;
         let mut events = Vec::new();
-        let mut through = checkpoint;
+        let mut through = after;
         let mut covered = 0;
         while covered < max {
             match reader.next_record() {
@@ -139,11 +176,11 @@ impl Follower {
                 }
             }
         }
-        if through > checkpoint {
-            index.apply(checkpoint, through, &events).await?;
-            self.last_error = None;
-        }
         self.reader = Some(reader);
-        Ok(covered)
+        if covered == 0 {
+            return Ok(None);
+        }
+        self.last_error = None;
+        Ok(Some((covered, Batch::new(after, through, &events)?)))
     }
 }

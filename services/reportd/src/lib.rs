@@ -11,7 +11,8 @@
 //! never fatal).
 //!
 //! The loop: read every record after the checkpoint in batches of up to
-//! [`BATCH`], commit each, then poll the tail every [`POLL`]. Reports of
+//! [`BATCH`], commit each (reading the next batch while one is written:
+//! [`Follower::catch_up`]), then poll the tail every [`POLL`]. Reports of
 //! the current day and week are rewritten every [`REPORT_EVERY`]; those of
 //! the previous day and week once after they end.
 
@@ -78,6 +79,9 @@ pub enum ReportdError {
     },
     #[error("the event log: {0}")]
     Log(#[from] vigil_eventlog::LogError),
+    /// The runtime is shutting down under a read of the log.
+    #[error("reading the event log was cancelled: {0}")]
+    Cancelled(String),
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ReportdError {
@@ -114,7 +118,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     tokio::pin!(shutdown);
     loop {
-        let indexed = follower.index_available(&mut index, BATCH).await?;
+        let indexed = follower.catch_up(&mut index, BATCH).await?;
         if indexed == 0 {
             // Caught up: now is a good time for reports.
             if let Err(e) = schedule.tick(&paths.database).await {
@@ -151,7 +155,7 @@ pub async fn rebuild(config: &Config) -> Result<u64, ReportdError> {
     }
     let mut index = Index::open(&fresh).await?;
     let mut follower = Follower::new(&paths.events);
-    while follower.index_available(&mut index, BATCH).await? > 0 {}
+    while follower.catch_up(&mut index, BATCH).await? > 0 {}
     let through = index.checkpoint().await?;
     index.close_self_contained().await?;
     // The old file's WAL must not outlive it: SQLite would apply it to the

@@ -1,7 +1,7 @@
 //! The SQLite index of the event log, and the reports built from it.
 //!
 //! Owns: the schema (`migrations/`, applied on open), the one write path
-//! ([`Index::apply`]: rows, per-quarter-hour counts and the checkpoint in one
+//! ([`Index::apply`], or [`Batch::new`] then [`Index::write`]: rows, per-quarter-hour counts and the checkpoint in one
 //! transaction, so that every log record is indexed exactly once), the
 //! read-only queries the hub serves ([`ReadOnly::query`],
 //! [`ReadOnly::report`]), and the rendering of reports as JSON (a file format,
@@ -30,7 +30,7 @@ pub use report::{
     AlarmEntry, ArmEntry, CameraUptime, DayCount, FaultEntry, HourCount, REPORT_FORMAT, Report,
     SensorCounts, Totals,
 };
-pub use store::{Cursor, Event, EventFilter, Index, MAX_PAGE, Order, Page, ReadOnly};
+pub use store::{Batch, Cursor, Event, EventFilter, Index, MAX_PAGE, Order, Page, ReadOnly};
 
 /// What can go wrong with the index.
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +61,9 @@ pub enum ReportsError {
          `vigil-reportd --rebuild`)"
     )]
     NotContiguous { checkpoint: u64, after: u64 },
-    /// A batch handed to [`Index::apply`] holds an event that is not one of
-    /// its records, or events out of order: a bug in the caller.
+    /// A batch handed to [`Index::apply`] or [`Batch::new`] holds an event
+    /// that is not one of its records, or events out of order: a bug in the
+    /// caller.
     #[error("event {seq} is not in the batch of records after {after} through {through}, in order")]
     OutsideBatch { seq: u64, after: u64, through: u64 },
     /// A date or period that does not exist.

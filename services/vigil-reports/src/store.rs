@@ -219,34 +219,33 @@ impl Index {
     /// covered by the checkpoint). Rows, counts and checkpoint commit
     /// together or not at all; a batch that does not start at the
     /// checkpoint, or holds an event outside its range, is refused.
+    ///
+    /// The same as [`Batch::new`] then [`Index::write`].
     pub async fn apply(
         &mut self,
         after: u64,
         through: u64,
         events: &[Event],
     ) -> Result<(), ReportsError> {
-        // Every sequence number is indexed once: the batch continues the
-        // checkpoint (checked in the transaction below) and its events lie
-        // inside it, in order. The table's key is (time, seq), so this
-        // check is what keeps a sequence number from appearing twice.
-        let mut previous = after;
-        for event in events {
-            if event.seq <= previous || event.seq > through {
-                return Err(ReportsError::OutsideBatch {
-                    seq: event.seq,
-                    after,
-                    through,
-                });
-            }
-            previous = event.seq;
-        }
-        let batch = Batch::encode(events);
+        self.write(Batch::new(after, through, events)?).await
+    }
+
+    /// Writes a batch made by [`Batch::new`]: rows, counts and checkpoint
+    /// in one transaction, refused unless the batch starts at the
+    /// checkpoint.
+    pub async fn write(&mut self, batch: Batch) -> Result<(), ReportsError> {
+        let Batch {
+            after,
+            through,
+            events,
+            ..
+        } = batch;
         let mut tx = self.conn.begin().await?;
         let checkpoint = checkpoint(&mut tx).await?;
         if checkpoint != after {
             return Err(ReportsError::NotContiguous { checkpoint, after });
         }
-        if !events.is_empty() {
+        if events > 0 {
             // One statement for the whole batch (see `Batch`): sqlx runs
             // each statement on its connection's worker thread, so a
             // statement per row would cost a thread hand-off per event.
@@ -326,8 +325,17 @@ pub(crate) const BUCKET_MS: i64 = 900_000;
 /// and each row carries only what is its own: sequence number, time, its
 /// shape's index and trace id. SQLite extracts four values per event
 /// instead of ten, which is most of the cost of the insert.
+///
+/// Making one is CPU work that touches no database, so a caller can make
+/// the next batch while [`Index::write`] writes this one.
 #[derive(Debug)]
-struct Batch {
+pub struct Batch {
+    /// The records covered: after this one...
+    after: u64,
+    /// ...through this one.
+    through: u64,
+    /// How many of them are events (rows).
+    events: usize,
     /// `[[seq, unix_ms, shape, trace_id], ...]`
     rows: Vec<u8>,
     /// `[[kind, sensor, mode, state, user, source, message], ...]`
@@ -348,7 +356,33 @@ type Shape<'a> = (
 );
 
 impl Batch {
-    fn encode(events: &[Event]) -> Batch {
+    /// Checks and encodes the events of the log records after `after`
+    /// through `through` (see [`Index::apply`]).
+    pub fn new(after: u64, through: u64, events: &[Event]) -> Result<Batch, ReportsError> {
+        // Every sequence number is indexed once: the batch continues the
+        // checkpoint (checked when it is written) and its events lie
+        // inside it, in order. The table's key is (time, seq), so this
+        // check is what keeps a sequence number from appearing twice.
+        let mut previous = after;
+        for event in events {
+            if event.seq <= previous || event.seq > through {
+                return Err(ReportsError::OutsideBatch {
+                    seq: event.seq,
+                    after,
+                    through,
+                });
+            }
+            previous = event.seq;
+        }
+        Ok(Batch::encode(after, through, events))
+    }
+
+    /// The last record the batch covers.
+    pub fn through(&self) -> u64 {
+        self.through
+    }
+
+    fn encode(after: u64, through: u64, events: &[Event]) -> Batch {
         // foldhash: the keys are our own events, not an attacker's, and
         // SipHash would be a tenth of the batch's time.
         let mut shape_of: HashMap<Shape<'_>, usize> = HashMap::default();
@@ -409,6 +443,9 @@ impl Batch {
             buckets.array(&element);
         }
         Batch {
+            after,
+            through,
+            events: events.len(),
             rows: rows.finish(),
             shapes: shapes.finish(),
             buckets: buckets.finish(),
