@@ -118,7 +118,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     tokio::pin!(shutdown);
     loop {
-        let indexed = follower.catch_up(&mut index, BATCH).await?;
+        let indexed = tokio::select! {
+            // Shutdown first: its first poll installs the signal handlers,
+            // which must be in place before a long catch-up. A stop during
+            // a catch-up drops the batch being written: its transaction
+            // rolls back, and the next start reads it again.
+            biased;
+            _ = &mut shutdown => break,
+            indexed = follower.catch_up(&mut index, BATCH) => indexed?,
+        };
         if indexed == 0 {
             // Caught up: now is a good time for reports.
             if let Err(e) = schedule.tick(&paths.database).await {

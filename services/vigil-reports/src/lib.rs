@@ -18,7 +18,6 @@
 
 #![forbid(unsafe_code)]
 
-mod jsonb;
 mod period;
 mod render;
 mod report;
