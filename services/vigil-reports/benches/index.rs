@@ -1,7 +1,8 @@
 //! Indexing rate against raw SQLite inserts of the same rows, and a weekly
 //! report over 10 million events.
 //!
-//! `cargo bench -p vigil-reports --bench index` (`-- --quick`: 10x fewer).
+//! `cargo bench -p vigil-reports --bench index` (`-- --quick`: 10x fewer;
+//! `VIGIL_BENCH_TRACE_IDS=1`: every event with a trace id).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +28,13 @@ const SENSORS: [&str; 12] = [
     "flood-basement",
 ];
 
+/// Whether every event carries a trace id, as they do when OpenTelemetry is
+/// on (`VIGIL_BENCH_TRACE_IDS=1`); by default none does.
+fn with_trace_ids() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("VIGIL_BENCH_TRACE_IDS").is_some())
+}
+
 /// A plausible mix: mostly sensor changes, some arming, a few alarms,
 /// faults and tamper.
 fn event(seq: u64, unix_ms: i64) -> Event {
@@ -49,7 +57,8 @@ fn event(seq: u64, unix_ms: i64) -> Event {
         user: user.map(Into::into),
         source: "sensor".into(),
         message: format!("{} {kind}", sensor.unwrap_or("system")),
-        trace_id: None,
+        trace_id: with_trace_ids()
+            .then(|| format!("{:032x}", u128::from(seq) * 0x9e37_79b9_7f4a_7c15)),
     }
 }
 
