@@ -81,6 +81,9 @@ impl Follower {
         let mut covered = 0;
         let mut pending: Option<Batch> = None;
         loop {
+            // The blocking thread needs the follower (and its mapped log)
+            // by value; it comes back with the result. Cancelled meanwhile,
+            // `self` keeps a fresh follower, which reopens the log.
             let dir = self.dir.clone();
             let mut follower = std::mem::replace(self, Follower::new(&dir));
             let read = tokio::task::spawn_blocking(move || {
