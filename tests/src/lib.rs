@@ -274,6 +274,20 @@ impl Service {
         }
     }
 
+    /// Waits for the process to end by itself; returns how it ended.
+    pub fn wait_exit(&mut self) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not end within {WAIT:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for a JSON log line after line `from` that satisfies `want`;
     /// returns it and the index of the next line.
     pub fn wait_log(
@@ -467,6 +481,11 @@ impl Stack {
     /// Starts a service (`vigil-hub`, `vigil-sensord`, `vigil-alertd`); each
     /// start gets a new log file.
     pub fn start(&self, name: &'static str) -> Result<Service> {
+        self.start_with_env(name, &[])
+    }
+
+    /// [`Stack::start`] with more environment variables (a failpoint).
+    pub fn start_with_env(&self, name: &'static str, env: &[(&str, &str)]) -> Result<Service> {
         let mut n = 0;
         let log = loop {
             let candidate = self.root.path().join(format!("{name}.{n}.log"));
@@ -478,6 +497,7 @@ impl Stack {
         let file = File::create(&log)?;
         let child = self
             .command(name)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)

@@ -160,6 +160,62 @@ fn alertd_killed_while_alerts_are_posted_loses_no_alarm() -> Result<()> {
     Ok(())
 }
 
+/// The hub stopped dead at the one place where an alarm alert used to be
+/// lost: the alarm saved, its alert not yet on the queue. The alert was
+/// journaled before the state (`Engine::persist`), so the next hub posts
+/// it, with the same id.
+#[test]
+fn a_hub_killed_right_after_saving_an_alarm_still_delivers_its_alert() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let hook_file = dir.path().join("hook.jsonl");
+    let config = format!(
+        "{TEST_SENSORS}{TEST_ALARM}{}",
+        recorder("recorder", &hook_file)
+    );
+    let stack = Stack::new(&config, RunAs::Me)?;
+    let mut hub = stack.start_with_env("vigil-hub", &[("VIGIL_FAILPOINT", "alert-journaled")])?;
+    let _sensord = stack.start("vigil-sensord")?;
+    let _alertd = stack.start("vigil-alertd")?;
+    for role in ["sensord", "alertd"] {
+        hub.wait_log(0, role, |l| {
+            message(l) == "service joined" && l["fields"]["role"] == role
+        })?;
+    }
+    stack.pair_here("user")?;
+    stack.ctl_json(&["arm", "away"])?;
+    stack.wait_alarm("armed", |s| s["state"] == "idle")?;
+
+    stack.sim("set back-door open")?;
+    let ended = hub.wait_exit()?;
+    ensure!(!ended.success(), "the failpoint stops the hub: {ended}");
+    // It died with the alarm saved and the alert only in the journal.
+    let saved = std::fs::read_to_string(stack.state_dir().join("alarm-state.json"))?;
+    ensure!(saved.contains("\"triggered\""), "{saved}");
+    let journal: Vec<Value> = serde_json::from_slice(&std::fs::read(
+        stack.state_dir().join("alerts-pending.json"),
+    )?)?;
+    let pending = journal
+        .iter()
+        .find(|a| a["kind"] == "triggered")
+        .with_context(|| format!("no alarm in the journal: {journal:?}"))?;
+    ensure!(
+        !lines(&hook_file).iter().any(|a| a["kind"] == "triggered"),
+        "posted before the hub died"
+    );
+
+    let _hub = stack.start("vigil-hub")?;
+    let got = wait_lines(&hook_file, "the alarm alert after the restart", |l| {
+        l.iter().any(|a| a["kind"] == "triggered")
+    })?;
+    let alarm = got
+        .iter()
+        .find(|a| a["kind"] == "triggered")
+        .context("alarm")?;
+    ensure!(alarm["id"] == pending["id"], "{alarm} vs {pending}");
+    stack.wait_alarm("still triggered", |s| s["state"] == "triggered")?;
+    Ok(())
+}
+
 #[test]
 fn a_hung_hook_and_a_crashing_hook_do_not_delay_the_third() -> Result<()> {
     let dir = tempfile::tempdir()?;

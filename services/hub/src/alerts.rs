@@ -16,8 +16,10 @@
 //! undelivered alarm, tamper and fault alerts is written to
 //! `<state_dir>/alerts-pending.json` (synced, then renamed into place)
 //! before they are posted, and a hub that starts posts what it finds there
-//! again. The one window left: an alert made and the hub killed in the same
-//! turn of its loop, before the file is written.
+//! again. The journal is written before the alarm state that made the
+//! alerts is saved (`Engine::persist`, `Hub::sync`), so no saved alarm is
+//! ever without its alert; killed between the two, the next hub posts the
+//! alert and finds the state from before it (at least once, never lost).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;

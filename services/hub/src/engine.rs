@@ -262,6 +262,9 @@ pub struct Engine {
     siren_test_until: Option<Instant>,
     /// Alerts made since the hub's loop last took them.
     alerts: Vec<AlertMessage>,
+    /// A state change waits to be saved until the hub has journaled the
+    /// alerts made with it ([`Engine::save_after_alerts`]).
+    unsaved: bool,
     /// Numbers alerts for their ids: `<boot ms in hex>-<n>`.
     alert_counter: u64,
     boot_ms: Millis,
@@ -336,6 +339,7 @@ impl Engine {
             chime_until: None,
             siren_test_until: None,
             alerts: Vec::new(),
+            unsaved: false,
             alert_counter: 0,
             boot_ms: now_ms(),
             log: None,
@@ -988,9 +992,19 @@ impl Engine {
         });
     }
 
-    /// The alerts made since the last call.
+    /// The alerts made since the last call. The hub journals them, then
+    /// calls [`Engine::save_after_alerts`].
     pub fn drain_alerts(&mut self) -> Vec<AlertMessage> {
         std::mem::take(&mut self.alerts)
+    }
+
+    /// Saves a state change that waited for its alerts to be journaled,
+    /// and shows in the status whether that worked.
+    pub fn save_after_alerts(&mut self) {
+        if self.unsaved {
+            self.save_state();
+            self.publish_status();
+        }
     }
 
     fn push(&mut self, mut record: EventRecord) {
@@ -1026,9 +1040,34 @@ impl Engine {
         let _ = self.events.send(record);
     }
 
-    /// Saves the state. A failure is logged and shown as a system fault in
-    /// the status until a save succeeds again (the alarm itself goes on).
+    /// Saves the state, or, when the change made alerts that the hub will
+    /// journal (alarm, tamper, fault), marks it to be saved once the hub has
+    /// journaled them, in the same turn of its loop.
+    ///
+    /// Architecture Invariant: an alert is journaled before the state
+    /// change that made it is saved. A hub killed between the two posts
+    /// the alert again after a restart (at least once); in the other order
+    /// it would find the alarm saved and its alert gone. The price: a reply
+    /// the engine sends in that turn (to a duress disarm, or a PIN that
+    /// causes a lockout) can leave before the state is saved.
     fn persist(&mut self) {
+        // Only alerts above info are journaled; info alerts never wait.
+        if self
+            .alerts
+            .iter()
+            .any(|a| a.priority() > AlertPriority::Info)
+        {
+            self.unsaved = true;
+        } else {
+            self.save_state();
+        }
+    }
+
+    /// Saves the state now. A failure is logged and shown as a system fault
+    /// in the status until a save succeeds again (the alarm itself goes
+    /// on).
+    fn save_state(&mut self) {
+        self.unsaved = false;
         let state = Restored {
             alarm: self.alarm.state().clone(),
             lockout: self.users.lockout,
@@ -1082,7 +1121,8 @@ impl Engine {
     /// state (bypasses, a running delay) carries over; users are replaced,
     /// the lockout kept.
     pub fn reconfigure(&mut self, setup: AlarmSetup, users: Users) {
-        self.persist();
+        // Saved now, whatever waits: the state is read back just below.
+        self.save_state();
         let restored = match self.store.load(&setup) {
             Ok(r) => r,
             Err(e) => {

@@ -49,7 +49,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, info_span, warn};
 use vigil_bootstrap::{BootstrapError, Rendezvous};
-use vigil_core::config::{Config, ConfigSource};
+use vigil_core::config::{AlertPriority, Config, ConfigSource};
 use vigil_ipc::doorbell::{DoorbellError, DoorbellReceiver};
 use vigil_ipc::table::{SensorTable, SlotDescriptor, TableError};
 
@@ -238,7 +238,21 @@ impl Hub {
     }
 
     /// Brings the system slot and the outputs in line with the engine.
+    ///
+    /// New alerts are journaled first, then the state change that made
+    /// them is saved (see `Engine::persist`), and only then does anything
+    /// act on it: the slot, the outputs, the alert queue.
     fn sync(&mut self) {
+        let alerts = self.engine.drain_alerts();
+        let alerted = !alerts.is_empty();
+        let journaled = alerts.iter().any(|a| a.priority() > AlertPriority::Info);
+        if alerted {
+            self.alerts.push(alerts);
+        }
+        self.engine.save_after_alerts();
+        if journaled {
+            failpoint("alert-journaled");
+        }
         let codes = self.engine.table_codes();
         if self.written_codes != Some(codes) {
             let update = SystemUpdate {
@@ -256,11 +270,21 @@ impl Hub {
             self.sessions.send_outputs(outputs);
             self.sent_outputs = Some(outputs);
         }
-        let alerts = self.engine.drain_alerts();
-        if !alerts.is_empty() {
-            self.alerts.push(alerts);
+        if alerted {
             self.alerts.flush();
         }
+    }
+}
+
+/// Stops the process at once (SIGABRT, no cleanup) when `VIGIL_FAILPOINT`
+/// names this point: how the end-to-end tests kill the hub at an exact
+/// place rather than at a random moment. Unset in production; read once.
+fn failpoint(name: &str) {
+    static ARMED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let armed = ARMED.get_or_init(|| std::env::var("VIGIL_FAILPOINT").ok());
+    if armed.as_deref() == Some(name) {
+        error!("failpoint {name}: aborting, as VIGIL_FAILPOINT asks");
+        std::process::abort();
     }
 }
 
