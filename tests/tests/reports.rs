@@ -63,7 +63,11 @@ fn an_alarm_appears_in_the_weekly_report_and_history_and_a_rebuild_is_identical(
     stack.wait_alarm("the siren", |s| s["state"] == "triggered")?;
     stack.ctl_json(&["disarm", "--pin", "2468"])?;
     stack.sim("set front-door closed")?;
-    let last = stack.ctl_json(&["status"])?["last_event_seq"]
+    // The simulator answers once the pin changed, not once the hub has
+    // logged the change: wait for the hub to see the door closed.
+    let last = stack.wait_alarm("the front door closed", |s| {
+        !s["open"].to_string().contains("front-door")
+    })?["last_event_seq"]
         .as_u64()
         .unwrap_or(0);
 
