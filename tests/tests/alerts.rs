@@ -41,7 +41,12 @@ fn wait_lines(file: &Path, what: &str, want: impl Fn(&[Value]) -> bool) -> Resul
 }
 
 fn start_all(stack: &Stack) -> Result<(Service, Service, Service)> {
-    let hub = stack.start("vigil-hub")?;
+    start_all_with(stack, &[])
+}
+
+/// [`start_all`], the hub with `hub_env` in its environment.
+fn start_all_with(stack: &Stack, hub_env: &[(&str, &str)]) -> Result<(Service, Service, Service)> {
+    let hub = stack.start_with_env("vigil-hub", hub_env)?;
     let sensord = stack.start("vigil-sensord")?;
     let alertd = stack.start("vigil-alertd")?;
     hub.wait_log(0, "sensord joining", |l| {
@@ -173,15 +178,8 @@ fn a_hub_killed_right_after_saving_an_alarm_still_delivers_its_alert() -> Result
         recorder("recorder", &hook_file)
     );
     let stack = Stack::new(&config, RunAs::Me)?;
-    let mut hub = stack.start_with_env("vigil-hub", &[("VIGIL_FAILPOINT", "alert-journaled")])?;
-    let _sensord = stack.start("vigil-sensord")?;
-    let _alertd = stack.start("vigil-alertd")?;
-    for role in ["sensord", "alertd"] {
-        hub.wait_log(0, role, |l| {
-            message(l) == "service joined" && l["fields"]["role"] == role
-        })?;
-    }
-    stack.pair_here("user")?;
+    let (mut hub, _sensord, _alertd) =
+        start_all_with(&stack, &[("VIGIL_FAILPOINT", "alert-journaled")])?;
     stack.ctl_json(&["arm", "away"])?;
     stack.wait_alarm("armed", |s| s["state"] == "idle")?;
 
