@@ -2,7 +2,7 @@
 //! hook programs (pipes) and a webhook (HTTP on loopback).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,19 @@ fn recorder(name: &str, file: &Path) -> String {
         "[[hooks]]\nname = \"{name}\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"cat >> {}\"]\n",
         file.display()
     )
+}
+
+/// A stack whose one hook appends every alert to the returned file (in a
+/// directory that lives as long as the returned guard).
+fn recorded_stack() -> Result<(tempfile::TempDir, PathBuf, Stack)> {
+    let dir = tempfile::tempdir()?;
+    let hook_file = dir.path().join("hook.jsonl");
+    let config = format!(
+        "{TEST_SENSORS}{TEST_ALARM}{}",
+        recorder("recorder", &hook_file)
+    );
+    let stack = Stack::new(&config, RunAs::Me)?;
+    Ok((dir, hook_file, stack))
 }
 
 fn lines(file: &Path) -> Vec<Value> {
@@ -119,13 +132,7 @@ fn an_alarm_reaches_a_hook_on_its_stdin_and_the_webhook() -> Result<()> {
 
 #[test]
 fn alertd_killed_while_alerts_are_posted_loses_no_alarm() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let hook_file = dir.path().join("hook.jsonl");
-    let config = format!(
-        "{TEST_SENSORS}{TEST_ALARM}{}",
-        recorder("recorder", &hook_file)
-    );
-    let stack = Stack::new(&config, RunAs::Me)?;
+    let (_dir, hook_file, stack) = recorded_stack()?;
     let (hub, _sensord, mut alertd) = start_all(&stack)?;
     let cycles = 8;
     for i in 0..cycles {
@@ -171,13 +178,7 @@ fn alertd_killed_while_alerts_are_posted_loses_no_alarm() -> Result<()> {
 /// it, with the same id.
 #[test]
 fn a_hub_killed_right_after_saving_an_alarm_still_delivers_its_alert() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let hook_file = dir.path().join("hook.jsonl");
-    let config = format!(
-        "{TEST_SENSORS}{TEST_ALARM}{}",
-        recorder("recorder", &hook_file)
-    );
-    let stack = Stack::new(&config, RunAs::Me)?;
+    let (_dir, hook_file, stack) = recorded_stack()?;
     let (mut hub, _sensord, _alertd) =
         start_all_with(&stack, &[("VIGIL_FAILPOINT", "alert-journaled")])?;
     stack.ctl_json(&["arm", "away"])?;

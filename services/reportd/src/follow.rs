@@ -104,19 +104,20 @@ impl Follower {
             };
             *self = follower;
             written?;
-            let Some((records, batch)) = read? else {
+            let Some(batch) = read? else {
                 return Ok(covered);
             };
-            covered += records;
+            covered += usize::try_from(batch.through() - after).unwrap_or(usize::MAX);
             after = batch.through();
             pending = Some(batch);
         }
     }
 
     /// Reads up to `max` records after `after` and encodes their events for
-    /// the index; `None` when there is nothing to read (caught up, or the
-    /// log is not readable: that is reported here, once).
-    fn read(&mut self, after: u64, max: usize) -> Result<Option<(usize, Batch)>, ReportdError> {
+    /// the index (the batch covers `after + 1 ..= batch.through()`); `None`
+    /// when there is nothing to read (caught up, or the log is not
+    /// readable: that is reported here, once).
+    fn read(&mut self, after: u64, max: usize) -> Result<Option<Batch>, ReportdError> {
         let reader = match self.reader.take() {
             Some(r) if r.next_seq() == after + 1 => r,
             _ => match LogReader::open(&self.dir, after + 1) {
@@ -130,8 +131,7 @@ impl Follower {
                          Vigil's retention); they are missing from the reports",
                         oldest - 1
                     ));
-                    let skipped = usize::try_from(oldest - seq).unwrap_or(usize::MAX);
-                    return Ok(Some((skipped, Batch::new(after, oldest - 1, &[])?)));
+                    return Ok(Some(Batch::new(after, oldest - 1, &[])?));
                 }
                 Err(e) if !self.dir.exists() => {
                     // The hub has not written its first event yet.
@@ -184,6 +184,6 @@ impl Follower {
             return Ok(None);
         }
         self.last_error = None;
-        Ok(Some((covered, Batch::new(after, through, &events)?)))
+        Ok(Some(Batch::new(after, through, &events)?))
     }
 }
