@@ -16,7 +16,7 @@
 #  * the example configuration (two sensors, a local and a remote camera)
 #    evaluates, passes the module's assertions and gives no warnings;
 #  * the generated TOML parses (builtins.fromTOML), round-trips, and uses only
-#    the keys services/vigil-core/src/config/file.rs accepts (it has
+#    the keys services/vigil-config/src/file.rs accepts (it has
 #    deny_unknown_fields); [recording] and [events] carry the Rust defaults,
 #    every camera's key_file is a credential of the unit that reads it;
 #  * the units: camd's devices, credentials and restart, the hub's camera
@@ -388,7 +388,7 @@ let
   parsed = builtins.fromTOML tomlText;
 
   # The keys file.rs accepts (deny_unknown_fields), table by table, as of the
-  # [alarm]/[grpc] change to services/vigil-core/src/config/file.rs.
+  # [alarm]/[grpc] change to services/vigil-config/src/file.rs.
   schema = {
     top = [
       "runtime"

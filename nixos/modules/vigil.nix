@@ -467,7 +467,7 @@ let
     ++ map (c: "${hubCameraCredential c}:${c.keyFile}") camerasWithKeys;
   camerasWithKeys = lib.filter (c: c.keyFile != null) cfg.cameras;
 
-  # ---- TOML: the tables the Rust side reads (services/vigil-core/src/config/file.rs)
+  # ---- TOML: the tables the Rust side reads (services/vigil-config/src/file.rs)
 
   sensorToml =
     s:
@@ -1062,7 +1062,7 @@ in
     };
 
     # [recording]: the hub's camera server and recorder. Every default is the
-    # Rust one (services/vigil-core/src/config/file.rs).
+    # Rust one (services/vigil-config/src/file.rs).
     recording = {
       listen = mkOption {
         type = socketAddress;

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
-use vigil_core::config::HookConfig;
+use vigil_config::HookConfig;
 
 use crate::Delivery;
 

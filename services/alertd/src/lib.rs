@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 use vigil_alerts::AlertMessage;
-use vigil_core::config::{AlertPriority, Config};
+use vigil_config::Config;
+use vigil_domain::AlertPriority;
 use vigil_ipc::mqueue::{MessageQueue, QueueError};
 
 /// Ids remembered for dedupe.
@@ -199,7 +200,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         if let Some(parent) = alert
             .traceparent
             .as_deref()
-            .and_then(vigil_core::TraceContext::from_traceparent)
+            .and_then(vigil_domain::TraceContext::from_traceparent)
         {
             vigil_telemetry::set_remote_parent(&span, parent);
         }

@@ -11,7 +11,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
-use vigil_core::config::{AlertPriority, WebhookConfig, WebhookFormat};
+use vigil_config::{WebhookConfig, WebhookFormat};
+use vigil_domain::AlertPriority;
 
 use crate::Delivery;
 

@@ -21,7 +21,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 use vigil_camlink::{CommandKind, FrameReader, Key, LinkError, Message, write_message};
-use vigil_core::config::{CameraConfig, Config};
+use vigil_config::{CameraConfig, Config};
 use vigil_media::{AccessUnit, Camera};
 
 /// Frames waiting for the connection's writer: about 4 s at 30 fps.

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use vigil_core::config::Config;
+use vigil_config::Config;
 
 #[derive(Debug, Parser)]
 #[command(name = "vigil-demo", version, about = "Run Vigil on a simulated house")]

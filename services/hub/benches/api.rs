@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::{Barrier, watch};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use vigil_alarm::Actor;
 use vigil_alarm::users::Users;
-use vigil_alarm::{Actor, AlarmSetup};
-use vigil_core::config::{Config, Role};
+use vigil_config::Config;
+use vigil_domain::Role;
 use vigil_hub::engine::{Command, Engine, EngineHandle};
 use vigil_hub::grpc::{self, Api, ApiView, Auth};
 use vigil_hub::persist::StateStore;
@@ -38,7 +39,7 @@ struct Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("dir");
     let config = Config::demo(dir.path());
-    let alarm = AlarmSetup::from_config(&config);
+    let alarm = vigil_hub::alarm_setup(&config);
     let slots: Vec<SlotDescriptor> = config
         .sensors
         .iter()

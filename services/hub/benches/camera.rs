@@ -13,10 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vigil_alarm::AlarmSetup;
 use vigil_alarm::users::Users;
 use vigil_camlink::{FrameReader, Key, Message, write_message};
-use vigil_core::config::{CameraConfig, Config};
+use vigil_config::{CameraConfig, Config};
 use vigil_hub::cameras::{CameraHub, serve};
 use vigil_hub::engine::Engine;
 use vigil_hub::persist::StateStore;
@@ -308,7 +307,7 @@ fn main() {
     let (hub_cpu, latencies, rings, capture) = runtime.block_on(async {
         std::fs::create_dir_all(&config.runtime.state_dir).expect("state");
         let (mut engine, handle, mut commands) = Engine::new(
-            AlarmSetup::from_config(&config),
+            vigil_hub::alarm_setup(&config),
             Users::new(Vec::new(), Default::default()),
             StateStore::new(&config.runtime.state_dir),
             Default::default(),

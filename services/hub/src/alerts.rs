@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 
 use tracing::{debug, error, warn};
 use vigil_alerts::{AlertMessage, queue_priority};
-use vigil_core::config::{AlertPriority, AlertsConfig};
+use vigil_config::AlertsConfig;
+use vigil_domain::AlertPriority;
 use vigil_ipc::mqueue::{MessageQueue, QueueError};
 
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use vigil_core::config::Role;
+use vigil_domain::Role;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::camera_service_server::CameraService;
 

@@ -22,7 +22,7 @@ use nix::sys::stat::Mode;
 use tokio::runtime::Handle;
 use tracing::{info, warn};
 use vigil_alarm::Actor;
-use vigil_core::ArmedMode;
+use vigil_domain::ArmedMode;
 
 use crate::engine::{Command, EngineHandle};
 

@@ -22,8 +22,8 @@ use vigil_alarm::{
     TriggerCause,
 };
 use vigil_alerts::AlertMessage;
-use vigil_core::config::AlertPriority;
-use vigil_core::{AlarmState, ArmedMode, SensorState};
+use vigil_domain::AlertPriority;
+use vigil_domain::{AlarmState, ArmedMode, SensorState};
 use vigil_ipc::table::SensorReading;
 
 use crate::eventlog::EventLog;

@@ -169,7 +169,7 @@ impl EventLog {
 mod tests {
     use std::time::Duration;
 
-    use vigil_core::{AlarmState, ArmedMode};
+    use vigil_domain::{AlarmState, ArmedMode};
 
     use super::*;
 

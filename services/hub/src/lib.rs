@@ -49,7 +49,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, info_span, warn};
 use vigil_bootstrap::{BootstrapError, Rendezvous};
-use vigil_core::config::{AlertPriority, Config, ConfigSource};
+use vigil_config::{Config, ConfigSource};
+use vigil_domain::AlertPriority;
 use vigil_ipc::doorbell::{DoorbellError, DoorbellReceiver};
 use vigil_ipc::table::{SensorTable, SlotDescriptor, TableError};
 
@@ -105,6 +106,27 @@ pub enum HubError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// What the alarm needs of a configuration; slot k is `config.sensors[k]`.
+pub fn alarm_setup(config: &Config) -> AlarmSetup {
+    AlarmSetup {
+        sensors: config
+            .sensors
+            .iter()
+            .map(|s| vigil_alarm::AlarmSensor {
+                name: s.name.clone(),
+                kind: s.kind,
+                modes: s.modes.clone(),
+                response: s.response,
+                arm_after_close: s.arm_after_close,
+                auto_bypass: s.auto_bypass,
+                double_knock: s.double_knock.clone(),
+                trigger_on_fault: s.trigger_on_fault,
+            })
+            .collect(),
+        alarm: config.alarm.clone(),
+    }
 }
 
 /// The table's slots for a configuration.
@@ -203,7 +225,7 @@ fn api_view(config: &Config, table: &Arc<SensorTable>) -> Arc<ApiView> {
         reports_db: Some(config.runtime.state_dir.join("reports.db")),
         cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
         table: Arc::clone(table),
-        setup: AlarmSetup::from_config(config),
+        setup: alarm_setup(config),
         users: config
             .users
             .iter()
@@ -225,7 +247,7 @@ struct Hub {
     pki: Arc<Pki>,
     grpc_listen: std::net::SocketAddr,
     /// What was last written to the system slot and sent to sensord.
-    written_codes: Option<(vigil_core::ArmedMode, vigil_core::AlarmState)>,
+    written_codes: Option<(vigil_domain::ArmedMode, vigil_domain::AlarmState)>,
     sent_outputs: Option<Outputs>,
 }
 
@@ -304,7 +326,7 @@ pub async fn run(
         &descriptors(&config),
         std::process::id(),
     )?);
-    let setup = AlarmSetup::from_config(&config);
+    let setup = alarm_setup(&config);
     let store = StateStore::new(&config.runtime.state_dir);
     let restored = store.load(&setup)?;
     let (engine, engine_handle, mut commands) =
@@ -450,9 +472,9 @@ pub async fn run(
                 // back like any other change.
                 let update = vigil_ipc::table::SensorUpdate {
                     state: if change.active {
-                        vigil_core::SensorState::Active
+                        vigil_domain::SensorState::Active
                     } else {
-                        vigil_core::SensorState::Inactive
+                        vigil_domain::SensorState::Inactive
                     },
                     fault: false,
                     tamper: false,
@@ -514,7 +536,7 @@ pub async fn run(
                             hub.sessions.end_all();
                             hub.written_codes = None;
                         }
-                        hub.engine.reconfigure(AlarmSetup::from_config(&new), users);
+                        hub.engine.reconfigure(alarm_setup(&new), users);
                         // The engine starts the new setup without live
                         // sensor states: report every slot to it again.
                         hub.watcher = TableWatcher::new(hub.table.slot_count());

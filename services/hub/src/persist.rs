@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use vigil_alarm::users::Lockout;
 use vigil_alarm::{AlarmSetup, AlarmState, Phase, TriggerCause};
-use vigil_core::ArmedMode;
+use vigil_domain::ArmedMode;
 
 /// The file's format version.
 const VERSION: u32 = 1;
@@ -266,14 +266,14 @@ impl StateStore {
 
 #[cfg(test)]
 mod tests {
-    use vigil_core::config::Config;
+    use vigil_config::Config;
 
     use super::*;
 
     #[test]
     fn every_phase_round_trips_by_sensor_name() {
         let dir = tempfile::tempdir().expect("dir");
-        let setup = AlarmSetup::from_config(&Config::demo(dir.path()));
+        let setup = crate::alarm_setup(&Config::demo(dir.path()));
         let store = StateStore::new(dir.path());
         assert_eq!(store.load(&setup).expect("fresh"), Restored::default());
         let phases = [
@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn a_corrupt_file_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("dir");
-        let setup = AlarmSetup::from_config(&Config::demo(dir.path()));
+        let setup = crate::alarm_setup(&Config::demo(dir.path()));
         let store = StateStore::new(dir.path());
         std::fs::write(store.path(), "{ half").expect("write");
         let err = store.load(&setup).expect_err("corrupt");

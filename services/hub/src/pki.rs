@@ -23,7 +23,7 @@ use rcgen::{
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use vigil_core::config::Role;
+use vigil_domain::Role;
 
 /// The name every hub certificate carries; clients verify it.
 pub const SERVER_NAME: &str = "vigil-hub";

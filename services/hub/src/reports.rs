@@ -4,7 +4,7 @@
 //! seen at once).
 
 use tonic::{Request, Response, Status};
-use vigil_core::config::Role;
+use vigil_domain::Role;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::report_service_server::ReportService;
 use vigil_reports::{Cursor, EventFilter, Order, Period, PeriodKind, ReadOnly, ReportsError};

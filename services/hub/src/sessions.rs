@@ -14,7 +14,7 @@ use vigil_bootstrap::{
     Admitted, HubMessage, OutputCommand, OutputName, PairingCode, Rendezvous, ServiceMessage,
     ServiceRole, Welcome,
 };
-use vigil_core::config::Role;
+use vigil_domain::Role;
 use vigil_ipc::table::SensorTable;
 
 use crate::engine::now_ms;

@@ -117,7 +117,7 @@ impl TableWatcher {
 
 #[cfg(test)]
 mod tests {
-    use vigil_core::{SensorKind, SensorState, TraceContext};
+    use vigil_domain::{SensorKind, SensorState, TraceContext};
     use vigil_ipc::doorbell::SI_USER;
     use vigil_ipc::table::{SensorUpdate, SlotDescriptor};
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use vigil_core::config::Config;
+use vigil_config::Config;
 use vigil_eventlog::{LogReader, LogWriter, Options, kinds};
 use vigil_proto::v1 as pb;
 

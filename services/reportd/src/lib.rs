@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 use tracing::{info, warn};
-use vigil_core::config::Config;
+use vigil_config::Config;
 use vigil_reports::{Index, ReportsError};
 
 pub use follow::{Follower, to_indexed};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use prost::Message;
-use vigil_core::config::Config;
+use vigil_config::Config;
 use vigil_eventlog::{LogWriter, Options, kinds};
 use vigil_proto::v1 as pb;
 

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
-use vigil_core::config::{Config, GpioBackendKind};
-use vigil_core::{Level, Pull};
+use vigil_config::{Config, GpioBackendKind};
+use vigil_domain::{Level, Pull};
 
 pub use rppal_backend::RppalGpio;
 pub use simulated::SimulatedGpio;

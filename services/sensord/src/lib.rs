@@ -27,8 +27,8 @@ use std::time::Instant;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
-use vigil_core::Level;
-use vigil_core::config::{Config, ConfigError, ConfigSource};
+use vigil_config::{Config, ConfigError, ConfigSource};
+use vigil_domain::Level;
 
 use crate::gpio::{Edge, Gpio, GpioError};
 use crate::link::{HubLink, LinkEvent};

@@ -12,8 +12,8 @@ use tracing::{debug, error, info, warn};
 use vigil_bootstrap::{
     BootstrapError, HubMessage, OutputName, ServiceMessage, ServiceRole, Session,
 };
-use vigil_core::config::Config;
-use vigil_core::{Level, TraceContext};
+use vigil_config::Config;
+use vigil_domain::{Level, TraceContext};
 use vigil_ipc::doorbell::{DoorbellError, DoorbellSender};
 use vigil_ipc::table::{SensorTable, SensorUpdate};
 

@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
-use vigil_core::config::SensorConfig;
-use vigil_core::{Level, SensorKind, SensorState};
+use vigil_config::SensorConfig;
+use vigil_domain::{Level, SensorKind, SensorState};
 
 /// What sensord publishes for one sensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,7 +136,7 @@ fn state_for(config: &SensorConfig, level: Level) -> SensorState {
 mod tests {
     use std::time::Duration;
 
-    use vigil_core::Pull;
+    use vigil_domain::Pull;
 
     use super::*;
 
@@ -150,7 +150,7 @@ mod tests {
             debounce: Duration::from_millis(50),
             modes: Default::default(),
             supervision: supervision.map(Duration::from_secs),
-            response: vigil_core::config::Response::Instant,
+            response: vigil_domain::Response::Instant,
             arm_after_close: false,
             auto_bypass: false,
             double_knock: None,

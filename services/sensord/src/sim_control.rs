@@ -19,8 +19,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as Async
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tracing::{debug, info};
-use vigil_core::Level;
-use vigil_core::config::{Config, SensorConfig};
+use vigil_config::{Config, SensorConfig};
+use vigil_domain::Level;
 
 use crate::SensordError;
 use crate::gpio::SimulatedGpio;

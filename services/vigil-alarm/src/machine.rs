@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use vigil_core::config::{AlarmConfig, Config, ModeTiming, Response};
-use vigil_core::{AlarmState as AlarmPhaseCode, ArmedMode, SensorKind};
+use vigil_domain::{AlarmConfig, ModeTiming, Response};
+use vigil_domain::{AlarmState as AlarmPhaseCode, ArmedMode, SensorKind};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = u64;
@@ -37,26 +37,6 @@ pub struct AlarmSetup {
 }
 
 impl AlarmSetup {
-    pub fn from_config(config: &Config) -> AlarmSetup {
-        AlarmSetup {
-            sensors: config
-                .sensors
-                .iter()
-                .map(|s| AlarmSensor {
-                    name: s.name.clone(),
-                    kind: s.kind,
-                    modes: s.modes.clone(),
-                    response: s.response,
-                    arm_after_close: s.arm_after_close,
-                    auto_bypass: s.auto_bypass,
-                    double_knock: s.double_knock.clone(),
-                    trigger_on_fault: s.trigger_on_fault,
-                })
-                .collect(),
-            alarm: config.alarm.clone(),
-        }
-    }
-
     fn timing(&self, mode: ArmedMode) -> ModeTiming {
         self.alarm
             .modes

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use vigil_core::config::{AlarmConfig, ModeTiming, Response, Role};
-use vigil_core::{AlarmState as Code, ArmedMode, SensorKind};
+use vigil_domain::{AlarmConfig, ModeTiming, Response, Role};
+use vigil_domain::{AlarmState as Code, ArmedMode, SensorKind};
 
 use super::*;
 use crate::users::{CodeCheck, LOCKOUT_TIME, Lockout, User, Users, cheap_hash};

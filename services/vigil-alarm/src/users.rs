@@ -6,7 +6,7 @@
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use vigil_core::config::Role;
+use vigil_domain::Role;
 
 use crate::Millis;
 

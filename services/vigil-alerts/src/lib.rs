@@ -19,7 +19,7 @@
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
-use vigil_core::config::AlertPriority;
+use vigil_domain::AlertPriority;
 
 /// An alert on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 
 use ipc_channel::ipc::{IpcSender, IpcSharedMemory};
 use serde::{Deserialize, Serialize};
-use vigil_core::TraceContext;
+use vigil_domain::TraceContext;
 
 /// Who is connecting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use ipc_channel::ipc::{self, IpcOneShotServer, IpcSender, IpcSharedMemory};
-use vigil_core::{SensorKind, SensorState, TraceContext};
+use vigil_domain::{SensorKind, SensorState, TraceContext};
 use vigil_ipc::doorbell::{
     DoorbellReceiver, DoorbellSender, block_doorbell_signal, doorbell_signal,
 };
@@ -251,8 +251,8 @@ fn child_hub() {
         let receiver = DoorbellReceiver::new().expect("receiver");
         let ack = |t: &SensorTable| {
             t.write_system(&SystemUpdate {
-                mode: vigil_core::ArmedMode::Disarmed,
-                alarm: vigil_core::AlarmState::Idle,
+                mode: vigil_domain::ArmedMode::Disarmed,
+                alarm: vigil_domain::AlarmState::Idle,
                 trace: TraceContext::default(),
             })
             .expect("ack")

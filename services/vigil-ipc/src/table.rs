@@ -34,14 +34,14 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::IpcSharedMemory;
-use vigil_core::{AlarmState, ArmedMode, SensorKind, SensorState, TraceContext};
+use vigil_domain::{AlarmState, ArmedMode, SensorKind, SensorState, TraceContext};
 
 use crate::clock::{monotonic_ns, unix_ns};
 
 /// The layout version. Bump it on any change to the layout or the codes.
 pub const FORMAT_VERSION: u32 = 1;
 /// The most sensor slots a table holds.
-pub const MAX_SLOTS: usize = vigil_core::config::MAX_SENSORS;
+pub const MAX_SLOTS: usize = vigil_domain::MAX_SENSORS;
 /// How long a reader retries a slot that is mid-write before giving up.
 pub const READ_GIVE_UP: Duration = Duration::from_millis(20);
 /// How long a writer waits for the writer semaphore.

@@ -24,7 +24,7 @@ use std::time::Duration;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use vigil_core::config::{CameraConfig, CameraEncoder, CameraSource};
+use vigil_config::{CameraConfig, CameraEncoder, CameraSource};
 
 /// Caps on every encoded edge: Annex B, one access unit per buffer.
 pub const H264_CAPS: &str = "video/x-h264,stream-format=byte-stream,alignment=au";

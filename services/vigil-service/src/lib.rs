@@ -17,7 +17,7 @@ use std::fmt::Display;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use vigil_core::config::{Config, ConfigSource, DEFAULT_PATH};
+use vigil_config::{Config, ConfigSource, DEFAULT_PATH};
 use vigil_telemetry::TelemetryGuard;
 
 /// sysexits' EX_CONFIG: the configuration is the problem.

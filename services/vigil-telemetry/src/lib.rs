@@ -28,8 +28,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
-use vigil_core::TraceContext;
-use vigil_core::config::{LogFormat, TelemetryConfig};
+use vigil_config::{LogFormat, TelemetryConfig};
+use vigil_domain::TraceContext;
 
 /// Overrides the config's log format (`text` or `json`).
 pub const LOG_FORMAT_ENV: &str = "VIGIL_LOG_FORMAT";

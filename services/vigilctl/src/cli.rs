@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use tonic::transport::Channel;
-use vigil_core::config::Config;
+use vigil_config::Config;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::admin_service_client::AdminServiceClient;
 use vigil_proto::v1::alarm_service_client::AlarmServiceClient;

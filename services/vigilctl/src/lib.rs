@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use vigil_bootstrap::{BootstrapError, ServiceRole};
-use vigil_core::config::Config;
+use vigil_config::Config;
 use vigil_ipc::table::{SensorReading, SensorTable, SlotDescriptor, SystemReading, TableError};
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +135,7 @@ impl LocalStatus {
                 "name": s.descriptor.name,
                 "kind": s.descriptor.kind.as_str(),
                 "state": s.reading.state.describe(s.descriptor.kind),
-                "active": s.reading.state == vigil_core::SensorState::Active,
+                "active": s.reading.state == vigil_domain::SensorState::Active,
                 "fault": s.reading.fault,
                 "tamper": s.reading.tamper,
                 "bypassed": s.reading.bypassed,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use tracing::{info, warn};
-use vigil_core::config::RecordingConfig;
+use vigil_config::RecordingConfig;
 
 /// A clip as ListClips shows it.
 #[derive(Debug, Clone)]

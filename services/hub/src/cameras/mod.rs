@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
 use vigil_camlink::{CommandKind, Key, Message};
-use vigil_core::config::{Config, RecordingConfig};
+use vigil_config::{Config, RecordingConfig};
 use vigil_ipc::semaphore::NamedSemaphore;
 use vigil_media::AccessUnit;
 

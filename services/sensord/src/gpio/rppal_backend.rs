@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use rppal::gpio::{self, InputPin, OutputPin, Trigger};
-use vigil_core::{Level, Pull};
+use vigil_domain::{Level, Pull};
 
 use super::{Edge, EdgeSink, Gpio, GpioError};
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use vigil_core::{Level, Pull};
+use vigil_domain::{Level, Pull};
 
 use super::{Edge, EdgeSink, Gpio, GpioError};
 

@@ -14,7 +14,7 @@ use super::{
     OutputConfig, OutputsConfig, Problem, RecordingConfig, Response, Role, RuntimeConfig,
     SensorConfig, TRIGGER_TIME_RANGE, TelemetryConfig, UserConfig, WebhookConfig, WebhookFormat,
 };
-use crate::{ArmedMode, Level, Pull, SensorKind};
+use vigil_domain::{ArmedMode, Level, Pull, SensorKind};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
