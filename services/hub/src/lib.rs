@@ -32,6 +32,7 @@ mod camera_api;
 pub mod cameras;
 pub mod control_fifo;
 pub mod engine;
+mod error;
 pub mod eventlog;
 pub mod grpc;
 pub mod persist;
@@ -48,65 +49,31 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, info_span, warn};
-use vigil_bootstrap::{BootstrapError, Rendezvous};
+use vigil_bootstrap::Rendezvous;
 use vigil_config::{Config, ConfigSource};
 use vigil_domain::AlertPriority;
-use vigil_ipc::doorbell::{DoorbellError, DoorbellReceiver};
-use vigil_ipc::table::{SensorTable, SlotDescriptor, TableError};
+use vigil_ipc::doorbell::DoorbellReceiver;
+use vigil_ipc::table::{SensorTable, SlotDescriptor};
 
 use tokio::sync::watch;
 use vigil_alarm::users::{User, Users};
 use vigil_alarm::{AlarmSetup, Outputs};
 use vigil_ipc::table::SystemUpdate;
 
+pub use crate::error::HubError;
+
 use crate::alerts::AlertPoster;
 use crate::engine::Engine;
 use crate::eventlog::EventLog;
 use crate::grpc::{Api, ApiView, Auth};
-use crate::persist::{PersistError, StateStore};
-use crate::pki::{Pki, PkiError};
+use crate::persist::StateStore;
+use crate::pki::Pki;
 use crate::sessions::{SessionAction, SessionContext, SessionEvent, Sessions};
 use crate::watcher::{Observed, Suspicious, TableWatcher};
 
 /// How often the hub rescans the table without a doorbell: the bound on how
 /// late a change is seen if its ring was lost (a full signal queue).
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Why the hub stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    #[error("cannot create the runtime directory {path}: {source}")]
-    RuntimeDir {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Table(#[from] TableError),
-    #[error(transparent)]
-    Doorbell(#[from] DoorbellError),
-    #[error(transparent)]
-    Bootstrap(#[from] BootstrapError),
-    #[error("cannot install a signal handler or start a thread: {0}")]
-    Signal(std::io::Error),
-    #[error("{0}")]
-    Users(String),
-    #[error(transparent)]
-    Persist(#[from] PersistError),
-    #[error(transparent)]
-    Pki(#[from] PkiError),
-    #[error(transparent)]
-    Grpc(#[from] grpc::GrpcError),
-    #[error("the alert queue: {0}")]
-    Alerts(#[from] vigil_ipc::mqueue::QueueError),
-    #[error("the event log: {0}")]
-    EventLog(#[from] vigil_eventlog::LogError),
-    /// The camera port is taken (another hub?) or not allowed.
-    #[error("cannot listen for cameras on {addr} (recording.listen): {source}")]
-    CameraListen {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-}
 
 /// What the alarm needs of a configuration; slot k is `config.sensors[k]`.
 pub fn alarm_setup(config: &Config) -> AlarmSetup {
