@@ -673,6 +673,17 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
+/// One span as an OTLP collector received it (ids in hex; an empty
+/// parent for a root span).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportedSpan {
+    pub service: String,
+    pub name: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+}
+
 /// A minimal HTTP/1.1 server on loopback that answers every request with
 /// 200 and hands it over: a webhook receiver or an OTLP collector for tests.
 #[derive(Debug)]
@@ -715,6 +726,59 @@ impl HttpSink {
             }
         }
         Ok(seen)
+    }
+
+    /// As an OTLP collector: every span exported until `want` holds of
+    /// them all, or none arrives for `quiet` (then what came, for the
+    /// caller to report).
+    pub fn spans(
+        &self,
+        want: impl Fn(&[ExportedSpan]) -> bool,
+        quiet: Duration,
+    ) -> Result<Vec<ExportedSpan>> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message;
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let mut spans = Vec::new();
+        while let Ok(request) = self.requests.recv_timeout(quiet) {
+            ensure!(
+                request.path == "/v1/traces",
+                "an export to {}",
+                request.path
+            );
+            let export = ExportTraceServiceRequest::decode(request.body.as_slice())
+                .context("an OTLP/HTTP trace export that is not protobuf")?;
+            for resource in export.resource_spans {
+                let service = resource
+                    .resource
+                    .iter()
+                    .flat_map(|r| &r.attributes)
+                    .find(|a| a.key == "service.name")
+                    .and_then(|a| a.value.as_ref())
+                    .and_then(|v| match &v.value {
+                        Some(
+                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                s,
+                            ),
+                        ) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                for span in resource.scope_spans.into_iter().flat_map(|s| s.spans) {
+                    spans.push(ExportedSpan {
+                        service: service.clone(),
+                        name: span.name,
+                        trace_id: hex(&span.trace_id),
+                        span_id: hex(&span.span_id),
+                        parent_span_id: hex(&span.parent_span_id),
+                    });
+                }
+            }
+            if want(&spans) {
+                break;
+            }
+        }
+        Ok(spans)
     }
 
     pub fn start() -> Result<HttpSink> {

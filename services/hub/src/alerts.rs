@@ -12,14 +12,16 @@
 //! (re)joins. alertd drops repeats of ids it has delivered; hooks get the id
 //! to do the same.
 //!
-//! Those alerts also survive the hub: every change to the set of
-//! undelivered alarm, tamper and fault alerts is written to
-//! `<state_dir>/alerts-pending.json` (synced, then renamed into place)
-//! before they are posted, and a hub that starts posts what it finds there
-//! again. The journal is written before the alarm state that made the
-//! alerts is saved (`Engine::persist`, `Hub::sync`), so no saved alarm is
-//! ever without its alert; killed between the two, the next hub posts the
-//! alert and finds the state from before it (at least once, never lost).
+//! Those alerts also survive the hub: right after they are posted (posting
+//! never waits for the disk), the set of undelivered alarm, tamper and
+//! fault alerts is written to `<state_dir>/alerts-pending.json` (synced,
+//! then renamed into place), and a hub that starts posts what it finds
+//! there again. The journal is written before the alarm state that made
+//! the alerts is saved (`Hub::apply`), so no saved alarm is ever without
+//! its alert; killed between the two, the next hub posts the alert again
+//! and finds the state from before it (at least once, never lost). Killed
+//! after the post and before the journal, the alert is already in the
+//! kernel's queue, which outlives the hub.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -98,8 +100,8 @@ impl AlertPoster {
         self
     }
 
-    /// Writes the undelivered non-info alerts to the journal.
-    fn save(&self) {
+    /// Writes the undelivered non-info alerts to the journal (synced).
+    pub fn save_journal(&self) {
         let Some(path) = &self.journal else { return };
         let pending: Vec<&AlertMessage> = self
             .in_flight
@@ -118,12 +120,17 @@ impl AlertPoster {
         }
     }
 
-    pub fn push(&mut self, alerts: Vec<AlertMessage>) {
+    /// Posts `alerts` at once (what the queue does not take waits in the
+    /// outbox); returns whether any must be journaled
+    /// ([`AlertPoster::save_journal`]), which the caller does next.
+    pub fn post(&mut self, alerts: Vec<AlertMessage>) -> bool {
+        if alerts.is_empty() {
+            return false;
+        }
         let important = alerts.iter().any(|a| a.priority() > AlertPriority::Info);
         self.outbox.extend(alerts);
-        if important {
-            self.save();
-        }
+        self.flush();
+        important
     }
 
     /// Whether alerts wait for room in the queue.
@@ -192,7 +199,7 @@ impl AlertPoster {
     /// alertd delivered `id`.
     pub fn delivered(&mut self, id: &str) {
         if self.in_flight.remove(id).is_some() {
-            self.save();
+            self.save_journal();
         }
     }
 
@@ -244,14 +251,14 @@ mod tests {
         };
         MessageQueue::unlink(&config.queue);
         let mut poster = AlertPoster::open(&config).expect("open");
-        poster.push(vec![
+        let journal = poster.post(vec![
             alert("i1", AlertPriority::Info),
             alert("i2", AlertPriority::Info),
             alert("a1", AlertPriority::Alarm),
             alert("i3", AlertPriority::Info),
             alert("f1", AlertPriority::Fault),
         ]);
-        poster.flush();
+        assert!(journal, "an alarm and a fault are journaled");
         // Two fit; the rest: info dropped and counted, alarm and fault wait.
         assert_eq!(poster.dropped_info(), 1);
         assert!(poster.waiting());
@@ -292,12 +299,13 @@ mod tests {
             let mut poster = AlertPoster::open(&config)
                 .expect("open")
                 .with_journal(dir.path());
-            poster.push(vec![
+            if poster.post(vec![
                 alert("a1", AlertPriority::Alarm),
                 alert("i1", AlertPriority::Info),
                 alert("t1", AlertPriority::Tamper),
-            ]);
-            poster.flush();
+            ]) {
+                poster.save_journal();
+            }
             poster.delivered("t1");
             // The hub dies here: a1 posted, never delivered.
         }

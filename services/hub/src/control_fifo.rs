@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use vigil_alarm::Actor;
 use vigil_domain::ArmedMode;
 
-use crate::engine::{Command, EngineHandle};
+use crate::commands::{Command, HubHandle};
 
 /// The longest line accepted.
 const MAX_LINE: usize = 256;
@@ -114,7 +114,7 @@ pub fn ensure_fifo(path: &Path) -> Result<(), String> {
 }
 
 /// Starts the reader thread.
-pub fn spawn(path: PathBuf, engine: EngineHandle, runtime: Handle) -> std::io::Result<()> {
+pub fn spawn(path: PathBuf, engine: HubHandle, runtime: Handle) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("control-fifo".into())
         .spawn(move || {
@@ -138,7 +138,7 @@ pub fn spawn(path: PathBuf, engine: EngineHandle, runtime: Handle) -> std::io::R
 }
 
 /// Reads lines until every writer has closed the FIFO.
-fn read_writers(file: std::fs::File, engine: &EngineHandle, runtime: &Handle) {
+fn read_writers(file: std::fs::File, engine: &HubHandle, runtime: &Handle) {
     let mut reader = BufReader::new(file);
     let mut buf = Vec::new();
     loop {
@@ -184,7 +184,7 @@ fn read_writers(file: std::fs::File, engine: &EngineHandle, runtime: &Handle) {
     }
 }
 
-async fn execute(command: ControlLine, engine: &EngineHandle) {
+async fn execute(command: ControlLine, engine: &HubHandle) {
     let by = Actor {
         user: None,
         source: "fifo".into(),

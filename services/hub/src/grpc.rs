@@ -5,7 +5,7 @@
 //! that the hub issued at pairing; the client's role (guest < user < admin)
 //! decides what it may do. Handlers convert between proto and domain types
 //! here and nowhere else, and never touch the alarm directly: they ask the
-//! engine ([`EngineHandle`]) or read its status snapshot.
+//! engine ([`HubHandle`]) or read its status snapshot.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,7 +20,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use vigil_alarm::{Actor, AlarmSetup};
 use vigil_domain::Role;
-use vigil_domain::{AlarmState, ArmedMode, SensorState};
+use vigil_domain::SensorState;
 use vigil_ipc::table::SensorTable;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
@@ -28,7 +28,11 @@ use vigil_proto::v1::alarm_service_server::{AlarmService, AlarmServiceServer};
 use vigil_proto::v1::camera_service_server::CameraServiceServer;
 use vigil_proto::v1::report_service_server::ReportServiceServer;
 
-use crate::engine::{Command, CommandError, EngineHandle, EventRecord, StatusSnapshot, now_ms};
+use crate::clock::now_ms;
+use crate::commands::{Command, CommandError, HubHandle, HubRequest};
+use crate::convert::{
+    from_pb_mode, from_pb_role, ms_i64, to_pb_event, to_pb_mode, to_pb_role, to_pb_status,
+};
 use crate::pki::{ClientIdentity, Pki};
 
 /// What the API reads besides the engine; replaced on a config reload.
@@ -58,7 +62,7 @@ pub enum Auth {
 
 #[derive(Clone, Debug)]
 pub struct Api {
-    engine: EngineHandle,
+    engine: HubHandle,
     pub(crate) view: watch::Receiver<Arc<ApiView>>,
     auth: Auth,
     /// The camera server, when cameras are configured.
@@ -66,7 +70,7 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(engine: EngineHandle, view: watch::Receiver<Arc<ApiView>>, auth: Auth) -> Api {
+    pub fn new(engine: HubHandle, view: watch::Receiver<Arc<ApiView>>, auth: Auth) -> Api {
         Api {
             engine,
             view,
@@ -133,82 +137,6 @@ impl Api {
     }
 }
 
-fn to_pb_mode(mode: ArmedMode) -> pb::Mode {
-    match mode {
-        ArmedMode::Disarmed => pb::Mode::Disarmed,
-        ArmedMode::Home => pb::Mode::Home,
-        ArmedMode::Away => pb::Mode::Away,
-        ArmedMode::Night => pb::Mode::Night,
-        ArmedMode::Vacation => pb::Mode::Vacation,
-        ArmedMode::Custom => pb::Mode::Custom,
-    }
-}
-
-fn from_pb_mode(mode: i32) -> Result<ArmedMode, Status> {
-    match pb::Mode::try_from(mode) {
-        Ok(pb::Mode::Home) => Ok(ArmedMode::Home),
-        Ok(pb::Mode::Away) => Ok(ArmedMode::Away),
-        Ok(pb::Mode::Night) => Ok(ArmedMode::Night),
-        Ok(pb::Mode::Vacation) => Ok(ArmedMode::Vacation),
-        Ok(pb::Mode::Custom) => Ok(ArmedMode::Custom),
-        _ => Err(Status::invalid_argument(
-            "mode must be MODE_HOME, MODE_AWAY, MODE_NIGHT, MODE_VACATION or MODE_CUSTOM",
-        )),
-    }
-}
-
-fn to_pb_state(state: AlarmState) -> pb::AlarmState {
-    match state {
-        AlarmState::Idle => pb::AlarmState::Idle,
-        AlarmState::Arming => pb::AlarmState::Arming,
-        AlarmState::Pending => pb::AlarmState::Pending,
-        AlarmState::Triggered => pb::AlarmState::Triggered,
-    }
-}
-
-fn to_pb_role(role: Role) -> pb::Role {
-    match role {
-        Role::Guest => pb::Role::Guest,
-        Role::User => pb::Role::User,
-        Role::Admin => pb::Role::Admin,
-    }
-}
-
-fn ms_i64(ms: u64) -> i64 {
-    i64::try_from(ms).unwrap_or(i64::MAX)
-}
-
-fn to_pb_status(s: &StatusSnapshot) -> pb::Status {
-    pb::Status {
-        mode: to_pb_mode(s.mode) as i32,
-        state: to_pb_state(s.alarm) as i32,
-        deadline_unix_ms: s.deadline_unix_ms.map_or(0, ms_i64),
-        siren: s.outputs.siren,
-        buzzer: s.outputs.buzzer,
-        bypassed: s.bypassed.clone(),
-        open: s.open.clone(),
-        faults: s.faults.clone(),
-        locked_until_unix_ms: s.locked_until_unix_ms.map_or(0, ms_i64),
-        last_event_seq: s.last_seq,
-    }
-}
-
-/// An event as the API carries it.
-pub fn to_pb_event(e: &EventRecord) -> pb::Event {
-    pb::Event {
-        seq: e.seq,
-        unix_ms: ms_i64(e.unix_ms),
-        kind: e.kind.to_owned(),
-        sensor: e.sensor.clone().unwrap_or_default(),
-        mode: to_pb_mode(e.mode) as i32,
-        state: to_pb_state(e.alarm) as i32,
-        user: e.user.clone().unwrap_or_default(),
-        source: e.source.clone(),
-        message: e.message.clone(),
-        trace_id: e.trace_id.clone().unwrap_or_default(),
-    }
-}
-
 impl From<CommandError> for Status {
     fn from(e: CommandError) -> Status {
         let message = e.to_string();
@@ -220,6 +148,7 @@ impl From<CommandError> for Status {
             CommandError::Arm(_) | CommandError::Bypass(_) => Status::failed_precondition(message),
             CommandError::NoSuchSensor(_) => Status::not_found(message),
             CommandError::ResumeTooOld { .. } => Status::out_of_range(message),
+            CommandError::PinCheckFailed => Status::internal(message),
             CommandError::Stopped => Status::unavailable(message),
         }
     }
@@ -359,7 +288,7 @@ impl AlarmService for Api {
         let subscription = loop {
             match self
                 .engine
-                .ask(|reply| Command::Subscribe { after_seq, reply })
+                .ask(|reply| HubRequest::Subscribe { after_seq, reply })
                 .await
             {
                 Ok(s) => break s,
@@ -370,7 +299,10 @@ impl AlarmService for Api {
                     };
                     let from = after_seq.unwrap_or(0);
                     replayed = crate::eventlog::replay(dir, from, oldest - 1)
-                        .map_err(|e| Status::internal(format!("event log: {e}")))?;
+                        .map_err(|e| Status::internal(format!("event log: {e}")))?
+                        .iter()
+                        .map(to_pb_event)
+                        .collect();
                     after_seq = Some(oldest - 1);
                 }
                 Err(e) => return Err(e.into()),
@@ -435,16 +367,8 @@ impl AdminService for Api {
         let Auth::Certificates(pki) = &self.auth else {
             return Err(Status::unimplemented("pairing needs the TLS server"));
         };
-        let role = match pb::Role::try_from(request.into_inner().role) {
-            Ok(pb::Role::Admin) => Role::Admin,
-            Ok(pb::Role::User) => Role::User,
-            Ok(pb::Role::Guest) => Role::Guest,
-            _ => {
-                return Err(Status::invalid_argument(
-                    "role must be guest, user or admin",
-                ));
-            }
-        };
+        let role = from_pb_role(request.into_inner().role)
+            .ok_or_else(|| Status::invalid_argument("role must be guest, user or admin"))?;
         let (code, expires) = pki.create_code(role, now_ms());
         Ok(Response::new(pb::CreatePairingCodeResponse {
             code,

@@ -3,42 +3,60 @@
 //! Owns: the sensor table (it creates the region and hands it out over
 //! ipc-channel) and its system slot, the bootstrap socket and the sessions
 //! of every local service, the receiving end of the doorbell, the alarm
-//! engine and its persisted state, the gRPC API with its CA and paired
-//! clients, and the control FIFO. The camera server and the event log will
-//! live here too (see ARCHITECTURE.md).
+//! engine and its persisted state, the event log (its only writer) and the
+//! live event stream, the alert queue's sending end, the gRPC API with its
+//! CA and paired clients, the control FIFO and the camera server.
 //!
 //! Must never: block its async runtime (ipc-channel receives run on their
-//! own threads, the doorbell is a signalfd), trust a doorbell (the table's
-//! counters are the truth, see [`watcher`]), or let a second writer of the
-//! sensor slots in while one is connected.
+//! own threads, the doorbell is a signalfd, argon2 runs on blocking
+//! threads), trust a doorbell (the table's counters are the truth, see
+//! [`watcher`]), or let a second writer of the sensor slots in while one is
+//! connected.
 //!
-//! Code map:
-//! - [`run`]: builds the table, listens, and runs the event loop.
-//! - `sessions`: admitted services, their message threads, and what happens
-//!   when one ends (a dead writer's table repair).
-//! - [`watcher`]: doorbells and rescans into observed changes.
-//! - [`engine`]: the alarm (vigil-alarm), users, events, status; [`persist`]
-//!   its state file.
-//! - [`grpc`]: AlarmService and AdminService; [`pki`] the CA, pairing and
-//!   the client registry.
+//! Code map (each module imports only those listed after it, or none of
+//! the hub's; no module imports one that imports it back):
+//! - [`run`]: builds everything and runs the event loop; `event_loop`: the
+//!   loop's state and `Hub::apply`, where the engine's effects become I/O
+//!   in one documented order.
+//! - [`engine`]: the alarm (vigil-alarm), users and PINs, event numbering
+//!   and wording, alerts; returns [`engine::Effects`], does no I/O.
+//! - [`commands`]: what the loop is asked ([`commands::HubRequest`]) and
+//!   the handle that asks ([`commands::HubHandle`]); [`status`]: the status
+//!   every reader sees; [`stream`]: the event ring and broadcast.
+//! - [`eventlog`]: events into the memory-mapped log, replay;
+//!   [`persist`]: the state file; [`alerts`]: the POSIX queue to alertd and
+//!   the alert journal.
+//! - [`grpc`]: AlarmService and AdminService (`camera_api`, `reports`: the
+//!   other two services); [`convert`]: the one domain <-> proto boundary;
+//!   [`pki`]: the CA, pairing and the client registry.
+//! - [`cameras`]: the camera server (links, rings, clips, motion).
 //! - [`control_fifo`]: `echo "arm away" > /run/vigil/control`.
-//! - [`eventlog`]: every event into the memory-mapped log.
-//! - [`alerts`]: alerts onto the POSIX queue for alertd.
+//! - `sessions`: admitted services, their message threads, and what happens
+//!   when one ends (a dead writer's table repair); [`watcher`]: doorbells
+//!   and rescans into observed changes.
+//! - [`clock`]: wall-clock time and the alarm's monotonic clock; `error`:
+//!   why the hub stops.
 
 #![forbid(unsafe_code)]
 
 pub mod alerts;
 mod camera_api;
 pub mod cameras;
+pub mod clock;
+pub mod commands;
 pub mod control_fifo;
+pub mod convert;
 pub mod engine;
 mod error;
+mod event_loop;
 pub mod eventlog;
 pub mod grpc;
 pub mod persist;
 pub mod pki;
 mod reports;
 mod sessions;
+pub mod status;
+pub mod stream;
 pub mod watcher;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -48,28 +66,29 @@ use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, info_span, warn};
+use tracing::{debug, error, info, warn};
 use vigil_bootstrap::Rendezvous;
 use vigil_config::{Config, ConfigSource};
-use vigil_domain::AlertPriority;
 use vigil_ipc::doorbell::DoorbellReceiver;
 use vigil_ipc::table::{SensorTable, SlotDescriptor};
 
 use tokio::sync::watch;
+use vigil_alarm::AlarmSetup;
 use vigil_alarm::users::{User, Users};
-use vigil_alarm::{AlarmSetup, Outputs};
-use vigil_ipc::table::SystemUpdate;
 
 pub use crate::error::HubError;
 
 use crate::alerts::AlertPoster;
+use crate::commands::HubHandle;
 use crate::engine::Engine;
+use crate::event_loop::Hub;
 use crate::eventlog::EventLog;
 use crate::grpc::{Api, ApiView, Auth};
 use crate::persist::StateStore;
 use crate::pki::Pki;
 use crate::sessions::{SessionAction, SessionContext, SessionEvent, Sessions};
-use crate::watcher::{Observed, Suspicious, TableWatcher};
+use crate::stream::EventStream;
+use crate::watcher::{Suspicious, TableWatcher};
 
 /// How often the hub rescans the table without a doorbell: the bound on how
 /// late a change is seen if its ring was lost (a full signal queue).
@@ -120,32 +139,40 @@ pub fn ensure_runtime_dir(path: &Path) -> Result<(), HubError> {
         })
 }
 
-/// Reads every user's PIN hashes (inline or from their files).
+/// Reads every user's PIN hashes (inline or from their files). A file that
+/// cannot be read is [`HubError::PinHashFile`] and a hash that does not
+/// parse [`HubError::User`]: both the configuration's (exit 78).
 pub fn load_users(config: &Config) -> Result<Users, HubError> {
-    let read = |user: &str, inline: &Option<String>, file: &Option<std::path::PathBuf>| match (
-        inline, file,
-    ) {
+    let read = |index: usize,
+                user: &str,
+                key: &'static str,
+                inline: &Option<String>,
+                file: &Option<std::path::PathBuf>| match (inline, file) {
         (Some(hash), _) => Ok(Some(hash.clone())),
         (None, Some(path)) => std::fs::read_to_string(path)
             .map(|s| Some(s.trim().to_owned()))
-            .map_err(|e| {
-                HubError::Users(format!(
-                    "user {user}: cannot read the PIN hash file {}: {e}",
-                    path.display()
-                ))
+            .map_err(|source| HubError::PinHashFile {
+                index,
+                user: user.to_owned(),
+                key,
+                path: path.clone(),
+                source,
             }),
         (None, None) => Ok(None),
     };
     let mut users = Vec::new();
-    for u in &config.users {
-        let Some(pin) = read(&u.name, &u.pin_hash, &u.pin_hash_file)? else {
+    for (i, u) in config.users.iter().enumerate() {
+        let Some(pin) = read(i, &u.name, "pin_hash_file", &u.pin_hash, &u.pin_hash_file)? else {
             continue;
         };
-        let duress = read(&u.name, &u.duress_pin_hash, &u.duress_pin_hash_file)?;
-        users.push(
-            User::new(&u.name, u.role, &pin, duress.as_deref())
-                .map_err(|e| HubError::Users(e.to_string()))?,
-        );
+        let duress = read(
+            i,
+            &u.name,
+            "duress_pin_hash_file",
+            &u.duress_pin_hash,
+            &u.duress_pin_hash_file,
+        )?;
+        users.push(User::new(&u.name, u.role, &pin, duress.as_deref())?);
     }
     if users.is_empty() {
         warn!("no users are configured: nobody can disarm; add [[users]] to the config");
@@ -160,7 +187,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(600);
 /// those reportd has indexed: its checkpoint, read from its database, is
 /// the floor. No database (reportd never ran): nothing is retired.
 async fn retention_loop(
-    engine: engine::EngineHandle,
+    engine: HubHandle,
     reports_db: std::path::PathBuf,
     retention: vigil_eventlog::Retention,
 ) {
@@ -173,7 +200,7 @@ async fn retention_loop(
         };
         match indexed {
             Ok(through) => {
-                let command = engine::Command::RetireLog {
+                let command = commands::HubRequest::RetireLog {
                     retention,
                     keep_from: through + 1,
                 };
@@ -204,79 +231,6 @@ fn api_view(config: &Config, table: &Arc<SensorTable>) -> Arc<ApiView> {
     })
 }
 
-/// The parts of the hub the event loop drives.
-struct Hub {
-    table: Arc<SensorTable>,
-    watcher: TableWatcher,
-    sessions: Sessions,
-    engine: Engine,
-    alerts: AlertPoster,
-    pki: Arc<Pki>,
-    grpc_listen: std::net::SocketAddr,
-    /// What was last written to the system slot and sent to sensord.
-    written_codes: Option<(vigil_domain::ArmedMode, vigil_domain::AlarmState)>,
-    sent_outputs: Option<Outputs>,
-}
-
-impl Hub {
-    fn observe(&mut self, observed: Vec<Observed>) {
-        for o in observed {
-            on_sensor_change(&self.table, &o);
-            self.engine.on_sensor(o.slot, &o.reading);
-        }
-    }
-
-    /// Brings the system slot and the outputs in line with the engine.
-    ///
-    /// New alerts are journaled first, then the state change that made
-    /// them is saved (see `Engine::persist`), and only then does anything
-    /// act on it: the slot, the outputs, the alert queue.
-    fn sync(&mut self) {
-        let alerts = self.engine.drain_alerts();
-        let alerted = !alerts.is_empty();
-        let journaled = alerts.iter().any(|a| a.priority() > AlertPriority::Info);
-        if alerted {
-            self.alerts.push(alerts);
-        }
-        self.engine.save_after_alerts();
-        if journaled {
-            failpoint("alert-journaled");
-        }
-        let codes = self.engine.table_codes();
-        if self.written_codes != Some(codes) {
-            let update = SystemUpdate {
-                mode: codes.0,
-                alarm: codes.1,
-                trace: Default::default(),
-            };
-            match self.table.write_system(&update) {
-                Ok(_) => self.written_codes = Some(codes),
-                Err(e) => error!("cannot write the system slot: {e}"),
-            }
-        }
-        let outputs = self.engine.outputs();
-        if self.sent_outputs != Some(outputs) {
-            self.sessions.send_outputs(outputs);
-            self.sent_outputs = Some(outputs);
-        }
-        if alerted {
-            self.alerts.flush();
-        }
-    }
-}
-
-/// Stops the process at once (SIGABRT, no cleanup) when `VIGIL_FAILPOINT`
-/// names this point: how the end-to-end tests kill the hub at an exact
-/// place rather than at a random moment. Unset in production; read once.
-fn failpoint(name: &str) {
-    static ARMED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let armed = ARMED.get_or_init(|| std::env::var("VIGIL_FAILPOINT").ok());
-    if armed.as_deref() == Some(name) {
-        error!("failpoint {name}: aborting, as VIGIL_FAILPOINT asks");
-        std::process::abort();
-    }
-}
-
 /// Runs the hub until `shutdown` resolves (SIGTERM in production); SIGHUP
 /// reloads the configuration from `source`. The doorbell signal must have
 /// been blocked in every thread (`vigil_ipc::doorbell::block_doorbell_signal`
@@ -296,8 +250,7 @@ pub async fn run(
     let setup = alarm_setup(&config);
     let store = StateStore::new(&config.runtime.state_dir);
     let restored = store.load(&setup)?;
-    let (engine, engine_handle, mut commands) =
-        Engine::new(setup, load_users(&config)?, store, restored);
+    let mut engine = Engine::new(setup, load_users(&config)?, restored);
     // Before anything else listens: an unprivileged hub whose kernel limits
     // are too small for the alert queue stops here, saying what to set.
     let alerts = AlertPoster::open(&config.alerts)?.with_journal(&config.runtime.state_dir);
@@ -309,10 +262,17 @@ pub async fn run(
     // its log recovery could touch the running hub's log.
     let rendezvous =
         Rendezvous::bind(&config.runtime.hub_socket(), nix::unistd::getuid().as_raw()).await?;
-    let engine = engine.with_log(EventLog::open(
-        &config.runtime.state_dir,
-        config.events.sync_window,
-    )?);
+    // The log's numbers are the stream's: an event's number is its
+    // record's, so a watcher can resume from the log. A state file ahead
+    // of the log (a log lost or started later) is caught up with
+    // placeholder records; a log ahead of the state file moves the
+    // numbering on.
+    let mut log = EventLog::open(&config.runtime.state_dir, config.events.sync_window)?;
+    engine.skip_to(log.last_seq());
+    log.pad_to(engine.last_seq());
+    let stream = EventStream::new(engine.last_seq());
+    let (engine_handle, inbox) = HubHandle::channel(engine.status());
+    let (pin_results, mut checked_pins) = mpsc::unbounded_channel();
 
     let (view_tx, view_rx) = watch::channel(api_view(&config, &table));
     let listener = grpc::bind(config.grpc.listen).await?;
@@ -408,12 +368,19 @@ pub async fn run(
         sessions: Sessions::new(session_tx.clone()),
         engine,
         alerts,
+        log,
+        stream,
+        store,
+        inbox,
+        pin_results,
         pki,
         grpc_listen,
         written_codes: None,
         sent_outputs: None,
     };
-    hub.sync();
+    // Alerts a previous hub left undelivered go out now.
+    hub.alerts.flush();
+    hub.sync_outputs();
     let (mode, alarm) = hub.engine.table_codes();
     info!(
         socket = %rendezvous.path().display(),
@@ -431,7 +398,7 @@ pub async fn run(
     tokio::pin!(shutdown);
 
     loop {
-        let wake = hub.engine.next_wake();
+        let wake = hub.next_wake();
         tokio::select! {
             () = &mut shutdown => break,
             Some(change) = motion_rx.recv() => {
@@ -474,9 +441,13 @@ pub async fn run(
                 }
                 hub.observe(observed);
             }
-            () = sleep_until(wake) => hub.engine.tick(),
+            () = sleep_until(wake) => hub.tick(),
             () = hub.alerts.writable(), if hub.alerts.waiting() => hub.alerts.flush(),
-            Some(command) = commands.recv() => hub.engine.handle(command),
+            Some(request) = hub.inbox.requests.recv() => hub.handle(request),
+            Some(checked) = checked_pins.recv() => {
+                let effects = hub.engine.code_checked(checked);
+                hub.apply(effects);
+            }
             Some(event) = session_rx.recv() => {
                 let ctx = SessionContext {
                     table: &hub.table,
@@ -491,31 +462,14 @@ pub async fn run(
                 }
             }
             _ = hangup.recv() => {
-                match reload(&source) {
-                    Ok((new, users)) => {
-                        if descriptors(&new) != descriptors(&config) {
-                            info!("the sensor list changed: new table, every service rejoins");
-                            hub.table = Arc::new(SensorTable::create(
-                                &descriptors(&new),
-                                std::process::id(),
-                            )?);
-                            hub.watcher = TableWatcher::new(hub.table.slot_count());
-                            hub.sessions.end_all();
-                            hub.written_codes = None;
-                        }
-                        hub.engine.reconfigure(alarm_setup(&new), users);
-                        // The engine starts the new setup without live
-                        // sensor states: report every slot to it again.
-                        hub.watcher = TableWatcher::new(hub.table.slot_count());
-                        view_tx.send_replace(api_view(&new, &hub.table));
-                        config = new;
-                        info!(source = %config.source, "configuration reloaded");
-                    }
-                    Err(e) => error!("configuration not reloaded, keeping the running one: {e}"),
+                if let Some(new) = reload(&source, &config, &mut hub) {
+                    view_tx.send_replace(api_view(&new, &hub.table));
+                    config = new;
+                    info!(source = %config.source, "configuration reloaded");
                 }
             }
         }
-        hub.sync();
+        hub.sync_outputs();
     }
 
     info!("hub stopping: closing the API, the bootstrap socket and every session");
@@ -537,11 +491,47 @@ pub async fn run(
     Ok(())
 }
 
-/// The new config and its users, or why not.
-fn reload(source: &ConfigSource) -> Result<(Config, Users), String> {
-    let config = source.load().map_err(|e| e.to_string())?;
-    let users = load_users(&config).map_err(|e| e.to_string())?;
-    Ok((config, users))
+/// Reloads the configuration from `source` into `hub` (SIGHUP): the new
+/// config, or `None` when it is refused — an invalid file, an unreadable
+/// PIN hash, a table that cannot be made — and the running one is kept.
+fn reload(source: &ConfigSource, running: &Config, hub: &mut Hub) -> Option<Config> {
+    let loaded = source
+        .load()
+        .map_err(|e| e.to_string())
+        .and_then(|config| Ok((load_users(&config).map_err(|e| e.to_string())?, config)));
+    let (users, new) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            error!("configuration not reloaded, keeping the running one: {e}");
+            return None;
+        }
+    };
+    if descriptors(&new) != descriptors(running) {
+        match SensorTable::create(&descriptors(&new), std::process::id()) {
+            Ok(table) => {
+                info!("the sensor list changed: new table, every service rejoins");
+                hub.table = Arc::new(table);
+                hub.sessions.end_all();
+                hub.written_codes = None;
+            }
+            Err(e) => {
+                error!(
+                    "configuration not reloaded, keeping the running one: cannot make the new \
+                     sensor table: {e}"
+                );
+                return None;
+            }
+        }
+    }
+    hub.engine.reconfigure(alarm_setup(&new), users);
+    // The engine starts the new setup without live sensor states: the
+    // watcher reports every slot to it again.
+    hub.watcher = TableWatcher::new(hub.table.slot_count());
+    hub.apply(crate::engine::Effects {
+        save: true,
+        ..Default::default()
+    });
+    Some(new)
 }
 
 async fn sleep_until(deadline: Option<std::time::Instant>) {
@@ -567,26 +557,4 @@ fn log_suspicious(s: &Suspicious) {
              another config); rescanning the table"
         ),
     }
-}
-
-fn on_sensor_change(table: &SensorTable, o: &Observed) {
-    let Ok(descriptor) = table.descriptor(o.slot) else {
-        return;
-    };
-    let r = &o.reading;
-    let latency_us = vigil_ipc::monotonic_ns().saturating_sub(r.changed_mono_ns) / 1000;
-    let span = info_span!("hub.sensor_change", sensor = %descriptor.name, slot = o.slot);
-    vigil_telemetry::set_remote_parent(&span, r.trace);
-    let _entered = span.enter();
-    info!(
-        sensor = %descriptor.name,
-        kind = %descriptor.kind,
-        state = r.state.describe(descriptor.kind),
-        fault = r.fault,
-        tamper = r.tamper,
-        change_count = r.change_count,
-        latency_us,
-        trace_id = %r.trace.trace_id_hex(),
-        "sensor changed"
-    );
 }

@@ -116,135 +116,11 @@ impl StateStore {
         if file.version != VERSION {
             return Err(corrupt(format!("format version {}", file.version)));
         }
-        let slot = |name: &str| setup.sensors.iter().position(|s| s.name == name);
-        let mode =
-            |m: &str| ArmedMode::parse(m).ok_or_else(|| corrupt(format!("unknown mode {m:?}")));
-        let phase = match file.phase {
-            PhaseFile::Disarmed => Phase::Disarmed,
-            PhaseFile::Arming { mode: m, until } => Phase::Arming {
-                mode: mode(&m)?,
-                until,
-            },
-            PhaseFile::Armed { mode: m } => Phase::Armed { mode: mode(&m)? },
-            PhaseFile::Pending {
-                mode: m,
-                until,
-                sensor,
-            } => match slot(&sensor) {
-                Some(slot) => Phase::Pending {
-                    mode: mode(&m)?,
-                    until,
-                    slot,
-                },
-                // The sensor left the config: keep the delay running on
-                // the safe side by triggering when it ends (slot 0 stands in).
-                None => Phase::Pending {
-                    mode: mode(&m)?,
-                    until,
-                    slot: 0,
-                },
-            },
-            PhaseFile::Triggered {
-                mode: m,
-                until,
-                cause,
-                sensor,
-            } => {
-                let s = sensor.as_deref().and_then(slot).unwrap_or(0);
-                let cause = match cause.as_str() {
-                    "panic" => TriggerCause::Panic,
-                    "zone" => TriggerCause::Zone(s),
-                    "tamper" => TriggerCause::Tamper(s),
-                    "fault" => TriggerCause::Fault(s),
-                    _ => TriggerCause::Sensor(s),
-                };
-                Phase::Triggered {
-                    mode: mode(&m)?,
-                    until,
-                    cause,
-                }
-            }
-        };
-        let slots = |names: &[String]| -> BTreeSet<usize> {
-            names.iter().filter_map(|n| slot(n)).collect()
-        };
-        Ok(Restored {
-            alarm: AlarmState {
-                phase,
-                bypassed: slots(&file.bypassed),
-                waiting_to_close: slots(&file.waiting_to_close),
-                knocks: file
-                    .knocks
-                    .into_iter()
-                    .filter_map(|(g, (n, at))| Some((g, (slot(&n)?, at))))
-                    .collect(),
-            },
-            lockout: Lockout {
-                failures: file.lockout_failures,
-                locked_until: file.locked_until_unix_ms,
-            },
-            event_seq: file.event_seq,
-        })
+        from_file(file, setup).map_err(corrupt)
     }
 
-    /// Writes the state durably.
     pub fn save(&self, setup: &AlarmSetup, state: &Restored) -> Result<(), PersistError> {
-        let name = |slot: usize| {
-            setup
-                .sensors
-                .get(slot)
-                .map_or_else(|| format!("slot-{slot}"), |s| s.name.clone())
-        };
-        let phase = match &state.alarm.phase {
-            Phase::Disarmed => PhaseFile::Disarmed,
-            Phase::Arming { mode, until } => PhaseFile::Arming {
-                mode: mode.as_str().into(),
-                until: *until,
-            },
-            Phase::Armed { mode } => PhaseFile::Armed {
-                mode: mode.as_str().into(),
-            },
-            Phase::Pending { mode, until, slot } => PhaseFile::Pending {
-                mode: mode.as_str().into(),
-                until: *until,
-                sensor: name(*slot),
-            },
-            Phase::Triggered { mode, until, cause } => {
-                let (cause, sensor) = match cause {
-                    TriggerCause::Panic => ("panic", None),
-                    TriggerCause::Zone(s) => ("zone", Some(*s)),
-                    TriggerCause::Tamper(s) => ("tamper", Some(*s)),
-                    TriggerCause::Fault(s) => ("fault", Some(*s)),
-                    TriggerCause::Sensor(s) => ("sensor", Some(*s)),
-                };
-                PhaseFile::Triggered {
-                    mode: mode.as_str().into(),
-                    until: *until,
-                    cause: cause.into(),
-                    sensor: sensor.map(name),
-                }
-            }
-        };
-        let file = StateFile {
-            version: VERSION,
-            phase,
-            bypassed: state.alarm.bypassed.iter().map(|&s| name(s)).collect(),
-            waiting_to_close: state
-                .alarm
-                .waiting_to_close
-                .iter()
-                .map(|&s| name(s))
-                .collect(),
-            knocks: state
-                .alarm
-                .knocks
-                .iter()
-                .map(|(g, (s, at))| (g.clone(), (name(*s), *at)))
-                .collect(),
-            lockout_failures: state.lockout.failures,
-            locked_until_unix_ms: state.lockout.locked_until,
-            event_seq: state.event_seq,
-        };
+        let file = to_file(setup, state);
         let text = serde_json::to_vec_pretty(&file).map_err(|e| PersistError::Corrupt {
             path: self.path.clone(),
             message: e.to_string(),
@@ -264,16 +140,175 @@ impl StateStore {
     }
 }
 
+/// The state in the file's shape: sensors by name.
+fn to_file(setup: &AlarmSetup, state: &Restored) -> StateFile {
+    let name = |slot: usize| {
+        setup
+            .sensors
+            .get(slot)
+            .map_or_else(|| format!("slot-{slot}"), |s| s.name.clone())
+    };
+    let phase = match &state.alarm.phase {
+        Phase::Disarmed => PhaseFile::Disarmed,
+        Phase::Arming { mode, until } => PhaseFile::Arming {
+            mode: mode.as_str().into(),
+            until: *until,
+        },
+        Phase::Armed { mode } => PhaseFile::Armed {
+            mode: mode.as_str().into(),
+        },
+        Phase::Pending { mode, until, slot } => PhaseFile::Pending {
+            mode: mode.as_str().into(),
+            until: *until,
+            sensor: name(*slot),
+        },
+        Phase::Triggered { mode, until, cause } => {
+            let (cause, sensor) = match cause {
+                TriggerCause::Panic => ("panic", None),
+                TriggerCause::Zone(s) => ("zone", Some(*s)),
+                TriggerCause::Tamper(s) => ("tamper", Some(*s)),
+                TriggerCause::Fault(s) => ("fault", Some(*s)),
+                TriggerCause::Sensor(s) => ("sensor", Some(*s)),
+            };
+            PhaseFile::Triggered {
+                mode: mode.as_str().into(),
+                until: *until,
+                cause: cause.into(),
+                sensor: sensor.map(name),
+            }
+        }
+    };
+    StateFile {
+        version: VERSION,
+        phase,
+        bypassed: state.alarm.bypassed.iter().map(|&s| name(s)).collect(),
+        waiting_to_close: state
+            .alarm
+            .waiting_to_close
+            .iter()
+            .map(|&s| name(s))
+            .collect(),
+        knocks: state
+            .alarm
+            .knocks
+            .iter()
+            .map(|(g, (s, at))| (g.clone(), (name(*s), *at)))
+            .collect(),
+        lockout_failures: state.lockout.failures,
+        locked_until_unix_ms: state.lockout.locked_until,
+        event_seq: state.event_seq,
+    }
+}
+
+/// The state of a file, for `setup`: sensors found by name (one the setup
+/// no longer has is dropped, or stood in for on the safe side).
+fn from_file(file: StateFile, setup: &AlarmSetup) -> Result<Restored, String> {
+    let slot = |name: &str| setup.sensors.iter().position(|s| s.name == name);
+    let mode = |m: &str| ArmedMode::parse(m).ok_or_else(|| format!("unknown mode {m:?}"));
+    let phase = match file.phase {
+        PhaseFile::Disarmed => Phase::Disarmed,
+        PhaseFile::Arming { mode: m, until } => Phase::Arming {
+            mode: mode(&m)?,
+            until,
+        },
+        PhaseFile::Armed { mode: m } => Phase::Armed { mode: mode(&m)? },
+        PhaseFile::Pending {
+            mode: m,
+            until,
+            sensor,
+        } => match slot(&sensor) {
+            Some(slot) => Phase::Pending {
+                mode: mode(&m)?,
+                until,
+                slot,
+            },
+            // The sensor left the config: keep the delay running on
+            // the safe side by triggering when it ends (slot 0 stands in).
+            None => Phase::Pending {
+                mode: mode(&m)?,
+                until,
+                slot: 0,
+            },
+        },
+        PhaseFile::Triggered {
+            mode: m,
+            until,
+            cause,
+            sensor,
+        } => {
+            let s = sensor.as_deref().and_then(slot).unwrap_or(0);
+            let cause = match cause.as_str() {
+                "panic" => TriggerCause::Panic,
+                "zone" => TriggerCause::Zone(s),
+                "tamper" => TriggerCause::Tamper(s),
+                "fault" => TriggerCause::Fault(s),
+                _ => TriggerCause::Sensor(s),
+            };
+            Phase::Triggered {
+                mode: mode(&m)?,
+                until,
+                cause,
+            }
+        }
+    };
+    let slots =
+        |names: &[String]| -> BTreeSet<usize> { names.iter().filter_map(|n| slot(n)).collect() };
+    Ok(Restored {
+        alarm: AlarmState {
+            phase,
+            bypassed: slots(&file.bypassed),
+            waiting_to_close: slots(&file.waiting_to_close),
+            knocks: file
+                .knocks
+                .into_iter()
+                .filter_map(|(g, (n, at))| Some((g, (slot(&n)?, at))))
+                .collect(),
+        },
+        lockout: Lockout {
+            failures: file.lockout_failures,
+            locked_until: file.locked_until_unix_ms,
+        },
+        event_seq: file.event_seq,
+    })
+}
+
+/// Carries `state` from one setup to another in memory, sensors matched by
+/// name exactly as a save and a load would (a config reload).
+pub fn carry_over(state: &Restored, from: &AlarmSetup, to: &AlarmSetup) -> Restored {
+    match from_file(to_file(from, state), to) {
+        Ok(carried) => carried,
+        // Cannot happen: every mode written by `to_file` reads back.
+        Err(_) => Restored {
+            lockout: state.lockout,
+            event_seq: state.event_seq,
+            ..Restored::default()
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use vigil_config::Config;
 
     use super::*;
 
+    /// Eight doors, slots 0 to 7: the states below name slots up to 6.
+    fn setup() -> AlarmSetup {
+        let door = |i: u8| {
+            format!(
+                "[[sensors]]\nname = \"door-{i}\"\nkind = \"door\"\npin = {}\n",
+                17 + i
+            )
+        };
+        let sensors: String = (0..8).map(door).collect();
+        let config = Config::parse(&sensors, "persist test").expect("the test's house");
+        crate::alarm_setup(&config)
+    }
+
     #[test]
     fn every_phase_round_trips_by_sensor_name() {
         let dir = tempfile::tempdir().expect("dir");
-        let setup = crate::alarm_setup(&Config::demo(dir.path()));
+        let setup = setup();
         let store = StateStore::new(dir.path());
         assert_eq!(store.load(&setup).expect("fresh"), Restored::default());
         let phases = [
@@ -322,7 +357,7 @@ mod tests {
     #[test]
     fn a_corrupt_file_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("dir");
-        let setup = crate::alarm_setup(&Config::demo(dir.path()));
+        let setup = setup();
         let store = StateStore::new(dir.path());
         std::fs::write(store.path(), "{ half").expect("write");
         let err = store.load(&setup).expect_err("corrupt");

@@ -17,7 +17,7 @@ use vigil_bootstrap::{
 use vigil_domain::Role;
 use vigil_ipc::table::SensorTable;
 
-use crate::engine::now_ms;
+use crate::clock::now_ms;
 use crate::pki::Pki;
 
 /// What a session event asks of the rest of the hub.

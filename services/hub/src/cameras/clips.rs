@@ -157,10 +157,7 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 /// disk has less free space than the floor.
 pub(super) fn retire(dir: &Path, config: &RecordingConfig) {
     let mut clips = list_clips(dir);
-    let now_ms = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let now_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
     let remove = |clip: &ClipInfo, why: &str| {
         let path = dir.join(&clip.name);
         match std::fs::remove_file(&path) {

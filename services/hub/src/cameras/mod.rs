@@ -23,6 +23,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
 use vigil_camlink::{CommandKind, Key, Message};
 use vigil_config::{Config, RecordingConfig};
+use vigil_domain::EventKind;
 use vigil_ipc::semaphore::NamedSemaphore;
 use vigil_media::AccessUnit;
 
@@ -31,7 +32,7 @@ pub use motion::{MotionChange, watch_motion};
 pub use ring::{Ring, Stamped};
 pub use server::{beacon, serve};
 
-use crate::engine::{Command, EngineHandle};
+use crate::commands::{Command, HubHandle, HubRequest};
 
 /// The most memory one camera's ring may take.
 const RING_MAX_BYTES: usize = 64 << 20;
@@ -114,20 +115,20 @@ pub struct CameraHub {
     /// Recording slots across processes; `None` if it could not be made
     /// (then clips are not limited, and the log said why).
     slots: Option<Arc<NamedSemaphore>>,
-    engine: EngineHandle,
+    engine: HubHandle,
     started: Instant,
     next_connection: std::sync::atomic::AtomicU64,
 }
 
 fn unix_ms() -> i64 {
-    i64::try_from(crate::engine::now_ms()).unwrap_or(i64::MAX)
+    i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX)
 }
 
 impl CameraHub {
     /// The configured cameras, their keys read now (a camera whose key
     /// cannot be read is refused until the hub restarts, and the log says
     /// why).
-    pub fn new(config: &Config, engine: EngineHandle) -> Arc<CameraHub> {
+    pub fn new(config: &Config, engine: HubHandle) -> Arc<CameraHub> {
         let mut cameras = BTreeMap::new();
         for c in &config.cameras {
             let key = match (&c.key_file, &c.key) {
@@ -375,16 +376,19 @@ impl CameraHub {
             for (camera, online, ever) in changes {
                 let limit = self.config.offline_after.as_secs();
                 let (kind, message) = match (online, ever) {
-                    (true, _) => ("camera_online", format!("camera {camera} is online")),
+                    (true, _) => (
+                        EventKind::CameraOnline,
+                        format!("camera {camera} is online"),
+                    ),
                     (false, true) => (
-                        "camera_offline",
+                        EventKind::CameraOffline,
                         format!(
                             "camera {camera} is offline: no frame or heartbeat for {limit} s; \
                              check its power, network and vigil-camd"
                         ),
                     ),
                     (false, false) => (
-                        "camera_offline",
+                        EventKind::CameraOffline,
                         format!(
                             "camera {camera} has not connected in the {limit} s since the hub \
                              started; check vigil-camd on it and its key"
@@ -412,7 +416,7 @@ impl CameraHub {
     pub async fn record_on_alarm(self: Arc<Self>) {
         let subscription = match self
             .engine
-            .ask(|reply| Command::Subscribe {
+            .ask(|reply| HubRequest::Subscribe {
                 after_seq: None,
                 reply,
             })
@@ -424,7 +428,7 @@ impl CameraHub {
         let mut events = subscription.live;
         loop {
             match events.recv().await {
-                Ok(e) if e.kind == "triggered" => {
+                Ok(e) if e.kind == EventKind::Triggered => {
                     for view in self.list().into_iter().filter(|c| c.online) {
                         let hub = Arc::clone(&self);
                         tokio::spawn(async move {
@@ -520,7 +524,7 @@ impl CameraHub {
         let _ = self
             .engine
             .tell(Command::CameraEvent {
-                kind: "clip_recorded",
+                kind: EventKind::ClipRecorded,
                 camera: camera.to_owned(),
                 message,
             })

@@ -1,0 +1,178 @@
+//! What the hub's event loop is asked to do, and the handle that asks.
+//!
+//! The gRPC API, the control FIFO, the cameras and the retention task hold
+//! a [`HubHandle`]; each [`HubRequest`] carries a reply channel where it has
+//! an answer. Requests are handled one at a time by the loop, so nothing
+//! they touch is locked. The latest [`StatusSnapshot`] is read from a
+//! `watch` channel without asking.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use vigil_alarm::{Actor, ArmError, BypassError};
+use vigil_domain::{ArmedMode, EventKind};
+
+use crate::status::StatusSnapshot;
+use crate::stream::Subscription;
+
+/// Where a command's answer goes.
+pub type Reply<T> = oneshot::Sender<Result<T, CommandError>>;
+
+/// Why a command was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("wrong PIN; {attempts_left} attempts left before a 90 s lockout")]
+    WrongPin { attempts_left: u32 },
+    #[error("too many wrong PINs: every PIN is refused for {} more s", retry_after_ms.div_ceil(1000))]
+    LockedOut { retry_after_ms: u64 },
+    #[error("this system needs a PIN to arm")]
+    PinRequired,
+    #[error("cannot arm: {0}")]
+    Arm(#[from] ArmError),
+    #[error("cannot bypass: {0}")]
+    Bypass(#[from] BypassError),
+    #[error("no sensor named {0:?}")]
+    NoSuchSensor(String),
+    #[error(
+        "events up to {oldest} are no longer kept; resume from {oldest} or later (the event \
+         log keeps them all)"
+    )]
+    ResumeTooOld { oldest: u64 },
+    /// The PIN check itself failed (it panicked): not counted as a wrong
+    /// PIN, since nobody entered one.
+    #[error("the PIN could not be checked (an internal error); try again")]
+    PinCheckFailed,
+    #[error("the alarm engine has stopped")]
+    Stopped,
+}
+
+/// What a disarm did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disarmed {
+    pub user: String,
+}
+
+/// Commands to the alarm engine.
+#[derive(Debug)]
+pub enum Command {
+    Arm {
+        mode: ArmedMode,
+        force: bool,
+        pin: Option<String>,
+        by: Actor,
+        reply: Reply<Vec<String>>,
+    },
+    Disarm {
+        pin: String,
+        source: String,
+        reply: Reply<Disarmed>,
+    },
+    Panic {
+        by: Actor,
+        reply: Reply<()>,
+    },
+    Bypass {
+        sensor: String,
+        on: bool,
+        by: Actor,
+        reply: Reply<()>,
+    },
+    SirenTest {
+        by: Actor,
+        reply: Reply<()>,
+    },
+    /// Something a camera did: `CameraOnline`, `CameraOffline` (a fault
+    /// alert), `ClipRecorded`. An event like any other (and an alert where
+    /// the kind's priority says so).
+    CameraEvent {
+        kind: EventKind,
+        camera: String,
+        message: String,
+    },
+}
+
+/// Requests to the hub's loop.
+#[derive(Debug)]
+pub enum HubRequest {
+    /// For the alarm engine.
+    Alarm(Command),
+    /// Watch the event stream: None, new events only; Some(n), the kept
+    /// events after n first.
+    Subscribe {
+        after_seq: Option<u64>,
+        reply: Reply<Subscription>,
+    },
+    /// Remove old event-log segments; `keep_from` is the first sequence
+    /// number reportd has not indexed yet.
+    RetireLog {
+        retention: vigil_eventlog::Retention,
+        keep_from: u64,
+    },
+}
+
+impl From<Command> for HubRequest {
+    fn from(command: Command) -> HubRequest {
+        HubRequest::Alarm(command)
+    }
+}
+
+/// The hub loop's front door, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct HubHandle {
+    requests: mpsc::Sender<HubRequest>,
+    status: watch::Receiver<Arc<StatusSnapshot>>,
+}
+
+/// The receiving ends of a [`HubHandle`], for the hub's loop.
+#[derive(Debug)]
+pub struct HubInbox {
+    pub requests: mpsc::Receiver<HubRequest>,
+    pub status: watch::Sender<Arc<StatusSnapshot>>,
+}
+
+impl HubHandle {
+    /// A handle and its inbox; readers see `status` until the loop
+    /// publishes another.
+    pub fn channel(status: StatusSnapshot) -> (HubHandle, HubInbox) {
+        // Bounded: a flood of requests waits for the loop rather than
+        // growing without limit.
+        let (requests_tx, requests) = mpsc::channel(256);
+        let (status_tx, status_rx) = watch::channel(Arc::new(status));
+        (
+            HubHandle {
+                requests: requests_tx,
+                status: status_rx,
+            },
+            HubInbox {
+                requests,
+                status: status_tx,
+            },
+        )
+    }
+
+    /// The latest status, without asking the loop.
+    pub fn status(&self) -> Arc<StatusSnapshot> {
+        Arc::clone(&self.status.borrow())
+    }
+
+    /// Sends a request and waits for its answer.
+    pub async fn ask<T, R: Into<HubRequest>>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> R,
+    ) -> Result<T, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(make(tx).into())
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        rx.await.map_err(|_| CommandError::Stopped)?
+    }
+
+    /// Sends a request that has no answer.
+    pub async fn tell(&self, request: impl Into<HubRequest>) -> Result<(), CommandError> {
+        self.requests
+            .send(request.into())
+            .await
+            .map_err(|_| CommandError::Stopped)
+    }
+}

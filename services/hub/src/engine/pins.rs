@@ -1,0 +1,155 @@
+//! The PIN flow: a PIN is checked off the loop (argon2), the lockout is
+//! booked when the result comes back, and then the action it was entered
+//! for (disarm, or arm where arming needs a PIN) is finished.
+
+use std::sync::Arc;
+
+use tracing::warn;
+use vigil_alarm::Actor;
+use vigil_alarm::users::{CodeCheck, Found};
+use vigil_domain::{ArmedMode, EventKind};
+
+use super::effects::{Answer, Effects, PinCheck};
+use super::{Cause, Draft, Engine, wording};
+use crate::commands::{CommandError, Disarmed, Reply};
+
+/// What a PIN was entered for, finished once it is checked.
+#[derive(Debug)]
+pub enum PinAction {
+    Disarm {
+        reply: Reply<Disarmed>,
+    },
+    Arm {
+        mode: ArmedMode,
+        force: bool,
+        by: Actor,
+        reply: Reply<Vec<String>>,
+    },
+}
+
+impl PinAction {
+    fn refuse(self, e: CommandError) -> Answer {
+        match self {
+            PinAction::Disarm { reply } => Answer::Disarmed(reply, Err(e)),
+            PinAction::Arm { reply, .. } => Answer::Armed(reply, Err(e)),
+        }
+    }
+}
+
+/// A looked-up PIN, back from its blocking thread.
+#[derive(Debug)]
+pub struct CheckedPin {
+    /// The user it belongs to, if any; `Err` if the lookup itself failed.
+    pub found: Result<Option<Found>, CommandError>,
+    pub source: String,
+    pub then: PinAction,
+}
+
+impl Engine {
+    /// Checks a PIN: refused at once while locked out, otherwise looked up
+    /// off the loop ([`Effects::pin_checks`]).
+    pub(super) fn check_pin(
+        &mut self,
+        fx: &mut Effects,
+        pin: String,
+        source: String,
+        then: PinAction,
+    ) {
+        if let Some(locked) = self.users.locked(self.clock.now()) {
+            self.finish_pin(fx, locked, source, then);
+            return;
+        }
+        fx.pin_checks.push(PinCheck {
+            users: Arc::clone(&self.users_snapshot),
+            pin,
+            source,
+            then,
+        });
+    }
+
+    /// A PIN lookup finished: books it toward the lockout and finishes what
+    /// it was entered for.
+    pub fn code_checked(&mut self, checked: CheckedPin) -> Effects {
+        let mut fx = Effects::default();
+        let CheckedPin {
+            found,
+            source,
+            then,
+        } = checked;
+        match found {
+            Ok(found) => {
+                let check = self.users.record(found, self.clock.now());
+                // The lockout's counters changed (a wrong PIN counts, a
+                // valid one clears them): saved before the answer.
+                fx.save = true;
+                self.finish_pin(&mut fx, check, source, then);
+            }
+            Err(e) => fx.answers.push(then.refuse(e)),
+        }
+        fx
+    }
+
+    fn finish_pin(&mut self, fx: &mut Effects, check: CodeCheck, source: String, then: PinAction) {
+        let anonymous = Actor {
+            user: None,
+            source: source.clone(),
+        };
+        match check {
+            CodeCheck::Valid { user, duress, .. } => match then {
+                PinAction::Disarm { reply } => {
+                    let by = Actor {
+                        user: Some(user.clone()),
+                        source,
+                    };
+                    let events = self.alarm.disarm(by.clone(), duress, self.clock.now());
+                    self.siren_test_until = None;
+                    self.commit(fx, events, &by, &Cause::default());
+                    fx.answers
+                        .push(Answer::Disarmed(reply, Ok(Disarmed { user })));
+                }
+                PinAction::Arm {
+                    mode,
+                    force,
+                    mut by,
+                    reply,
+                } => {
+                    by.user = Some(user);
+                    if duress {
+                        self.raise_duress(fx, &by, &format!("armed {mode}"));
+                    }
+                    self.arm(fx, mode, force, by, reply);
+                }
+            },
+            CodeCheck::Wrong { attempts_left } => {
+                let message = wording::wrong_pin(&source, attempts_left);
+                self.emit(fx, Draft::new(EventKind::CodeRefused, &anonymous, message));
+                fx.answers
+                    .push(then.refuse(CommandError::WrongPin { attempts_left }));
+            }
+            CodeCheck::LockedOut { retry_after_ms } => {
+                let message = wording::locked_out(&source, retry_after_ms);
+                self.emit(fx, Draft::new(EventKind::Lockout, &anonymous, message));
+                fx.answers
+                    .push(then.refuse(CommandError::LockedOut { retry_after_ms }));
+            }
+        }
+    }
+
+    /// A duress code was used to do `what`: a silent alert and a record in
+    /// the private log, never anything in the stream a watcher sees.
+    pub(super) fn raise_duress(&mut self, fx: &mut Effects, by: &Actor, what: &str) {
+        warn!(
+            user = ?by.user,
+            source = %by.source,
+            "DURESS code used: {what} as asked; silent alert raised"
+        );
+        let draft = Draft {
+            title: Some(wording::DURESS_TITLE.to_owned()),
+            ..Draft::new(EventKind::Duress, by, wording::duress(what, by))
+        };
+        let event = self.event_of(&draft, 0);
+        self.alert(fx, &draft, &event);
+        fx.hidden.push(event);
+        fx.save = true;
+    }
+}

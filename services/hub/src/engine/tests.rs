@@ -1,0 +1,620 @@
+//! The engine's unit tests, table-driven like vigil-alarm's: inputs in,
+//! effects out — events, alerts, saves, answers — and the rule that holds
+//! for every input: whatever changes what is saved asks for a save, and
+//! every answer travels with the save of what it reports.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use vigil_alarm::users::{User, Users, hash_pin, lookup};
+use vigil_alarm::{Actor, AlarmSensor, AlarmSetup};
+use vigil_domain::{
+    AlarmConfig, AlertPriority, ArmedMode, EventKind, ModeTiming, Response, Role, SensorKind,
+    SensorState, TraceContext,
+};
+use vigil_ipc::table::SensorReading;
+
+use super::*;
+use crate::clock::AlarmClock;
+use crate::commands::{Command, CommandError, Disarmed};
+use crate::persist::Restored;
+
+const FRONT_DOOR: usize = 0;
+const HALL: usize = 1;
+const PANIC_BUTTON: usize = 2;
+const BOX_TAMPER: usize = 3;
+
+fn sensor(name: &str, kind: SensorKind, response: Response) -> AlarmSensor {
+    AlarmSensor {
+        name: name.into(),
+        kind,
+        modes: [ArmedMode::Away, ArmedMode::Home, ArmedMode::Night]
+            .into_iter()
+            .collect(),
+        response,
+        arm_after_close: false,
+        auto_bypass: false,
+        double_knock: None,
+        trigger_on_fault: false,
+    }
+}
+
+fn setup() -> AlarmSetup {
+    let timing = ModeTiming {
+        exit_delay: Duration::from_secs(60),
+        entry_delay: Duration::from_secs(30),
+        trigger_time: Duration::from_secs(180),
+    };
+    AlarmSetup {
+        sensors: vec![
+            sensor("front-door", SensorKind::Door, Response::EntryDelay),
+            sensor("hall", SensorKind::Motion, Response::Instant),
+            sensor("panic-button", SensorKind::Panic, Response::Instant),
+            sensor("box-tamper", SensorKind::Tamper, Response::Instant),
+        ],
+        alarm: AlarmConfig {
+            modes: [ArmedMode::Away, ArmedMode::Home, ArmedMode::Night]
+                .into_iter()
+                .map(|m| (m, timing))
+                .collect(),
+            chime: true,
+            double_knock_window: Duration::from_secs(30),
+            require_pin_to_arm: false,
+        },
+    }
+}
+
+/// alice: PIN 1234, duress 9999 (hashed once: argon2 is slow on purpose).
+fn users() -> Users {
+    static ALICE: OnceLock<User> = OnceLock::new();
+    let alice = ALICE.get_or_init(|| {
+        let pin = hash_pin("1234").expect("hash");
+        let duress = hash_pin("9999").expect("hash");
+        User::new("alice", Role::Admin, &pin, Some(&duress)).expect("user")
+    });
+    Users::new(vec![alice.clone()], Default::default())
+}
+
+fn phone() -> Actor {
+    Actor {
+        user: None,
+        source: "grpc:phone".into(),
+    }
+}
+
+/// One input to the engine.
+#[derive(Clone, Debug)]
+enum Input {
+    Arm(ArmedMode),
+    Disarm(&'static str),
+    Panic,
+    Bypass(&'static str, bool),
+    /// A sensor opens (true) or closes, traced as this test's trace.
+    Sensor(usize, bool),
+    /// Time passes (ms), then a tick.
+    Wait(u64),
+    Camera(EventKind, &'static str),
+}
+
+/// What one input did, in a form a table can state.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Outcome {
+    events: Vec<String>,
+    hidden: Vec<String>,
+    alerts: Vec<(String, AlertPriority)>,
+    save: bool,
+    /// `ok` or the refusal's message, in order.
+    answers: Vec<String>,
+}
+
+fn outcome(fx: &Effects) -> Outcome {
+    Outcome {
+        events: fx.kinds().into_iter().map(str::to_owned).collect(),
+        hidden: fx.hidden.iter().map(|e| e.kind.to_string()).collect(),
+        alerts: fx
+            .alerts
+            .iter()
+            .map(|a| (a.kind.clone(), a.priority()))
+            .collect(),
+        save: fx.save,
+        answers: fx
+            .answers
+            .iter()
+            .map(|a| a.error().map_or("ok".to_owned(), ToString::to_string))
+            .collect(),
+    }
+}
+
+/// The trace every traced sensor change of these tests carries: sensord's
+/// span (from the slot) and the hub's span for the change.
+fn door_trace() -> (TraceContext, TraceContext) {
+    let sensord = TraceContext {
+        trace_id: [7; 16],
+        span_id: [1; 8],
+        flags: 1,
+    };
+    let hub = TraceContext {
+        span_id: [2; 8],
+        ..sensord
+    };
+    (sensord, hub)
+}
+
+struct Rig {
+    engine: Engine,
+    /// Answers' receivers, kept so a send never fails.
+    pending: Vec<Box<dyn std::any::Any>>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::restored(Restored::default())
+    }
+
+    fn restored(restored: Restored) -> Rig {
+        Rig {
+            engine: Engine::with_clock(setup(), users(), restored, AlarmClock::at(1_000_000)),
+            pending: Vec::new(),
+        }
+    }
+
+    fn reply<T: 'static>(&mut self) -> Reply<T> {
+        let (tx, rx) = oneshot::channel::<Result<T, CommandError>>();
+        self.pending.push(Box::new(rx));
+        tx
+    }
+
+    /// Runs the PIN checks an input asked for, as the hub would, folding
+    /// their effects into one.
+    fn settle(&mut self, mut fx: Effects) -> Effects {
+        let checks = std::mem::take(&mut fx.pin_checks);
+        for check in checks {
+            let found = Ok(lookup(&check.users, &check.pin));
+            let more = self.engine.code_checked(CheckedPin {
+                found,
+                source: check.source,
+                then: check.then,
+            });
+            let more = self.settle(more);
+            fx.events.extend(more.events);
+            fx.hidden.extend(more.hidden);
+            fx.alerts.extend(more.alerts);
+            fx.save |= more.save;
+            fx.answers.extend(more.answers);
+        }
+        fx
+    }
+
+    fn input(&mut self, input: Input) -> Effects {
+        let fx = match input {
+            Input::Arm(mode) => {
+                let reply = self.reply();
+                self.engine.handle(Command::Arm {
+                    mode,
+                    force: false,
+                    pin: None,
+                    by: phone(),
+                    reply,
+                })
+            }
+            Input::Disarm(pin) => {
+                let reply = self.reply();
+                self.engine.handle(Command::Disarm {
+                    pin: pin.into(),
+                    source: "grpc:phone".into(),
+                    reply,
+                })
+            }
+            Input::Panic => {
+                let reply = self.reply();
+                self.engine.handle(Command::Panic { by: phone(), reply })
+            }
+            Input::Bypass(sensor, on) => {
+                let reply = self.reply();
+                self.engine.handle(Command::Bypass {
+                    sensor: sensor.into(),
+                    on,
+                    by: phone(),
+                    reply,
+                })
+            }
+            Input::Sensor(slot, open) => {
+                let (sensord, hub) = door_trace();
+                let reading = SensorReading {
+                    state: if open {
+                        SensorState::Active
+                    } else {
+                        SensorState::Inactive
+                    },
+                    fault: false,
+                    tamper: slot == BOX_TAMPER && open,
+                    bypassed: false,
+                    change_count: 1,
+                    changed_unix_ns: 0,
+                    changed_mono_ns: 0,
+                    trace: sensord,
+                };
+                self.engine
+                    .on_sensor(slot, &reading, Cause::of_change(sensord, hub))
+            }
+            Input::Wait(ms) => {
+                self.engine.clock.advance(ms);
+                self.engine.tick()
+            }
+            Input::Camera(kind, camera) => self.engine.handle(Command::CameraEvent {
+                kind,
+                camera: camera.into(),
+                message: format!("{camera} did something"),
+            }),
+        };
+        let fx = self.settle(fx);
+        check_invariants(&fx);
+        fx
+    }
+}
+
+/// What holds for every input: an event (streamed or silent) changes the
+/// saved event number or state, so it asks for a save; events are numbered
+/// one after another.
+fn check_invariants(fx: &Effects) {
+    if !fx.events.is_empty() || !fx.hidden.is_empty() {
+        assert!(fx.save, "events without a save: {:?}", fx.kinds());
+    }
+    for pair in fx.events.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1, "numbered in order");
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn alerts(items: &[(&str, AlertPriority)]) -> Vec<(String, AlertPriority)> {
+    items.iter().map(|(k, p)| ((*k).to_owned(), *p)).collect()
+}
+
+/// Each case: inputs, and what the last one must do.
+#[test]
+fn sequences_of_inputs_give_the_effects_a_user_expects() {
+    use AlertPriority::{Alarm, Fault, Info, Tamper};
+    use Input::*;
+    let ok = || strings(&["ok"]);
+    let cases: Vec<(&str, Vec<Input>, Outcome)> = vec![
+        (
+            "arming away starts the exit delay, answered once saved",
+            vec![Arm(ArmedMode::Away)],
+            Outcome {
+                events: strings(&["arming"]),
+                alerts: alerts(&[("arming", Info)]),
+                save: true,
+                answers: ok(),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "the exit delay runs out",
+            vec![Arm(ArmedMode::Away), Wait(60_000)],
+            Outcome {
+                events: strings(&["armed"]),
+                alerts: alerts(&[("armed", Info)]),
+                save: true,
+                ..Outcome::default()
+            },
+        ),
+        (
+            "the door opens while armed: the entry delay",
+            vec![Arm(ArmedMode::Away), Wait(60_000), Sensor(FRONT_DOOR, true)],
+            Outcome {
+                events: strings(&["sensor", "entry_delay"]),
+                alerts: alerts(&[("entry_delay", Info)]),
+                save: true,
+                ..Outcome::default()
+            },
+        ),
+        (
+            "the entry delay runs out: the alarm, with an alarm alert",
+            vec![
+                Arm(ArmedMode::Away),
+                Wait(60_000),
+                Sensor(FRONT_DOOR, true),
+                Wait(30_000),
+            ],
+            Outcome {
+                events: strings(&["triggered"]),
+                alerts: alerts(&[("triggered", Alarm)]),
+                save: true,
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a valid PIN disarms the alarm, answered once saved",
+            vec![Panic, Disarm("1234")],
+            Outcome {
+                events: strings(&["disarmed"]),
+                alerts: alerts(&[("disarmed", Info)]),
+                save: true,
+                answers: ok(),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a panic triggers at once and is saved before it is answered",
+            vec![Panic],
+            Outcome {
+                events: strings(&["triggered"]),
+                alerts: alerts(&[("triggered", Alarm)]),
+                save: true,
+                answers: ok(),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a duress code disarms visibly and alerts silently, saved before the answer",
+            vec![Arm(ArmedMode::Away), Disarm("9999")],
+            Outcome {
+                events: strings(&["disarmed"]),
+                hidden: strings(&["duress"]),
+                alerts: alerts(&[("disarmed", Info), ("duress", Alarm)]),
+                save: true,
+                answers: ok(),
+            },
+        ),
+        (
+            "a wrong PIN is refused and counted (saved)",
+            vec![Arm(ArmedMode::Away), Disarm("0000")],
+            Outcome {
+                events: strings(&["code_refused"]),
+                save: true,
+                answers: strings(&["wrong PIN; 9 attempts left before a 90 s lockout"]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "bypassing a sensor that does not exist changes nothing",
+            vec![Bypass("garage", true)],
+            Outcome {
+                answers: strings(&["no sensor named \"garage\""]),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a bypass is saved before it is answered",
+            vec![Bypass("hall", true)],
+            Outcome {
+                events: strings(&["bypass"]),
+                save: true,
+                answers: ok(),
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a tamper triggers even when disarmed",
+            vec![Sensor(BOX_TAMPER, true)],
+            Outcome {
+                events: strings(&["sensor", "tamper", "triggered"]),
+                alerts: alerts(&[("tamper", Tamper), ("triggered", Alarm)]),
+                save: true,
+                ..Outcome::default()
+            },
+        ),
+        (
+            "the panic button is a 24-hour zone",
+            vec![Sensor(PANIC_BUTTON, true)],
+            Outcome {
+                events: strings(&["sensor", "triggered"]),
+                alerts: alerts(&[("triggered", Alarm)]),
+                save: true,
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a door opening while disarmed chimes",
+            vec![Sensor(FRONT_DOOR, true)],
+            Outcome {
+                events: strings(&["sensor", "chime"]),
+                save: true,
+                ..Outcome::default()
+            },
+        ),
+        (
+            "a camera going offline is a fault alert",
+            vec![Camera(EventKind::CameraOffline, "porch")],
+            Outcome {
+                events: strings(&["camera_offline"]),
+                alerts: alerts(&[("camera_offline", Fault)]),
+                save: true,
+                ..Outcome::default()
+            },
+        ),
+        (
+            "arming with the hall open is refused, and the refusal logged",
+            vec![Sensor(HALL, true), Arm(ArmedMode::Away)],
+            Outcome {
+                events: strings(&["arm_refused"]),
+                save: true,
+                answers: strings(&[
+                    "cannot arm: hall open; close them or arm with force to bypass them",
+                ]),
+                ..Outcome::default()
+            },
+        ),
+    ];
+    for (name, inputs, want) in cases {
+        let mut rig = Rig::new();
+        let mut last = Effects::default();
+        for input in inputs {
+            last = rig.input(input);
+        }
+        let got = outcome(&last);
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn ten_wrong_pins_lock_every_pin_out_and_the_lockout_is_saved() {
+    let mut rig = Rig::new();
+    rig.input(Input::Arm(ArmedMode::Away));
+    for _ in 0..9 {
+        rig.input(Input::Disarm("0000"));
+    }
+    let fx = rig.input(Input::Disarm("0000"));
+    let got = outcome(&fx);
+    assert_eq!(got.events, strings(&["lockout"]));
+    assert_eq!(got.alerts, alerts(&[("lockout", AlertPriority::Tamper)]));
+    assert!(got.save);
+    assert!(got.answers[0].starts_with("too many wrong PINs"), "{got:?}");
+    assert!(rig.engine.to_save().lockout.locked_until.is_some());
+    // While locked out, even the right PIN is refused without a lookup.
+    let reply = rig.reply();
+    let fx = rig.engine.handle(Command::Disarm {
+        pin: "1234".into(),
+        source: "fifo".into(),
+        reply,
+    });
+    assert!(fx.pin_checks.is_empty(), "no argon2 while locked out");
+    assert!(matches!(
+        fx.answers[0].error(),
+        Some(CommandError::LockedOut { .. })
+    ));
+    // After 90 s the valid code disarms.
+    rig.engine.clock.advance(90_001);
+    let fx = rig.input(Input::Disarm("1234"));
+    assert_eq!(outcome(&fx).events, strings(&["disarmed"]));
+}
+
+#[test]
+fn a_pin_check_that_failed_is_refused_and_not_counted() {
+    let mut rig = Rig::new();
+    let reply = rig.reply();
+    let fx = rig.engine.code_checked(CheckedPin {
+        found: Err(CommandError::PinCheckFailed),
+        source: "grpc:phone".into(),
+        then: PinAction::Disarm { reply },
+    });
+    assert!(matches!(
+        fx.answers[0].error(),
+        Some(CommandError::PinCheckFailed)
+    ));
+    assert!(!fx.save && fx.events.is_empty());
+    assert_eq!(rig.engine.to_save().lockout.failures, 0);
+    let fx = rig.input(Input::Disarm("0000"));
+    assert_eq!(
+        outcome(&fx).answers,
+        strings(&["wrong PIN; 9 attempts left before a 90 s lockout"])
+    );
+}
+
+#[test]
+fn a_disarm_answer_names_the_user_and_events_name_who_did_what() {
+    let mut rig = Rig::new();
+    rig.input(Input::Arm(ArmedMode::Away));
+    let fx = rig.input(Input::Disarm("1234"));
+    let Answer::Disarmed(_, Ok(Disarmed { user })) = &fx.answers[0] else {
+        panic!("{:?}", fx.answers);
+    };
+    assert_eq!(user, "alice");
+    let event = &fx.events[0];
+    assert_eq!(event.user.as_deref(), Some("alice"));
+    assert_eq!(event.source, "grpc:phone");
+    assert_eq!(event.mode, ArmedMode::Disarmed);
+}
+
+#[test]
+fn a_sensor_event_carries_its_state_and_a_camera_event_its_camera() {
+    let mut rig = Rig::new();
+    let fx = rig.input(Input::Sensor(FRONT_DOOR, true));
+    let sensor = &fx.events[0];
+    assert_eq!(sensor.kind, EventKind::Sensor);
+    assert_eq!(sensor.sensor.as_deref(), Some("front-door"));
+    assert_eq!(sensor.sensor_state, Some(SensorState::Active));
+    assert_eq!(sensor.message, "front-door open");
+    let fx = rig.input(Input::Camera(EventKind::ClipRecorded, "porch"));
+    let clip = &fx.events[0];
+    assert_eq!(
+        (clip.camera.as_deref(), clip.sensor.as_deref()),
+        (Some("porch"), None)
+    );
+    assert_eq!(clip.source, "camera");
+}
+
+#[test]
+fn the_alarm_after_an_entry_delay_continues_the_doors_trace() {
+    let mut rig = Rig::new();
+    rig.input(Input::Arm(ArmedMode::Away));
+    rig.input(Input::Wait(60_000));
+    let (sensord, hub) = door_trace();
+    let fx = rig.input(Input::Sensor(FRONT_DOOR, true));
+    for event in &fx.events {
+        assert_eq!(event.trace_id, Some(sensord.trace_id_hex()));
+    }
+    let fx = rig.input(Input::Wait(30_000));
+    let alarm = &fx.alerts[0];
+    assert_eq!(alarm.kind, "triggered");
+    assert_eq!(alarm.title, "ALARM: front-door");
+    assert_eq!(alarm.message, "ALARM: front-door; siren on");
+    // The alert's parent is the hub's span for the change, not sensord's.
+    assert_eq!(alarm.traceparent, Some(hub.traceparent()));
+    assert_eq!(alarm.trace_id, Some(sensord.trace_id_hex()));
+}
+
+#[test]
+fn a_change_the_hub_did_not_trace_is_parented_to_sensords_span() {
+    let (sensord, _) = door_trace();
+    let cause = Cause::of_change(sensord, TraceContext::default());
+    assert_eq!(cause.parent, Some(sensord.traceparent()));
+    assert_eq!(
+        Cause::of_change(TraceContext::default(), TraceContext::default()),
+        Cause::default()
+    );
+}
+
+#[test]
+fn alert_ids_are_distinct_and_event_numbers_continue_from_the_saved_state() {
+    let mut rig = Rig::restored(Restored {
+        event_seq: 41,
+        ..Restored::default()
+    });
+    let first = rig.input(Input::Panic);
+    assert_eq!(first.events[0].seq, 42);
+    let second = rig.input(Input::Disarm("1234"));
+    assert_eq!(second.events[0].seq, 43);
+    let ids: BTreeSet<&str> = first
+        .alerts
+        .iter()
+        .chain(&second.alerts)
+        .map(|a| a.id.as_str())
+        .collect();
+    assert_eq!(ids.len(), first.alerts.len() + second.alerts.len());
+    assert_eq!(rig.engine.to_save().event_seq, 43);
+}
+
+#[test]
+fn a_reload_carries_bypasses_and_a_running_delay_over_by_name_in_memory() {
+    let mut rig = Rig::new();
+    rig.input(Input::Bypass("hall", true));
+    rig.input(Input::Arm(ArmedMode::Away));
+    // The new config lists the sensors in another order.
+    let mut reordered = setup();
+    reordered.sensors.reverse();
+    rig.engine.reconfigure(reordered, users());
+    let status = rig.engine.status();
+    assert_eq!(status.bypassed, strings(&["hall"]));
+    assert_eq!(status.mode, ArmedMode::Away);
+    assert_eq!(status.alarm, vigil_domain::AlarmState::Arming);
+    let deadline = status.deadline_unix_ms.expect("the exit delay runs on");
+    assert!(deadline <= rig.engine.clock.now() + 60_000);
+}
+
+#[test]
+fn the_status_lists_open_sensors_and_a_failed_save() {
+    let mut rig = Rig::new();
+    rig.input(Input::Sensor(FRONT_DOOR, true));
+    rig.engine.saved(Err("disk full".into()));
+    let status = rig.engine.status();
+    assert_eq!(status.open, strings(&["front-door"]));
+    assert_eq!(status.faults, strings(&["state not saved: disk full"]));
+    rig.engine.saved(Ok(()));
+    assert!(rig.engine.status().faults.is_empty());
+}

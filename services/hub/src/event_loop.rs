@@ -1,0 +1,301 @@
+//! The hub's event loop: the one place where the engine's decisions
+//! ([`Effects`]) become I/O, in one fixed order.
+//!
+//! Everything the loop drives — the table and its watcher, the sessions,
+//! the engine, the alert poster, the event log and stream, the state file
+//! — lives in [`Hub`], owned by the loop: nothing is shared, nothing is
+//! locked.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::{error, info_span, warn};
+use vigil_alarm::Outputs;
+use vigil_alarm::users::lookup;
+use vigil_domain::{AlarmState, ArmedMode};
+use vigil_ipc::table::{SensorTable, SystemUpdate};
+
+use crate::alerts::AlertPoster;
+use crate::commands::{CommandError, HubInbox, HubRequest};
+use crate::engine::{Cause, CheckedPin, Effects, Engine, PinCheck};
+use crate::eventlog::EventLog;
+use crate::persist::StateStore;
+use crate::pki::Pki;
+use crate::sessions::Sessions;
+use crate::status::StatusSnapshot;
+use crate::stream::EventStream;
+use crate::watcher::{Observed, TableWatcher};
+
+/// The parts of the hub the event loop drives.
+pub(crate) struct Hub {
+    pub(crate) table: Arc<SensorTable>,
+    pub(crate) watcher: TableWatcher,
+    pub(crate) sessions: Sessions,
+    pub(crate) engine: Engine,
+    pub(crate) alerts: AlertPoster,
+    pub(crate) log: EventLog,
+    pub(crate) stream: EventStream,
+    pub(crate) store: StateStore,
+    /// Where GetStatus reads the status from.
+    pub(crate) inbox: HubInbox,
+    /// Checked PINs come back here from their blocking threads.
+    pub(crate) pin_results: mpsc::UnboundedSender<CheckedPin>,
+    pub(crate) pki: Arc<Pki>,
+    pub(crate) grpc_listen: std::net::SocketAddr,
+    /// What was last written to the system slot and sent to sensord.
+    pub(crate) written_codes: Option<(ArmedMode, AlarmState)>,
+    pub(crate) sent_outputs: Option<Outputs>,
+}
+
+impl Hub {
+    /// Hands sensor changes to the engine, each in the hub's span for it
+    /// (a child of sensord's, read from the slot).
+    pub(crate) fn observe(&mut self, observed: Vec<Observed>) {
+        for o in observed {
+            let span = sensor_change_span(&self.table, &o);
+            let _entered = span.enter();
+            let cause = Cause::of_change(o.reading.trace, vigil_telemetry::trace_context_of(&span));
+            let effects = self.engine.on_sensor(o.slot, &o.reading, cause);
+            self.apply(effects);
+        }
+    }
+
+    /// Handles one request from the API, the FIFO, the cameras or the
+    /// retention task.
+    pub(crate) fn handle(&mut self, request: HubRequest) {
+        match request {
+            HubRequest::Alarm(command) => {
+                let effects = self.engine.handle(command);
+                self.apply(effects);
+            }
+            HubRequest::Subscribe { after_seq, reply } => {
+                let _ = reply.send(self.stream.subscribe(after_seq));
+            }
+            HubRequest::RetireLog {
+                retention,
+                keep_from,
+            } => self.log.retire(&retention, keep_from),
+        }
+    }
+
+    /// Lets time pass: the log's group commit, the alarm's timers.
+    pub(crate) fn tick(&mut self) {
+        self.log.sync_if_due();
+        let effects = self.engine.tick();
+        self.apply(effects);
+    }
+
+    /// When the loop must next call [`Hub::tick`].
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        [self.engine.next_wake(), self.log.next_sync()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Acts on what the engine decided, in this order:
+    ///
+    /// 1. **Alerts onto the queue** (a non-blocking send into kernel
+    ///    memory): nothing waits for the disk before an alarm is on its way
+    ///    to alertd. An alert that does not fit waits in the outbox.
+    /// 2. **Events into the log's mapped memory**; silent events into the
+    ///    private log (synced there and then: rare).
+    /// 3. **The alert journal** (alarm, tamper, fault alerts not yet
+    ///    delivered), synced.
+    /// 4. **The log synced** if an event is alarm-class.
+    /// 5. **The state saved** (fsync and rename).
+    /// 6. **The status published, then the events streamed**: a watcher
+    ///    that sees an event and asks for the status never gets an older
+    ///    one.
+    /// 7. **The answers sent**: every command is persisted before its reply.
+    /// 8. **PINs sent off to be checked.**
+    ///
+    /// Architecture Invariants this order keeps: no acknowledged command is
+    /// lost (7 after 4 and 5); no saved alarm is without its alert (3 before
+    /// 5, and 1 before both); no alert is lost on a SIGKILL of any one
+    /// service (posted alerts live in the kernel's queue until alertd takes
+    /// them; journaled ones are posted again by the next hub, same id). A
+    /// hub killed between 1 and 3 delivers an alert whose state it then
+    /// does not have: at least once, never lost.
+    pub(crate) fn apply(&mut self, effects: Effects) {
+        let sync_log = effects.must_sync_log();
+        let Effects {
+            events,
+            hidden,
+            alerts,
+            save,
+            answers,
+            pin_checks,
+        } = effects;
+        let posted = !alerts.is_empty();
+        let journal = self.alerts.post(alerts);
+        if posted {
+            failpoint("alert-posted");
+        }
+        for event in &hidden {
+            self.log.append_hidden(event);
+        }
+        for event in &events {
+            self.log.append(event);
+        }
+        if journal {
+            self.alerts.save_journal();
+            failpoint("alert-journaled");
+        }
+        if sync_log {
+            self.log.sync();
+        }
+        if save {
+            let result = self
+                .store
+                .save(self.engine.setup(), &self.engine.to_save())
+                .map_err(|e| {
+                    error!("the alarm state was not saved: {e}; a restart now would lose it");
+                    e.to_string()
+                });
+            self.engine.saved(result);
+            failpoint("state-saved");
+        }
+        self.publish_status();
+        for event in events {
+            self.stream.publish(event);
+        }
+        let answered = !answers.is_empty();
+        for answer in answers {
+            answer.send();
+        }
+        if answered {
+            failpoint_after_reply();
+        }
+        for check in pin_checks {
+            self.check_pin(check);
+        }
+    }
+
+    /// Publishes the engine's status for GetStatus, if it changed.
+    pub(crate) fn publish_status(&self) {
+        let status: StatusSnapshot = self.engine.status();
+        self.inbox.status.send_if_modified(|current| {
+            if **current == status {
+                false
+            } else {
+                *current = Arc::new(status);
+                true
+            }
+        });
+    }
+
+    /// Looks a PIN up on a blocking thread; the result comes back to the
+    /// loop. A lookup that panics answers "not checked", never "wrong".
+    fn check_pin(&self, check: PinCheck) {
+        let PinCheck {
+            users,
+            pin,
+            source,
+            then,
+        } = check;
+        let results = self.pin_results.clone();
+        tokio::spawn(async move {
+            let found = tokio::task::spawn_blocking(move || lookup(&users, &pin))
+                .await
+                .map_err(|e| {
+                    error!("a PIN lookup failed: {e}; the command is refused, not counted");
+                    CommandError::PinCheckFailed
+                });
+            let _ = results.send(CheckedPin {
+                found,
+                source,
+                then,
+            });
+        });
+    }
+
+    /// Brings the system slot and the outputs (siren, buzzer) in line with
+    /// the engine, after every turn of the loop.
+    pub(crate) fn sync_outputs(&mut self) {
+        self.publish_status();
+        let codes = self.engine.table_codes();
+        if self.written_codes != Some(codes) {
+            let update = SystemUpdate {
+                mode: codes.0,
+                alarm: codes.1,
+                trace: Default::default(),
+            };
+            match self.table.write_system(&update) {
+                Ok(_) => self.written_codes = Some(codes),
+                Err(e) => error!("cannot write the system slot: {e}"),
+            }
+        }
+        let outputs = self.engine.outputs();
+        if self.sent_outputs != Some(outputs) {
+            self.sessions.send_outputs(outputs);
+            self.sent_outputs = Some(outputs);
+        }
+    }
+}
+
+/// The hub's span for a sensor change, a child of sensord's (whose context
+/// the slot carries), with the change logged in it.
+fn sensor_change_span(table: &SensorTable, o: &Observed) -> tracing::Span {
+    let name = table
+        .descriptor(o.slot)
+        .map(|d| d.name.clone())
+        .unwrap_or_default();
+    let span = info_span!("hub.sensor_change", sensor = %name, slot = o.slot);
+    vigil_telemetry::set_remote_parent(&span, o.reading.trace);
+    if let Ok(descriptor) = table.descriptor(o.slot) {
+        let r = &o.reading;
+        let latency_us = vigil_ipc::monotonic_ns().saturating_sub(r.changed_mono_ns) / 1000;
+        span.in_scope(|| {
+            tracing::info!(
+                sensor = %descriptor.name,
+                kind = %descriptor.kind,
+                state = r.state.describe(descriptor.kind),
+                fault = r.fault,
+                tamper = r.tamper,
+                change_count = r.change_count,
+                latency_us,
+                trace_id = %r.trace.trace_id_hex(),
+                "sensor changed"
+            );
+        });
+    }
+    span
+}
+
+/// Stops the process at once (SIGABRT, no cleanup) when `VIGIL_FAILPOINT`
+/// names this point: how the end-to-end tests kill the hub at an exact
+/// place rather than at a random moment. Unset in production; read once.
+///
+/// Points: `alert-posted`, `alert-journaled`, `state-saved` (in
+/// [`Hub::apply`]'s order) and `answered` (see [`failpoint_after_reply`]).
+pub(crate) fn failpoint(name: &str) {
+    if armed_failpoint() == Some(name) {
+        error!("failpoint {name}: aborting, as VIGIL_FAILPOINT asks");
+        std::process::abort();
+    }
+}
+
+fn armed_failpoint() -> Option<&'static str> {
+    static ARMED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ARMED
+        .get_or_init(|| std::env::var("VIGIL_FAILPOINT").ok())
+        .as_deref()
+}
+
+/// `VIGIL_FAILPOINT=answered`: the hub dies 200 ms after it first answers
+/// a command — long enough for the answer to reach the client — without
+/// another turn of its loop: what the client was told must be what a
+/// restarted hub finds.
+fn failpoint_after_reply() {
+    if armed_failpoint() == Some("answered") {
+        warn!("failpoint answered: aborting in 200 ms, as VIGIL_FAILPOINT asks");
+        std::thread::spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::process::abort();
+        });
+        // The loop stops here: nothing after the answer may be done.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
