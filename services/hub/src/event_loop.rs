@@ -70,7 +70,11 @@ impl Hub {
                 self.apply(effects);
             }
             HubRequest::Subscribe { after_seq, reply } => {
-                let _ = reply.send(self.stream.subscribe(after_seq));
+                let subscribed = self
+                    .stream
+                    .subscribe(after_seq)
+                    .map_err(|e| CommandError::ResumeTooOld { oldest: e.oldest });
+                let _ = reply.send(subscribed);
             }
             HubRequest::RetireLog {
                 retention,

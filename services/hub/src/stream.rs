@@ -8,10 +8,16 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use vigil_domain::Event;
 
-use crate::commands::CommandError;
-
 /// Events kept in memory for WatchEvents to resume from.
 pub const EVENT_RING: usize = 4096;
+
+/// A resume point older than the ring: the caller replays the log up to
+/// `oldest` first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResumeTooOld {
+    /// The oldest event the ring still holds.
+    pub oldest: u64,
+}
 
 /// A past-and-future view of the event stream.
 #[derive(Debug)]
@@ -54,8 +60,8 @@ impl EventStream {
 
     /// New events only (`None`), or the kept events after `after_seq` and
     /// then new ones. An `after_seq` older than the ring is
-    /// [`CommandError::ResumeTooOld`] (the caller replays the log).
-    pub fn subscribe(&self, after_seq: Option<u64>) -> Result<Subscription, CommandError> {
+    /// [`ResumeTooOld`] (the caller replays the log).
+    pub fn subscribe(&self, after_seq: Option<u64>) -> Result<Subscription, ResumeTooOld> {
         let live = self.live.subscribe();
         let Some(after_seq) = after_seq.filter(|&a| a < self.last_seq) else {
             return Ok(Subscription {
@@ -66,7 +72,7 @@ impl EventStream {
         let oldest = self.ring.front().map_or(self.last_seq + 1, |e| e.seq);
         // 0 means "every kept event"; otherwise a gap is data loss.
         if after_seq != 0 && after_seq + 1 < oldest {
-            return Err(CommandError::ResumeTooOld { oldest });
+            return Err(ResumeTooOld { oldest });
         }
         Ok(Subscription {
             backlog: self
