@@ -1,11 +1,14 @@
 //! `vigil-demo`: the whole stack on a simulated house, no config to write.
 //!
-//! Starts every built service as a real child process with the built-in
-//! demo configuration (`--demo ROOT`), restarts any that dies (as systemd's
-//! Restart=always would), drives the simulated house on a schedule, prints
-//! what to try, and on Ctrl-C stops everything with SIGTERM and waits.
+//! Writes its house to `ROOT/vigil.toml` ([`house`]), starts every built
+//! service as a real child process on it (`--demo ROOT`), restarts any that
+//! dies (as systemd's Restart=always would), drives the simulated house on
+//! a schedule, prints what to try, and on Ctrl-C stops everything with
+//! SIGTERM and waits.
 
 #![forbid(unsafe_code)]
+
+mod house;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -18,12 +21,12 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use vigil_config::Config;
 
 #[derive(Debug, Parser)]
 #[command(name = "vigil-demo", version, about = "Run Vigil on a simulated house")]
 struct Cli {
-    /// Where the demo keeps its runtime and state files.
+    /// Where the demo writes its house (ROOT/vigil.toml) and keeps its
+    /// runtime and state files.
     #[arg(long, default_value = "/tmp/vigil-demo")]
     root: PathBuf,
     /// Stop by itself after this many seconds (0: run until Ctrl-C).
@@ -85,8 +88,11 @@ fn main() -> Result<()> {
         .parent()
         .context("the demo binary has no directory")?
         .to_owned();
-    std::fs::create_dir_all(&cli.root)?;
-    let config = Config::demo(&cli.root);
+    // Absolute: the services resolve the root from their own directories,
+    // and the config refuses relative runtime and state directories.
+    let root = std::path::absolute(&cli.root)
+        .with_context(|| format!("cannot resolve {}", cli.root.display()))?;
+    let (house_file, config) = house::write(&root)?;
 
     // SIGINT/SIGTERM set `stop` (tokio's handlers, not a blocked mask: a
     // mask would be inherited by the services across exec).
@@ -104,7 +110,7 @@ fn main() -> Result<()> {
     for name in SERVICES {
         services.push(Service {
             name,
-            child: spawn(&bin_dir, name, &cli.root)?,
+            child: spawn(&bin_dir, name, &root)?,
             restarts: 0,
         });
         std::thread::sleep(Duration::from_millis(300));
@@ -113,14 +119,14 @@ fn main() -> Result<()> {
         format!(
             "{} --demo {} {args}",
             bin_dir.join("vigilctl").display(),
-            cli.root.display()
+            root.display()
         )
     };
     let sim = |args: &str| {
         format!(
             "{} --demo {} sim {args}",
             bin_dir.join("vigil-sensord").display(),
-            cli.root.display()
+            root.display()
         )
     };
     println!(
@@ -129,6 +135,7 @@ fn main() -> Result<()> {
     for s in &services {
         println!("  {:<14} pid {}", s.name, s.child.id());
     }
+    println!("House: {} (written at every start)", house_file.display());
     println!("Runtime files: {}", config.runtime.runtime_dir.display());
     println!("gRPC API: {} (TLS; pair first)", config.grpc.listen);
     println!(
@@ -176,7 +183,7 @@ fn main() -> Result<()> {
             if let Ok(Some(status)) = s.child.try_wait() {
                 s.restarts += 1;
                 eprintln!("vigil-demo: {} exited ({status}); restarting", s.name);
-                s.child = spawn(&bin_dir, s.name, &cli.root)?;
+                s.child = spawn(&bin_dir, s.name, &root)?;
             }
         }
         if !cli.quiet_house {

@@ -86,11 +86,22 @@ fn read_only(dir: &Path) -> (u64, Duration) {
     (decoded, start.elapsed())
 }
 
+/// reportd's part of a config: its runtime and state directories under
+/// `root`.
+fn config(root: &Path) -> Config {
+    let text = format!(
+        "[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n",
+        root.join("run").display().to_string(),
+        root.join("state").display().to_string(),
+    );
+    Config::parse(&text, "the bench's config").expect("valid")
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let n: u64 = if quick { 200_000 } else { 2_000_000 };
     let root = tempfile::tempdir().expect("dir");
-    let config = Config::demo(root.path());
+    let config = config(root.path());
     let events_dir = vigil_reportd::Paths::new(&config.runtime.state_dir).events;
     std::fs::create_dir_all(&events_dir).expect("mkdir");
     let week_start = 1_795_392_000_000; // Monday 2026-11-23, UTC

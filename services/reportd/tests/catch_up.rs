@@ -54,10 +54,23 @@ fn write_log(dir: &Path) {
     log.sync().expect("sync");
 }
 
+/// reportd's part of a house, written to `root/vigil.toml`: its runtime and
+/// state directories under `root`.
+fn write_config(root: &Path) -> Config {
+    let text = format!(
+        "[runtime]\nruntime_dir = {:?}\nstate_dir = {:?}\n",
+        root.join("run").display().to_string(),
+        root.join("state").display().to_string(),
+    );
+    let path = root.join("vigil.toml");
+    std::fs::write(&path, text).expect("write the config");
+    Config::load(&path).expect("the test's config")
+}
+
 fn start(root: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vigil-reportd"))
-        .arg("--demo")
-        .arg(root)
+        .arg("--config")
+        .arg(root.join("vigil.toml"))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -83,7 +96,7 @@ fn checkpoint(db: &Path) -> u64 {
 #[test]
 fn every_event_is_indexed_once_across_kills_during_catch_up() {
     let root = tempfile::tempdir().expect("dir");
-    let config = Config::demo(root.path());
+    let config = write_config(root.path());
     let paths = vigil_reportd::Paths::new(&config.runtime.state_dir);
     write_log(&paths.events);
 

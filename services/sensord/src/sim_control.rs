@@ -214,7 +214,13 @@ mod tests {
 
     #[test]
     fn commands_drive_the_board_by_name_or_pin() {
-        let config = Config::demo(Path::new("/tmp/x"));
+        let config = Config::parse(
+            "[gpio]\nbackend = \"simulated\"\n\
+             [[sensors]]\nname = \"front-door\"\nkind = \"door\"\npin = 17\n\
+             [outputs]\nsiren = { pin = 23 }\nbuzzer = { pin = 24 }\n",
+            "sim test",
+        )
+        .expect("the test's house");
         let sim = SimulatedGpio::default();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         for s in &config.sensors {

@@ -1,4 +1,5 @@
 use super::*;
+use vigil_domain::{AlertPriority, ArmedMode, Level, Pull, Response};
 
 fn problems(text: &str) -> Vec<Problem> {
     match Config::parse(text, "test.toml") {
@@ -7,22 +8,73 @@ fn problems(text: &str) -> Vec<Problem> {
     }
 }
 
+/// A small house: what every table's check sees in a real file.
+const HOUSE: &str = r#"
+[gpio]
+backend = "simulated"
+
+[[sensors]]
+name = "front-door"
+kind = "door"
+pin = 17
+
+[[sensors]]
+name = "hall-motion"
+kind = "motion"
+pin = 5
+pull = "down"
+debounce_ms = 10
+
+[[sensors]]
+name = "kitchen-smoke"
+kind = "smoke"
+pin = 19
+
+[outputs]
+siren = { pin = 23 }
+
+[[cameras]]
+name = "porch"
+source = "test"
+key = "k"
+motion = true
+
+[[users]]
+name = "alice"
+role = "admin"
+pin_hash_file = "/run/credentials/vigil-hub.service/pin-alice"
+
+[[hooks]]
+name = "log"
+command = "/bin/logger"
+
+[webhook]
+url = "https://example.org/vigil"
+format = "ntfy"
+"#;
+
 #[test]
-fn demo_config_is_valid() {
-    let config = Config::demo(Path::new("/tmp/vigil-demo"));
+fn a_small_house_is_valid_with_the_kinds_defaults() {
+    let config = Config::parse(HOUSE, "house.toml").expect("valid");
     assert_eq!(config.gpio.backend, GpioBackendKind::Simulated);
-    assert_eq!(config.sensors.len(), 8);
-    assert_eq!(
-        config.runtime.runtime_dir,
-        PathBuf::from("/tmp/vigil-demo/run")
-    );
     let (slot, door) = config.sensor("front-door").expect("front door");
     assert_eq!(slot, 0);
     assert_eq!(door.pull, Pull::Up);
     assert_eq!(door.active_level, Level::High);
+    assert_eq!(door.response, Response::EntryDelay);
     assert_eq!(door.modes.len(), 5);
-    let (_, motion) = config.sensor("hallway-motion").expect("motion");
+    let (_, motion) = config.sensor("hall-motion").expect("motion");
     assert_eq!(motion.modes, [ArmedMode::Away, ArmedMode::Vacation].into());
+    assert_eq!(motion.response, Response::Instant);
+    let (_, smoke) = config.sensor("kitchen-smoke").expect("smoke");
+    assert!(smoke.modes.is_empty());
+    // The camera's motion sensor comes after every wired one.
+    let (slot, camera_motion) = config.sensor("porch-motion").expect("camera motion");
+    assert_eq!(slot, 3);
+    assert_eq!(camera_motion.camera.as_deref(), Some("porch"));
+    let webhook = config.webhook.expect("webhook");
+    assert_eq!(webhook.format, WebhookFormat::Ntfy);
+    assert_eq!(webhook.min_priority, AlertPriority::Info);
 }
 
 #[test]
@@ -114,4 +166,179 @@ fn unknown_keys_and_wrong_types_are_syntax_errors() {
 fn missing_file_says_how_to_fix() {
     let err = Config::load(Path::new("/nonexistent/vigil.toml")).expect_err("missing");
     assert!(err.to_string().contains("--config"), "{err}");
+}
+
+/// A table with what it needs besides the key tested, and its keys' prefix.
+type Table = (&'static str, &'static str);
+const SENSOR: Table = (
+    "[[sensors]]\nname = \"s\"\nkind = \"door\"\npin = 4\n",
+    "sensors[0]",
+);
+const AWAY: Table = ("[alarm.modes.away]\n", "alarm.modes.away");
+const ALARM: Table = ("[alarm]\n", "alarm");
+const CAMERA: Table = ("[[cameras]]\nname = \"c\"\n", "cameras[0]");
+const RECORDING: Table = ("[recording]\n", "recording");
+// A ring shorter than the default pre-roll (10 s) needs a shorter pre-roll.
+const SHORT_RING: Table = ("[recording]\npre_roll_secs = 0\n", "recording");
+const ALERTS: Table = ("[alerts]\n", "alerts");
+const EVENTS: Table = ("[events]\n", "events");
+const WEBHOOK: Table = ("[webhook]\nurl = \"https://example.org\"\n", "webhook");
+
+/// Every bounded key: its table, its field and its range.
+const BOUNDED: &[(Table, &str, u64, u64)] = &[
+    (SENSOR, "debounce_ms", 0, 5000),
+    (SENSOR, "supervision_secs", 60, 31_536_000),
+    (AWAY, "exit_delay_secs", 0, 300),
+    (AWAY, "entry_delay_secs", 0, 45),
+    (AWAY, "trigger_secs", 120, 900),
+    (ALARM, "double_knock_secs", 1, 3600),
+    (CAMERA, "width", 16, 3840),
+    (CAMERA, "height", 16, 2160),
+    (CAMERA, "framerate", 1, 60),
+    (CAMERA, "bitrate_kbps", 100, 50_000),
+    (CAMERA, "keyframe_secs", 1, 10),
+    (CAMERA, "motion_percent", 1, 100),
+    (SHORT_RING, "ring_secs", 1, 60),
+    (RECORDING, "pre_roll_secs", 0, 30),
+    (RECORDING, "post_capture_secs", 1, 600),
+    (RECORDING, "offline_after_secs", 1, 600),
+    (RECORDING, "max_age_days", 0, 36_500),
+    (RECORDING, "min_free_megabytes", 0, 16_777_216),
+    (RECORDING, "slots", 1, 16),
+    (ALERTS, "depth", 1, 65_536),
+    (ALERTS, "msg_size", 256, 1_048_576),
+    (ALERTS, "cooldown_secs", 0, 86_400),
+    (ALERTS, "hook_timeout_ms", 1, 600_000),
+    (EVENTS, "sync_window_ms", 1, 5000),
+    (EVENTS, "max_age_days", 0, 36_500),
+    (EVENTS, "max_megabytes", 0, 16_777_216),
+    (WEBHOOK, "timeout_secs", 1, 300),
+];
+
+#[test]
+fn every_bounded_key_takes_its_ends_and_refuses_past_them_naming_the_range() {
+    for &((table, prefix), field, low, high) in BOUNDED {
+        let key = format!("{prefix}.{field}");
+        let parse = |value: u64| Config::parse(&format!("{table}{field} = {value}\n"), "t.toml");
+        for ok in [low, high] {
+            if let Err(e) = parse(ok) {
+                panic!("{key} = {ok} should be accepted: {e}");
+            }
+        }
+        for bad in [low.checked_sub(1), Some(high + 1)].into_iter().flatten() {
+            let p = match parse(bad) {
+                Err(ConfigError::Invalid { problems, .. }) => problems,
+                other => panic!("{key} = {bad} should be refused: {other:?}"),
+            };
+            assert_eq!(p.len(), 1, "{key} = {bad}: {p:?}");
+            assert_eq!(p[0].key, key, "{key} = {bad}");
+            let problem = &p[0].problem;
+            assert!(problem.starts_with(&bad.to_string()), "{}", p[0]);
+            assert!(problem.contains("out of range"), "{}", p[0]);
+            let names_range =
+                p[0].fix.contains(&format!("{low}")) && p[0].fix.contains(&format!("{high}"));
+            assert!(names_range, "{key}: the fix names the range: {}", p[0]);
+        }
+    }
+}
+
+#[test]
+fn the_ring_refuses_zero_and_a_ring_shorter_than_the_default_pre_roll() {
+    let p = problems("[recording]\nring_secs = 0\n");
+    assert_eq!(p[0].key, "recording.ring_secs");
+    assert!(p[0].fix.contains("1 s to 60 s"), "{}", p[0]);
+    let p = problems("[recording]\nring_secs = 5\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "recording.pre_roll_secs");
+    assert!(p[0].fix.contains("0 s to 5 s"), "{}", p[0]);
+    let config = Config::parse("[recording]\nring_secs = 1\npre_roll_secs = 1\n", "t")
+        .expect("a one-second ring");
+    assert_eq!(config.recording.ring, std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn an_odd_width_is_refused() {
+    let p = problems("[[cameras]]\nname = \"c\"\nwidth = 641\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "cameras[0].width");
+    assert!(p[0].fix.contains("even"), "{}", p[0]);
+}
+
+#[test]
+fn posix_names_need_one_leading_slash() {
+    for (text, key) in [
+        ("[alerts]\nqueue = \"vigil\"\n", "alerts.queue"),
+        ("[alerts]\nqueue = \"/a/b\"\n", "alerts.queue"),
+        ("[recording]\nsemaphore = \"/\"\n", "recording.semaphore"),
+    ] {
+        let p = problems(text);
+        assert_eq!(p.len(), 1, "{text}: {p:?}");
+        assert_eq!(p[0].key, key);
+        assert!(p[0].fix.contains("one leading slash"), "{}", p[0]);
+    }
+}
+
+#[test]
+fn out_of_range_values_are_all_reported_together() {
+    let p = problems(
+        "[alerts]\ndepth = 0\nmsg_size = 10\n[events]\nsync_window_ms = 0\n\
+         [[cameras]]\nname = \"c\"\nframerate = 0\nbitrate_kbps = 1\n",
+    );
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "cameras[0].framerate",
+            "cameras[0].bitrate_kbps",
+            "alerts.depth",
+            "alerts.msg_size",
+            "events.sync_window_ms"
+        ]
+    );
+}
+
+#[test]
+fn unknown_words_name_the_choices() {
+    for (text, key, choice) in [
+        (
+            "[gpio]\nbackend = \"pi\"\n",
+            "gpio.backend",
+            "\"simulated\"",
+        ),
+        (
+            "[telemetry]\nlog_format = \"xml\"\n",
+            "telemetry.log_format",
+            "\"json\"",
+        ),
+        (
+            "[[cameras]]\nname = \"c\"\nencoder = \"h265\"\n",
+            "cameras[0].encoder",
+            "\"x264\"",
+        ),
+        (
+            "[[sensors]]\nname = \"s\"\nkind = \"door\"\npin = 4\nresponse = \"later\"\n",
+            "sensors[0].response",
+            "\"entry\"",
+        ),
+    ] {
+        let p = problems(text);
+        assert_eq!(p.len(), 1, "{text}: {p:?}");
+        assert_eq!(p[0].key, key);
+        assert!(p[0].fix.contains(choice), "{}", p[0]);
+    }
+}
+
+#[test]
+fn a_demo_root_without_its_house_says_to_start_vigil_demo() {
+    let root = Path::new("/nonexistent/vigil-demo");
+    let source = ConfigSource::from_flags(Some(PathBuf::from(DEFAULT_PATH)), Some(root.into()));
+    assert_eq!(source.path(), root.join("vigil.toml"));
+    let err = source.load().expect_err("no house");
+    assert!(matches!(err, ConfigError::NoDemo { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("/nonexistent/vigil-demo/vigil.toml"),
+        "{message}"
+    );
+    assert!(message.contains("start vigil-demo first"), "{message}");
 }

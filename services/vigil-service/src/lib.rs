@@ -31,7 +31,9 @@ pub struct ConfigArgs {
     /// The configuration file.
     #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_PATH)]
     pub config: PathBuf,
-    /// Use the built-in demo house instead, with its files under ROOT.
+    /// Read the demo's house instead: ROOT/vigil.toml, which vigil-demo
+    /// writes (with its runtime and state files under ROOT) before it starts
+    /// the services; without it, an error says to start vigil-demo first.
     #[arg(long, global = true, value_name = "ROOT")]
     pub demo: Option<PathBuf>,
 }
