@@ -16,9 +16,14 @@
 #  * the example configuration (two sensors, a local and a remote camera)
 #    evaluates, passes the module's assertions and gives no warnings;
 #  * the generated TOML parses (builtins.fromTOML), round-trips, and uses only
-#    the keys services/vigil-config/src/file.rs accepts (it has
-#    deny_unknown_fields); [recording] and [events] carry the Rust defaults,
-#    every camera's key_file is a credential of the unit that reads it;
+#    the keys services/vigil-config/src/sections/ accepts (it has
+#    deny_unknown_fields); every camera's key_file is a credential of the
+#    unit that reads it;
+#  * the defaults: `defaultsToml` is what the module writes when no option is
+#    set but those a file needs to have entries; run.sh compares it with the
+#    committed nixos/eval/module-defaults.toml, whose every value the Rust
+#    test services/vigil-config/tests/nixos_defaults.rs checks against the
+#    Rust defaults;
 #  * the units: camd's devices, credentials and restart, the hub's camera
 #    port in the firewall, no private IPC namespace anywhere;
 #  * bad configurations are refused by the assertions, and the not-yet-read
@@ -382,13 +387,70 @@ let
   ok = evalWith [ example ];
   c = ok.config;
 
+  # The defaults: no option set but what gives every kind of entry its
+  # defaulted keys (a sensor, a siren, a camera on the hub and one that
+  # discovers it with motion on, a user, a hook, a webhook). What the
+  # module writes here, header and all, is nixos/eval/module-defaults.toml;
+  # the Rust test drops the keys set here and compares the rest with the
+  # Rust defaults.
+  defaults = evalWith [
+    {
+      services.vigil = {
+        enable = true;
+        package = fakeDrv "vigil";
+        sensors = [
+          {
+            name = "front-door";
+            kind = "door";
+            pin = 17;
+          }
+        ];
+        outputs.siren.pin = 23;
+        cameras = [
+          {
+            name = "porch";
+            keyFile = "/var/lib/vigil-secrets/porch-key";
+          }
+          {
+            name = "garage";
+            local = false;
+            hub = "discover";
+            motion = true;
+            keyFile = "/var/lib/vigil-secrets/garage-key";
+          }
+        ];
+        users = [
+          {
+            name = "alice";
+            pinHashFile = "/var/lib/vigil-secrets/alice-pin";
+          }
+        ];
+        hooks = [
+          {
+            name = "log";
+            command = "/run/current-system/sw/bin/logger";
+          }
+        ];
+        webhook.url = "https://example.org/vigil";
+      };
+    }
+  ];
+  defaultsText = builtins.readFile defaults.config.environment.etc."vigil/vigil.toml".source;
+  defaultsToml =
+    "# What nixos/modules/vigil.nix writes with no option set but the entries of\n"
+    + "# nixos/eval/eval-module.nix's `defaults`. Generated: nixos/eval/run.sh\n"
+    + "# --update-defaults rewrites it, and fails while it is stale. The Rust test\n"
+    + "# services/vigil-config/tests/nixos_defaults.rs checks every value the\n"
+    + "# module chose against the Rust default.\n"
+    + defaultsText;
+
   failedAssertions = cfg: map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
 
   tomlText = builtins.readFile c.environment.etc."vigil/vigil.toml".source;
   parsed = builtins.fromTOML tomlText;
 
-  # The keys file.rs accepts (deny_unknown_fields), table by table, as of the
-  # [alarm]/[grpc] change to services/vigil-config/src/file.rs.
+  # The keys the Rust side accepts (deny_unknown_fields), table by table: the
+  # *File types of services/vigil-config/src/sections/.
   schema = {
     top = [
       "runtime"
@@ -1000,8 +1062,13 @@ let
       && !(lib.hasInfix "vigil-sensord" packageArgs.postFixup)
     ))
     (check "example passes every assertion" (failedAssertions c == [ ]))
+    (check "defaults: pass every assertion, no warning, known keys" (
+      failedAssertions defaults.config == [ ]
+      && defaults.config.warnings == [ ]
+      && schemaProblems (builtins.fromTOML defaultsText) == [ ]
+    ))
     (check "example gives no warnings" (c.warnings == [ ]))
-    (check "TOML keys are all known to file.rs" (schemaProblems parsed == [ ]))
+    (check "TOML keys are all known to the Rust side" (schemaProblems parsed == [ ]))
     (check "TOML round-trips" (builtins.fromTOML tomlText == parsed && parsed.sensors != [ ]))
     (check "no not-yet-read table by default" (
       !(parsed ? webhook || parsed ? event_log || parsed ? reports)
@@ -1014,24 +1081,16 @@ let
         "camera-key-garage:/var/lib/vigil-secrets/garage-key"
       ]
     ))
-    (check "[recording] and [events] are written, with the Rust defaults" (
-      parsed.recording == {
-        listen = "[::]:7445";
-        ring_secs = 30;
-        pre_roll_secs = 10;
-        post_capture_secs = 20;
-        offline_after_secs = 10;
-        max_age_days = 30;
-        min_free_megabytes = 500;
-        slots = 2;
-        semaphore = "/vigil-recording";
-        beacon = "255.255.255.255:7446";
-      }
-      && parsed.events == {
-        sync_window_ms = 100;
-        max_age_days = 365;
-        max_megabytes = 1024;
-      }
+    (check "[recording], [events] and [alerts] are written, all ten, three and two keys, the defaults' values" (
+      let
+        d = builtins.fromTOML defaultsText;
+      in
+      parsed.recording == d.recording
+      && parsed.events == d.events
+      && parsed.alerts == d.alerts
+      && lib.length (lib.attrNames d.recording) == 10
+      && lib.length (lib.attrNames d.events) == 3
+      && lib.length (lib.attrNames d.alerts) == 2
     ))
     (check "[[cameras]]: every key file is a credential of the unit that reads it" (
       (cameraNamed "porch").key_file == "/run/credentials/vigil-hub.service/camera-key-porch"
@@ -1046,6 +1105,7 @@ let
         encoder = "auto";
         bitrate_kbps = 2000;
         keyframe_secs = 1;
+        hub = "127.0.0.1:7445";
         key_file = "/run/credentials/vigil-hub.service/camera-key-porch";
       }
       && lib.elem "camera-key-porch:/var/lib/vigil-secrets/porch-key" c.systemd.services.vigil-hub.serviceConfig.LoadCredential
@@ -1284,7 +1344,7 @@ let
       && c.systemd.services."vigil-camd@porch".serviceConfig.IPAddressDeny == "any"
       && !(c.systemd.services.vigil-alertd.serviceConfig ? IPAddressDeny)
     ))
-    (check "[alarm], [grpc] and the duress PIN only when set, valid, no warning" (
+    (check "[alarm] and the duress PIN only when set, [grpc] always, valid, no warning" (
       tunedParsed.alarm == {
         require_pin_to_arm = true;
         modes.away = {
@@ -1292,14 +1352,18 @@ let
           entry_delay_secs = 5;
         };
       }
-      && tunedParsed.grpc == { hostnames = [ "vigil-pi4.local" ]; }
+      && tunedParsed.grpc == {
+        listen = "[::]:7443";
+        hostnames = [ "vigil-pi4.local" ];
+      }
       && (lib.head tunedParsed.users).duress_pin_hash_file
         == "/run/credentials/vigil-hub.service/duress-pin-alice"
       && lib.elem "duress-pin-alice:/var/lib/vigil-secrets/alice-duress"
         tuned.config.systemd.services.vigil-hub.serviceConfig.LoadCredential
       && schemaProblems tunedParsed == [ ]
       && tuned.config.warnings == [ ]
-      && !(parsed ? alarm || parsed ? grpc)
+      && !(parsed ? alarm)
+      && parsed.grpc == { listen = "[::]:7443"; }
     ))
     (check "[webhook] only when set, read by alertd: no warning" (
       futureParsed ? webhook
@@ -1374,6 +1438,8 @@ in
   );
 
   allOk = lib.all (l: lib.hasPrefix "ok" l) checks;
+
+  inherit defaultsToml;
 
   testScripts = lib.mapAttrs (_: t: t.testScript) tests;
 }

@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
 # Evaluates nixos/modules/vigil.nix against nixpkgs' lib alone (no nixpkgs,
-# no network): prints the checks, the generated TOML and the systemd units.
+# no network): prints the checks, the generated TOML and the systemd units,
+# and checks that nixos/eval/module-defaults.toml is what the module writes
+# with its defaults (services/vigil-config/tests/nixos_defaults.rs checks
+# that file's values against the Rust defaults).
 #
-#   nixos/eval/run.sh /path/to/nixpkgs.lib     # a checkout of nix-community/nixpkgs.lib
+#   nixos/eval/run.sh                      # with the vendored lib (nixpkgs-lib/)
+#   nixos/eval/run.sh /path/to/nixpkgs.lib # another checkout of nix-community/nixpkgs.lib
+#   nixos/eval/run.sh --update-defaults    # rewrite module-defaults.toml after a change
 #
-# Exit status 0 only if every check passed. Needs nix-instantiate (Nix >= 2.8).
+# Exit status 0 only if every check passed and module-defaults.toml is
+# current. Needs nix-instantiate (Nix >= 2.8; Debian's nix-bin).
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -f "$1/lib/default.nix" ]; then
-  echo "usage: $0 PATH-TO-NIXPKGS-LIB   (the directory holding lib/default.nix)" >&2
+here=$(cd "$(dirname "$0")" && pwd)
+update_defaults=false
+if [ "${1:-}" = --update-defaults ]; then
+  update_defaults=true
+  shift
+fi
+lib_dir=${1:-$here/nixpkgs-lib}
+if [ $# -gt 1 ] || [ ! -f "$lib_dir/lib/default.nix" ]; then
+  echo "usage: $0 [--update-defaults] [PATH-TO-NIXPKGS-LIB]   (the directory holding lib/default.nix)" >&2
   exit 2
 fi
-lib_dir=$(cd "$1" && pwd)
-here=$(cd "$(dirname "$0")" && pwd)
+lib_dir=$(cd "$lib_dir" && pwd)
 
 # --read-write-mode: the fake formats.toml writes the TOML with builtins.toFile.
 eval_attr() {
@@ -50,5 +62,23 @@ for name, script in sorted(json.load(sys.stdin).items()):
     bad = bad or bool(undefined)
 sys.exit(1 if bad else 0)
 '
+
+# The module's defaults, as the Rust test reads them: the committed file
+# must be what the module writes now.
+defaults=$here/module-defaults.toml
+rendered=$(mktemp)
+trap 'rm -f "$rendered"' EXIT
+eval_attr defaultsToml | python3 -c 'import json, sys; sys.stdout.write(json.load(sys.stdin))' >"$rendered"
+if $update_defaults; then
+  cp "$rendered" "$defaults"
+  echo "wrote $defaults"
+elif diff -u "$defaults" "$rendered"; then
+  echo "ok   nixos/eval/module-defaults.toml is what the module writes with its defaults"
+else
+  echo "FAIL nixos/eval/module-defaults.toml is stale: a default of nixos/modules/vigil.nix changed (diff above)." >&2
+  echo "     Change the Rust default to match (services/vigil-config/src/limits.rs or the section's check)," >&2
+  echo "     then run nixos/eval/run.sh --update-defaults and cargo test -p vigil-config --test nixos_defaults." >&2
+  exit 1
+fi
 
 [ "$(eval_attr allOk)" = true ]

@@ -30,10 +30,18 @@
 #
 # The TOML carries only the tables the Rust side reads (it parses with
 # deny_unknown_fields): [runtime], [gpio], [[sensors]], [outputs], [[users]],
-# [[cameras]], [recording], [events], [[hooks]], [telemetry] always; [alarm],
-# [grpc] and [webhook] only when one of their options is set. The options of
-# a table it does not read yet (reports) emit it only when set away from
-# their default, with a warning; see docs/nixos.md.
+# [[cameras]], [recording], [events], [alerts], [grpc], [[hooks]],
+# [telemetry] always; [alarm] and [webhook] only when one of their options
+# is set. The options of a table it does not read yet (reports) emit it only
+# when set away from their default, with a warning; see docs/nixos.md.
+#
+# Where an option's default repeats a Rust default (every value the file
+# carries that no option was set for), nixos/eval/module-defaults.toml holds
+# what the module writes with no option set, and the Rust test
+# services/vigil-config/tests/nixos_defaults.rs checks each such value
+# against the Rust default: change a default on one side only and
+# nixos/eval/run.sh (the file is stale) or that test (the values differ)
+# fails.
 {
   config,
   lib,
@@ -81,8 +89,8 @@ let
     in
     if m == null then default else lib.toInt (builtins.head m);
 
-  # Sized for the alert queue; the Rust side must create it with
-  # mq_maxmsg <= msgMax and mq_msgsize <= msgSizeMax.
+  # The alert queue's size, written to [alerts] (depth, msg_size) and
+  # allowed by the sysctls below: the queue is created with exactly these.
   mqueue = {
     msgMax = 256;
     msgSizeMax = 8192;
@@ -467,7 +475,7 @@ let
     ++ map (c: "${hubCameraCredential c}:${c.keyFile}") camerasWithKeys;
   camerasWithKeys = lib.filter (c: c.keyFile != null) cfg.cameras;
 
-  # ---- TOML: the tables the Rust side reads (services/vigil-config/src/file.rs)
+  # ---- TOML: the tables the Rust side reads (services/vigil-config/src/sections/)
 
   sensorToml =
     s:
@@ -490,9 +498,9 @@ let
     };
 
   recordingPort = portOf 7445 cfg.recording.listen;
-  # Where a camera without `hub` dials: the Rust default, 127.0.0.1:7445,
-  # unless recording.listen moved the port.
-  localHub = if recordingPort == 7445 then null else "127.0.0.1:${toString recordingPort}";
+  # Where a camera without `hub` dials: the loopback address and the port of
+  # recording.listen (with the defaults, the Rust default 127.0.0.1:7445).
+  localHub = "127.0.0.1:${toString recordingPort}";
 
   # One [[cameras]] entry; `keyPath` is where the reading unit finds the key
   # (its own credentials directory).
@@ -541,7 +549,8 @@ let
       }
     ) cfg.users;
     cameras = map (cameraToml (c: credentialPath "vigil-hub" (hubCameraCredential c))) cfg.cameras;
-    # The hub's camera server. Every key has a default equal to the Rust one.
+    # The hub's camera server. Every key has a default equal to the Rust one
+    # (nixos/eval/module-defaults.toml).
     recording = {
       inherit (cfg.recording) listen semaphore slots;
       ring_secs = cfg.recording.ringSecs;
@@ -550,9 +559,19 @@ let
       offline_after_secs = cfg.recording.offlineAfterSecs;
       max_age_days = cfg.recording.maxAgeDays;
       min_free_megabytes = cfg.recording.minFreeMegabytes;
-      # A string: an address, or "off" (file.rs also takes "" for off).
+      # A string: an address, or "off" (the Rust side also takes "" for off).
       beacon = if cfg.recording.beacon == null then "off" else cfg.recording.beacon;
     };
+    # The alert queue, as large as the sysctls allow.
+    alerts = {
+      depth = mqueue.msgMax;
+      msg_size = mqueue.msgSizeMax;
+    };
+    # The gRPC API: the port the firewall opens.
+    grpc = {
+      listen = cfg.grpc.listenAddress;
+    }
+    // lib.optionalAttrs (cfg.grpc.hostnames != [ ]) { inherit (cfg.grpc) hostnames; };
     # The event log's durability and retention.
     events = {
       sync_window_ms = cfg.events.syncWindowMs;
@@ -567,10 +586,7 @@ let
     };
   };
 
-  # ---- TOML: [alarm] and [grpc], which the Rust side reads since it gained
-  # alarm timing and the gRPC API. Written only when an option is set, so the
-  # file also suits a build from before that.
-  defaultGrpcListen = "[::]:7443";
+  # ---- TOML: [alarm] and [webhook], written only when an option is set.
 
   alarmModes = lib.filterAttrs (_: v: v != { }) (
     lib.mapAttrs (
@@ -588,12 +604,6 @@ let
     require_pin_to_arm = cfg.alarm.requirePinToArm;
     modes = if alarmModes == { } then null else alarmModes;
   };
-  grpcTable =
-    lib.optionalAttrs (cfg.grpc.listenAddress != defaultGrpcListen) {
-      listen = cfg.grpc.listenAddress;
-    }
-    // lib.optionalAttrs (cfg.grpc.hostnames != [ ]) { inherit (cfg.grpc) hostnames; };
-
   webhookTable = lib.optionalAttrs (cfg.webhook.url != null) (dropNulls {
     inherit (cfg.webhook) url format;
     min_priority = cfg.webhook.minPriority;
@@ -603,7 +613,6 @@ let
 
   readTables =
     lib.optionalAttrs (alarmTable != { }) { alarm = alarmTable; }
-    // lib.optionalAttrs (grpcTable != { }) { grpc = grpcTable; }
     // lib.optionalAttrs (webhookTable != { }) { webhook = webhookTable; };
 
   # ---- TOML: tables the Rust side does not read yet. Emitted only when their
@@ -1008,8 +1017,8 @@ in
           "fault"
           "info"
         ];
-        default = "tamper";
-        description = "Lowest alert priority sent to the webhook.";
+        default = "info";
+        description = "Lowest alert priority sent to the webhook (`min_priority`).";
       };
     };
 
@@ -1028,9 +1037,9 @@ in
         description = "Beep the buzzer when a door or window opens while disarmed (Rust default: true).";
       };
       doubleKnockSecs = mkOption {
-        type = types.nullOr types.ints.positive;
+        type = types.nullOr (types.ints.between 1 3600);
         default = null;
-        description = "Window in which two sensors of a double-knock group must activate (Rust default: 30).";
+        description = "Window in which two sensors of a double-knock group must activate, 1 to 3600 s (Rust default: 30).";
       };
       requirePinToArm = mkOption {
         type = types.nullOr types.bool;
@@ -1042,7 +1051,7 @@ in
     grpc = {
       listenAddress = mkOption {
         type = types.str;
-        default = defaultGrpcListen;
+        default = "[::]:7443";
         example = "192.168.1.10:7443";
         description = "Address and port of the gRPC API ([grpc] listen). The firewall opens its port.";
       };
@@ -1062,7 +1071,7 @@ in
     };
 
     # [recording]: the hub's camera server and recorder. Every default is the
-    # Rust one (services/vigil-config/src/file.rs).
+    # Rust one (services/vigil-config/src/limits.rs); the ranges are its too.
     recording = {
       listen = mkOption {
         type = socketAddress;
@@ -1096,14 +1105,14 @@ in
         description = "No frame and no heartbeat for this long: the camera is offline, an event and a fault alert (`offline_after_secs`).";
       };
       maxAgeDays = mkOption {
-        type = types.ints.unsigned;
+        type = types.ints.between 0 36500;
         default = 30;
-        description = "Clips older than this are removed (`max_age_days`; 0 keeps them).";
+        description = "Clips older than this are removed (`max_age_days`, at most 36500; 0 keeps them).";
       };
       minFreeMegabytes = mkOption {
-        type = types.ints.unsigned;
+        type = types.ints.between 0 16777216;
         default = 500;
-        description = "The oldest clips go while the state directory's disk has less free space than this (`min_free_megabytes`).";
+        description = "The oldest clips go while the state directory's disk has less free space than this (`min_free_megabytes`, at most 16777216: 16 TiB).";
       };
       slots = mkOption {
         type = types.ints.between 1 16;
@@ -1147,14 +1156,14 @@ in
         '';
       };
       maxAgeDays = mkOption {
-        type = types.ints.unsigned;
+        type = types.ints.between 0 36500;
         default = 365;
-        description = "Event-log segments older than this go (`max_age_days`; 0 keeps them), never before reportd has indexed them.";
+        description = "Event-log segments older than this go (`max_age_days`, at most 36500; 0 keeps them), never before reportd has indexed them.";
       };
       maxMegabytes = mkOption {
-        type = types.ints.unsigned;
+        type = types.ints.between 0 16777216;
         default = 1024;
-        description = "The oldest segments go while the log is larger (`max_megabytes`; 0: no limit), never before reportd has indexed them.";
+        description = "The oldest segments go while the log is larger (`max_megabytes`, at most 16777216; 0: no limit), never before reportd has indexed them.";
       };
     };
 

@@ -9,6 +9,8 @@
 
 use std::ops::RangeInclusive;
 
+use vigil_domain::{MAX_ENTRY_DELAY, MAX_EXIT_DELAY, TRIGGER_TIME_RANGE};
+
 /// A bounded number: default, range, unit and meaning.
 pub(crate) struct Limit<T> {
     pub(crate) default: T,
@@ -38,9 +40,9 @@ limits! {
     DEBOUNCE_MS: u64 = 50, 0..=5000, " ms", "how long a new level must hold (50 suits reed switches, 10 PIR outputs)";
     SUPERVISION_SECS: u64 = 86_400, 60..=31_536_000, " s", "a sensor silent this long is a fault";
     // [alarm]
-    EXIT_DELAY_SECS: u64 = 0, 0..=300, " s", "the time to leave after arming";
-    ENTRY_DELAY_SECS: u64 = 0, 0..=45, " s", "the time to disarm after an entry door opens (EN 50131 grade 2)";
-    TRIGGER_SECS: u64 = 180, 120..=900, " s", "how long the siren sounds (EN 50131 grade 2: 2 to 15 minutes)";
+    EXIT_DELAY_SECS: u64 = 0, 0..=MAX_EXIT_DELAY.as_secs(), " s", "the time to leave after arming";
+    ENTRY_DELAY_SECS: u64 = 0, 0..=MAX_ENTRY_DELAY.as_secs(), " s", "the time to disarm after an entry door opens (EN 50131 grade 2)";
+    TRIGGER_SECS: u64 = 180, TRIGGER_TIME_RANGE.start().as_secs()..=TRIGGER_TIME_RANGE.end().as_secs(), " s", "how long the siren sounds (EN 50131 grade 2: 2 to 15 minutes)";
     DOUBLE_KNOCK_SECS: u64 = 30, 1..=3600, " s", "the window in which two sensors of a double-knock group must activate";
     // [[cameras]]
     WIDTH: u32 = 1280, 16..=3840, " px", "the frame's width, even";
