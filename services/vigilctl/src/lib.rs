@@ -1,185 +1,45 @@
 //! vigilctl: the command-line client of Vigil.
 //!
-//! Owns: the reference client of the gRPC API ([`remote`]: credentials,
-//! TLS, pairing), and the local views on the hub machine: `status --local`
-//! maps the shared sensor table directly, and `pair` asks the hub for a
-//! pairing code over the bootstrap socket (both need the hub's user or
-//! root).
+//! Owns: the reference client of the gRPC API (pairing, credentials on
+//! disk, TLS to the hub, and one command per call of the API), and the
+//! local views on the hub machine: `status --local` maps the shared sensor
+//! table directly, and `pair` asks the hub for a pairing code over the
+//! bootstrap socket (both need the hub's user or root). Its exit codes
+//! (0 ok, 1 failed, 2 bad flags, 3 hub unreachable, 4 not paired, 5 wrong
+//! PIN or role, 6 locked out, 7 refused by the alarm's rules, 78 bad
+//! config) and its `--json` field names are interfaces scripts rely on.
 //!
 //! Must never: write the table, hold a session longer than one command,
-//! or keep a PIN anywhere.
+//! keep a PIN anywhere, or let its private key leave the credentials
+//! directory.
+//!
+//! Code map:
+//! - [`cli`]: the global flags (`--json`, `--hub`, `--credentials`,
+//!   `--config`/`--demo`) and [`cli::run`], which `main.rs` calls.
+//! - [`commands`]: one module per group of commands, each with its flags
+//!   and handler; the list of commands is in `commands/mod.rs`.
+//! - `hub`: the one connection to the hub for a command (stored
+//!   credentials, a gRPC status becomes an [`Error`]).
+//! - `output`: the one renderer, text or `--json`, and the words for the
+//!   API's enums.
+//! - [`error`]: every failure, typed, with its exit code; gRPC codes map
+//!   to exit codes there.
+//! - [`remote`]: credentials on disk, TLS channels, pairing tokens, and
+//!   pairing itself (a key made here, a CA pinned by the token).
+//! - [`local`]: the sensor table and the bootstrap socket on the hub
+//!   machine.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod hub;
+pub mod local;
+pub mod output;
 pub mod remote;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use serde_json::json;
-use vigil_bootstrap::{BootstrapError, ServiceRole};
-use vigil_config::Config;
-use vigil_ipc::table::{SensorReading, SensorTable, SlotDescriptor, SystemReading, TableError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum CtlError {
-    #[error(transparent)]
-    Bootstrap(#[from] BootstrapError),
-    #[error("the hub's sensor table cannot be read: {0}")]
-    Table(#[from] TableError),
-}
-
-/// One sensor as read from the table.
-#[derive(Clone, Debug)]
-pub struct SensorStatus {
-    pub slot: usize,
-    pub descriptor: SlotDescriptor,
-    pub reading: SensorReading,
-}
-
-/// A snapshot of the table.
-#[derive(Clone, Debug)]
-pub struct LocalStatus {
-    pub hub_pid: u32,
-    pub generation: u64,
-    pub created_unix_ns: u64,
-    pub system: SystemReading,
-    pub sensors: Vec<SensorStatus>,
-}
-
-/// Asks the local hub for a one-time pairing code for a client of `role`.
-pub fn request_pairing_code(
-    config: &Config,
-    role: &str,
-    timeout: Duration,
-) -> Result<vigil_bootstrap::PairingCode, CtlError> {
-    let session =
-        vigil_bootstrap::connect(&config.runtime.hub_socket(), ServiceRole::Reader, timeout)?;
-    session
-        .to_hub
-        .send(vigil_bootstrap::ServiceMessage::CreatePairingCode {
-            role: role.to_owned(),
-        })
-        .map_err(|_| CtlError::Bootstrap(BootstrapError::Disconnected { step: "asking" }))?;
-    match session.from_hub.try_recv_timeout(timeout) {
-        Ok(vigil_bootstrap::HubMessage::PairingCode(code)) => Ok(code),
-        _ => Err(CtlError::Bootstrap(BootstrapError::Timeout {
-            step: "waiting for a pairing code",
-        })),
-    }
-}
-
-/// Joins the hub as a reader and reads the whole table.
-pub fn local_status(config: &Config, timeout: Duration) -> Result<LocalStatus, CtlError> {
-    let session =
-        vigil_bootstrap::connect(&config.runtime.hub_socket(), ServiceRole::Reader, timeout)?;
-    let table = SensorTable::from_shared(session.welcome.table)?;
-    read_table(&table)
-}
-
-/// Reads every slot of `table`.
-pub fn read_table(table: &SensorTable) -> Result<LocalStatus, CtlError> {
-    let mut sensors = Vec::with_capacity(table.slot_count());
-    for slot in 0..table.slot_count() {
-        sensors.push(SensorStatus {
-            slot,
-            descriptor: table.descriptor(slot)?,
-            reading: table.read_sensor(slot)?,
-        });
-    }
-    Ok(LocalStatus {
-        hub_pid: table.hub_pid(),
-        generation: table.generation(),
-        created_unix_ns: table.created_unix_ns(),
-        system: table.read_system()?,
-        sensors,
-    })
-}
-
-fn rfc3339(unix_ns: u64) -> String {
-    if unix_ns == 0 {
-        return "never".to_owned();
-    }
-    let t = UNIX_EPOCH + Duration::from_nanos(unix_ns);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-fn ago(unix_ns: u64, now: SystemTime) -> String {
-    if unix_ns == 0 {
-        return "never".to_owned();
-    }
-    let t = UNIX_EPOCH + Duration::from_nanos(unix_ns);
-    match now.duration_since(t) {
-        Ok(d) => format!(
-            "{} ago",
-            humantime::format_duration(Duration::from_secs(d.as_secs()))
-        ),
-        Err(_) => "just now".to_owned(),
-    }
-}
-
-impl LocalStatus {
-    /// The status as JSON, for scripts. Field names are a stable interface.
-    pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "hub_pid": self.hub_pid,
-            "generation": self.generation,
-            "table_created": rfc3339(self.created_unix_ns),
-            "system": {
-                "mode": self.system.mode.as_str(),
-                "alarm": self.system.alarm.as_str(),
-                "change_count": self.system.change_count,
-            },
-            "sensors": self.sensors.iter().map(|s| json!({
-                "slot": s.slot,
-                "name": s.descriptor.name,
-                "kind": s.descriptor.kind.as_str(),
-                "state": s.reading.state.describe(s.descriptor.kind),
-                "active": s.reading.state == vigil_domain::SensorState::Active,
-                "fault": s.reading.fault,
-                "tamper": s.reading.tamper,
-                "bypassed": s.reading.bypassed,
-                "change_count": s.reading.change_count,
-                "last_change": rfc3339(s.reading.changed_unix_ns),
-                "trace_id": s.reading.trace.is_valid().then(|| s.reading.trace.trace_id_hex()),
-            })).collect::<Vec<_>>(),
-        })
-    }
-
-    /// The status as a table for a person.
-    pub fn render(&self, now: SystemTime) -> String {
-        let mut out = format!(
-            "System: {} ({}), hub pid {}, table generation {}\n\n",
-            self.system.mode, self.system.alarm, self.hub_pid, self.generation
-        );
-        out.push_str(&format!(
-            "{:<22} {:<7} {:<9} {:<15} {:>7}  {}\n",
-            "SENSOR", "KIND", "STATE", "FLAGS", "CHANGES", "LAST CHANGE"
-        ));
-        for s in &self.sensors {
-            let r = &s.reading;
-            let flags: Vec<&str> = [
-                (r.fault, "fault"),
-                (r.tamper, "tamper"),
-                (r.bypassed, "bypassed"),
-            ]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
-            .collect();
-            out.push_str(&format!(
-                "{:<22} {:<7} {:<9} {:<15} {:>7}  {}\n",
-                s.descriptor.name,
-                s.descriptor.kind.as_str(),
-                r.state.describe(s.descriptor.kind),
-                if flags.is_empty() {
-                    "-".to_owned()
-                } else {
-                    flags.join(",")
-                },
-                r.change_count,
-                ago(r.changed_unix_ns, now),
-            ));
-        }
-        out
-    }
-}
+pub use error::Error;
+pub use local::{
+    LocalError, LocalStatus, SensorStatus, local_status, read_table, request_pairing_code,
+};

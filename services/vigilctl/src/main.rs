@@ -1,5 +1,5 @@
 //! `vigilctl`: parses flags and runs [`vigilctl::cli::run`]. Exit codes are
-//! listed in `vigilctl --help` and the README.
+//! listed in `vigilctl --help` and the README; each error carries its own.
 
 #![forbid(unsafe_code)]
 
@@ -9,7 +9,9 @@ use clap::Parser;
 use vigilctl::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    // Bad flags exit 2 here, with clap's usage message.
     let cli = Cli::parse();
+    // One thread: a command is one conversation with the hub.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -19,6 +21,6 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => vigil_service::fail("vigilctl", e.code, e),
+        Err(e) => vigil_service::fail("vigilctl", e.exit_code(), e),
     }
 }

@@ -6,88 +6,26 @@
 //! `client.key` (this client's certificate and key, mode 0600) and `hub`
 //! (the hub's address). The key is made here and never leaves.
 
-use std::fmt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::DigitallySignedStruct;
+// Short names: the verifier's methods are long lists of these.
+use rustls::DigitallySignedStruct as Dss;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer as Der, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
-use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use vigil_proto::v1 as pb;
+
+use crate::error::Error;
 
 /// The name in every hub certificate.
 pub const SERVER_NAME: &str = "vigil-hub";
 /// The prefix of a pairing token.
 pub const TOKEN_PREFIX: &str = "vigil-pair:1:";
-
-/// What went wrong talking to the hub, with the exit code it maps to.
-#[derive(Debug)]
-pub struct RemoteError {
-    pub code: u8,
-    pub message: String,
-}
-
-impl fmt::Display for RemoteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for RemoteError {}
-
-/// Exit codes (also in the README).
-pub mod exit {
-    /// The hub refused or failed the request for another reason.
-    pub const FAILED: u8 = 1;
-    /// A malformed argument (as clap's own usage errors).
-    pub const USAGE: u8 = 2;
-    /// The hub could not be reached.
-    pub const UNREACHABLE: u8 = 3;
-    /// Not paired, or the pairing was revoked.
-    pub const NOT_PAIRED: u8 = 4;
-    /// Wrong PIN or not allowed for this client's role.
-    pub const DENIED: u8 = 5;
-    /// Locked out after too many wrong PINs.
-    pub const LOCKED_OUT: u8 = 6;
-    /// Refused by the alarm's rules (open sensors, already armed).
-    pub const REFUSED: u8 = 7;
-}
-
-impl RemoteError {
-    fn new(code: u8, message: impl Into<String>) -> RemoteError {
-        RemoteError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// A gRPC status, with the hub's message (already written for people).
-    pub fn from_status(status: &tonic::Status, hub: &str) -> RemoteError {
-        let message = status.message().to_owned();
-        match status.code() {
-            Code::Unavailable => RemoteError::new(
-                exit::UNREACHABLE,
-                format!(
-                    "cannot reach the hub at {hub} ({message}); is vigil-hub running, and is \
-                     its gRPC port reachable from here?"
-                ),
-            ),
-            Code::Unauthenticated => RemoteError::new(exit::NOT_PAIRED, message),
-            Code::PermissionDenied => RemoteError::new(exit::DENIED, message),
-            Code::ResourceExhausted => RemoteError::new(exit::LOCKED_OUT, message),
-            Code::FailedPrecondition | Code::NotFound | Code::InvalidArgument => {
-                RemoteError::new(exit::REFUSED, message)
-            }
-            _ => RemoteError::new(exit::FAILED, format!("{:?}: {message}", status.code())),
-        }
-    }
-}
 
 /// The credentials directory.
 #[derive(Clone, Debug)]
@@ -107,31 +45,22 @@ impl Credentials {
         Credentials { dir }
     }
 
-    fn read(&self, name: &str) -> Result<String, RemoteError> {
-        std::fs::read_to_string(self.dir.join(name)).map_err(|e| {
-            RemoteError::new(
-                exit::NOT_PAIRED,
-                format!(
-                    "this client is not paired ({}: {e}); run `vigilctl pair` on the hub for a \
-                     token, then `vigilctl pair --token TOKEN --name NAME` here",
-                    self.dir.join(name).display()
-                ),
-            )
-        })
+    fn read(&self, name: &str) -> Result<String, Error> {
+        let path = self.dir.join(name);
+        std::fs::read_to_string(&path).map_err(|source| Error::NotPaired { path, source })
     }
 
     /// The hub's address from pairing.
-    pub fn hub(&self) -> Result<String, RemoteError> {
+    pub fn hub(&self) -> Result<String, Error> {
         Ok(self.read("hub")?.trim().to_owned())
     }
 
-    fn write(&self, name: &str, contents: &str, mode: u32) -> Result<(), RemoteError> {
+    fn write(&self, name: &str, contents: &str, mode: u32) -> Result<(), Error> {
         use std::io::Write;
-        let fail = |e: std::io::Error| {
-            RemoteError::new(
-                exit::FAILED,
-                format!("cannot write {}: {e}", self.dir.join(name).display()),
-            )
+        let path = self.dir.join(name);
+        let fail = |source| Error::Write {
+            path: path.clone(),
+            source,
         };
         std::fs::create_dir_all(&self.dir).map_err(fail)?;
         let mut f = std::fs::OpenOptions::new()
@@ -139,24 +68,36 @@ impl Credentials {
             .truncate(true)
             .write(true)
             .mode(mode)
-            .open(self.dir.join(name))
+            .open(&path)
             .map_err(fail)?;
         f.write_all(contents.as_bytes()).map_err(fail)
     }
 }
 
-fn endpoint(hub: &str) -> Result<Endpoint, RemoteError> {
-    Endpoint::from_shared(format!("https://{hub}"))
-        .map(|e| e.connect_timeout(std::time::Duration::from_secs(5)))
-        .map_err(|e| RemoteError::new(exit::FAILED, format!("bad hub address {hub:?}: {e}")))
+/// Opens a TLS channel to `hub`. `secure` adds how this client proves
+/// itself and checks the hub; `unreachable` says which of the ways to the
+/// hub failed, since each tells the person something different.
+async fn open(
+    hub: &str,
+    secure: impl FnOnce(Endpoint) -> Result<Endpoint, tonic::transport::Error>,
+    unreachable: impl FnOnce(tonic::transport::Error) -> Error,
+) -> Result<Channel, Error> {
+    let endpoint = Endpoint::from_shared(format!("https://{hub}"))
+        .map_err(|source| Error::BadAddress {
+            hub: hub.to_owned(),
+            source,
+        })?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    secure(endpoint)
+        .map_err(Error::Tls)?
+        .connect()
+        .await
+        .map_err(unreachable)
 }
 
 /// A mutually authenticated channel to the hub (`hub` overrides the
-/// address stored at pairing).
-pub async fn connect(
-    creds: &Credentials,
-    hub: Option<&str>,
-) -> Result<(Channel, String), RemoteError> {
+/// address stored at pairing), and the address it went to.
+pub async fn connect(creds: &Credentials, hub: Option<&str>) -> Result<(Channel, String), Error> {
     let hub = match hub {
         Some(h) => h.to_owned(),
         None => creds.hub()?,
@@ -168,34 +109,32 @@ pub async fn connect(
             creds.read("client.pem")?,
             creds.read("client.key")?,
         ));
-    let channel = endpoint(&hub)?
-        .tls_config(tls)
-        .map_err(|e| RemoteError::new(exit::FAILED, format!("TLS set-up: {e}")))?
-        .connect()
-        .await
-        .map_err(|e| {
-            RemoteError::new(
-                exit::UNREACHABLE,
-                format!(
-                    "cannot reach the hub at {hub}: {e}; is vigil-hub running, and is its gRPC \
-                     port reachable from here?"
-                ),
-            )
-        })?;
+    let channel = open(
+        &hub,
+        |e| e.tls_config(tls),
+        |source| Error::Unreachable {
+            hub: hub.clone(),
+            source,
+        },
+    )
+    .await?;
     Ok((channel, hub))
 }
 
 /// A channel with no client certificate (to show that the hub refuses it).
-pub async fn connect_anonymous(ca_pem: &str, hub: &str) -> Result<Channel, RemoteError> {
+pub async fn connect_anonymous(ca_pem: &str, hub: &str) -> Result<Channel, Error> {
     let tls = ClientTlsConfig::new()
         .domain_name(SERVER_NAME)
         .ca_certificate(Certificate::from_pem(ca_pem));
-    endpoint(hub)?
-        .tls_config(tls)
-        .map_err(|e| RemoteError::new(exit::FAILED, format!("TLS set-up: {e}")))?
-        .connect()
-        .await
-        .map_err(|e| RemoteError::new(exit::UNREACHABLE, format!("cannot reach {hub}: {e}")))
+    open(
+        hub,
+        |e| e.tls_config(tls),
+        |source| Error::UnreachableAnonymous {
+            hub: hub.to_owned(),
+            source,
+        },
+    )
+    .await
 }
 
 /// A parsed pairing token: `vigil-pair:1:<host:port>:<code>:<ca sha256>`.
@@ -214,14 +153,8 @@ impl Token {
         )
     }
 
-    pub fn parse(text: &str) -> Result<Token, RemoteError> {
-        let bad = || {
-            RemoteError::new(
-                exit::FAILED,
-                "not a pairing token; it looks like vigil-pair:1:HOST:PORT:CODE:FINGERPRINT (copy \
-                 it whole from `vigilctl pair` on the hub)",
-            )
-        };
+    pub fn parse(text: &str) -> Result<Token, Error> {
+        let bad = || Error::BadToken;
         let rest = text.trim().strip_prefix(TOKEN_PREFIX).ok_or_else(bad)?;
         // The hub part may hold colons (IPv6 in brackets): split from the right.
         let mut parts = rest.rsplitn(3, ':');
@@ -255,11 +188,31 @@ fn sha256_hex(der: &[u8]) -> String {
         .collect()
 }
 
+/// What checking a handshake signature answers.
+type Verdict = Result<HandshakeSignatureValid, rustls::Error>;
+
+/// One of rustls's signature checks (TLS 1.2 or 1.3).
+type SignatureCheck = fn(&[u8], &Der<'_>, &Dss, &WebPkiSupportedAlgorithms) -> Verdict;
+
+impl PinnedCa {
+    /// Checks a handshake signature with the provider's algorithms: the
+    /// pin only changes which certificates are trusted, not how
+    /// signatures are checked.
+    fn check(&self, check: SignatureCheck, msg: &[u8], cert: &Der<'_>, dss: &Dss) -> Verdict {
+        check(
+            msg,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+}
+
 impl ServerCertVerifier for PinnedCa {
     fn verify_server_cert(
         &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
+        end_entity: &Der<'_>,
+        intermediates: &[Der<'_>],
         server_name: &ServerName<'_>,
         ocsp: &[u8],
         now: UnixTime,
@@ -287,32 +240,12 @@ impl ServerCertVerifier for PinnedCa {
         inner.verify_server_cert(end_entity, &[], server_name, ocsp, now)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+    fn verify_tls12_signature(&self, msg: &[u8], cert: &Der<'_>, dss: &Dss) -> Verdict {
+        self.check(rustls::crypto::verify_tls12_signature, msg, cert, dss)
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+    fn verify_tls13_signature(&self, msg: &[u8], cert: &Der<'_>, dss: &Dss) -> Verdict {
+        self.check(rustls::crypto::verify_tls13_signature, msg, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -324,28 +257,25 @@ impl ServerCertVerifier for PinnedCa {
 
 /// Pairs this client with the hub named in `token`, storing the
 /// credentials; returns the role the hub granted.
-pub async fn pair(creds: &Credentials, token: &Token, name: &str) -> Result<String, RemoteError> {
-    let key = rcgen::KeyPair::generate()
-        .map_err(|e| RemoteError::new(exit::FAILED, format!("cannot make a key: {e}")))?;
+pub async fn pair(creds: &Credentials, token: &Token, name: &str) -> Result<String, Error> {
+    let key = rcgen::KeyPair::generate().map_err(Error::Key)?;
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())
         .and_then(|p| p.serialize_request(&key))
         .and_then(|c| c.pem())
-        .map_err(|e| RemoteError::new(exit::FAILED, format!("cannot make a CSR: {e}")))?;
+        .map_err(Error::Csr)?;
     let verifier = Arc::new(PinnedCa {
         sha256: token.ca_sha256.clone(),
         provider: Arc::new(rustls::crypto::ring::default_provider()),
     });
-    let channel = endpoint(&token.hub)?
-        .tls_config_with_verifier(ClientTlsConfig::new().domain_name(SERVER_NAME), verifier)
-        .map_err(|e| RemoteError::new(exit::FAILED, format!("TLS set-up: {e}")))?
-        .connect()
-        .await
-        .map_err(|e| {
-            RemoteError::new(
-                exit::UNREACHABLE,
-                format!("cannot reach the hub at {} securely: {e}", token.hub),
-            )
-        })?;
+    let channel = open(
+        &token.hub,
+        |e| e.tls_config_with_verifier(ClientTlsConfig::new().domain_name(SERVER_NAME), verifier),
+        |source| Error::UnreachableForPairing {
+            hub: token.hub.clone(),
+            source,
+        },
+    )
+    .await?;
     let mut admin = pb::admin_service_client::AdminServiceClient::new(channel);
     let answer = admin
         .pair(pb::PairRequest {
@@ -354,13 +284,13 @@ pub async fn pair(creds: &Credentials, token: &Token, name: &str) -> Result<Stri
             csr_pem: csr,
         })
         .await
-        .map_err(|s| RemoteError::from_status(&s, &token.hub))?
+        .map_err(|s| Error::from_status(&s, &token.hub))?
         .into_inner();
     creds.write("client.key", &key.serialize_pem(), 0o600)?;
     creds.write("client.pem", &answer.certificate_pem, 0o644)?;
     creds.write("ca.pem", &answer.ca_certificate_pem, 0o644)?;
     creds.write("hub", &format!("{}\n", token.hub), 0o644)?;
-    Ok(crate::cli::role_name(answer.role).to_owned())
+    Ok(crate::output::role_name(answer.role).to_owned())
 }
 
 /// The terminal rendering of a QR code of `text`.

@@ -1,0 +1,200 @@
+//! The camera commands: `cameras`, `snapshot`, `live`, `record`, `clips`
+//! and `clip`. Video and pictures go to files; what is printed describes
+//! them.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::json;
+use vigil_proto::v1 as pb;
+
+use super::list::Row;
+use super::{Ask, write_file};
+use crate::error::Error;
+use crate::hub::Hub;
+use crate::output::{Output, Render};
+
+/// Save a JPEG of a camera's newest key frame.
+#[derive(Debug, clap::Args)]
+pub struct Snapshot {
+    pub camera: String,
+    /// Where to write the JPEG.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+impl Ask for Snapshot {
+    async fn ask(&self, hub: &Hub, out: Output) -> Result<(), Error> {
+        let camera = self.camera.clone();
+        let shot = hub.answer(hub.cameras().snapshot(pb::SnapshotRequest { camera }).await)?;
+        let jpeg = shot.jpeg;
+        write_file(&self.output, &jpeg)?;
+        let path = self.output.display();
+        out.say(format_args!("wrote a {} byte JPEG to {path}", jpeg.len()));
+        Ok(())
+    }
+}
+
+/// Watch a camera's live H.264: print each frame (or write the raw
+/// Annex B stream to --output, playable with ffplay or gst-play-1.0).
+#[derive(Debug, clap::Args)]
+pub struct Live {
+    pub camera: String,
+    /// Stop after this many frames (default: run until Ctrl-C).
+    #[arg(long)]
+    pub frames: Option<u64>,
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+impl Ask for Live {
+    async fn ask(&self, hub: &Hub, out: Output) -> Result<(), Error> {
+        let camera = self.camera.clone();
+        let request = pb::WatchLiveRequest { camera };
+        let mut stream = hub.answer(hub.cameras().watch_live(request).await)?;
+        let mut file = match &self.output {
+            Some(path) => Some(std::fs::File::create(path).map_err(|source| Error::Create {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let mut seen = 0u64;
+        while self.frames.is_none_or(|n| seen < n) {
+            let Some(frame) = hub.next(&mut stream).await? else {
+                break;
+            };
+            seen += 1;
+            match file.as_mut() {
+                Some(f) => f.write_all(&frame.data).map_err(Error::Stream)?,
+                None => out.show(&frame),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Render for pb::LiveFrame {
+    fn json(&self) -> serde_json::Value {
+        json!({"pts_us": self.pts_us, "key": self.key, "bytes": self.data.len()})
+    }
+
+    fn text(&self) -> String {
+        let kind = if self.key { "KEY  " } else { "delta" };
+        format!("{:>12} us {kind} {} bytes\n", self.pts_us, self.data.len())
+    }
+}
+
+/// Record a clip now (pre-roll and post-capture as configured).
+#[derive(Debug, clap::Args)]
+pub struct Record {
+    pub camera: String,
+}
+
+impl Ask for Record {
+    async fn ask(&self, hub: &Hub, out: Output) -> Result<(), Error> {
+        let request = pb::RecordClipRequest {
+            camera: self.camera.clone(),
+        };
+        out.show(&hub.answer(hub.cameras().record_clip(request).await)?);
+        Ok(())
+    }
+}
+
+/// The clip just recorded: the clip's JSON, and a sentence saying so.
+impl Render for pb::RecordClipResponse {
+    fn json(&self) -> serde_json::Value {
+        self.clip.clone().unwrap_or_default().json()
+    }
+
+    fn text(&self) -> String {
+        let clip = self.clip.clone().unwrap_or_default();
+        let (name, seconds, bytes) = (clip.name, clip.seconds, clip.bytes);
+        format!("recorded {name} ({seconds:.1} s, {bytes} bytes)\n")
+    }
+}
+
+/// Download a clip (MP4).
+#[derive(Debug, clap::Args)]
+pub struct Clip {
+    pub name: String,
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+impl Ask for Clip {
+    async fn ask(&self, hub: &Hub, out: Output) -> Result<(), Error> {
+        // The hub sends the clip in chunks; the file is written whole, so a
+        // broken download leaves no half a clip behind.
+        let mut bytes = Vec::new();
+        let name = self.name.clone();
+        let mut stream = hub.answer(hub.cameras().get_clip(pb::GetClipRequest { name }).await)?;
+        while let Some(chunk) = hub.next(&mut stream).await? {
+            bytes.extend_from_slice(&chunk.data);
+        }
+        write_file(&self.output, &bytes)?;
+        out.say(format_args!(
+            "wrote {} ({} bytes)",
+            self.output.display(),
+            bytes.len()
+        ));
+        Ok(())
+    }
+}
+
+impl Render for pb::Camera {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "name": self.name, "online": self.online, "width": self.width,
+            "height": self.height, "fps": self.fps, "frames": self.frames,
+            "last_seen_unix_ms": self.last_seen_unix_ms,
+            "buffered_seconds": self.buffered_seconds,
+            "buffered_bytes": self.buffered_bytes,
+        })
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "{:<16} {:<8} {}x{}@{} {} frames, {:.1} s buffered\n",
+            self.name,
+            if self.online { "online" } else { "OFFLINE" },
+            self.width,
+            self.height,
+            self.fps,
+            self.frames,
+            self.buffered_seconds
+        )
+    }
+}
+
+impl Row for pb::Camera {
+    const ABOUT: &str = "The cameras and whether they are online";
+    async fn fetch(hub: &Hub) -> Result<Vec<Self>, Error> {
+        let list = hub.cameras().list_cameras(pb::ListCamerasRequest {}).await;
+        Ok(hub.answer(list)?.cameras)
+    }
+}
+
+impl Render for pb::Clip {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "name": self.name, "camera": self.camera, "reason": self.reason,
+            "unix_ms": self.unix_ms, "bytes": self.bytes, "seconds": self.seconds,
+        })
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "{}  {:.1} s  {} bytes\n",
+            self.name, self.seconds, self.bytes
+        )
+    }
+}
+
+impl Row for pb::Clip {
+    const ABOUT: &str = "The recorded clips, newest first";
+    async fn fetch(hub: &Hub) -> Result<Vec<Self>, Error> {
+        let list = hub.cameras().list_clips(pb::ListClipsRequest {}).await;
+        Ok(hub.answer(list)?.clips)
+    }
+}

@@ -1,0 +1,22 @@
+//! `completions`: shell completions, made from the flags themselves.
+
+use clap::CommandFactory;
+
+use super::{Context, Run};
+use crate::cli::Cli;
+use crate::error::Error;
+
+/// Print shell completions.
+#[derive(Debug, clap::Args)]
+pub struct Completions {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+impl Run for Completions {
+    async fn run(&self, _ctx: &Context) -> Result<(), Error> {
+        let mut command = Cli::command();
+        clap_complete::generate(self.shell, &mut command, "vigilctl", &mut std::io::stdout());
+        Ok(())
+    }
+}
