@@ -770,8 +770,12 @@ let
     # system), and PrivateDevices=true bind-mounts both into its private /dev.
 
     Restart = "always";
-    # 78 (EX_CONFIG): a bad config (or, for camd, an unknown camera or a
-    # missing key); restarting cannot fix it.
+    # 78 (EX_CONFIG): the config, or a file it names (a PIN hash, a camera
+    # key, the webhook secret), cannot be used, or camd's camera is unknown;
+    # restarting cannot fix it, and a new config restarts the unit anyway.
+    # Every other failure exits 1 and is restarted with back-off, so the
+    # panel comes back by itself once the cause is gone (ARCHITECTURE.md,
+    # "Exit codes"; each error type's variants name their code).
     RestartPreventExitStatus = "78";
     RestartSec = "1s";
     RestartSteps = 5;

@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+mod error;
 pub mod hooks;
 mod link;
 pub mod webhook;
@@ -27,18 +28,12 @@ use tracing::{debug, error, info, warn};
 use vigil_alerts::AlertMessage;
 use vigil_config::Config;
 use vigil_domain::AlertPriority;
-use vigil_ipc::mqueue::{MessageQueue, QueueError};
+use vigil_ipc::mqueue::MessageQueue;
+
+pub use crate::error::AlertdError;
 
 /// Ids remembered for dedupe.
 const RECENT_IDS: usize = 4096;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AlertdError {
-    #[error("the alert queue: {0}")]
-    Queue(#[from] QueueError),
-    #[error("the webhook: {0}")]
-    Webhook(String),
-}
 
 /// Counts the deliveries of one alert still outstanding; the last one
 /// reports the alert delivered to the hub.
@@ -132,7 +127,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let webhook_tx = match &config.webhook {
         Some(w) => {
             let (tx, rx) = mpsc::channel(1024);
-            let sender = webhook::Webhook::new(w).map_err(AlertdError::Webhook)?;
+            let sender = webhook::Webhook::new(w)?;
             runners.push(tokio::spawn(sender.run(rx)));
             Some(tx)
         }

@@ -1,7 +1,8 @@
-//! `vigil-alertd`: parses flags and runs [`vigil_alertd::run`]. Exit codes
-//! are `vigil_service`'s: 0 clean, 1 runtime failure (among them kernel
-//! limits too small for the alert queue: the message says what to set),
-//! 78 bad configuration.
+//! `vigil-alertd`: parses flags and runs [`vigil_alertd::run`]. Every error
+//! knows its exit code ([`vigil_alertd::AlertdError`]'s variants name
+//! theirs): 0 clean, 1 runtime failure (among them kernel limits too small
+//! for the alert queue: the message says what to set), 2 bad flags, 78 the
+//! configuration or a file it names (the webhook's secret).
 
 #![forbid(unsafe_code)]
 
@@ -9,6 +10,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vigil_service::ConfigArgs;
+
+const NAME: &str = "vigil-alertd";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,7 +26,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let started = match vigil_service::start("vigil-alertd", &cli.config, |_| Ok(())) {
+    let started = match vigil_service::start(NAME, &cli.config, vigil_service::nothing_first) {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -31,5 +34,5 @@ fn main() -> ExitCode {
         started.config,
         vigil_service::terminated(),
     ));
-    vigil_service::finish(result)
+    vigil_service::finish(NAME, result)
 }

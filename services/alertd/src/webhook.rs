@@ -14,7 +14,7 @@ use tracing::{debug, error, warn};
 use vigil_config::{WebhookConfig, WebhookFormat};
 use vigil_domain::AlertPriority;
 
-use crate::Delivery;
+use crate::{AlertdError, Delivery};
 
 #[derive(Debug)]
 pub struct Webhook {
@@ -25,13 +25,18 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub fn new(config: &WebhookConfig) -> Result<Webhook, String> {
+    /// Reads the secret and builds the client: an unreadable secret is
+    /// the configuration's ([`AlertdError::WebhookSecret`], exit 78).
+    pub fn new(config: &WebhookConfig) -> Result<Webhook, AlertdError> {
         // rustls with ring: installed once for the process.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let secret = match &config.secret_file {
             Some(path) => Some(
                 std::fs::read(path)
-                    .map_err(|e| format!("cannot read the secret {}: {e}", path.display()))?
+                    .map_err(|source| AlertdError::WebhookSecret {
+                        path: path.clone(),
+                        source,
+                    })?
                     .trim_ascii()
                     .to_vec(),
             ),
@@ -40,7 +45,7 @@ impl Webhook {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| AlertdError::WebhookClient(e.to_string()))?;
         Ok(Webhook {
             client,
             url: config.url.clone(),

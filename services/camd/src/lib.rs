@@ -14,6 +14,8 @@
 
 #![forbid(unsafe_code)]
 
+mod error;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,6 +25,8 @@ use tracing::{error, info, warn};
 use vigil_camlink::{CommandKind, FrameReader, Key, LinkError, Message, write_message};
 use vigil_config::{CameraConfig, Config};
 use vigil_media::{AccessUnit, Camera};
+
+pub use crate::error::CamdError;
 
 /// Frames waiting for the connection's writer: about 4 s at 30 fps.
 const SEND_QUEUE: usize = 128;
@@ -46,23 +50,6 @@ pub struct Setup {
     pub key: Key,
 }
 
-/// Errors that stop camd.
-#[derive(Debug, thiserror::Error)]
-pub enum CamdError {
-    #[error("no camera is configured: add a [[cameras]] entry")]
-    NoCamera,
-    #[error("there are several cameras: say which with --camera ({0})")]
-    WhichCamera(String),
-    #[error("no camera named {0:?} in the config")]
-    UnknownCamera(String),
-    #[error("camera {0}: set key_file (or key) to the secret shared with the hub")]
-    NoKey(String),
-    #[error(transparent)]
-    Key(#[from] LinkError),
-    #[error("the camera pipeline: {0}")]
-    Media(#[from] vigil_media::MediaError),
-}
-
 impl Setup {
     /// Picks the camera and reads its key.
     pub fn from_config(config: &Config, name: Option<&str>) -> Result<Setup, CamdError> {
@@ -82,10 +69,14 @@ impl Setup {
             },
         };
         let key = match (&camera.key_file, &camera.key) {
-            (Some(path), _) => Key::from_file(path)?,
-            (None, Some(text)) => Key::new(text)?,
+            (Some(path), _) => Key::from_file(path),
+            (None, Some(text)) => Key::new(text),
             (None, None) => return Err(CamdError::NoKey(camera.name.clone())),
-        };
+        }
+        .map_err(|source| CamdError::Key {
+            camera: camera.name.clone(),
+            source,
+        })?;
         Ok(Setup {
             camera: camera.clone(),
             key,
@@ -217,7 +208,10 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         "0.0.0.0:0"
     })
     .await
-    .map_err(|e| CamdError::Key(LinkError::Io(e)))?;
+    .map_err(|source| CamdError::Udp {
+        what: "the heartbeat socket".into(),
+        source,
+    })?;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut beat_seq: u64 = 0;
 
@@ -228,7 +222,10 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         let port = setup.camera.discovery_port;
         let socket = UdpSocket::bind(("0.0.0.0", port))
             .await
-            .map_err(|e| CamdError::Key(LinkError::Io(e)))?;
+            .map_err(|source| CamdError::Udp {
+                what: format!("the discovery port {port} (cameras[].discovery_port)"),
+                source,
+            })?;
         info!(port, "waiting for the hub's discovery beacon");
         Some(socket)
     } else {

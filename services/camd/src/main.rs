@@ -1,7 +1,8 @@
 //! `vigil-camd`: parses flags and runs [`vigil_camd::run`] for one camera.
-//! Exit codes are `vigil_service`'s: 0 clean, 1 runtime failure (GStreamer
-//! missing a plugin: the message names it), 78 bad configuration (an
-//! unknown camera, a missing key).
+//! Every error knows its exit code ([`vigil_camd::CamdError`]'s variants
+//! name theirs): 0 clean, 1 runtime failure (GStreamer missing a plugin:
+//! the message names it), 2 bad flags, 78 the configuration or a file it
+//! names (an unknown camera, a missing or unreadable key).
 
 #![forbid(unsafe_code)]
 
@@ -9,6 +10,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vigil_service::ConfigArgs;
+
+const NAME: &str = "vigil-camd";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,16 +29,16 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let started = match vigil_service::start("vigil-camd", &cli.config, |_| Ok(())) {
+    let started = match vigil_service::start(NAME, &cli.config, vigil_service::nothing_first) {
         Ok(started) => started,
         Err(code) => return code,
     };
     let setup = match vigil_camd::Setup::from_config(&started.config, cli.camera.as_deref()) {
         Ok(setup) => setup,
-        Err(e) => return vigil_service::fail("vigil-camd", vigil_service::EX_CONFIG, e),
+        Err(e) => return vigil_service::report(NAME, &e),
     };
     let result = started
         .runtime
         .block_on(vigil_camd::run(setup, vigil_service::terminated()));
-    vigil_service::finish(result)
+    vigil_service::finish(NAME, result)
 }

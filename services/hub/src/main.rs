@@ -1,12 +1,17 @@
-//! `vigil-hub`: parses flags and runs [`vigil_hub::run`]. Exit codes are
-//! `vigil_service`'s: 0 clean, 1 runtime failure, 78 bad configuration.
+//! `vigil-hub`: parses flags and runs [`vigil_hub::run`]. Every error knows
+//! its exit code ([`vigil_hub::HubError`]'s variants name theirs): 0 clean,
+//! 1 runtime failure, 2 bad flags, 78 the configuration or a file it names
+//! (an unreadable PIN hash file among them).
 
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use vigil_service::{ConfigArgs, EXIT_FAILURE};
+use vigil_hub::HubError;
+use vigil_service::ConfigArgs;
+
+const NAME: &str = "vigil-hub";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,16 +29,16 @@ fn main() -> ExitCode {
     // signal, or the kernel may deliver it to one that does not, and its
     // default action (terminate) would kill the hub.
     if let Err(e) = vigil_ipc::doorbell::block_doorbell_signal() {
-        return vigil_service::fail("vigil-hub", EXIT_FAILURE, e);
+        return vigil_service::report(NAME, &HubError::from(e));
     }
     let cli = Cli::parse();
-    let started = match vigil_service::start("vigil-hub", &cli.config, |config| {
+    let started = match vigil_service::start(NAME, &cli.config, |config| {
         // ipc-channel binds its rendezvous sockets in TMPDIR: keep them in
         // the runtime directory every service shares (systemd may give each
         // unit a private /tmp).
         let dir = &config.runtime.runtime_dir;
-        vigil_hub::ensure_runtime_dir(dir).map_err(|e| e.to_string())?;
-        vigil_ipc::process::set_temp_dir(dir).map_err(|e| e.to_string())
+        vigil_hub::ensure_runtime_dir(dir)?;
+        vigil_ipc::process::set_temp_dir(dir).map_err(HubError::from)
     }) {
         Ok(started) => started,
         Err(code) => return code,
@@ -43,5 +48,5 @@ fn main() -> ExitCode {
         started.config,
         vigil_service::terminated(),
     ));
-    vigil_service::finish(result)
+    vigil_service::finish(NAME, result)
 }

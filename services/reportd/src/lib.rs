@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod error;
 mod follow;
 mod schedule;
 
@@ -28,10 +29,12 @@ use std::time::Duration;
 use nix::fcntl::{Flock, FlockArg};
 use tracing::{info, warn};
 use vigil_config::Config;
-use vigil_reports::{Index, ReportsError};
+use vigil_reports::Index;
 
 pub use follow::{Follower, to_indexed};
 pub use schedule::Schedule;
+
+pub use crate::error::ReportdError;
 
 /// Records per transaction while catching up: large enough that SQLite's
 /// commit cost is noise (20 000 indexed 6 % slower), small enough that a
@@ -61,27 +64,6 @@ impl Paths {
             lock: state_dir.join("reports.lock"),
         }
     }
-}
-
-/// Errors that stop reportd.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportdError {
-    #[error(transparent)]
-    Reports(#[from] ReportsError),
-    #[error("another vigil-reportd holds {0} (stop the service before `vigil-reportd --rebuild`)")]
-    Locked(PathBuf),
-    #[error("{what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the event log: {0}")]
-    Log(#[from] vigil_eventlog::LogError),
-    /// The runtime is shutting down under a read of the log.
-    #[error("reading the event log was cancelled: {0}")]
-    Cancelled(String),
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ReportdError {

@@ -1,7 +1,8 @@
 //! `vigil-reportd`: parses flags and runs [`vigil_reportd::run`], or with
-//! `--rebuild` [`vigil_reportd::rebuild`]. Exit codes are
-//! `vigil_service`'s: 0 clean, 1 runtime failure (among them a rebuild while
-//! the service runs: the message says to stop it), 78 bad configuration.
+//! `--rebuild` [`vigil_reportd::rebuild`]. Every error knows its exit code
+//! ([`vigil_reportd::ReportdError`]'s variants name theirs): 0 clean, 1
+//! runtime failure (among them a rebuild while the service runs: the
+//! message says to stop it), 2 bad flags, 78 bad configuration.
 
 #![forbid(unsafe_code)]
 
@@ -9,6 +10,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vigil_service::ConfigArgs;
+
+const NAME: &str = "vigil-reportd";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,20 +30,20 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let started = match vigil_service::start("vigil-reportd", &cli.config, |_| Ok(())) {
+    let started = match vigil_service::start(NAME, &cli.config, vigil_service::nothing_first) {
         Ok(started) => started,
         Err(code) => return code,
     };
-    if cli.rebuild {
-        let result = started
+    let result = if cli.rebuild {
+        started
             .runtime
             .block_on(vigil_reportd::rebuild(&started.config))
-            .map(|through| println!("rebuilt the reports database through event {through}"));
-        return vigil_service::finish(result);
-    }
-    let result = started.runtime.block_on(vigil_reportd::run(
-        started.config,
-        vigil_service::terminated(),
-    ));
-    vigil_service::finish(result)
+            .map(|through| println!("rebuilt the reports database through event {through}"))
+    } else {
+        started.runtime.block_on(vigil_reportd::run(
+            started.config,
+            vigil_service::terminated(),
+        ))
+    };
+    vigil_service::finish(NAME, result)
 }

@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+mod error;
 pub mod gpio;
 mod link;
 pub mod sensors;
@@ -27,28 +28,13 @@ use std::time::Instant;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
-use vigil_config::{Config, ConfigError, ConfigSource};
+use vigil_config::{Config, ConfigSource};
 use vigil_domain::Level;
 
+pub use crate::error::SensordError;
 use crate::gpio::{Edge, Gpio, GpioError};
 use crate::link::{HubLink, LinkEvent};
 use crate::sensors::{Cause, SensorTracker};
-
-/// Why sensord stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum SensordError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Gpio(#[from] GpioError),
-    #[error("cannot serve the simulator's control socket {path}: {source}")]
-    SimSocket {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot install a signal handler: {0}")]
-    Signal(std::io::Error),
-}
 
 /// The pins of one configuration, claimed.
 struct Board {

@@ -1,13 +1,17 @@
 //! `vigil-sensord`: parses flags and runs [`vigil_sensord::run`], or, as
-//! `vigil-sensord sim ...`, drives the simulated board. Exit codes are
-//! `vigil_service`'s: 0 clean, 1 runtime failure, 78 bad configuration.
+//! `vigil-sensord sim ...`, drives the simulated board. Every error knows
+//! its exit code ([`vigil_sensord::SensordError`]'s variants name theirs):
+//! 0 clean, 1 runtime failure, 2 bad flags, 78 bad configuration.
 
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vigil_service::{ConfigArgs, EX_CONFIG, EXIT_FAILURE};
+use vigil_sensord::SensordError;
+use vigil_service::ConfigArgs;
+
+const NAME: &str = "vigil-sensord";
 
 #[derive(Debug, Parser)]
 #[command(name = "vigil-sensord", version, about = "Vigil's GPIO sensor service")]
@@ -32,20 +36,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Sim { words }) = &cli.command {
-        let config = match cli.config.source().load() {
-            Ok(c) => c,
-            Err(e) => return vigil_service::fail("vigil-sensord", EX_CONFIG, e),
-        };
-        let socket = config.runtime.sim_gpio_socket();
-        return match vigil_sensord::sim_control::send(&socket, &words.join(" ")) {
+        return match sim(&cli.config, words) {
             Ok(answer) => {
                 println!("{answer}");
                 ExitCode::SUCCESS
             }
-            Err(e) => vigil_service::fail("vigil-sensord sim", EXIT_FAILURE, e),
+            Err(e) => vigil_service::report("vigil-sensord sim", &e),
         };
     }
-    let started = match vigil_service::start("vigil-sensord", &cli.config, |_| Ok(())) {
+    let started = match vigil_service::start(NAME, &cli.config, vigil_service::nothing_first) {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -54,5 +53,12 @@ fn main() -> ExitCode {
         started.config,
         vigil_service::terminated(),
     ));
-    vigil_service::finish(result)
+    vigil_service::finish(NAME, result)
+}
+
+/// `vigil-sensord sim WORDS`: one command to the simulated board.
+fn sim(args: &ConfigArgs, words: &[String]) -> Result<String, SensordError> {
+    let config = args.source().load()?;
+    let socket = config.runtime.sim_gpio_socket();
+    vigil_sensord::sim_control::send(&socket, &words.join(" ")).map_err(SensordError::Sim)
 }

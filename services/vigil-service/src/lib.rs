@@ -7,12 +7,18 @@
 //! Must never: know what a service does; a main calls [`start`], then its
 //! crate's `run`, then [`finish`].
 //!
-//! Exit codes: 0 after a clean shutdown, 1 ([`EXIT_FAILURE`]) for a runtime
-//! failure, 2 for bad flags (clap), 78 ([`EX_CONFIG`]) for an invalid
-//! configuration or telemetry set-up.
+//! Exit codes come from the errors, never from the phase: every error that
+//! can stop a daemon implements [`ExitError`] (see [`exit`] for the codes,
+//! [`ExitStatus`], and why there are no others); [`report`] prints one and
+//! gives its code. 0 after a clean shutdown, 1 ([`EXIT_FAILURE`]) for a
+//! runtime failure, 2 for bad flags (clap), 78 ([`EX_CONFIG`]) when the
+//! configuration or a file it names cannot be used.
 
 #![forbid(unsafe_code)]
 
+pub mod exit;
+
+use std::convert::Infallible;
 use std::fmt::Display;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,10 +26,13 @@ use std::process::ExitCode;
 use vigil_config::{Config, ConfigSource, DEFAULT_PATH};
 use vigil_telemetry::TelemetryGuard;
 
-/// sysexits' EX_CONFIG: the configuration is the problem.
-pub const EX_CONFIG: u8 = 78;
-/// A runtime failure.
-pub const EXIT_FAILURE: u8 = 1;
+pub use exit::{ExitError, ExitStatus, StartError, report};
+
+/// sysexits' EX_CONFIG: the configuration is the problem
+/// ([`ExitStatus::Config`]).
+pub const EX_CONFIG: u8 = ExitStatus::Config.code();
+/// A runtime failure ([`ExitStatus::Failure`]).
+pub const EXIT_FAILURE: u8 = ExitStatus::Failure.code();
 
 /// The flags every daemon takes.
 #[derive(Clone, Debug, clap::Args)]
@@ -56,23 +65,22 @@ pub struct Started {
 
 /// Loads the config; `before_threads` runs next, while the process still
 /// has one thread (signal masks, TMPDIR); then telemetry and the runtime.
-/// On failure, prints `name: error` and returns the exit code.
-pub fn start(
+/// On failure, [`report`]s the error and returns its exit code.
+pub fn start<E: ExitError>(
     name: &'static str,
     args: &ConfigArgs,
-    before_threads: impl FnOnce(&Config) -> Result<(), String>,
+    before_threads: impl FnOnce(&Config) -> Result<(), E>,
 ) -> Result<Started, ExitCode> {
     let source = args.source();
-    let config = source.load().map_err(|e| fail(name, EX_CONFIG, e))?;
-    before_threads(&config).map_err(|e| fail(name, EXIT_FAILURE, e))?;
-    let telemetry =
-        vigil_telemetry::init(name, &config.telemetry).map_err(|e| fail(name, EX_CONFIG, e))?;
+    let config = source.load().map_err(|e| report(name, &e))?;
+    before_threads(&config).map_err(|e| report(name, &e))?;
+    let telemetry = vigil_telemetry::init(name, &config.telemetry).map_err(|e| report(name, &e))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name(name)
         .enable_all()
         .build()
-        .map_err(|e| fail(name, EXIT_FAILURE, format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| report(name, &StartError::Runtime(e)))?;
     Ok(Started {
         source,
         config,
@@ -81,20 +89,24 @@ pub fn start(
     })
 }
 
-/// Prints `name: error` and gives the exit code.
+/// The `before_threads` of a daemon with nothing to do before threads.
+pub fn nothing_first(_: &Config) -> Result<(), Infallible> {
+    Ok(())
+}
+
+/// Prints `name: error` and gives `code`: for a client (vigilctl) whose
+/// codes are its own. A daemon [`report`]s an [`ExitError`] instead.
 pub fn fail(name: &str, code: u8, error: impl Display) -> ExitCode {
     eprintln!("{name}: {error}");
     ExitCode::from(code)
 }
 
-/// The exit code for a service's result, logging the error.
-pub fn finish<E: Display>(result: Result<(), E>) -> ExitCode {
+/// The exit code for a service's result: 0, or the error's own code after
+/// [`report`]ing it.
+pub fn finish<E: ExitError>(name: &str, result: Result<(), E>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::from(EXIT_FAILURE)
-        }
+        Ok(()) => ExitStatus::Clean.into(),
+        Err(e) => report(name, &e),
     }
 }
 
