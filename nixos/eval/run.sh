@@ -5,9 +5,12 @@
 # with its defaults (services/vigil-config/tests/nixos_defaults.rs checks
 # that file's values against the Rust defaults).
 #
-#   nixos/eval/run.sh                      # with the vendored lib (nixpkgs-lib/)
-#   nixos/eval/run.sh /path/to/nixpkgs.lib # another checkout of nix-community/nixpkgs.lib
-#   nixos/eval/run.sh --update-defaults    # rewrite module-defaults.toml after a change
+#   nixos/eval/run.sh /path/to/nixpkgs.lib # a checkout of nix-community/nixpkgs.lib
+#   VIGIL_NIXPKGS_LIB=/path nixos/eval/run.sh
+#   nixos/eval/run.sh --update-defaults /path/to/nixpkgs.lib   # rewrite module-defaults.toml
+#
+# nixpkgs' lib is not part of this repository (it is nixpkgs' code, MIT):
+# bring a checkout of nix-community/nixpkgs.lib beside it.
 #
 # Exit status 0 only if every check passed and module-defaults.toml is
 # current. Needs nix-instantiate (Nix >= 2.8; Debian's nix-bin).
@@ -19,8 +22,8 @@ if [ "${1:-}" = --update-defaults ]; then
   update_defaults=true
   shift
 fi
-lib_dir=${1:-$here/nixpkgs-lib}
-if [ $# -gt 1 ] || [ ! -f "$lib_dir/lib/default.nix" ]; then
+lib_dir=${1:-${VIGIL_NIXPKGS_LIB:-}}
+if [ $# -gt 1 ] || [ -z "$lib_dir" ] || [ ! -f "$lib_dir/lib/default.nix" ]; then
   echo "usage: $0 [--update-defaults] [PATH-TO-NIXPKGS-LIB]   (the directory holding lib/default.nix)" >&2
   exit 2
 fi
