@@ -20,7 +20,8 @@ use vigil_alarm::Actor;
 use vigil_alarm::users::Users;
 use vigil_config::Config;
 use vigil_domain::Role;
-use vigil_hub::engine::{Command, Engine, EngineHandle};
+use vigil_hub::commands::{Command, HubHandle};
+use vigil_hub::engine::Engine;
 use vigil_hub::grpc::{self, Api, ApiView, Auth};
 use vigil_hub::persist::StateStore;
 use vigil_hub::pki::Pki;
@@ -29,7 +30,7 @@ use vigil_proto::v1 as pb;
 use vigil_proto::v1::alarm_service_client::AlarmServiceClient;
 
 struct Setup {
-    engine: EngineHandle,
+    engine: HubHandle,
     view: watch::Receiver<Arc<ApiView>>,
     pki: Arc<Pki>,
     _dir: tempfile::TempDir,
@@ -64,18 +65,13 @@ fn setup() -> Setup {
     let table = Arc::new(SensorTable::create(&slots, std::process::id()).expect("table"));
     std::fs::create_dir_all(&config.runtime.state_dir).expect("state dir");
     let store = StateStore::new(&config.runtime.state_dir);
-    let (mut engine, handle, mut commands) = Engine::new(
+    let engine = Engine::new(
         alarm.clone(),
         Users::new(Vec::new(), Default::default()),
-        store,
         Default::default(),
     );
-    // The engine's loop, as in the hub.
-    tokio::spawn(async move {
-        while let Some(command) = commands.recv().await {
-            engine.handle(command);
-        }
-    });
+    // The engine's loop, as in the hub (without the table, log or queue).
+    let handle = vigil_hub::spawn_engine(engine, store);
     let (view_tx, view) = watch::channel(Arc::new(ApiView {
         table,
         setup: alarm,

@@ -306,17 +306,12 @@ fn main() {
     let config = Config::parse(&toml, "bench").expect("config");
     let (hub_cpu, latencies, rings, capture) = runtime.block_on(async {
         std::fs::create_dir_all(&config.runtime.state_dir).expect("state");
-        let (mut engine, handle, mut commands) = Engine::new(
+        let engine = Engine::new(
             vigil_hub::alarm_setup(&config),
             Users::new(Vec::new(), Default::default()),
-            StateStore::new(&config.runtime.state_dir),
             Default::default(),
         );
-        tokio::spawn(async move {
-            while let Some(command) = commands.recv().await {
-                engine.handle(command);
-            }
-        });
+        let handle = vigil_hub::spawn_engine(engine, StateStore::new(&config.runtime.state_dir));
         let hub = CameraHub::new(&config, handle);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

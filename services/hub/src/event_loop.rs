@@ -17,7 +17,7 @@ use vigil_domain::{AlarmState, ArmedMode};
 use vigil_ipc::table::{SensorTable, SystemUpdate};
 
 use crate::alerts::AlertPoster;
-use crate::commands::{CommandError, HubInbox, HubRequest};
+use crate::commands::{CommandError, HubHandle, HubInbox, HubRequest};
 use crate::engine::{Cause, CheckedPin, Effects, Engine, PinCheck};
 use crate::eventlog::EventLog;
 use crate::persist::StateStore;
@@ -32,15 +32,10 @@ pub(crate) struct Hub {
     pub(crate) table: Arc<SensorTable>,
     pub(crate) watcher: TableWatcher,
     pub(crate) sessions: Sessions,
-    pub(crate) engine: Engine,
+    /// The engine and what answers for it.
+    pub(crate) core: Core,
     pub(crate) alerts: AlertPoster,
     pub(crate) log: EventLog,
-    pub(crate) stream: EventStream,
-    pub(crate) store: StateStore,
-    /// Where GetStatus reads the status from.
-    pub(crate) inbox: HubInbox,
-    /// Checked PINs come back here from their blocking threads.
-    pub(crate) pin_results: mpsc::UnboundedSender<CheckedPin>,
     pub(crate) pki: Arc<Pki>,
     pub(crate) grpc_listen: std::net::SocketAddr,
     /// What was last written to the system slot and sent to sensord.
@@ -48,108 +43,70 @@ pub(crate) struct Hub {
     pub(crate) sent_outputs: Option<Outputs>,
 }
 
-impl Hub {
-    /// Hands sensor changes to the engine, each in the hub's span for it
-    /// (a child of sensord's, read from the slot).
-    pub(crate) fn observe(&mut self, observed: Vec<Observed>) {
-        for o in observed {
-            let span = sensor_change_span(&self.table, &o);
-            let _entered = span.enter();
-            let cause = Cause::of_change(o.reading.trace, vigil_telemetry::trace_context_of(&span));
-            let effects = self.engine.on_sensor(o.slot, &o.reading, cause);
-            self.apply(effects);
-        }
+/// The engine with the parts that every answer needs: its state file, the
+/// live stream, the status readers see, and the way back for checked
+/// PINs. The hub wraps it with the table, the log and the alert queue;
+/// [`spawn_engine`] runs it alone.
+pub struct Core {
+    pub engine: Engine,
+    pub store: StateStore,
+    pub stream: EventStream,
+    /// The requests to the loop, and where GetStatus reads the status.
+    pub inbox: HubInbox,
+    /// Checked PINs come back here from their blocking threads.
+    pub pin_results: mpsc::UnboundedSender<CheckedPin>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("last_seq", &self.engine.last_seq())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A core for `engine` and its handle; checked PINs arrive on the
+    /// returned receiver, to be handed to [`Core::code_checked`].
+    pub fn new(
+        engine: Engine,
+        store: StateStore,
+    ) -> (Core, HubHandle, mpsc::UnboundedReceiver<CheckedPin>) {
+        let (handle, inbox) = HubHandle::channel(engine.status());
+        let (pin_results, checked) = mpsc::unbounded_channel();
+        let core = Core {
+            stream: EventStream::new(engine.last_seq()),
+            engine,
+            store,
+            inbox,
+            pin_results,
+        };
+        (core, handle, checked)
     }
 
-    /// Handles one request from the API, the FIFO, the cameras or the
-    /// retention task.
-    pub(crate) fn handle(&mut self, request: HubRequest) {
-        match request {
-            HubRequest::Alarm(command) => {
-                let effects = self.engine.handle(command);
-                self.apply(effects);
-            }
-            HubRequest::Subscribe { after_seq, reply } => {
-                let subscribed = self
-                    .stream
-                    .subscribe(after_seq)
-                    .map_err(|e| CommandError::ResumeTooOld { oldest: e.oldest });
-                let _ = reply.send(subscribed);
-            }
-            HubRequest::RetireLog {
-                retention,
-                keep_from,
-            } => self.log.retire(&retention, keep_from),
-        }
+    /// Answers a subscription from the stream.
+    fn subscribe(
+        &self,
+        after_seq: Option<u64>,
+        reply: crate::commands::Reply<crate::stream::Subscription>,
+    ) {
+        let subscribed = self
+            .stream
+            .subscribe(after_seq)
+            .map_err(|e| CommandError::ResumeTooOld { oldest: e.oldest });
+        let _ = reply.send(subscribed);
     }
 
-    /// Lets time pass: the log's group commit, the alarm's timers.
-    pub(crate) fn tick(&mut self) {
-        self.log.sync_if_due();
-        let effects = self.engine.tick();
-        self.apply(effects);
-    }
-
-    /// When the loop must next call [`Hub::tick`].
-    pub(crate) fn next_wake(&self) -> Option<Instant> {
-        [self.engine.next_wake(), self.log.next_sync()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Acts on what the engine decided, in this order:
-    ///
-    /// 1. **Alerts onto the queue** (a non-blocking send into kernel
-    ///    memory): nothing waits for the disk before an alarm is on its way
-    ///    to alertd. An alert that does not fit waits in the outbox.
-    /// 2. **Events into the log's mapped memory**; silent events into the
-    ///    private log (synced there and then: rare).
-    /// 3. **The alert journal** (alarm, tamper, fault alerts not yet
-    ///    delivered), synced.
-    /// 4. **The log synced** if an event is alarm-class.
-    /// 5. **The state saved** (fsync and rename).
-    /// 6. **The status published, then the events streamed**: a watcher
-    ///    that sees an event and asks for the status never gets an older
-    ///    one.
-    /// 7. **The answers sent**: every command is persisted before its reply.
-    /// 8. **PINs sent off to be checked.**
-    ///
-    /// Architecture Invariants this order keeps: no acknowledged command is
-    /// lost (7 after 4 and 5); no saved alarm is without its alert (3 before
-    /// 5, and 1 before both); no alert is lost on a SIGKILL of any one
-    /// service (posted alerts live in the kernel's queue until alertd takes
-    /// them; journaled ones are posted again by the next hub, same id). A
-    /// hub killed between 1 and 3 delivers an alert whose state it then
-    /// does not have: at least once, never lost.
-    pub(crate) fn apply(&mut self, effects: Effects) {
-        let sync_log = effects.must_sync_log();
+    /// Steps 5 to 8 of [`Hub::apply`]: the save, the status and the
+    /// stream, the answers, the PIN checks.
+    fn finish(&mut self, effects: Effects) {
         let Effects {
             events,
-            hidden,
-            alerts,
             save,
             answers,
             pin_checks,
+            ..
         } = effects;
-        let posted = !alerts.is_empty();
-        let journal = self.alerts.post(alerts);
-        if posted {
-            failpoint("alert-posted");
-        }
-        for event in &hidden {
-            self.log.append_hidden(event);
-        }
-        for event in &events {
-            self.log.append(event);
-        }
-        if journal {
-            self.alerts.save_journal();
-            failpoint("alert-journaled");
-        }
-        if sync_log {
-            self.log.sync();
-        }
         if save {
             let result = self
                 .store
@@ -178,7 +135,7 @@ impl Hub {
     }
 
     /// Publishes the engine's status for GetStatus, if it changed.
-    pub(crate) fn publish_status(&self) {
+    pub fn publish_status(&self) {
         let status: StatusSnapshot = self.engine.status();
         self.inbox.status.send_if_modified(|current| {
             if **current == status {
@@ -214,12 +171,129 @@ impl Hub {
             });
         });
     }
+}
+
+/// The engine alone behind a handle, with its state file, stream and
+/// status but no table, event log or alert queue: for benchmarks of the API
+/// and the camera server. Runs until every handle is dropped.
+pub fn spawn_engine(engine: Engine, store: StateStore) -> HubHandle {
+    let (mut core, handle, mut checked) = Core::new(engine, store);
+    tokio::spawn(async move {
+        loop {
+            let effects = tokio::select! {
+                Some(request) = core.inbox.requests.recv() => match request {
+                    HubRequest::Alarm(command) => core.engine.handle(command),
+                    HubRequest::Subscribe { after_seq, reply } => {
+                        core.subscribe(after_seq, reply);
+                        continue;
+                    }
+                    HubRequest::RetireLog { .. } => continue,
+                },
+                Some(pin) = checked.recv() => core.engine.code_checked(pin),
+                else => return,
+            };
+            core.finish(effects);
+        }
+    });
+    handle
+}
+
+impl Hub {
+    /// Hands sensor changes to the engine, each in the hub's span for it
+    /// (a child of sensord's, read from the slot).
+    pub(crate) fn observe(&mut self, observed: Vec<Observed>) {
+        for o in observed {
+            let span = sensor_change_span(&self.table, &o);
+            let _entered = span.enter();
+            let cause = Cause::of_change(o.reading.trace, vigil_telemetry::trace_context_of(&span));
+            let effects = self.core.engine.on_sensor(o.slot, &o.reading, cause);
+            self.apply(effects);
+        }
+    }
+
+    /// Handles one request from the API, the FIFO, the cameras or the
+    /// retention task.
+    pub(crate) fn handle(&mut self, request: HubRequest) {
+        match request {
+            HubRequest::Alarm(command) => {
+                let effects = self.core.engine.handle(command);
+                self.apply(effects);
+            }
+            HubRequest::Subscribe { after_seq, reply } => self.core.subscribe(after_seq, reply),
+            HubRequest::RetireLog {
+                retention,
+                keep_from,
+            } => self.log.retire(&retention, keep_from),
+        }
+    }
+
+    /// Lets time pass: the log's group commit, the alarm's timers.
+    pub(crate) fn tick(&mut self) {
+        self.log.sync_if_due();
+        let effects = self.core.engine.tick();
+        self.apply(effects);
+    }
+
+    /// When the loop must next call [`Hub::tick`].
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        [self.core.engine.next_wake(), self.log.next_sync()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Acts on what the engine decided, in this order:
+    ///
+    /// 1. **Alerts onto the queue** (a non-blocking send into kernel
+    ///    memory): nothing waits for the disk before an alarm is on its way
+    ///    to alertd. An alert that does not fit waits in the outbox.
+    /// 2. **Events into the log's mapped memory**; silent events into the
+    ///    private log (synced there and then: rare).
+    /// 3. **The alert journal** (alarm, tamper, fault alerts not yet
+    ///    delivered), synced.
+    /// 4. **The log synced** if an event is alarm-class.
+    /// 5. **The state saved** (fsync and rename).
+    /// 6. **The status published, then the events streamed**: a watcher
+    ///    that sees an event and asks for the status never gets an older
+    ///    one.
+    /// 7. **The answers sent**: every command is persisted before its reply.
+    /// 8. **PINs sent off to be checked.**
+    ///
+    /// Architecture Invariants this order keeps: no acknowledged command is
+    /// lost (7 after 4 and 5); no saved alarm is without its alert (3 before
+    /// 5, and 1 before both); no alert is lost on a SIGKILL of any one
+    /// service (posted alerts live in the kernel's queue until alertd takes
+    /// them; journaled ones are posted again by the next hub, same id). A
+    /// hub killed between 1 and 3 delivers an alert whose state it then
+    /// does not have: at least once, never lost.
+    pub(crate) fn apply(&mut self, mut effects: Effects) {
+        let alerts = std::mem::take(&mut effects.alerts);
+        let posted = !alerts.is_empty();
+        let journal = self.alerts.post(alerts);
+        if posted {
+            failpoint("alert-posted");
+        }
+        for event in &effects.hidden {
+            self.log.append_hidden(event);
+        }
+        for event in &effects.events {
+            self.log.append(event);
+        }
+        if journal {
+            self.alerts.save_journal();
+            failpoint("alert-journaled");
+        }
+        if effects.must_sync_log() {
+            self.log.sync();
+        }
+        self.core.finish(effects);
+    }
 
     /// Brings the system slot and the outputs (siren, buzzer) in line with
     /// the engine, after every turn of the loop.
     pub(crate) fn sync_outputs(&mut self) {
-        self.publish_status();
-        let codes = self.engine.table_codes();
+        self.core.publish_status();
+        let codes = self.core.engine.table_codes();
         if self.written_codes != Some(codes) {
             let update = SystemUpdate {
                 mode: codes.0,
@@ -231,7 +305,7 @@ impl Hub {
                 Err(e) => error!("cannot write the system slot: {e}"),
             }
         }
-        let outputs = self.engine.outputs();
+        let outputs = self.core.engine.outputs();
         if self.sent_outputs != Some(outputs) {
             self.sessions.send_outputs(outputs);
             self.sent_outputs = Some(outputs);

@@ -81,13 +81,14 @@ pub use crate::error::HubError;
 use crate::alerts::AlertPoster;
 use crate::commands::HubHandle;
 use crate::engine::Engine;
+pub use crate::event_loop::{Core, spawn_engine};
+
 use crate::event_loop::Hub;
 use crate::eventlog::EventLog;
 use crate::grpc::{Api, ApiView, Auth};
 use crate::persist::StateStore;
 use crate::pki::Pki;
 use crate::sessions::{SessionAction, SessionContext, SessionEvent, Sessions};
-use crate::stream::EventStream;
 use crate::watcher::{Suspicious, TableWatcher};
 
 /// How often the hub rescans the table without a doorbell: the bound on how
@@ -270,9 +271,7 @@ pub async fn run(
     let mut log = EventLog::open(&config.runtime.state_dir, config.events.sync_window)?;
     engine.skip_to(log.last_seq());
     log.pad_to(engine.last_seq());
-    let stream = EventStream::new(engine.last_seq());
-    let (engine_handle, inbox) = HubHandle::channel(engine.status());
-    let (pin_results, mut checked_pins) = mpsc::unbounded_channel();
+    let (core, engine_handle, mut checked_pins) = Core::new(engine, store);
 
     let (view_tx, view_rx) = watch::channel(api_view(&config, &table));
     let listener = grpc::bind(config.grpc.listen).await?;
@@ -366,13 +365,9 @@ pub async fn run(
         watcher: TableWatcher::new(table.slot_count()),
         table,
         sessions: Sessions::new(session_tx.clone()),
-        engine,
+        core,
         alerts,
         log,
-        stream,
-        store,
-        inbox,
-        pin_results,
         pki,
         grpc_listen,
         written_codes: None,
@@ -381,7 +376,7 @@ pub async fn run(
     // Alerts a previous hub left undelivered go out now.
     hub.alerts.flush();
     hub.sync_outputs();
-    let (mode, alarm) = hub.engine.table_codes();
+    let (mode, alarm) = hub.core.engine.table_codes();
     info!(
         socket = %rendezvous.path().display(),
         grpc = %grpc_listen,
@@ -443,15 +438,15 @@ pub async fn run(
             }
             () = sleep_until(wake) => hub.tick(),
             () = hub.alerts.writable(), if hub.alerts.waiting() => hub.alerts.flush(),
-            Some(request) = hub.inbox.requests.recv() => hub.handle(request),
+            Some(request) = hub.core.inbox.requests.recv() => hub.handle(request),
             Some(checked) = checked_pins.recv() => {
-                let effects = hub.engine.code_checked(checked);
+                let effects = hub.core.engine.code_checked(checked);
                 hub.apply(effects);
             }
             Some(event) = session_rx.recv() => {
                 let ctx = SessionContext {
                     table: &hub.table,
-                    outputs: hub.engine.outputs(),
+                    outputs: hub.core.engine.outputs(),
                     pki: &hub.pki,
                     grpc_listen: hub.grpc_listen,
                 };
@@ -523,7 +518,7 @@ fn reload(source: &ConfigSource, running: &Config, hub: &mut Hub) -> Option<Conf
             }
         }
     }
-    hub.engine.reconfigure(alarm_setup(&new), users);
+    hub.core.engine.reconfigure(alarm_setup(&new), users);
     // The engine starts the new setup without live sensor states: the
     // watcher reports every slot to it again.
     hub.watcher = TableWatcher::new(hub.table.slot_count());
