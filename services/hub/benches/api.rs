@@ -180,11 +180,7 @@ fn fanout_child(args: &[String]) {
     let changes: usize = args[3].parse().expect("changes");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("pem");
     let tls = tls_from_pems(&read("ca.pem"), &read("client.pem"), &read("client.key"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     runtime.block_on(async {
         let ready = Arc::new(Barrier::new(subscribers + 1));
         let tasks = subscribe_all(addr, &tls, subscribers, changes, Arc::clone(&ready)).await;
@@ -345,6 +341,36 @@ async fn get_status_load(
     (all.len() as f64 / duration.as_secs_f64(), all)
 }
 
+/// The runtime of the benchmark and of its fan-out child: 2 worker threads.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// One GetStatus load's row: requests per second, p50 and p99 in us.
+fn print_load(label: &str, rps: f64, latencies: &Histogram<u64>) {
+    println!(
+        "{label:<48} {rps:>10.0} {:>10} {:>10}",
+        latencies.value_at_quantile(0.5),
+        latencies.value_at_quantile(0.99)
+    );
+}
+
+/// One fan-out's line: its 1 000 subscribers' latencies in ms, then `note`.
+fn print_fan_out(place: &str, changes: usize, latencies: &Histogram<u64>, note: &str) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!(
+        "WatchEvents to 1 000 subscribers in {place} over TLS ({changes} changes, {} deliveries): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms{note}",
+        latencies.len(),
+        ms(latencies.value_at_quantile(0.5)),
+        ms(latencies.value_at_quantile(0.99)),
+        ms(latencies.max())
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--fanout-child") {
@@ -356,11 +382,7 @@ fn main() {
     } else {
         Duration::from_secs(8)
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     runtime.block_on(async {
         let setup = setup();
         let tls_addr = start(&setup, Auth::Certificates(Arc::clone(&setup.pki))).await;
@@ -374,40 +396,14 @@ fn main() {
             "{:<48} {:>10} {:>10} {:>10}",
             "GetStatus, 4 connections x 32 in flight", "req/s", "p50 us", "p99 us"
         );
-        println!(
-            "{:<48} {:>10.0} {:>10} {:>10}",
-            "  TLS + client certificate (the hub)",
-            tls_rps,
-            secure.value_at_quantile(0.5),
-            secure.value_at_quantile(0.99)
-        );
-        println!(
-            "{:<48} {:>10.0} {:>10} {:>10}",
-            "  plaintext, no auth (baseline)",
-            plain_rps,
-            plain.value_at_quantile(0.5),
-            plain.value_at_quantile(0.99)
-        );
+        print_load("  TLS + client certificate (the hub)", tls_rps, &secure);
+        print_load("  plaintext, no auth (baseline)", plain_rps, &plain);
         println!("  TLS / plaintext throughput: {:.2}x (target: TLS >= 30 000 req/s)", tls_rps / plain_rps);
 
         let changes = if quick { 20 } else { 50 };
         let fan_apart = fan_out_process(&setup, &tls_addr, 1000, changes).await;
-        println!(
-            "WatchEvents to 1 000 subscribers in another process over TLS ({} changes, {} deliveries): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 <= 10 ms)",
-            changes,
-            fan_apart.len(),
-            fan_apart.value_at_quantile(0.5) as f64 / 1000.0,
-            fan_apart.value_at_quantile(0.99) as f64 / 1000.0,
-            fan_apart.max() as f64 / 1000.0
-        );
+        print_fan_out("another process", changes, &fan_apart, " (target p99 <= 10 ms)");
         let fan = fan_out(&setup, &tls_addr, &tls, 1000, changes).await;
-        println!(
-            "WatchEvents to 1 000 subscribers in this process over TLS ({} changes, {} deliveries): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            changes,
-            fan.len(),
-            fan.value_at_quantile(0.5) as f64 / 1000.0,
-            fan.value_at_quantile(0.99) as f64 / 1000.0,
-            fan.max() as f64 / 1000.0
-        );
+        print_fan_out("this process", changes, &fan, "");
     });
 }

@@ -240,16 +240,23 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_full_queue_drops_info_first_and_keeps_alarms_for_later() {
+    /// A fresh queue `/vigil-hub-<name>-<pid>` of `depth` 1 KiB messages,
+    /// with no cooldown or hook.
+    fn fresh_queue(name: &str, depth: i64) -> AlertsConfig {
         let config = AlertsConfig {
-            queue: format!("/vigil-hub-test-{}", std::process::id()),
-            depth: 2,
+            queue: format!("/vigil-hub-{name}-{}", std::process::id()),
+            depth,
             msg_size: 1024,
             cooldown: Duration::ZERO,
             hook_timeout: Duration::ZERO,
         };
         MessageQueue::unlink(&config.queue);
+        config
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_info_first_and_keeps_alarms_for_later() {
+        let config = fresh_queue("test", 2);
         let mut poster = AlertPoster::open(&config).expect("open");
         let journal = poster.post(vec![
             alert("i1", AlertPriority::Info),
@@ -287,14 +294,7 @@ mod tests {
     #[tokio::test]
     async fn undelivered_alarms_survive_a_restart() {
         let dir = tempfile::tempdir().expect("dir");
-        let config = AlertsConfig {
-            queue: format!("/vigil-hub-journal-{}", std::process::id()),
-            depth: 4,
-            msg_size: 1024,
-            cooldown: Duration::ZERO,
-            hook_timeout: Duration::ZERO,
-        };
-        MessageQueue::unlink(&config.queue);
+        let config = fresh_queue("journal", 4);
         {
             let mut poster = AlertPoster::open(&config)
                 .expect("open")

@@ -186,6 +186,20 @@ impl CameraHub {
         self.cameras.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` on the state of `camera` under the lock (never across an
+    /// await); `Unknown` if no camera has that name.
+    fn with_camera<T>(
+        &self,
+        camera: &str,
+        f: impl FnOnce(&mut CameraState) -> Result<T, CameraError>,
+    ) -> Result<T, CameraError> {
+        let mut cameras = self.lock();
+        let c = cameras
+            .get_mut(camera)
+            .ok_or_else(|| CameraError::Unknown(camera.to_owned()))?;
+        f(c)
+    }
+
     pub fn clips_dir(&self) -> &std::path::Path {
         &self.clips_dir
     }
@@ -261,11 +275,7 @@ impl CameraHub {
         camera: &str,
         kind: CommandKind,
     ) -> Result<(bool, String), CameraError> {
-        let (sender, id, ack) = {
-            let mut cameras = self.lock();
-            let c = cameras
-                .get_mut(camera)
-                .ok_or_else(|| CameraError::Unknown(camera.to_owned()))?;
+        let (sender, id, ack) = self.with_camera(camera, |c| {
             let conn = c
                 .connection
                 .as_ref()
@@ -275,8 +285,8 @@ impl CameraHub {
             c.next_command = c.next_command.wrapping_add(1);
             let (tx, rx) = oneshot::channel();
             c.acks.insert(id, tx);
-            (sender, id, rx)
-        };
+            Ok((sender, id, rx))
+        })?;
         sender
             .send(Message::Command { id, kind })
             .await
@@ -308,29 +318,23 @@ impl CameraHub {
 
     /// The newest key frame and a live feed from it on.
     pub fn watch(&self, camera: &str) -> Result<LiveFeed, CameraError> {
-        let cameras = self.lock();
-        let c = cameras
-            .get(camera)
-            .ok_or_else(|| CameraError::Unknown(camera.to_owned()))?;
         // Under one lock: nothing between the backlog and the feed is lost
         // or repeated.
-        Ok((c.ring.from_latest_key(), c.live.subscribe()))
+        self.with_camera(camera, |c| {
+            Ok((c.ring.from_latest_key(), c.live.subscribe()))
+        })
     }
 
     /// The newest key frame, asking the camera for one if the ring has
     /// none from the last few seconds.
     pub async fn latest_key_frame(&self, camera: &str) -> Result<Arc<Stamped>, CameraError> {
-        let (recent, mut live) = {
-            let cameras = self.lock();
-            let c = cameras
-                .get(camera)
-                .ok_or_else(|| CameraError::Unknown(camera.to_owned()))?;
+        let (recent, mut live) = self.with_camera(camera, |c| {
             let recent = c
                 .ring
                 .latest_key()
                 .filter(|k| k.at.elapsed() < Duration::from_secs(5));
-            (recent, c.live.subscribe())
-        };
+            Ok((recent, c.live.subscribe()))
+        })?;
         if let Some(k) = recent {
             return Ok(k);
         }
@@ -452,14 +456,9 @@ impl CameraHub {
     pub async fn record(&self, camera: &str, reason: &str) -> Result<ClipInfo, CameraError> {
         let now = Instant::now();
         let started_unix_ms = unix_ms();
-        let (mut units, mut live) = {
-            let cameras = self.lock();
-            let c = cameras
-                .get(camera)
-                .ok_or_else(|| CameraError::Unknown(camera.to_owned()))?;
-            let from = now.checked_sub(self.config.pre_roll).unwrap_or(now);
-            (c.ring.since(from), c.live.subscribe())
-        };
+        let from = now.checked_sub(self.config.pre_roll).unwrap_or(now);
+        let (mut units, mut live) =
+            self.with_camera(camera, |c| Ok((c.ring.since(from), c.live.subscribe())))?;
         info!(%camera, reason, pre_roll_units = units.len(), "recording a clip");
         let end = tokio::time::Instant::from_std(now + self.config.post_capture);
         loop {
