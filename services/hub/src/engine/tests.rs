@@ -275,43 +275,57 @@ fn alerts(items: &[(&str, AlertPriority)]) -> Vec<(String, AlertPriority)> {
     items.iter().map(|(k, p)| ((*k).to_owned(), *p)).collect()
 }
 
+/// An answer of `ok`.
+const OK: &[&str] = &["ok"];
+
+impl Outcome {
+    /// Events that ask for a save, with these alerts (kind, priority).
+    fn saved(events: &[&str], alerted: &[(&str, AlertPriority)]) -> Outcome {
+        Outcome {
+            events: strings(events),
+            alerts: alerts(alerted),
+            save: true,
+            ..Outcome::default()
+        }
+    }
+
+    /// With these silent events.
+    fn hiding(self, hidden: &[&str]) -> Outcome {
+        Outcome {
+            hidden: strings(hidden),
+            ..self
+        }
+    }
+
+    /// With these answers: `ok` or the refusal's message, in order.
+    fn answered(self, answers: &[&str]) -> Outcome {
+        Outcome {
+            answers: strings(answers),
+            ..self
+        }
+    }
+}
+
 /// Each case: inputs, and what the last one must do.
 #[test]
 fn sequences_of_inputs_give_the_effects_a_user_expects() {
     use AlertPriority::{Alarm, Fault, Info, Tamper};
     use Input::*;
-    let ok = || strings(&["ok"]);
     let cases: Vec<(&str, Vec<Input>, Outcome)> = vec![
         (
             "arming away starts the exit delay, answered once saved",
             vec![Arm(ArmedMode::Away)],
-            Outcome {
-                events: strings(&["arming"]),
-                alerts: alerts(&[("arming", Info)]),
-                save: true,
-                answers: ok(),
-                ..Outcome::default()
-            },
+            Outcome::saved(&["arming"], &[("arming", Info)]).answered(OK),
         ),
         (
             "the exit delay runs out",
             vec![Arm(ArmedMode::Away), Wait(60_000)],
-            Outcome {
-                events: strings(&["armed"]),
-                alerts: alerts(&[("armed", Info)]),
-                save: true,
-                ..Outcome::default()
-            },
+            Outcome::saved(&["armed"], &[("armed", Info)]),
         ),
         (
             "the door opens while armed: the entry delay",
             vec![Arm(ArmedMode::Away), Wait(60_000), Sensor(FRONT_DOOR, true)],
-            Outcome {
-                events: strings(&["sensor", "entry_delay"]),
-                alerts: alerts(&[("entry_delay", Info)]),
-                save: true,
-                ..Outcome::default()
-            },
+            Outcome::saved(&["sensor", "entry_delay"], &[("entry_delay", Info)]),
         ),
         (
             "the entry delay runs out: the alarm, with an alarm alert",
@@ -321,124 +335,69 @@ fn sequences_of_inputs_give_the_effects_a_user_expects() {
                 Sensor(FRONT_DOOR, true),
                 Wait(30_000),
             ],
-            Outcome {
-                events: strings(&["triggered"]),
-                alerts: alerts(&[("triggered", Alarm)]),
-                save: true,
-                ..Outcome::default()
-            },
+            Outcome::saved(&["triggered"], &[("triggered", Alarm)]),
         ),
         (
             "a valid PIN disarms the alarm, answered once saved",
             vec![Panic, Disarm("1234")],
-            Outcome {
-                events: strings(&["disarmed"]),
-                alerts: alerts(&[("disarmed", Info)]),
-                save: true,
-                answers: ok(),
-                ..Outcome::default()
-            },
+            Outcome::saved(&["disarmed"], &[("disarmed", Info)]).answered(OK),
         ),
         (
             "a panic triggers at once and is saved before it is answered",
             vec![Panic],
-            Outcome {
-                events: strings(&["triggered"]),
-                alerts: alerts(&[("triggered", Alarm)]),
-                save: true,
-                answers: ok(),
-                ..Outcome::default()
-            },
+            Outcome::saved(&["triggered"], &[("triggered", Alarm)]).answered(OK),
         ),
         (
             "a duress code disarms visibly and alerts silently, saved before the answer",
             vec![Arm(ArmedMode::Away), Disarm("9999")],
-            Outcome {
-                events: strings(&["disarmed"]),
-                hidden: strings(&["duress"]),
-                alerts: alerts(&[("disarmed", Info), ("duress", Alarm)]),
-                save: true,
-                answers: ok(),
-            },
+            Outcome::saved(&["disarmed"], &[("disarmed", Info), ("duress", Alarm)])
+                .hiding(&["duress"])
+                .answered(OK),
         ),
         (
             "a wrong PIN is refused and counted (saved)",
             vec![Arm(ArmedMode::Away), Disarm("0000")],
-            Outcome {
-                events: strings(&["code_refused"]),
-                save: true,
-                answers: strings(&["wrong PIN; 9 attempts left before a 90 s lockout"]),
-                ..Outcome::default()
-            },
+            Outcome::saved(&["code_refused"], &[])
+                .answered(&["wrong PIN; 9 attempts left before a 90 s lockout"]),
         ),
         (
             "bypassing a sensor that does not exist changes nothing",
             vec![Bypass("garage", true)],
-            Outcome {
-                answers: strings(&["no sensor named \"garage\""]),
-                ..Outcome::default()
-            },
+            Outcome::default().answered(&["no sensor named \"garage\""]),
         ),
         (
             "a bypass is saved before it is answered",
             vec![Bypass("hall", true)],
-            Outcome {
-                events: strings(&["bypass"]),
-                save: true,
-                answers: ok(),
-                ..Outcome::default()
-            },
+            Outcome::saved(&["bypass"], &[]).answered(OK),
         ),
         (
             "a tamper triggers even when disarmed",
             vec![Sensor(BOX_TAMPER, true)],
-            Outcome {
-                events: strings(&["sensor", "tamper", "triggered"]),
-                alerts: alerts(&[("tamper", Tamper), ("triggered", Alarm)]),
-                save: true,
-                ..Outcome::default()
-            },
+            Outcome::saved(
+                &["sensor", "tamper", "triggered"],
+                &[("tamper", Tamper), ("triggered", Alarm)],
+            ),
         ),
         (
             "the panic button is a 24-hour zone",
             vec![Sensor(PANIC_BUTTON, true)],
-            Outcome {
-                events: strings(&["sensor", "triggered"]),
-                alerts: alerts(&[("triggered", Alarm)]),
-                save: true,
-                ..Outcome::default()
-            },
+            Outcome::saved(&["sensor", "triggered"], &[("triggered", Alarm)]),
         ),
         (
             "a door opening while disarmed chimes",
             vec![Sensor(FRONT_DOOR, true)],
-            Outcome {
-                events: strings(&["sensor", "chime"]),
-                save: true,
-                ..Outcome::default()
-            },
+            Outcome::saved(&["sensor", "chime"], &[]),
         ),
         (
             "a camera going offline is a fault alert",
             vec![Camera(EventKind::CameraOffline, "porch")],
-            Outcome {
-                events: strings(&["camera_offline"]),
-                alerts: alerts(&[("camera_offline", Fault)]),
-                save: true,
-                ..Outcome::default()
-            },
+            Outcome::saved(&["camera_offline"], &[("camera_offline", Fault)]),
         ),
         (
             "arming with the hall open is refused, and the refusal logged",
             vec![Sensor(HALL, true), Arm(ArmedMode::Away)],
-            Outcome {
-                events: strings(&["arm_refused"]),
-                save: true,
-                answers: strings(&[
-                    "cannot arm: hall open; close them or arm with force to bypass them",
-                ]),
-                ..Outcome::default()
-            },
+            Outcome::saved(&["arm_refused"], &[])
+                .answered(&["cannot arm: hall open; close them or arm with force to bypass them"]),
         ),
     ];
     for (name, inputs, want) in cases {
