@@ -4,37 +4,17 @@
 //! seen at once).
 
 use tonic::{Request, Response, Status};
-use vigil_domain::Role;
+use vigil_domain::{EventKind, Role};
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::report_service_server::ReportService;
 use vigil_reports::{Cursor, EventFilter, Order, Period, PeriodKind, ReadOnly, ReportsError};
 
-use crate::engine::now_ms;
+use crate::clock::now_ms;
+use crate::convert::to_pb_event;
 use crate::grpc::Api;
 
 /// The page size when a request gives none.
 const DEFAULT_PAGE: u32 = 100;
-
-/// An indexed event as the API carries it.
-fn to_pb(e: vigil_reports::Event) -> pb::Event {
-    let mode = pb::Mode::from_str_name(&format!("MODE_{}", e.mode.to_ascii_uppercase()))
-        .unwrap_or(pb::Mode::Unspecified);
-    let state =
-        pb::AlarmState::from_str_name(&format!("ALARM_STATE_{}", e.state.to_ascii_uppercase()))
-            .unwrap_or(pb::AlarmState::Unspecified);
-    pb::Event {
-        seq: e.seq,
-        unix_ms: e.unix_ms,
-        kind: e.kind,
-        sensor: e.sensor.unwrap_or_default(),
-        mode: mode.into(),
-        state: state.into(),
-        user: e.user.unwrap_or_default(),
-        source: e.source,
-        message: e.message,
-        trace_id: e.trace_id.unwrap_or_default(),
-    }
-}
 
 fn to_status(e: ReportsError) -> Status {
     match e {
@@ -129,8 +109,10 @@ impl ReportService for Api {
         let filter = EventFilter {
             from_unix_ms: nonzero(req.from_unix_ms),
             to_unix_ms: nonzero(req.to_unix_ms),
-            kinds: req.kinds,
-            sensor: (!req.sensor.is_empty()).then_some(req.sensor),
+            // A kind this build does not know is asked for by its name.
+            kinds: req.kinds.iter().map(|k| EventKind::from_name(k)).collect(),
+            // The API's `sensor` names a sensor or a camera (see `to_pb_event`).
+            sensor_or_camera: (!req.sensor.is_empty()).then_some(req.sensor),
             user: (!req.user.is_empty()).then_some(req.user),
         };
         let order = if req.newest_first {
@@ -145,7 +127,9 @@ impl ReportService for Api {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::QueryEventsResponse {
-            events: page.events.into_iter().map(to_pb).collect(),
+            // A camera's event names the camera in `sensor` there: the API
+            // has no camera field, and its `sensor` filter matches both.
+            events: page.events.iter().map(to_pb_event).collect(),
             next_page_token: page.next_cursor.map(Cursor::to_token).unwrap_or_default(),
             indexed_through_seq,
         }))

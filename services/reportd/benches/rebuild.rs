@@ -8,10 +8,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use prost::Message;
 use vigil_config::Config;
+use vigil_domain::{AlarmState, ArmedMode, Event, EventKind, SensorState};
 use vigil_eventlog::{LogReader, LogWriter, Options, kinds};
-use vigil_proto::v1 as pb;
 
 const SENSORS: [&str; 6] = [
     "front-door",
@@ -24,48 +23,56 @@ const SENSORS: [&str; 6] = [
 
 /// The mix of the index bench: mostly sensor changes, some arming, a few
 /// alarms, faults and tamper; a week of them.
-fn event(seq: u64, unix_ms: i64) -> pb::Event {
+fn event(seq: u64, unix_ms: u64) -> Event {
     let (kind, sensor, user, source) = match seq % 1000 {
-        0 => ("armed", "", "alice", "grpc:phone"),
-        1 => ("arming", "", "alice", "grpc:phone"),
-        2 => ("disarmed", "", "bob", "fifo"),
-        3 if seq % 10_000 == 3 => ("triggered", SENSORS[0], "", "sensor"),
-        4 if seq % 5000 == 4 => ("fault", SENSORS[2], "", "sensor"),
-        5 if seq % 5000 == 5 => ("tamper", SENSORS[3], "", "sensor"),
-        n => ("sensor", SENSORS[n as usize % SENSORS.len()], "", "sensor"),
+        0 => (EventKind::Armed, None, Some("alice"), "grpc:phone"),
+        1 => (EventKind::Arming, None, Some("alice"), "grpc:phone"),
+        2 => (EventKind::Disarmed, None, Some("bob"), "fifo"),
+        3 if seq % 10_000 == 3 => (EventKind::Triggered, Some(SENSORS[0]), None, "sensor"),
+        4 if seq % 5000 == 4 => (EventKind::Fault, Some(SENSORS[2]), None, "sensor"),
+        5 if seq % 5000 == 5 => (EventKind::Tamper, Some(SENSORS[3]), None, "sensor"),
+        n => (
+            EventKind::Sensor,
+            Some(SENSORS[n as usize % SENSORS.len()]),
+            None,
+            "sensor",
+        ),
     };
-    let open = if seq.is_multiple_of(2) {
-        "open"
+    let (open, state) = if seq.is_multiple_of(2) {
+        ("open", SensorState::Active)
     } else {
-        "closed"
+        ("closed", SensorState::Inactive)
     };
-    pb::Event {
+    let is_change = kind == EventKind::Sensor;
+    let message = if is_change {
+        format!("{} {open}", sensor.unwrap_or_default())
+    } else {
+        format!("{kind} by {}", user.or(sensor).unwrap_or_default())
+    };
+    Event {
         seq,
         unix_ms,
-        kind: kind.into(),
-        sensor: sensor.into(),
-        mode: pb::Mode::Away.into(),
-        state: pb::AlarmState::Idle.into(),
-        user: user.into(),
+        kind,
+        sensor: sensor.map(Into::into),
+        // As the hub logs a sensor change now: with the sensor's new state.
+        sensor_state: is_change.then_some(state),
+        camera: None,
+        mode: ArmedMode::Away,
+        alarm: AlarmState::Idle,
+        user: user.map(Into::into),
         source: source.into(),
-        message: if kind == "sensor" {
-            format!("{sensor} {open}")
-        } else {
-            format!("{kind} by {}", if user.is_empty() { sensor } else { user })
-        },
-        trace_id: String::new(),
+        message,
+        trace_id: None,
     }
 }
 
-fn write_log(dir: &Path, n: u64, from_ms: i64, span_ms: i64) {
+fn write_log(dir: &Path, n: u64, from_ms: u64, span_ms: u64) {
     let (mut log, _) = LogWriter::open(dir, Options::default()).expect("open the log");
-    let mut payload = Vec::new();
     for seq in 1..=n {
-        let unix_ms = from_ms + (seq as i64 * span_ms) / n as i64;
-        payload.clear();
-        event(seq, unix_ms).encode(&mut payload).expect("encode");
+        let unix_ms = from_ms + (seq * span_ms) / n;
+        let payload = vigil_logrecord::encode(&event(seq, unix_ms));
         let at = log
-            .append(kinds::EVENT, 0, unix_ms as u64 * 1_000_000, &payload)
+            .append(kinds::EVENT, 0, unix_ms * 1_000_000, &payload)
             .expect("append");
         assert_eq!(at, seq);
     }
@@ -78,9 +85,8 @@ fn read_only(dir: &Path) -> (u64, Duration) {
     let mut reader = LogReader::open(dir, 1).expect("reader");
     let mut decoded = 0;
     while let Some(record) = reader.next_record().expect("read") {
-        let event = pb::Event::decode(record.payload.as_slice()).expect("decode");
-        let indexed = vigil_reportd::to_indexed(event);
-        assert_eq!(indexed.seq, record.seq);
+        let event = vigil_logrecord::decode(&record.payload).expect("decode");
+        assert_eq!(event.seq, record.seq);
         decoded += 1;
     }
     (decoded, start.elapsed())

@@ -2,10 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use prost::Message;
 use tracing::{error, warn};
 use vigil_eventlog::{LogError, LogReader, kinds};
-use vigil_proto::v1 as pb;
 use vigil_reports::{Batch, Index};
 
 use crate::ReportdError;
@@ -18,38 +16,6 @@ pub struct Follower {
     /// The last read error, so that a damaged record is reported once, not
     /// at every poll.
     last_error: Option<String>,
-}
-
-/// A `vigil.v1.Event` as the index stores it.
-pub fn to_indexed(event: pb::Event) -> vigil_reports::Event {
-    // The proto names without their prefix, lower case: `away`,
-    // `triggered` (the hub maps them back with `from_str_name`).
-    let name = |full: &str, prefix: &str| full.trim_start_matches(prefix).to_ascii_lowercase();
-    let mode = name(
-        pb::Mode::try_from(event.mode)
-            .unwrap_or(pb::Mode::Unspecified)
-            .as_str_name(),
-        "MODE_",
-    );
-    let state = name(
-        pb::AlarmState::try_from(event.state)
-            .unwrap_or(pb::AlarmState::Unspecified)
-            .as_str_name(),
-        "ALARM_STATE_",
-    );
-    let some = |s: String| (!s.is_empty()).then_some(s);
-    vigil_reports::Event {
-        seq: event.seq,
-        unix_ms: event.unix_ms,
-        kind: event.kind,
-        sensor: some(event.sensor),
-        mode,
-        state,
-        user: some(event.user),
-        source: event.source,
-        message: event.message,
-        trace_id: some(event.trace_id),
-    }
 }
 
 impl Follower {
@@ -156,8 +122,11 @@ impl Follower {
                     if record.kind != kinds::EVENT {
                         continue;
                     }
-                    match pb::Event::decode(record.payload.as_slice()) {
-                        Ok(event) if event.seq == record.seq => events.push(to_indexed(event)),
+                    // The log's own record (vigil-logrecord), which also
+                    // reads the `vigil.v1.Event` payloads older logs hold;
+                    // a kind this build does not know is kept by name.
+                    match vigil_logrecord::decode(&record.payload) {
+                        Ok(event) if event.seq == record.seq => events.push(event),
                         Ok(event) => warn!(
                             record = record.seq,
                             event = event.seq,

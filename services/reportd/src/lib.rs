@@ -31,7 +31,7 @@ use tracing::{info, warn};
 use vigil_config::Config;
 use vigil_reports::Index;
 
-pub use follow::{Follower, to_indexed};
+pub use follow::Follower;
 pub use schedule::Schedule;
 
 pub use crate::error::ReportdError;

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use prost::Message;
 use vigil_config::Config;
+use vigil_domain::{AlarmState, ArmedMode, Event, EventKind};
 use vigil_eventlog::{LogWriter, Options, kinds};
-use vigil_proto::v1 as pb;
 
 /// reportd's batch.
 const BATCH: u64 = vigil_reportd::BATCH as u64;
@@ -27,27 +26,34 @@ fn is_event(seq: u64) -> bool {
 fn write_log(dir: &Path) {
     std::fs::create_dir_all(dir).expect("mkdir");
     let (mut log, _) = LogWriter::open(dir, Options::default()).expect("open the log");
-    let t0: i64 = 1_795_392_000_000;
+    let t0: u64 = 1_795_392_000_000;
     for seq in 1..=RECORDS {
-        let unix_ms = t0 + seq as i64 * 100;
+        let unix_ms = t0 + seq * 100;
         let (kind, payload) = if is_event(seq) {
-            let event = pb::Event {
+            let event = Event {
                 seq,
                 unix_ms,
-                kind: if seq % 1000 == 1 { "armed" } else { "sensor" }.into(),
-                sensor: format!("sensor-{}", seq % 5),
-                mode: pb::Mode::Away.into(),
-                state: pb::AlarmState::Idle.into(),
+                kind: if seq % 1000 == 1 {
+                    EventKind::Armed
+                } else {
+                    EventKind::Sensor
+                },
+                sensor: Some(format!("sensor-{}", seq % 5)),
+                sensor_state: None,
+                camera: None,
+                mode: ArmedMode::Away,
+                alarm: AlarmState::Idle,
+                user: None,
                 source: "sensor".into(),
                 message: format!("event {seq}"),
-                ..pb::Event::default()
+                trace_id: None,
             };
-            (kinds::EVENT, event.encode_to_vec())
+            (kinds::EVENT, vigil_logrecord::encode(&event))
         } else {
             (kinds::PLACEHOLDER, Vec::new())
         };
         let at = log
-            .append(kind, 0, unix_ms as u64 * 1_000_000, &payload)
+            .append(kind, 0, unix_ms * 1_000_000, &payload)
             .expect("append");
         assert_eq!(at, seq);
     }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use vigil_reports::{Batch, Event, Index, Period, PeriodKind, ReadOnly};
+use vigil_domain::{AlarmState, ArmedMode, Event, EventKind, SensorState};
+use vigil_reports::{Batch, Index, Period, PeriodKind, ReadOnly};
 
 /// Events per transaction: reportd's `BATCH`.
 const BATCH: usize = 50_000;
@@ -37,26 +38,40 @@ fn with_trace_ids() -> bool {
 
 /// A plausible mix: mostly sensor changes, some arming, a few alarms,
 /// faults and tamper.
+/// Sensor changes carry the sensor's new state, as the hub logs them.
 fn event(seq: u64, unix_ms: i64) -> Event {
     let (kind, sensor, user) = match seq % 1000 {
-        0 => ("armed", None, Some("alice")),
-        1 => ("arming", None, Some("alice")),
-        2 => ("disarmed", None, Some("bob")),
-        3 if seq % 10_000 == 3 => ("triggered", Some(SENSORS[0]), None),
-        4 if seq % 5000 == 4 => ("fault", Some(SENSORS[10]), None),
-        5 if seq % 5000 == 5 => ("tamper", Some(SENSORS[3]), None),
-        n => ("sensor", Some(SENSORS[n as usize % SENSORS.len()]), None),
+        0 => (EventKind::Armed, None, Some("alice")),
+        1 => (EventKind::Arming, None, Some("alice")),
+        2 => (EventKind::Disarmed, None, Some("bob")),
+        3 if seq % 10_000 == 3 => (EventKind::Triggered, Some(SENSORS[0]), None),
+        4 if seq % 5000 == 4 => (EventKind::Fault, Some(SENSORS[10]), None),
+        5 if seq % 5000 == 5 => (EventKind::Tamper, Some(SENSORS[3]), None),
+        n => (
+            EventKind::Sensor,
+            Some(SENSORS[n as usize % SENSORS.len()]),
+            None,
+        ),
     };
+    let sensor_state = (kind == EventKind::Sensor).then(|| {
+        if (seq / SENSORS.len() as u64).is_multiple_of(2) {
+            SensorState::Active
+        } else {
+            SensorState::Inactive
+        }
+    });
     Event {
         seq,
-        unix_ms,
-        kind: kind.into(),
+        unix_ms: u64::try_from(unix_ms).expect("a time after 1970"),
+        message: format!("{} {kind}", sensor.unwrap_or("system")),
+        kind,
         sensor: sensor.map(Into::into),
-        mode: "away".into(),
-        state: "idle".into(),
+        sensor_state,
+        camera: None,
+        mode: ArmedMode::Away,
+        alarm: AlarmState::Idle,
         user: user.map(Into::into),
         source: "sensor".into(),
-        message: format!("{} {kind}", sensor.unwrap_or("system")),
         trace_id: with_trace_ids()
             .then(|| format!("{:032x}", u128::from(seq) * 0x9e37_79b9_7f4a_7c15)),
     }
@@ -144,6 +159,7 @@ fn raw_inserts(path: &Path, events: &[Event], checkpoints: RawCheckpoints) -> Du
         include_str!("../migrations/0001_events.sql"),
         include_str!("../migrations/0002_rare_kinds.sql"),
         include_str!("../migrations/0003_clustered_by_time.sql"),
+        include_str!("../migrations/0004_cameras_and_sensor_states.sql"),
     ] {
         conn.execute_batch(migration).expect("schema");
     }
@@ -167,19 +183,22 @@ fn raw_inserts(path: &Path, events: &[Event], checkpoints: RawCheckpoints) -> Du
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO events (seq, unix_ms, kind, sensor, mode, state, user, source, \
-                     message, trace_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO events (seq, unix_ms, kind, sensor, camera, sensor_state, mode, \
+                     state, user, source, message, trace_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .expect("prepare");
             for e in batch {
                 insert
                     .execute(rusqlite::params![
                         e.seq as i64,
-                        e.unix_ms,
-                        e.kind,
+                        e.unix_ms as i64,
+                        e.kind.as_str(),
                         e.sensor,
-                        e.mode,
-                        e.state,
+                        e.camera,
+                        e.sensor_state.map(SensorState::code),
+                        e.mode.as_str(),
+                        e.alarm.as_str(),
                         e.user,
                         e.source,
                         e.message,

@@ -1,17 +1,23 @@
 //! The SQLite index of the event log, and the reports built from it.
 //!
 //! Owns: the schema (`migrations/`, applied on open), the one write path
-//! ([`Index::apply`], or [`Batch::new`] then [`Index::write`]: rows, per-quarter-hour counts and the checkpoint in one
-//! transaction, so that every log record is indexed exactly once), the
-//! read-only queries the hub serves ([`ReadOnly::query`],
-//! [`ReadOnly::report`]), and the rendering of reports as JSON (a file format,
-//! [`Report`], documented in `docs/reports.md`) and as HTML with SVG charts.
+//! ([`Index::apply`], or [`Batch::new`] then [`Index::write`]: rows,
+//! per-quarter-hour counts and the checkpoint in one transaction, so that
+//! every log record is indexed exactly once), the read-only queries the hub
+//! serves ([`ReadOnly::query`], [`ReadOnly::report`]), and the rendering of
+//! reports as JSON (a file format, [`Report`], documented in
+//! `docs/reports.md`) and as HTML with SVG charts. Events go in and come out
+//! as the domain's [`vigil_domain::Event`]; the row type is the store's
+//! own, converted in one place each way.
 //!
 //! Must never: write the event log (the log is the truth; this file can
-//! always be rebuilt from it), open the database for writing in the hub, or
+//! always be rebuilt from it), open the database for writing in the hub,
 //! touch data with a statement that is not checked at compile time against
 //! the schema (`sqlx::query!`; the offline data is in `.sqlx/`, see
-//! `scripts/sqlx-prepare`; only static maintenance pragmas are raw).
+//! `scripts/sqlx-prepare`; only static maintenance pragmas are raw), or
+//! classify kinds by their names: [`vigil_domain::EventKind`] does, and a
+//! kind a query needs is bound as a parameter (the schema's `rare` column is
+//! the one exception, see migration 0004).
 //!
 //! Time: reports cut days and ISO weeks in local time (the appliance's
 //! `TZ`, or `/etc/localtime`); the index stores UTC milliseconds.
@@ -29,7 +35,7 @@ pub use report::{
     AlarmEntry, ArmEntry, CameraUptime, DayCount, FaultEntry, HourCount, REPORT_FORMAT, Report,
     SensorCounts, Totals,
 };
-pub use store::{Batch, Cursor, Event, EventFilter, Index, MAX_PAGE, Order, Page, ReadOnly};
+pub use store::{Batch, Cursor, EventFilter, Index, MAX_PAGE, Order, Page, ReadOnly};
 
 /// What can go wrong with the index.
 #[derive(Debug, thiserror::Error)]

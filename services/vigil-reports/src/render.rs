@@ -192,14 +192,16 @@ table{{border-collapse:collapse;width:100%;margin-bottom:1em}}td,th{{border-bott
     if report.faults.is_empty() {
         page.push_str("<p>None.</p>");
     } else {
-        page.push_str("<table><tr><th>when</th><th>what</th><th>sensor</th><th>message</th></tr>");
+        page.push_str(
+            "<table><tr><th>when</th><th>what</th><th>sensor or camera</th><th>message</th></tr>",
+        );
         for f in &report.faults {
             let _ = write!(
                 page,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 local_time(f.unix_ms),
                 esc(&f.kind),
-                esc(f.sensor.as_deref().unwrap_or("-")),
+                esc(f.sensor.as_deref().or(f.camera.as_deref()).unwrap_or("-")),
                 esc(&f.message)
             );
         }

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use vigil_domain::{AlertPriority, Event, EventKind, KNOWN_KINDS};
 
 use crate::period::{local_day_hour, utc_offset};
-use crate::store::{BUCKET_MS, Event, ReadOnly};
+use crate::store::{BUCKET_MS, ReadOnly, unix_ms};
 use crate::{Period, ReportsError};
 
 /// The version of the JSON format; a reader refuses a newer one.
@@ -17,9 +18,42 @@ pub const REPORT_FORMAT: u32 = 1;
 /// How many entries a list keeps; the rest are counted in `*_omitted`.
 const LIST_CAP: u32 = 500;
 
-/// Kinds of event that mark a camera going away and coming back.
-const CAMERA_OFFLINE: &str = "camera_offline";
-const CAMERA_ONLINE: &str = "camera_online";
+/// What the report counts and lists as an alarm: `triggered` only, not
+/// every kind of alarm priority. Deliberately: the other one, a duress code,
+/// is a silent alarm, and a report is readable by guests and left in files;
+/// it is kept in the private log, not in this index, and a report must not
+/// show it even if it were.
+fn is_alarm(kind: &EventKind) -> bool {
+    *kind == EventKind::Triggered
+}
+
+/// Faults: the kinds alerted at fault priority (a sensor's fault, a camera
+/// gone offline).
+fn is_fault(kind: &EventKind) -> bool {
+    kind.priority() == Some(AlertPriority::Fault)
+}
+
+/// Tamper: the kinds alerted at tamper priority (a tamper loop, a keypad
+/// lockout).
+fn is_tamper(kind: &EventKind) -> bool {
+    kind.priority() == Some(AlertPriority::Tamper)
+}
+
+/// The faults list: faults and tamper, and also the fault clearances (info
+/// priority, listed so that a reader sees when a fault ended).
+fn in_fault_list(kind: &EventKind) -> bool {
+    is_fault(kind) || is_tamper(kind) || *kind == EventKind::FaultCleared
+}
+
+/// The arming timeline: these three kinds. No class of `EventKind` names
+/// them (alarm-class events also hold alarms, tamper and entry delays).
+const ARM_CHANGES: [EventKind; 3] = [EventKind::Arming, EventKind::Armed, EventKind::Disarmed];
+
+/// The kinds this build knows that `pick` holds, for the lists' walks of
+/// the kind index.
+fn kinds(pick: fn(&EventKind) -> bool) -> Vec<EventKind> {
+    KNOWN_KINDS.into_iter().filter(pick).collect()
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -37,7 +71,8 @@ pub struct Report {
     /// events after it are not in the report yet.
     pub indexed_through_seq: u64,
     pub totals: Totals,
-    /// Every alarm (the `triggered` events), with who ended it.
+    /// Every alarm (the `triggered` events: see `is_alarm`), with who ended
+    /// it.
     pub alarms: Vec<AlarmEntry>,
     pub alarms_omitted: u64,
     /// Arming, armed and disarmed, with who and from where.
@@ -45,7 +80,7 @@ pub struct Report {
     pub timeline_omitted: u64,
     /// Events per sensor, most active first.
     pub sensors: Vec<SensorCounts>,
-    /// Faults, fault clearances and tamper.
+    /// Faults, fault clearances and tamper (see `in_fault_list`).
     pub faults: Vec<FaultEntry>,
     pub faults_omitted: u64,
     pub cameras: Vec<CameraUptime>,
@@ -60,11 +95,17 @@ pub struct Report {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub events: u64,
+    /// `triggered`.
     pub alarms: u64,
+    /// `armed`.
     pub arms: u64,
+    /// `disarmed`.
     pub disarms: u64,
+    /// Events of fault priority.
     pub faults: u64,
+    /// Events of tamper priority.
     pub tampers: u64,
+    /// `sensor`.
     pub sensor_changes: u64,
 }
 
@@ -109,9 +150,14 @@ pub struct SensorCounts {
 pub struct FaultEntry {
     pub seq: u64,
     pub unix_ms: i64,
-    /// `fault`, `fault_cleared` or `tamper`.
+    /// `fault`, `fault_cleared`, `tamper`, `camera_offline`, `lockout`
+    /// (see `in_fault_list`).
     pub kind: String,
     pub sensor: Option<String>,
+    /// The camera, for a camera's fault (absent in reports written before
+    /// cameras had their own field).
+    #[serde(default)]
+    pub camera: Option<String>,
     pub message: String,
 }
 
@@ -170,18 +216,21 @@ impl ReadOnly {
         let mut by_hour = vec![0u64; 24];
         let mut by_day: BTreeMap<chrono::NaiveDate, u64> =
             period.days().into_iter().map(|d| (d, 0)).collect();
-        for b in &buckets {
+        // Each count's kind, once: the lists' omitted counts add them again.
+        let kinds_of: Vec<EventKind> = buckets
+            .iter()
+            .map(|b| EventKind::from_name(&b.kind))
+            .collect();
+        for (b, kind) in buckets.iter().zip(&kinds_of) {
             let n = count(b.count);
             totals.events += n;
-            match b.kind.as_str() {
-                "triggered" => totals.alarms += n,
-                "armed" => totals.arms += n,
-                "disarmed" => totals.disarms += n,
-                "fault" => totals.faults += n,
-                "tamper" => totals.tampers += n,
-                "sensor" => totals.sensor_changes += n,
-                _ => {}
-            }
+            let add = |total: &mut u64, yes: bool| *total += if yes { n } else { 0 };
+            add(&mut totals.alarms, is_alarm(kind));
+            add(&mut totals.arms, *kind == EventKind::Armed);
+            add(&mut totals.disarms, *kind == EventKind::Disarmed);
+            add(&mut totals.faults, is_fault(kind));
+            add(&mut totals.tampers, is_tamper(kind));
+            add(&mut totals.sensor_changes, *kind == EventKind::Sensor);
             if !b.sensor.is_empty() {
                 let s = by_sensor
                     .entry(b.sensor.clone())
@@ -193,12 +242,9 @@ impl ReadOnly {
                         events: 0,
                     });
                 s.events += n;
-                match b.kind.as_str() {
-                    "sensor" => s.changes += n,
-                    "fault" => s.faults += n,
-                    "tamper" => s.tampers += n,
-                    _ => {}
-                }
+                add(&mut s.changes, *kind == EventKind::Sensor);
+                add(&mut s.faults, is_fault(kind));
+                add(&mut s.tampers, is_tamper(kind));
             }
             if let Some((day, hour)) = local_day_hour(b.bucket * BUCKET_MS) {
                 by_hour[hour as usize] += n;
@@ -224,69 +270,73 @@ impl ReadOnly {
         // Lists, from the rows of the few kinds they need: an ordered walk
         // of the (kind, time) index per kind, stopping at the cap.
         let triggered = self
-            .first_of_kinds(&["triggered"], from, to, LIST_CAP)
+            .first_of_kinds(&kinds(is_alarm), from, to, LIST_CAP)
             .await?;
         let mut alarms = Vec::with_capacity(triggered.len());
+        let disarmed = EventKind::Disarmed.as_str();
         for e in triggered {
-            let at = e.unix_ms;
+            let at = unix_ms(&e);
             let disarm = sqlx::query!(
-                r#"SELECT unix_ms AS "unix_ms!", user, source AS "source!" FROM events
-                   WHERE kind = 'disarmed' AND kind <> 'sensor' AND unix_ms >= ?1
+                r#"SELECT unix_ms AS "unix_ms!", user, source AS "source!"
+                   FROM events INDEXED BY events_by_kind
+                   WHERE kind = ?2 AND rare AND unix_ms >= ?1
                    ORDER BY unix_ms LIMIT 1"#,
-                at
+                at,
+                disarmed
             )
             .fetch_optional(&mut self.conn)
             .await?;
             alarms.push(AlarmEntry {
                 seq: e.seq,
-                unix_ms: e.unix_ms,
+                unix_ms: at,
                 sensor: e.sensor,
-                mode: e.mode,
+                mode: e.mode.as_str().to_owned(),
                 message: e.message,
                 disarmed_unix_ms: disarm.as_ref().map(|d| d.unix_ms),
                 disarmed_by: disarm.map(|d| d.user.unwrap_or(d.source)),
             });
         }
         let timeline: Vec<ArmEntry> = self
-            .first_of_kinds(&["arming", "armed", "disarmed"], from, to, LIST_CAP)
+            .first_of_kinds(&ARM_CHANGES, from, to, LIST_CAP)
             .await?
             .into_iter()
             .map(|e| ArmEntry {
                 seq: e.seq,
-                unix_ms: e.unix_ms,
-                kind: e.kind,
-                mode: e.mode,
+                unix_ms: unix_ms(&e),
+                kind: e.kind.as_str().to_owned(),
+                mode: e.mode.as_str().to_owned(),
                 user: e.user,
                 source: e.source,
             })
             .collect();
         let faults: Vec<FaultEntry> = self
-            .first_of_kinds(&["fault", "fault_cleared", "tamper"], from, to, LIST_CAP)
+            .first_of_kinds(&kinds(in_fault_list), from, to, LIST_CAP)
             .await?
             .into_iter()
             .map(|e| FaultEntry {
                 seq: e.seq,
-                unix_ms: e.unix_ms,
-                kind: e.kind,
+                unix_ms: unix_ms(&e),
+                kind: e.kind.as_str().to_owned(),
                 sensor: e.sensor,
+                camera: e.camera,
                 message: e.message,
             })
             .collect();
-        let kind_total = |kinds: &[&str]| -> u64 {
+        let kind_total = |pick: &dyn Fn(&EventKind) -> bool| -> u64 {
             buckets
                 .iter()
-                .filter(|b| kinds.contains(&b.kind.as_str()))
-                .map(|b| count(b.count))
+                .zip(&kinds_of)
+                .filter(|(_, kind)| pick(kind))
+                .map(|(b, _)| count(b.count))
                 .sum()
         };
         let omitted = |total: u64, shown: usize| total.saturating_sub(shown as u64);
         let alarms_omitted = omitted(totals.alarms, alarms.len());
-        let timeline_omitted =
-            omitted(kind_total(&["arming", "armed", "disarmed"]), timeline.len());
-        let faults_omitted = omitted(
-            kind_total(&["fault", "fault_cleared", "tamper"]),
-            faults.len(),
+        let timeline_omitted = omitted(
+            kind_total(&|k: &EventKind| ARM_CHANGES.contains(k)),
+            timeline.len(),
         );
+        let faults_omitted = omitted(kind_total(&in_fault_list), faults.len());
 
         let cameras = self
             .camera_uptime(from, to.min(now_unix_ms.max(from)), cameras)
@@ -331,43 +381,42 @@ impl ReadOnly {
         configured: &[String],
     ) -> Result<Vec<CameraUptime>, ReportsError> {
         // Online unless the last event before the period says otherwise.
+        let (went_offline, came_online) = (EventKind::CameraOffline, EventKind::CameraOnline);
+        let (offline_name, online_name) = (went_offline.as_str(), came_online.as_str());
         let before = sqlx::query!(
-            r#"SELECT sensor AS "camera!", kind AS "kind!", max(unix_ms) AS "unix_ms!: i64"
+            r#"SELECT camera AS "camera!", kind AS "kind!", max(unix_ms) AS "unix_ms!: i64"
                FROM events INDEXED BY events_by_kind
-               WHERE kind IN ('camera_offline', 'camera_online') AND kind <> 'sensor'
-                 AND unix_ms < ?1 AND sensor IS NOT NULL
-               GROUP BY sensor"#,
-            from
+               WHERE kind IN (?2, ?3) AND rare AND unix_ms < ?1 AND camera IS NOT NULL
+               GROUP BY camera"#,
+            from,
+            offline_name,
+            online_name
         )
         .fetch_all(&mut self.conn)
         .await?;
         let mut offline_since: BTreeMap<String, Option<i64>> =
             configured.iter().map(|c| (c.clone(), None)).collect();
         for row in before {
-            let state = (row.kind == CAMERA_OFFLINE).then_some(from);
+            let state = (EventKind::from_name(&row.kind) == went_offline).then_some(from);
             offline_since.insert(row.camera, state);
         }
         let changes = self
-            .first_of_kinds(&[CAMERA_OFFLINE, CAMERA_ONLINE], from, until, 10_000)
+            .first_of_kinds(&[went_offline, came_online], from, until, 10_000)
             .await?;
         let mut offline_ms: BTreeMap<String, (i64, u64)> = BTreeMap::new();
-        for Event {
-            sensor,
-            kind,
-            unix_ms,
-            ..
-        } in changes
-        {
-            let Some(camera) = sensor else { continue };
+        for e in changes {
+            let at = unix_ms(&e);
+            let Event { camera, kind, .. } = e;
+            let Some(camera) = camera else { continue };
             let since = offline_since.entry(camera.clone()).or_insert(None);
             let totals = offline_ms.entry(camera).or_insert((0, 0));
-            match (kind.as_str(), *since) {
-                (CAMERA_OFFLINE, None) => {
-                    *since = Some(unix_ms);
+            match (kind, *since) {
+                (EventKind::CameraOffline, None) => {
+                    *since = Some(at);
                     totals.1 += 1;
                 }
-                (CAMERA_ONLINE, Some(start)) => {
-                    totals.0 += unix_ms - start;
+                (EventKind::CameraOnline, Some(start)) => {
+                    totals.0 += at - start;
                     *since = None;
                 }
                 _ => {}

@@ -9,23 +9,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use vigil_domain::{AlarmState, ArmedMode, Event, EventKind, SensorState};
 
 use crate::ReportsError;
 
-/// One event as indexed: the fields of a `vigil.v1.Event` with the mode and
-/// alarm state as their lower-case names (`away`, `triggered`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    pub seq: u64,
-    pub unix_ms: i64,
-    pub kind: String,
-    pub sensor: Option<String>,
-    pub mode: String,
-    pub state: String,
-    pub user: Option<String>,
-    pub source: String,
-    pub message: String,
-    pub trace_id: Option<String>,
+/// Whether events of `kind` are in the kind index (`events_by_kind`): every
+/// kind but plain sensor changes, the most frequent by far. The mirror of
+/// the schema's `rare` column (migration 0004), which queries that walk the
+/// kind index state as `AND rare`.
+pub(crate) fn in_kind_index(kind: &EventKind) -> bool {
+    *kind != EventKind::Sensor
 }
 
 /// The most events one [`ReadOnly::query`] page returns.
@@ -39,8 +32,10 @@ pub struct EventFilter {
     /// Before this time.
     pub to_unix_ms: Option<i64>,
     /// Any of these kinds (empty: all).
-    pub kinds: Vec<String>,
-    pub sensor: Option<String>,
+    pub kinds: Vec<EventKind>,
+    /// The name of a sensor or of a camera: the events that concern it
+    /// (the API carries both in `Event.sensor`).
+    pub sensor_or_camera: Option<String>,
     pub user: Option<String>,
 }
 
@@ -92,6 +87,12 @@ fn to_i64(v: u64) -> i64 {
 
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// The time of an event as the index and the API hold it (signed
+/// milliseconds).
+pub(crate) fn unix_ms(event: &Event) -> i64 {
+    to_i64(event.unix_ms)
 }
 
 /// The indexer's handle (reportd): the only writer of the file.
@@ -256,13 +257,15 @@ impl Index {
             sqlx::query!(
                 "WITH shapes AS MATERIALIZED ( \
                      SELECT key AS shape, value ->> 0 AS kind, value ->> 1 AS sensor, \
-                         value ->> 2 AS mode, value ->> 3 AS state, value ->> 4 AS user, \
-                         value ->> 5 AS source, value ->> 6 AS message \
+                         value ->> 2 AS camera, value ->> 3 AS sensor_state, \
+                         value ->> 4 AS mode, value ->> 5 AS state, value ->> 6 AS user, \
+                         value ->> 7 AS source, value ->> 8 AS message \
                      FROM jsonb_each(?2)) \
-                 INSERT INTO events (unix_ms, seq, kind, sensor, mode, state, user, source, \
-                     message, trace_id) \
-                 SELECT e.value ->> 0, ?3 + e.key, s.kind, s.sensor, s.mode, s.state, \
-                     s.user, s.source, s.message, e.value ->> 2 \
+                 INSERT INTO events (unix_ms, seq, kind, sensor, camera, sensor_state, mode, \
+                     state, user, source, message, trace_id) \
+                 SELECT e.value ->> 0, ?3 + e.key, s.kind, s.sensor, s.camera, \
+                     s.sensor_state, s.mode, s.state, s.user, s.source, s.message, \
+                     e.value ->> 2 \
                  FROM jsonb_each(?1) AS e CROSS JOIN shapes AS s ON s.shape = e.value ->> 1 \
                  WHERE e.type = 'array'",
                 batch.rows,
@@ -345,22 +348,45 @@ pub struct Batch {
     /// `after + 1 + i` (its sequence number is its place): `null` for a
     /// record that is not an event, and nothing after the last event.
     rows: String,
-    /// `[[kind, sensor, mode, state, user, source, message], ...]`
+    /// `[[kind, sensor, camera, sensor_state, mode, state, user, source,
+    /// message], ...]`: the columns of [`Row`] but time, sequence number and
+    /// trace id, by their stored names (see [`Shape`]).
     shapes: String,
     /// The batch's counts per quarter hour, kind and sensor ('' for none):
     /// `[[bucket, kind, sensor, count], ...]`, added to `buckets`.
     buckets: String,
 }
 
+/// The text columns of an event as stored: the kind's, the mode's and the
+/// alarm state's domain names (`as_str`), the sensor state's domain code
+/// (`SensorState::code`, the table's stable number).
 type Shape<'a> = (
     &'a str,
     Option<&'a str>,
-    &'a str,
-    &'a str,
+    Option<&'a str>,
+    Option<u8>,
+    &'static str,
+    &'static str,
     Option<&'a str>,
     &'a str,
     &'a str,
 );
+
+/// An event's [`Shape`]: the one conversion from a domain event to the
+/// stored columns (time, sequence number and trace id go in its row).
+fn shape(e: &Event) -> Shape<'_> {
+    (
+        e.kind.as_str(),
+        e.sensor.as_deref(),
+        e.camera.as_deref(),
+        e.sensor_state.map(SensorState::code),
+        e.mode.as_str(),
+        e.alarm.as_str(),
+        e.user.as_deref(),
+        &e.source,
+        &e.message,
+    )
+}
 
 impl Batch {
     /// Checks and encodes the events of the log records after `after`
@@ -400,28 +426,21 @@ impl Batch {
         let mut rows = Vec::with_capacity(events.len());
         let mut next_seq = after.saturating_add(1);
         for e in events {
-            let shape: Shape<'_> = (
-                &e.kind,
-                e.sensor.as_deref(),
-                &e.mode,
-                &e.state,
-                e.user.as_deref(),
-                &e.source,
-                &e.message,
-            );
+            let shape = shape(e);
             let index = *shape_of.entry(shape).or_insert_with(|| {
                 shapes.push(shape);
                 shapes.len() - 1
             });
+            let unix_ms = unix_ms(e);
             *per_shape
-                .entry((e.unix_ms.div_euclid(BUCKET_MS), index))
+                .entry((unix_ms.div_euclid(BUCKET_MS), index))
                 .or_default() += 1;
             // Records between events (placeholders) hold their places.
             while next_seq < e.seq {
                 rows.push(None);
                 next_seq += 1;
             }
-            rows.push(Some((e.unix_ms, index, e.trace_id.as_deref())));
+            rows.push(Some((unix_ms, index, e.trace_id.as_deref())));
             next_seq += 1;
         }
         let mut counts: HashMap<(i64, &str, &str), i64> = HashMap::default();
@@ -495,7 +514,7 @@ impl ReadOnly {
     /// (1 to [`MAX_PAGE`]) events.
     ///
     /// Every variant reads one range of a B-tree: the kind index when kinds
-    /// are given and none is `sensor` (a separate statement, because SQLite
+    /// are given and all are in it (a separate statement, because SQLite
     /// cannot use an index behind `?kinds IS NULL OR ...`), else the table
     /// itself, which is ordered by time and sequence number.
     pub async fn query(
@@ -522,12 +541,11 @@ impl ReadOnly {
             (Order::OldestFirst, None) => (i64::MIN, 0),
             (Order::NewestFirst, None) => (i64::MAX, i64::MAX),
         };
-        let kinds =
-            serde_json::to_string(&filter.kinds).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        // The kind index covers every kind but plain sensor changes.
-        let by_kind = !filter.kinds.is_empty() && !filter.kinds.iter().any(|k| k == "sensor");
+        let names: Vec<&str> = filter.kinds.iter().map(EventKind::as_str).collect();
+        let kinds = json(&names)?;
+        let by_kind = !filter.kinds.is_empty() && filter.kinds.iter().all(in_kind_index);
         let kinds_or_all = (!filter.kinds.is_empty()).then_some(kinds.as_str());
-        let (sensor, user) = (filter.sensor.as_deref(), filter.user.as_deref());
+        let (sensor, user) = (filter.sensor_or_camera.as_deref(), filter.user.as_deref());
         // One more than asked: whether there is a next page.
         let fetch = i64::from(limit) + 1;
         let conn = &mut self.conn;
@@ -536,11 +554,12 @@ impl ReadOnly {
                 sqlx::query_as!(
                     Row,
                     r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
-                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
-                       message AS "message!", trace_id
+                       sensor, camera, sensor_state, mode AS "mode!", state AS "state!", user,
+                       source AS "source!", message AS "message!", trace_id
                        FROM events
                        WHERE unix_ms >= ?1 AND unix_ms < ?2 AND (unix_ms, seq) > (?3, ?4)
-                         AND (?5 IS NULL OR sensor = ?5) AND (?6 IS NULL OR user = ?6)
+                         AND (?5 IS NULL OR sensor = ?5 OR camera = ?5)
+                         AND (?6 IS NULL OR user = ?6)
                          AND (?8 IS NULL OR kind IN (SELECT value FROM json_each(?8)))
                        ORDER BY unix_ms ASC, seq ASC LIMIT ?7"#,
                     from,
@@ -559,11 +578,12 @@ impl ReadOnly {
                 sqlx::query_as!(
                     Row,
                     r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
-                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
-                       message AS "message!", trace_id
+                       sensor, camera, sensor_state, mode AS "mode!", state AS "state!", user,
+                       source AS "source!", message AS "message!", trace_id
                        FROM events
                        WHERE unix_ms >= ?1 AND unix_ms < ?2 AND (unix_ms, seq) < (?3, ?4)
-                         AND (?5 IS NULL OR sensor = ?5) AND (?6 IS NULL OR user = ?6)
+                         AND (?5 IS NULL OR sensor = ?5 OR camera = ?5)
+                         AND (?6 IS NULL OR user = ?6)
                          AND (?8 IS NULL OR kind IN (SELECT value FROM json_each(?8)))
                        ORDER BY unix_ms DESC, seq DESC LIMIT ?7"#,
                     from,
@@ -582,13 +602,14 @@ impl ReadOnly {
                 sqlx::query_as!(
                     Row,
                     r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
-                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
-                       message AS "message!", trace_id
+                       sensor, camera, sensor_state, mode AS "mode!", state AS "state!", user,
+                       source AS "source!", message AS "message!", trace_id
                        FROM events INDEXED BY events_by_kind
-                       WHERE kind IN (SELECT value FROM json_each(?1)) AND kind <> 'sensor'
+                       WHERE kind IN (SELECT value FROM json_each(?1)) AND rare
                          AND unix_ms >= ?2 AND unix_ms < ?3
                          AND (unix_ms, seq) > (?4, ?5)
-                         AND (?6 IS NULL OR sensor = ?6) AND (?7 IS NULL OR user = ?7)
+                         AND (?6 IS NULL OR sensor = ?6 OR camera = ?6)
+                         AND (?7 IS NULL OR user = ?7)
                        ORDER BY unix_ms ASC, seq ASC LIMIT ?8"#,
                     kinds,
                     from,
@@ -606,13 +627,14 @@ impl ReadOnly {
                 sqlx::query_as!(
                     Row,
                     r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
-                       sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
-                       message AS "message!", trace_id
+                       sensor, camera, sensor_state, mode AS "mode!", state AS "state!", user,
+                       source AS "source!", message AS "message!", trace_id
                        FROM events INDEXED BY events_by_kind
-                       WHERE kind IN (SELECT value FROM json_each(?1)) AND kind <> 'sensor'
+                       WHERE kind IN (SELECT value FROM json_each(?1)) AND rare
                          AND unix_ms >= ?2 AND unix_ms < ?3
                          AND (unix_ms, seq) < (?4, ?5)
-                         AND (?6 IS NULL OR sensor = ?6) AND (?7 IS NULL OR user = ?7)
+                         AND (?6 IS NULL OR sensor = ?6 OR camera = ?6)
+                         AND (?7 IS NULL OR user = ?7)
                        ORDER BY unix_ms DESC, seq DESC LIMIT ?8"#,
                     kinds,
                     from,
@@ -627,12 +649,12 @@ impl ReadOnly {
                 .await?
             }
         };
-        let mut events: Vec<Event> = rows.into_iter().map(Event::from).collect();
+        let mut events: Vec<Event> = rows.into_iter().map(Row::into_event).collect();
         let more = events.len() > limit as usize;
         events.truncate(limit as usize);
         let next_cursor = if more {
             events.last().map(|e| Cursor {
-                unix_ms: e.unix_ms,
+                unix_ms: unix_ms(e),
                 seq: e.seq,
             })
         } else {
@@ -646,41 +668,42 @@ impl ReadOnly {
 }
 
 impl ReadOnly {
-    /// The first `limit` events of one kind (not `sensor`: those are not in
-    /// the kind index) in `[from, to)`, in time order: one ordered walk of
-    /// the covering kind index that stops at `limit`, however many there
-    /// are, and never touches the rows.
+    /// The first `limit` events of one kind in `[from, to)`, in time order:
+    /// one ordered walk of the covering kind index that stops at `limit`,
+    /// however many there are, and never touches the rows. Nothing for a
+    /// kind that is not in that index ([`EventKind::Sensor`]).
     pub async fn first_of_kind(
         &mut self,
-        kind: &str,
+        kind: &EventKind,
         from: i64,
         to: i64,
         limit: u32,
     ) -> Result<Vec<Event>, ReportsError> {
         let limit = i64::from(limit);
+        let name = kind.as_str();
         let rows = sqlx::query_as!(
             Row,
             r#"SELECT seq AS "seq!", unix_ms AS "unix_ms!", kind AS "kind!",
-               sensor, mode AS "mode!", state AS "state!", user, source AS "source!",
-               message AS "message!", trace_id
+               sensor, camera, sensor_state, mode AS "mode!", state AS "state!", user,
+               source AS "source!", message AS "message!", trace_id
                FROM events INDEXED BY events_by_kind
-               WHERE kind = ?1 AND kind <> 'sensor' AND unix_ms >= ?2 AND unix_ms < ?3
+               WHERE kind = ?1 AND rare AND unix_ms >= ?2 AND unix_ms < ?3
                ORDER BY unix_ms ASC, seq ASC LIMIT ?4"#,
-            kind,
+            name,
             from,
             to,
             limit
         )
         .fetch_all(&mut self.conn)
         .await?;
-        Ok(rows.into_iter().map(Event::from).collect())
+        Ok(rows.into_iter().map(Row::into_event).collect())
     }
 
     /// The first `limit` events of any of `kinds` in `[from, to)`, in time
     /// order: a walk per kind, merged.
     pub async fn first_of_kinds(
         &mut self,
-        kinds: &[&str],
+        kinds: &[EventKind],
         from: i64,
         to: i64,
         limit: u32,
@@ -695,12 +718,16 @@ impl ReadOnly {
     }
 }
 
-/// A row of `events` as sqlx reads it.
+/// A row of `events` as sqlx reads it: the wire type, private to the
+/// store; [`Row::into_event`] is its one conversion (and [`shape`] the one
+/// the other way).
 pub(crate) struct Row {
     pub(crate) seq: i64,
     pub(crate) unix_ms: i64,
     pub(crate) kind: String,
     pub(crate) sensor: Option<String>,
+    pub(crate) camera: Option<String>,
+    pub(crate) sensor_state: Option<i64>,
     pub(crate) mode: String,
     pub(crate) state: String,
     pub(crate) user: Option<String>,
@@ -709,19 +736,40 @@ pub(crate) struct Row {
     pub(crate) trace_id: Option<String>,
 }
 
-impl From<Row> for Event {
-    fn from(r: Row) -> Event {
+/// Every alarm state, to read one by name (the domain has `as_str` for
+/// them but no `parse`, unlike `ArmedMode`).
+const ALARM_STATES: [AlarmState; 4] = [
+    AlarmState::Idle,
+    AlarmState::Arming,
+    AlarmState::Pending,
+    AlarmState::Triggered,
+];
+
+impl Row {
+    /// The event a row holds. Names are the domain's; a mode or state name
+    /// this build does not know (never written: migration 0004) reads as
+    /// disarmed / idle and an unknown sensor state code as none, as the log
+    /// record reads unknown codes; an unknown kind is kept by name.
+    pub(crate) fn into_event(self) -> Event {
         Event {
-            seq: to_u64(r.seq),
-            unix_ms: r.unix_ms,
-            kind: r.kind,
-            sensor: r.sensor,
-            mode: r.mode,
-            state: r.state,
-            user: r.user,
-            source: r.source,
-            message: r.message,
-            trace_id: r.trace_id,
+            seq: to_u64(self.seq),
+            unix_ms: to_u64(self.unix_ms),
+            kind: EventKind::from_name(&self.kind),
+            sensor: self.sensor,
+            sensor_state: self
+                .sensor_state
+                .and_then(|code| u8::try_from(code).ok())
+                .and_then(SensorState::from_code),
+            camera: self.camera,
+            mode: ArmedMode::parse(&self.mode).unwrap_or(ArmedMode::Disarmed),
+            alarm: ALARM_STATES
+                .into_iter()
+                .find(|s| s.as_str() == self.state)
+                .unwrap_or(AlarmState::Idle),
+            user: self.user,
+            source: self.source,
+            message: self.message,
+            trace_id: self.trace_id,
         }
     }
 }
