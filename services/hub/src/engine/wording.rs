@@ -45,22 +45,29 @@ pub fn alarm_event(
         title: None,
         by: None,
     };
+    // Something someone did, who the event names.
+    let done = |by: &Actor, kind, slot, message| Worded {
+        by: Some(by.clone()),
+        ..worded(kind, slot, message)
+    };
+    // Something one sensor did, in words around its name.
+    let sensor = |kind, slot: usize, words: &dyn Fn(String) -> String| {
+        worded(kind, Some(slot), words(name(slot)))
+    };
     Some(match event {
         AlarmEvent::Duress { .. } => return None,
         AlarmEvent::Arming {
             mode, until, by, ..
-        } => Worded {
-            by: Some(by.clone()),
-            ..worded(
-                EventKind::Arming,
-                None,
-                format!(
-                    "arming {mode} by {}: exit delay of {} s",
-                    actor(by),
-                    seconds_left(*until, now)
-                ),
-            )
-        },
+        } => done(
+            by,
+            EventKind::Arming,
+            None,
+            format!(
+                "arming {mode} by {}: exit delay of {} s",
+                actor(by),
+                seconds_left(*until, now)
+            ),
+        ),
         AlarmEvent::Armed { mode, bypassed, by } => {
             let message = if bypassed.is_empty() {
                 format!("armed {mode} by {}", actor(by))
@@ -72,28 +79,20 @@ pub fn alarm_event(
                     names.join(", ")
                 )
             };
-            Worded {
-                by: Some(by.clone()),
-                ..worded(EventKind::Armed, None, message)
-            }
+            done(by, EventKind::Armed, None, message)
         }
-        AlarmEvent::Disarmed { by } => Worded {
-            by: Some(by.clone()),
-            ..worded(
-                EventKind::Disarmed,
-                None,
-                format!("disarmed by {}", actor(by)),
-            )
-        },
-        AlarmEvent::EntryDelay { slot, until } => worded(
-            EventKind::EntryDelay,
-            Some(*slot),
-            format!(
-                "{} opened: entry delay, disarm within {} s",
-                name(*slot),
-                seconds_left(*until, now)
-            ),
+        AlarmEvent::Disarmed { by } => done(
+            by,
+            EventKind::Disarmed,
+            None,
+            format!("disarmed by {}", actor(by)),
         ),
+        AlarmEvent::EntryDelay { slot, until } => sensor(EventKind::EntryDelay, *slot, &|s| {
+            format!(
+                "{s} opened: entry delay, disarm within {} s",
+                seconds_left(*until, now)
+            )
+        }),
         AlarmEvent::Triggered { cause, .. } => {
             let (slot, what) = match cause {
                 TriggerCause::Sensor(s) | TriggerCause::Zone(s) => (Some(*s), name(*s)),
@@ -110,57 +109,39 @@ pub fn alarm_event(
                 )
             }
         }
-        AlarmEvent::SirenTimedOut { back_to } => Worded {
-            by: Some(Actor::system()),
-            ..worded(
-                EventKind::SirenTimedOut,
-                None,
-                format!("siren time over; back to {back_to}"),
-            )
-        },
-        AlarmEvent::Bypass { slot, on, by } => Worded {
-            by: Some(by.clone()),
-            ..worded(
-                EventKind::Bypass,
-                Some(*slot),
-                format!(
-                    "{} {} by {}",
-                    name(*slot),
-                    if *on { "bypassed" } else { "restored" },
-                    actor(by)
-                ),
-            )
-        },
-        AlarmEvent::SensorArmed { slot } => worded(
-            EventKind::SensorArmed,
-            Some(*slot),
-            format!("{} closed and is armed now", name(*slot)),
+        AlarmEvent::SirenTimedOut { back_to } => done(
+            &Actor::system(),
+            EventKind::SirenTimedOut,
+            None,
+            format!("siren time over; back to {back_to}"),
         ),
-        AlarmEvent::Knock { slot, group } => worded(
-            EventKind::Knock,
+        AlarmEvent::Bypass { slot, on, by } => done(
+            by,
+            EventKind::Bypass,
             Some(*slot),
-            format!("{}: first of double-knock group {group}", name(*slot)),
+            format!(
+                "{} {} by {}",
+                name(*slot),
+                if *on { "bypassed" } else { "restored" },
+                actor(by)
+            ),
         ),
-        AlarmEvent::Fault { slot } => worded(
-            EventKind::Fault,
-            Some(*slot),
-            format!("{} reports a fault", name(*slot)),
-        ),
-        AlarmEvent::FaultCleared { slot } => worded(
-            EventKind::FaultCleared,
-            Some(*slot),
-            format!("{} is healthy again", name(*slot)),
-        ),
-        AlarmEvent::Tamper { slot } => worded(
-            EventKind::Tamper,
-            Some(*slot),
-            format!("tamper on {}", name(*slot)),
-        ),
-        AlarmEvent::Chime { slot } => worded(
-            EventKind::Chime,
-            Some(*slot),
-            format!("chime: {}", name(*slot)),
-        ),
+        AlarmEvent::SensorArmed { slot } => sensor(EventKind::SensorArmed, *slot, &|s| {
+            format!("{s} closed and is armed now")
+        }),
+        AlarmEvent::Knock { slot, group } => sensor(EventKind::Knock, *slot, &|s| {
+            format!("{s}: first of double-knock group {group}")
+        }),
+        AlarmEvent::Fault { slot } => {
+            sensor(EventKind::Fault, *slot, &|s| format!("{s} reports a fault"))
+        }
+        AlarmEvent::FaultCleared { slot } => sensor(EventKind::FaultCleared, *slot, &|s| {
+            format!("{s} is healthy again")
+        }),
+        AlarmEvent::Tamper { slot } => {
+            sensor(EventKind::Tamper, *slot, &|s| format!("tamper on {s}"))
+        }
+        AlarmEvent::Chime { slot } => sensor(EventKind::Chime, *slot, &|s| format!("chime: {s}")),
     })
 }
 
@@ -281,6 +262,34 @@ mod tests {
         ];
         for (event, kind, message) in cases {
             let w = alarm_event(&event, &name, 500).expect("worded");
+            assert_eq!((w.kind.as_str(), w.message.as_str()), (kind, message));
+        }
+    }
+
+    /// The events about one sensor name it and carry its slot.
+    #[test]
+    fn a_sensor_event_names_its_sensor() {
+        let cases = [
+            (
+                AlarmEvent::SensorArmed { slot: 1 },
+                "sensor_armed",
+                "hall closed and is armed now",
+            ),
+            (
+                AlarmEvent::Fault { slot: 1 },
+                "fault",
+                "hall reports a fault",
+            ),
+            (
+                AlarmEvent::FaultCleared { slot: 1 },
+                "fault_cleared",
+                "hall is healthy again",
+            ),
+            (AlarmEvent::Tamper { slot: 1 }, "tamper", "tamper on hall"),
+        ];
+        for (event, kind, message) in cases {
+            let w = alarm_event(&event, &name, 0).expect("worded");
+            assert_eq!(w.slot, Some(1), "{kind}");
             assert_eq!((w.kind.as_str(), w.message.as_str()), (kind, message));
         }
     }
