@@ -52,7 +52,9 @@ fn frame(s: &Stamped) -> pb::LiveFrame {
 }
 
 impl Api {
-    fn camera_hub(&self) -> Result<&Arc<CameraHub>, Status> {
+    /// The camera server, for a caller with `need`.
+    fn cameras_for<T>(&self, request: &Request<T>, need: Role) -> Result<&Arc<CameraHub>, Status> {
+        self.authorize(request, need)?;
         self.cameras
             .as_ref()
             .ok_or_else(|| Status::not_found("this hub has no cameras configured"))
@@ -63,6 +65,9 @@ type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static
 
 #[tonic::async_trait]
 impl CameraService for Api {
+    type WatchLiveStream = Streamed<pb::LiveFrame>;
+    type GetClipStream = Streamed<pb::ClipChunk>;
+
     async fn list_cameras(
         &self,
         request: Request<pb::ListCamerasRequest>,
@@ -94,8 +99,7 @@ impl CameraService for Api {
         &self,
         request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
-        self.authorize(&request, Role::Guest)?;
-        let hub = self.camera_hub()?;
+        let hub = self.cameras_for(&request, Role::Guest)?;
         let key = hub.latest_key_frame(&request.into_inner().camera).await?;
         let unix_ms = key.unix_ms;
         let jpeg = tokio::task::spawn_blocking(move || {
@@ -107,14 +111,11 @@ impl CameraService for Api {
         Ok(Response::new(pb::SnapshotResponse { jpeg, unix_ms }))
     }
 
-    type WatchLiveStream = Streamed<pb::LiveFrame>;
-
     async fn watch_live(
         &self,
         request: Request<pb::WatchLiveRequest>,
     ) -> Result<Response<Self::WatchLiveStream>, Status> {
-        self.authorize(&request, Role::Guest)?;
-        let hub = self.camera_hub()?;
+        let hub = self.cameras_for(&request, Role::Guest)?;
         let (backlog, mut live) = hub.watch(&request.into_inner().camera)?;
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(async move {
@@ -149,8 +150,7 @@ impl CameraService for Api {
         &self,
         request: Request<pb::RecordClipRequest>,
     ) -> Result<Response<pb::RecordClipResponse>, Status> {
-        self.authorize(&request, Role::User)?;
-        let hub = Arc::clone(self.camera_hub()?);
+        let hub = Arc::clone(self.cameras_for(&request, Role::User)?);
         let clip = hub.record(&request.into_inner().camera, "request").await?;
         Ok(Response::new(pb::RecordClipResponse {
             clip: Some(to_pb_clip(clip)),
@@ -161,8 +161,7 @@ impl CameraService for Api {
         &self,
         request: Request<pb::ListClipsRequest>,
     ) -> Result<Response<pb::ListClipsResponse>, Status> {
-        self.authorize(&request, Role::Guest)?;
-        let hub = self.camera_hub()?;
+        let hub = self.cameras_for(&request, Role::Guest)?;
         let dir = hub.clips_dir().to_owned();
         let clips = tokio::task::spawn_blocking(move || crate::cameras::list_clips(&dir))
             .await
@@ -172,14 +171,11 @@ impl CameraService for Api {
         }))
     }
 
-    type GetClipStream = Streamed<pb::ClipChunk>;
-
     async fn get_clip(
         &self,
         request: Request<pb::GetClipRequest>,
     ) -> Result<Response<Self::GetClipStream>, Status> {
-        self.authorize(&request, Role::Guest)?;
-        let hub = self.camera_hub()?;
+        let hub = self.cameras_for(&request, Role::Guest)?;
         let name = request.into_inner().name;
         let path = crate::cameras::clip_path(hub.clips_dir(), &name)
             .ok_or_else(|| Status::not_found(format!("no clip named {name:?}: see ListClips")))?;

@@ -29,7 +29,7 @@ use vigil_proto::v1::camera_service_server::CameraServiceServer;
 use vigil_proto::v1::report_service_server::ReportServiceServer;
 
 use crate::clock::now_ms;
-use crate::commands::{Command, CommandError, HubHandle, HubRequest};
+use crate::commands::{Command, CommandError, HubHandle, HubRequest, Reply};
 use crate::convert::{
     from_pb_mode, from_pb_role, ms_i64, to_pb_event, to_pb_mode, to_pb_role, to_pb_status,
 };
@@ -125,15 +125,63 @@ impl Api {
         Ok(id)
     }
 
-    fn actor(id: &ClientIdentity) -> Actor {
-        Actor {
+    /// A user's request, authorized: who sent it, as the actor of what it
+    /// asks, and its message.
+    fn by_user<T>(&self, request: Request<T>) -> Result<(Actor, T), Status> {
+        let id = self.authorize(&request, Role::User)?;
+        let by = Actor {
             user: None,
             source: format!("grpc:{}", id.name),
-        }
+        };
+        Ok((by, request.into_inner()))
+    }
+
+    /// Asks the engine for `command` (made around its reply channel);
+    /// returns the answer and the status after the command, as responses
+    /// carry it.
+    async fn command<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<(T, Option<pb::Status>), Status> {
+        let answer = self.engine.ask(command).await?;
+        Ok((answer, Some(self.status())))
     }
 
     fn status(&self) -> pb::Status {
         to_pb_status(&self.engine.status())
+    }
+
+    /// The view as it is now (a config reload replaces it).
+    fn view(&self) -> Arc<ApiView> {
+        Arc::clone(&self.view.borrow())
+    }
+
+    /// The view, for a caller with `need`.
+    fn view_for<T>(&self, request: &Request<T>, need: Role) -> Result<Arc<ApiView>, Status> {
+        self.authorize(request, need)?;
+        Ok(self.view())
+    }
+
+    /// The hub's CA and client registry; the benchmark's open server has
+    /// none.
+    fn pki(&self) -> Option<&Arc<Pki>> {
+        match &self.auth {
+            Auth::Certificates(pki) => Some(pki),
+            Auth::OpenForBenchmarks => None,
+        }
+    }
+
+    /// The client registry, for an admin; `None` on the benchmark's open
+    /// server.
+    fn registry_for<T>(&self, request: &Request<T>) -> Result<Option<&Arc<Pki>>, Status> {
+        self.authorize(request, Role::Admin)?;
+        Ok(self.pki())
+    }
+
+    /// The CA, for pairing.
+    fn pairing(&self) -> Result<&Arc<Pki>, Status> {
+        self.pki()
+            .ok_or_else(|| Status::unimplemented("pairing needs the TLS server"))
     }
 }
 
@@ -158,6 +206,8 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>
 
 #[tonic::async_trait]
 impl AlarmService for Api {
+    type WatchEventsStream = EventStream;
+
     async fn get_status(
         &self,
         request: Request<pb::GetStatusRequest>,
@@ -172,39 +222,35 @@ impl AlarmService for Api {
         &self,
         request: Request<pb::ArmRequest>,
     ) -> Result<Response<pb::ArmResponse>, Status> {
-        let id = self.authorize(&request, Role::User)?;
-        let req = request.into_inner();
+        let (by, req) = self.by_user(request)?;
         let mode = from_pb_mode(req.mode)?;
         let pin = (!req.pin.is_empty()).then_some(req.pin);
-        let bypassed = self
-            .engine
-            .ask(|reply| Command::Arm {
+        let (bypassed, status) = self
+            .command(|reply| Command::Arm {
                 mode,
                 force: req.force,
                 pin,
-                by: Self::actor(&id),
+                by,
                 reply,
             })
             .await?;
-        Ok(Response::new(pb::ArmResponse {
-            status: Some(self.status()),
-            bypassed,
-        }))
+        Ok(Response::new(pb::ArmResponse { status, bypassed }))
     }
 
     async fn disarm(
         &self,
         request: Request<pb::DisarmRequest>,
     ) -> Result<Response<pb::DisarmResponse>, Status> {
-        let id = self.authorize(&request, Role::User)?;
-        let pin = request.into_inner().pin;
-        let source = Self::actor(&id).source;
-        let done = self
-            .engine
-            .ask(|reply| Command::Disarm { pin, source, reply })
+        let (by, req) = self.by_user(request)?;
+        let (done, status) = self
+            .command(|reply| Command::Disarm {
+                pin: req.pin,
+                source: by.source,
+                reply,
+            })
             .await?;
         Ok(Response::new(pb::DisarmResponse {
-            status: Some(self.status()),
+            status,
             user: done.user,
         }))
     }
@@ -213,43 +259,32 @@ impl AlarmService for Api {
         &self,
         request: Request<pb::PanicRequest>,
     ) -> Result<Response<pb::PanicResponse>, Status> {
-        let id = self.authorize(&request, Role::User)?;
-        self.engine
-            .ask(|reply| Command::Panic {
-                by: Self::actor(&id),
-                reply,
-            })
-            .await?;
-        Ok(Response::new(pb::PanicResponse {
-            status: Some(self.status()),
-        }))
+        let (by, _) = self.by_user(request)?;
+        let ((), status) = self.command(|reply| Command::Panic { by, reply }).await?;
+        Ok(Response::new(pb::PanicResponse { status }))
     }
 
     async fn bypass(
         &self,
         request: Request<pb::BypassRequest>,
     ) -> Result<Response<pb::BypassResponse>, Status> {
-        let id = self.authorize(&request, Role::User)?;
-        let req = request.into_inner();
-        self.engine
-            .ask(|reply| Command::Bypass {
+        let (by, req) = self.by_user(request)?;
+        let ((), status) = self
+            .command(|reply| Command::Bypass {
                 sensor: req.sensor,
                 on: req.bypass,
-                by: Self::actor(&id),
+                by,
                 reply,
             })
             .await?;
-        Ok(Response::new(pb::BypassResponse {
-            status: Some(self.status()),
-        }))
+        Ok(Response::new(pb::BypassResponse { status }))
     }
 
     async fn list_sensors(
         &self,
         request: Request<pb::ListSensorsRequest>,
     ) -> Result<Response<pb::ListSensorsResponse>, Status> {
-        self.authorize(&request, Role::Guest)?;
-        let view = Arc::clone(&self.view.borrow());
+        let view = self.view_for(&request, Role::Guest)?;
         let status = self.engine.status();
         let mut sensors = Vec::with_capacity(view.table.slot_count());
         for (slot, setup) in view.setup.sensors.iter().enumerate() {
@@ -274,8 +309,6 @@ impl AlarmService for Api {
         Ok(Response::new(pb::ListSensorsResponse { sensors }))
     }
 
-    type WatchEventsStream = EventStream;
-
     async fn watch_events(
         &self,
         request: Request<pb::WatchEventsRequest>,
@@ -293,7 +326,7 @@ impl AlarmService for Api {
             {
                 Ok(s) => break s,
                 Err(CommandError::ResumeTooOld { oldest }) if replayed.is_empty() => {
-                    let view = Arc::clone(&self.view.borrow());
+                    let view = self.view();
                     let Some(dir) = &view.events_dir else {
                         return Err(CommandError::ResumeTooOld { oldest }.into());
                     };
@@ -337,9 +370,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::PairRequest>,
     ) -> Result<Response<pb::PairResponse>, Status> {
-        let Auth::Certificates(pki) = &self.auth else {
-            return Err(Status::unimplemented("pairing needs the TLS server"));
-        };
+        let pki = self.pairing()?;
         let req = request.into_inner();
         let (certificate_pem, role) = pki
             .pair(&req.code, &req.client_name, &req.csr_pem, now_ms())
@@ -364,9 +395,7 @@ impl AdminService for Api {
         request: Request<pb::CreatePairingCodeRequest>,
     ) -> Result<Response<pb::CreatePairingCodeResponse>, Status> {
         self.authorize(&request, Role::Admin)?;
-        let Auth::Certificates(pki) = &self.auth else {
-            return Err(Status::unimplemented("pairing needs the TLS server"));
-        };
+        let pki = self.pairing()?;
         let role = from_pb_role(request.into_inner().role)
             .ok_or_else(|| Status::invalid_argument("role must be guest, user or admin"))?;
         let (code, expires) = pki.create_code(role, now_ms());
@@ -381,8 +410,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::ListClientsRequest>,
     ) -> Result<Response<pb::ListClientsResponse>, Status> {
-        self.authorize(&request, Role::Admin)?;
-        let Auth::Certificates(pki) = &self.auth else {
+        let Some(pki) = self.registry_for(&request)? else {
             return Ok(Response::new(pb::ListClientsResponse::default()));
         };
         let clients = pki
@@ -402,10 +430,9 @@ impl AdminService for Api {
         &self,
         request: Request<pb::RevokeClientRequest>,
     ) -> Result<Response<pb::RevokeClientResponse>, Status> {
-        self.authorize(&request, Role::Admin)?;
-        let Auth::Certificates(pki) = &self.auth else {
-            return Err(Status::unimplemented("no client registry"));
-        };
+        let pki = self
+            .registry_for(&request)?
+            .ok_or_else(|| Status::unimplemented("no client registry"))?;
         let name = request.into_inner().name;
         match pki.revoke(&name) {
             Ok(true) => Ok(Response::new(pb::RevokeClientResponse {})),
@@ -418,8 +445,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        self.authorize(&request, Role::Admin)?;
-        let view = Arc::clone(&self.view.borrow());
+        let view = self.view_for(&request, Role::Admin)?;
         let users = view
             .users
             .iter()
@@ -477,7 +503,7 @@ pub async fn serve(
             source: std::io::Error::other(e.to_string()),
         })?;
     let mut builder = Server::builder();
-    if let Auth::Certificates(pki) = &api.auth {
+    if let Some(pki) = api.pki() {
         let tls = pki.server_tls();
         builder = builder.tls_config(
             ServerTlsConfig::new()
