@@ -127,6 +127,12 @@ impl Api {
 
     /// A user's request, authorized: who sent it, as the actor of what it
     /// asks, and its message.
+    /// The request's message, once its caller has the `need` role.
+    pub(crate) fn message_for<T>(&self, request: Request<T>, need: Role) -> Result<T, Status> {
+        self.authorize(&request, need)?;
+        Ok(request.into_inner())
+    }
+
     fn by_user<T>(&self, request: Request<T>) -> Result<(Actor, T), Status> {
         let id = self.authorize(&request, Role::User)?;
         let by = Actor {
@@ -313,8 +319,7 @@ impl AlarmService for Api {
         &self,
         request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        self.authorize(&request, Role::Guest)?;
-        let mut after_seq = request.into_inner().after_seq;
+        let mut after_seq = self.message_for(request, Role::Guest)?.after_seq;
         // Older than the ring: replay from the event log, then subscribe
         // from where the replay ended.
         let mut replayed = Vec::new();

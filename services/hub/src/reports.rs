@@ -46,8 +46,7 @@ impl ReportService for Api {
         &self,
         request: Request<pb::GetReportRequest>,
     ) -> Result<Response<pb::GetReportResponse>, Status> {
-        self.authorize(&request, Role::Guest)?;
-        let req = request.into_inner();
+        let req = self.message_for(request, Role::Guest)?;
         let kind = match pb::ReportPeriod::try_from(req.period) {
             Ok(pb::ReportPeriod::Unspecified | pb::ReportPeriod::Daily) => PeriodKind::Daily,
             Ok(pb::ReportPeriod::Weekly) => PeriodKind::Weekly,
@@ -85,8 +84,7 @@ impl ReportService for Api {
         &self,
         request: Request<pb::QueryEventsRequest>,
     ) -> Result<Response<pb::QueryEventsResponse>, Status> {
-        self.authorize(&request, Role::Guest)?;
-        let req = request.into_inner();
+        let req = self.message_for(request, Role::Guest)?;
         let limit = match req.page_size {
             0 => DEFAULT_PAGE,
             n if n <= vigil_reports::MAX_PAGE => n,
