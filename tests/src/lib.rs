@@ -567,6 +567,11 @@ impl Stack {
             .spawn()?)
     }
 
+    /// Where this stack's vigilctl keeps its pairing (`VIGIL_CREDENTIALS`).
+    pub fn credentials_dir(&self) -> PathBuf {
+        self.root.path().join("credentials")
+    }
+
     /// `vigilctl ARGS` as a third process: (exit code, stdout, stderr).
     pub fn ctl(&self, args: &[&str]) -> Result<(i32, String, String)> {
         let out = self.run("vigilctl", args)?;

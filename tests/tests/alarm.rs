@@ -95,21 +95,72 @@ fn arm_exit_delay_entry_delay_siren_and_disarm_over_tls() -> Result<()> {
     Ok(())
 }
 
+/// Writes `line` to the control FIFO, as a script would.
+fn fifo(stack: &Stack, line: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(stack.runtime_dir().join("control"))?;
+    f.write_all(format!("{line}\n").as_bytes())?;
+    Ok(())
+}
+
+/// Issue 14, finding 5: one client guessing PINs (a `user`-role phone, a
+/// teenager) locks out only itself; the owner disarms from elsewhere.
 #[test]
-fn ten_wrong_pins_lock_the_keypad_out() -> Result<()> {
+fn one_client_with_wrong_pins_locks_out_only_itself() -> Result<()> {
     let (stack, _hub, _sensord) = stack()?;
     stack.ctl_json(&["arm", "away"])?;
-    for i in 1..10 {
+    for left in (1..5).rev() {
         let (code, _, stderr) = stack.ctl(&["disarm", "--pin", "0000"])?;
-        ensure!(code == 5, "wrong PIN {i}: exit {code}: {stderr}");
+        ensure!(code == 5, "wrong PIN: exit {code}: {stderr}");
         ensure!(
-            stderr.contains(&format!("{} attempts left", 10 - i)),
+            stderr.contains(&format!("{left} attempts left")),
             "{stderr}"
         );
     }
     let (code, _, stderr) = stack.ctl(&["disarm", "--pin", "0000"])?;
+    ensure!(code == 6, "5th wrong PIN: exit {code}: {stderr}");
+    // This client is refused even with the right PIN...
+    let (code, _, stderr) = stack.ctl(&["disarm", "--pin", "2468"])?;
+    ensure!(
+        code == 6,
+        "right PIN from the locked client: exit {code}: {stderr}"
+    );
+    let status = stack.ctl_json(&["status"])?;
+    ensure!(
+        status["locked_until_unix_ms"].is_null(),
+        "not everyone is locked out: {status}"
+    );
+    // ... and the owner, at the keypad script, disarms.
+    fifo(&stack, "disarm 2468")?;
+    stack.wait_alarm("disarmed from the FIFO", |s| s["mode"] == "disarmed")?;
+    Ok(())
+}
+
+/// EN 50131 grade 2's lockout still holds for the system: ten wrong PINs
+/// in a row from several sources lock every PIN out for 90 s.
+#[test]
+fn ten_wrong_pins_from_two_sources_lock_the_keypad_out() -> Result<()> {
+    let (stack, hub, _sensord) = stack()?;
+    stack.ctl_json(&["arm", "away"])?;
+    for _ in 0..4 {
+        let (code, _, stderr) = stack.ctl(&["disarm", "--pin", "0000"])?;
+        ensure!(code == 5, "wrong PIN: exit {code}: {stderr}");
+    }
+    let cursor = hub.log_len()?;
+    for _ in 0..5 {
+        fifo(&stack, "disarm 0000")?;
+    }
+    let refused =
+        |l: &serde_json::Value| message(l).starts_with("control FIFO: disarm **** refused");
+    hub.wait_log(cursor, "the FIFO's five wrong PINs", |_| {
+        hub.log_lines()
+            .map(|lines| lines[cursor..].iter().filter(|l| refused(l)).count() >= 5)
+            .unwrap_or(false)
+    })?;
+    let (code, _, stderr) = stack.ctl(&["disarm", "--pin", "0000"])?;
     ensure!(code == 6, "10th wrong PIN: exit {code}: {stderr}");
-    // Now even the right PIN is refused, and the message says for how long.
+    ensure!(stderr.contains("every PIN"), "{stderr}");
     let (code, _, stderr) = stack.ctl(&["disarm", "--pin", "2468"])?;
     ensure!(
         code == 6,
@@ -122,6 +173,51 @@ fn ten_wrong_pins_lock_the_keypad_out() -> Result<()> {
     let status = stack.ctl_json(&["status"])?;
     ensure!(status["mode"] == "away", "still armed: {status}");
     ensure!(status["locked_until_unix_ms"].is_u64(), "{status}");
+    Ok(())
+}
+
+/// Issue 14, finding 4: whoever cannot disarm cannot neutralise a zone of
+/// an armed system either. Bypassing while armed needs a valid PIN, over
+/// gRPC and the FIFO alike, and is an alert; restoring needs none.
+#[test]
+fn bypassing_while_armed_needs_a_pin() -> Result<()> {
+    let (stack, hub, _sensord) = stack()?;
+    stack.ctl_json(&["arm", "away"])?;
+    stack.wait_alarm("armed away", |s| s["state"] == "idle")?;
+    let (code, _, stderr) = stack.ctl(&["bypass", "back-door"])?;
+    ensure!(code == 5, "bypass without a PIN: exit {code}: {stderr}");
+    ensure!(stderr.contains("needs a PIN"), "{stderr}");
+    let cursor = hub.log_len()?;
+    fifo(&stack, "bypass back-door")?;
+    hub.wait_log(cursor, "the FIFO's bypass refused", |l| {
+        message(l).contains("bypass") && message(l).contains("needs a PIN")
+    })?;
+    // Still armed with the zone live: the door opening starts the entry
+    // delay.
+    stack.sim("set back-door open")?;
+    stack.wait_alarm("the entry delay", |s| s["state"] == "pending")?;
+    stack.ctl_json(&["disarm", "--pin", "2468"])?;
+    stack.sim("set back-door closed")?;
+    // The simulator answers before the hub has seen the door close.
+    stack.wait_alarm("the back door closed", |s| {
+        s["open"].as_array().is_none_or(|open| open.is_empty())
+    })?;
+    stack.ctl_json(&["arm", "away"])?;
+    stack.wait_alarm("armed away again", |s| s["state"] == "idle")?;
+    let (code, _, stderr) = stack.ctl(&["bypass", "back-door", "--pin", "0000"])?;
+    ensure!(code == 5, "bypass with a wrong PIN: exit {code}: {stderr}");
+    let bypassed = stack.ctl_json(&["bypass", "back-door", "--pin", "2468"])?;
+    ensure!(bypassed["bypassed"][0] == "back-door", "{bypassed}");
+    let restored = stack.ctl_json(&["bypass", "back-door", "--off"])?;
+    ensure!(
+        restored["bypassed"].as_array().is_none_or(|b| b.is_empty()),
+        "{restored}"
+    );
+    let (_, stdout, _) = stack.ctl(&["events", "--after", "0"])?;
+    ensure!(
+        stdout.contains("back-door bypassed by alice"),
+        "the bypass is attributed to the PIN's user: {stdout}"
+    );
     Ok(())
 }
 

@@ -36,7 +36,10 @@ const SERVICES: [&str; 5] = [
 /// Steps of one alarm cycle; a run does two cycles.
 const STEPS_PER_CYCLE: u64 = 6;
 const CYCLES: u64 = 2;
-const RECONNECT_LIMIT: Duration = Duration::from_secs(1);
+/// A service that is not back with the hub within this has not come back
+/// by itself. Not a speed target (how fast it comes back is reported in the
+/// summary, and under a loaded CI machine it varies): a bound on "never".
+const RECONNECT_LIMIT: Duration = Duration::from_secs(10);
 
 /// xorshift64*: small, seeded, good enough to pick moments.
 struct Rng(u64);

@@ -210,6 +210,8 @@ async fn send_changes(setup: &Setup, changes: usize) -> (u64, Vec<u64>) {
             .ask(|reply| Command::Bypass {
                 sensor: "back-door".into(),
                 on: i % 2 == 0,
+                // Disarmed: a bypass needs no PIN.
+                pin: None,
                 by: Actor::system(),
                 reply,
             })

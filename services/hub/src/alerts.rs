@@ -158,7 +158,14 @@ impl AlertPoster {
                 .try_send(queue_priority(alert.priority()), &bytes)
             {
                 Ok(Ok(())) => {
-                    debug!(id = %alert.id, kind = %alert.kind, "alert posted");
+                    // The monotonic clock lets the alert-path bench place
+                    // the post between the change and the hook.
+                    debug!(
+                        id = %alert.id,
+                        kind = %alert.kind,
+                        mono_ns = vigil_ipc::monotonic_ns(),
+                        "alert posted"
+                    );
                     if let Some(alert) = self.outbox.pop_front()
                         && alert.priority() > AlertPriority::Info
                     {

@@ -1,20 +1,19 @@
 //! CameraService (`proto/vigil/v1/cameras.proto`) over the camera server.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, mpsc};
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use vigil_domain::Role;
+use vigil_domain::text::excerpt;
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::camera_service_server::CameraService;
 
 use crate::cameras::{CameraError, CameraHub, ClipInfo, Stamped};
-use crate::grpc::Api;
+use crate::grpc::{Api, RevocationGuard, Streamed};
 
 /// Bytes per GetClip chunk.
 const CHUNK: usize = 64 << 10;
@@ -60,8 +59,6 @@ impl Api {
             .ok_or_else(|| Status::not_found("this hub has no cameras configured"))
     }
 }
-
-type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl CameraService for Api {
@@ -116,6 +113,7 @@ impl CameraService for Api {
         request: Request<pb::WatchLiveRequest>,
     ) -> Result<Response<Self::WatchLiveStream>, Status> {
         let hub = self.cameras_for(&request, Role::Guest)?;
+        let guard = self.revocation_guard(&request);
         let (backlog, mut live) = hub.watch(&request.into_inner().camera)?;
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(async move {
@@ -143,7 +141,10 @@ impl CameraService for Api {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(RevocationGuard::guard(
+            guard,
+            ReceiverStream::new(rx),
+        )))
     }
 
     async fn record_clip(
@@ -177,11 +178,12 @@ impl CameraService for Api {
     ) -> Result<Response<Self::GetClipStream>, Status> {
         let hub = self.cameras_for(&request, Role::Guest)?;
         let name = request.into_inner().name;
-        let path = crate::cameras::clip_path(hub.clips_dir(), &name)
-            .ok_or_else(|| Status::not_found(format!("no clip named {name:?}: see ListClips")))?;
+        let path = crate::cameras::clip_path(hub.clips_dir(), &name).ok_or_else(|| {
+            Status::not_found(format!("no clip named {}: see ListClips", excerpt(&name)))
+        })?;
         let mut file = tokio::fs::File::open(&path)
             .await
-            .map_err(|e| Status::not_found(format!("clip {name}: {e}")))?;
+            .map_err(|e| Status::not_found(format!("clip {}: {e}", excerpt(&name))))?;
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
             let mut buf = vec![0u8; CHUNK];

@@ -27,11 +27,22 @@ pub enum CommandError {
     LockedOut { retry_after_ms: u64 },
     #[error("this system needs a PIN to arm")]
     PinRequired,
+    #[error("bypassing a sensor while the system is armed needs a PIN")]
+    PinRequiredToBypass,
+    #[error("no PIN was given")]
+    EmptyPin,
+    #[error("a PIN is 4 to 12 digits")]
+    MalformedPin,
+    /// More PIN checks wait than the hub takes at once (argon2 is slow and
+    /// memory-hungry by design): refused, not counted.
+    #[error("too many PINs are being checked at once; try again in a moment")]
+    Busy,
     #[error("cannot arm: {0}")]
     Arm(#[from] ArmError),
     #[error("cannot bypass: {0}")]
     Bypass(#[from] BypassError),
-    #[error("no sensor named {0:?}")]
+    /// The name as given (quoted as an excerpt when shown).
+    #[error("no sensor named {}", vigil_domain::text::excerpt(.0))]
     NoSuchSensor(String),
     #[error(
         "events up to {oldest} are no longer kept; resume from {oldest} or later (the event \
@@ -74,6 +85,8 @@ pub enum Command {
     Bypass {
         sensor: String,
         on: bool,
+        /// Needed to bypass while armed.
+        pin: Option<String>,
         by: Actor,
         reply: Reply<()>,
     },

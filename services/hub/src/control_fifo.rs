@@ -2,7 +2,8 @@
 //! alarm. `echo "arm away" > /run/vigil/control`.
 //!
 //! Commands, one per line: `arm <home|away|night|vacation> [force]`,
-//! `disarm <PIN>`, `panic`, `bypass <sensor> [off]`, `siren test`.
+//! `disarm <PIN>`, `panic`, `bypass <sensor> [PIN]` (the PIN is needed
+//! while armed), `bypass <sensor> off`, `siren test`.
 //!
 //! Who may write is decided by the FIFO's permissions: owner the service
 //! user, group `vigil-control`, mode 0620. The hub makes it if it is
@@ -32,10 +33,20 @@ const MAX_LINE: usize = 256;
 /// A parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControlLine {
-    Arm { mode: ArmedMode, force: bool },
-    Disarm { pin: String },
+    Arm {
+        mode: ArmedMode,
+        force: bool,
+    },
+    Disarm {
+        pin: String,
+    },
     Panic,
-    Bypass { sensor: String, on: bool },
+    /// `pin`: needed to bypass while armed.
+    Bypass {
+        sensor: String,
+        on: bool,
+        pin: Option<String>,
+    },
     SirenTest,
 }
 
@@ -58,19 +69,21 @@ pub fn parse(line: &str) -> Result<ControlLine, String> {
             pin: (*pin).to_owned(),
         }),
         ["panic"] => Ok(ControlLine::Panic),
-        ["bypass", sensor] => Ok(ControlLine::Bypass {
-            sensor: (*sensor).to_owned(),
-            on: true,
-        }),
         ["bypass", sensor, "off"] => Ok(ControlLine::Bypass {
             sensor: (*sensor).to_owned(),
             on: false,
+            pin: None,
+        }),
+        ["bypass", sensor] | ["bypass", sensor, _] => Ok(ControlLine::Bypass {
+            sensor: (*sensor).to_owned(),
+            on: true,
+            pin: words.get(2).map(|p| (*p).to_owned()),
         }),
         ["siren", "test"] => Ok(ControlLine::SirenTest),
         ["disarm", ..] => Err("disarm takes one PIN".to_owned()),
         _ => Err(
-            "unknown command; use: arm MODE [force], disarm PIN, panic, bypass SENSOR [off], \
-             siren test"
+            "unknown command; use: arm MODE [force], disarm PIN, panic, bypass SENSOR [PIN], \
+             bypass SENSOR off, siren test"
                 .to_owned(),
         ),
     }
@@ -209,11 +222,12 @@ async fn execute(command: ControlLine, engine: &HubHandle) {
             .await
             .map(drop),
         ControlLine::Panic => engine.ask(|reply| Command::Panic { by, reply }).await,
-        ControlLine::Bypass { sensor, on } => {
+        ControlLine::Bypass { sensor, on, pin } => {
             engine
                 .ask(|reply| Command::Bypass {
                     sensor,
                     on,
+                    pin,
                     by,
                     reply,
                 })
@@ -222,7 +236,13 @@ async fn execute(command: ControlLine, engine: &HubHandle) {
         ControlLine::SirenTest => engine.ask(|reply| Command::SirenTest { by, reply }).await,
     };
     let shown = match &command {
+        // A PIN never reaches the log.
         ControlLine::Disarm { .. } => "disarm ****".to_owned(),
+        ControlLine::Bypass {
+            sensor,
+            pin: Some(_),
+            ..
+        } => format!("bypass {} ****", vigil_domain::text::excerpt(sensor)),
         other => format!("{other:?}"),
     };
     match result {
@@ -259,7 +279,16 @@ mod tests {
             parse("bypass back-door off"),
             Ok(ControlLine::Bypass {
                 sensor: "back-door".into(),
-                on: false
+                on: false,
+                pin: None,
+            })
+        );
+        assert_eq!(
+            parse("bypass back-door 2468"),
+            Ok(ControlLine::Bypass {
+                sensor: "back-door".into(),
+                on: true,
+                pin: Some("2468".into()),
             })
         );
         assert_eq!(parse("siren test"), Ok(ControlLine::SirenTest));

@@ -26,9 +26,9 @@ pub enum HubError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// Exit 1: ipc-channel's TMPDIR could not be set before the threads
-    /// start.
-    #[error("cannot keep ipc-channel's sockets in the runtime directory: {0}")]
+    /// Exit 1: a process-wide setting made before the threads start
+    /// failed: ipc-channel's TMPDIR, malloc's mmap threshold.
+    #[error("cannot set up the process before its threads start: {0}")]
     TempDir(#[from] ProcessError),
     /// Exit 78 when the config asks for more sensors, or longer names,
     /// than a table holds; exit 1 for the shared memory itself (memfd,

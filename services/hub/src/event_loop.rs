@@ -53,8 +53,70 @@ pub struct Core {
     pub stream: EventStream,
     /// The requests to the loop, and where GetStatus reads the status.
     pub inbox: HubInbox,
-    /// Checked PINs come back here from their blocking threads.
-    pub pin_results: mpsc::UnboundedSender<CheckedPin>,
+    /// The threads that check PINs, behind their bounded queue.
+    pin_checkers: PinCheckers,
+}
+
+/// How many PIN lookups run at once: as many as the Pi has cores to spare.
+const PIN_CHECKS_AT_ONCE: usize = 2;
+/// How many may wait besides; past that a PIN is refused with
+/// [`CommandError::Busy`] (not counted as wrong).
+const PIN_CHECKS_WAITING: usize = 14;
+
+/// Threads of their own that check PINs (argon2: slow, and 19 MiB a
+/// lookup, by design), fed through a bounded queue.
+///
+/// Why not tokio's blocking pool: it grows to hundreds of threads under a
+/// flood, and glibc gives each thread its own arena that keeps the 19 MiB
+/// after the lookup (a flood of 120 PINs took the hub to 556 MiB). Two
+/// long-lived threads keep at most two arenas, whatever comes.
+#[derive(Clone, Debug)]
+struct PinCheckers {
+    queue: std::sync::mpsc::SyncSender<PinCheck>,
+}
+
+impl PinCheckers {
+    /// Starts the threads; each checked PIN goes to `results`.
+    fn start(results: mpsc::UnboundedSender<CheckedPin>) -> std::io::Result<PinCheckers> {
+        let (queue, waiting) = std::sync::mpsc::sync_channel::<PinCheck>(PIN_CHECKS_WAITING);
+        let waiting = Arc::new(std::sync::Mutex::new(waiting));
+        for i in 0..PIN_CHECKS_AT_ONCE {
+            let waiting = Arc::clone(&waiting);
+            let results = results.clone();
+            std::thread::Builder::new()
+                .name(format!("pin-check-{i}"))
+                .spawn(move || {
+                    // One thread at a time waits on the queue; the other
+                    // waits for its turn to, or checks a PIN.
+                    while let Some(check) = waiting.lock().ok().and_then(|q| q.recv().ok()) {
+                        let PinCheck {
+                            users,
+                            pin,
+                            source,
+                            then,
+                        } = check;
+                        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            lookup(&users, &pin)
+                        }))
+                        .map_err(|_| {
+                            error!("a PIN lookup panicked; the command is refused, not counted");
+                            CommandError::PinCheckFailed
+                        });
+                        if results
+                            .send(CheckedPin {
+                                found,
+                                source,
+                                then,
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                })?;
+        }
+        Ok(PinCheckers { queue })
+    }
 }
 
 impl std::fmt::Debug for Core {
@@ -68,10 +130,11 @@ impl std::fmt::Debug for Core {
 impl Core {
     /// A core for `engine` and its handle; checked PINs arrive on the
     /// returned receiver, to be handed to [`Core::code_checked`].
+    /// Fails only if the PIN-checking threads cannot be started.
     pub fn new(
         engine: Engine,
         store: StateStore,
-    ) -> (Core, HubHandle, mpsc::UnboundedReceiver<CheckedPin>) {
+    ) -> std::io::Result<(Core, HubHandle, mpsc::UnboundedReceiver<CheckedPin>)> {
         let (handle, inbox) = HubHandle::channel(engine.status());
         let (pin_results, checked) = mpsc::unbounded_channel();
         let core = Core {
@@ -79,9 +142,9 @@ impl Core {
             engine,
             store,
             inbox,
-            pin_results,
+            pin_checkers: PinCheckers::start(pin_results)?,
         };
-        (core, handle, checked)
+        Ok((core, handle, checked))
     }
 
     /// Answers a subscription from the stream.
@@ -147,29 +210,25 @@ impl Core {
         });
     }
 
-    /// Looks a PIN up on a blocking thread; the result comes back to the
-    /// loop. A lookup that panics answers "not checked", never "wrong".
+    /// Hands a PIN to the checking threads; one past the queue's bound is
+    /// refused at once ([`CommandError::Busy`]), not counted. The result
+    /// comes back to the loop.
     fn check_pin(&self, check: PinCheck) {
-        let PinCheck {
-            users,
-            pin,
-            source,
-            then,
-        } = check;
-        let results = self.pin_results.clone();
-        tokio::spawn(async move {
-            let found = tokio::task::spawn_blocking(move || lookup(&users, &pin))
-                .await
-                .map_err(|e| {
-                    error!("a PIN lookup failed: {e}; the command is refused, not counted");
-                    CommandError::PinCheckFailed
-                });
-            let _ = results.send(CheckedPin {
-                found,
-                source,
-                then,
-            });
-        });
+        use std::sync::mpsc::TrySendError;
+        match self.pin_checkers.queue.try_send(check) {
+            Ok(()) => {}
+            Err(TrySendError::Full(check)) => {
+                warn!(
+                    source = %check.source,
+                    "too many PIN checks at once: refused one, not counted"
+                );
+                check.then.refuse(CommandError::Busy).send();
+            }
+            Err(TrySendError::Disconnected(check)) => {
+                error!("the PIN-checking threads are gone; refusing the PIN, not counted");
+                check.then.refuse(CommandError::PinCheckFailed).send();
+            }
+        }
     }
 }
 
@@ -177,7 +236,8 @@ impl Core {
 /// status but no table, event log or alert queue: for benchmarks of the API
 /// and the camera server. Runs until every handle is dropped.
 pub fn spawn_engine(engine: Engine, store: StateStore) -> HubHandle {
-    let (mut core, handle, mut checked) = Core::new(engine, store);
+    let (mut core, handle, mut checked) =
+        Core::new(engine, store).expect("the PIN-checking threads start");
     tokio::spawn(async move {
         loop {
             let effects = tokio::select! {
@@ -334,6 +394,7 @@ fn sensor_change_span(table: &SensorTable, o: &Observed) -> tracing::Span {
                 tamper = r.tamper,
                 change_count = r.change_count,
                 latency_us,
+                changed_mono_ns = r.changed_mono_ns,
                 trace_id = %r.trace.trace_id_hex(),
                 "sensor changed"
             );

@@ -35,6 +35,46 @@ use crate::convert::{
 };
 use crate::pki::{ClientIdentity, Pki};
 
+/// Ends a client's stream the moment the client is revoked: a lost phone
+/// stops watching the house at once, not at its next reconnection.
+#[derive(Debug)]
+pub(crate) struct RevocationGuard {
+    pki: Arc<Pki>,
+    fingerprint: String,
+    changes: watch::Receiver<u64>,
+}
+
+/// A stream of a gRPC response.
+pub(crate) type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl RevocationGuard {
+    /// `stream`, ended with UNAUTHENTICATED when the client is revoked
+    /// (tonic ends a stream at its first error); unguarded without a
+    /// client certificate (the benchmark's open server).
+    pub(crate) fn guard<T: Send + 'static>(
+        guard: Option<RevocationGuard>,
+        stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
+    ) -> Streamed<T> {
+        let Some(RevocationGuard {
+            pki,
+            fingerprint,
+            changes,
+        }) = guard
+        else {
+            return Box::pin(stream);
+        };
+        let revoked = tokio_stream::wrappers::WatchStream::from_changes(changes)
+            .filter(move |_| !pki.is_paired(&fingerprint))
+            .map(|_| {
+                Err(Status::unauthenticated(
+                    "this client has been revoked: pair it again to watch",
+                ))
+            })
+            .take(1);
+        Box::pin(stream.merge(revoked))
+    }
+}
+
 /// What the API reads besides the engine; replaced on a config reload.
 #[derive(Debug)]
 pub struct ApiView {
@@ -127,6 +167,18 @@ impl Api {
 
     /// A user's request, authorized: who sent it, as the actor of what it
     /// asks, and its message.
+    /// What ends a stream of the client of `request` when it is revoked.
+    pub(crate) fn revocation_guard<T>(&self, request: &Request<T>) -> Option<RevocationGuard> {
+        let pki = self.pki()?;
+        let certs = request.peer_certs()?;
+        let der = certs.first()?;
+        Some(RevocationGuard {
+            pki: Arc::clone(pki),
+            fingerprint: crate::pki::sha256_hex(der),
+            changes: pki.revocations(),
+        })
+    }
+
     /// The request's message, once its caller has the `need` role.
     pub(crate) fn message_for<T>(&self, request: Request<T>, need: Role) -> Result<T, Status> {
         self.authorize(&request, need)?;
@@ -195,20 +247,23 @@ impl From<CommandError> for Status {
     fn from(e: CommandError) -> Status {
         let message = e.to_string();
         match e {
-            CommandError::WrongPin { .. } | CommandError::PinRequired => {
-                Status::permission_denied(message)
+            CommandError::WrongPin { .. }
+            | CommandError::PinRequired
+            | CommandError::PinRequiredToBypass => Status::permission_denied(message),
+            CommandError::EmptyPin | CommandError::MalformedPin => {
+                Status::invalid_argument(message)
             }
             CommandError::LockedOut { .. } => Status::resource_exhausted(message),
             CommandError::Arm(_) | CommandError::Bypass(_) => Status::failed_precondition(message),
             CommandError::NoSuchSensor(_) => Status::not_found(message),
             CommandError::ResumeTooOld { .. } => Status::out_of_range(message),
             CommandError::PinCheckFailed => Status::internal(message),
-            CommandError::Stopped => Status::unavailable(message),
+            CommandError::Busy | CommandError::Stopped => Status::unavailable(message),
         }
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+type EventStream = Streamed<pb::Event>;
 
 #[tonic::async_trait]
 impl AlarmService for Api {
@@ -279,6 +334,7 @@ impl AlarmService for Api {
             .command(|reply| Command::Bypass {
                 sensor: req.sensor,
                 on: req.bypass,
+                pin: (!req.pin.is_empty()).then_some(req.pin),
                 by,
                 reply,
             })
@@ -319,6 +375,7 @@ impl AlarmService for Api {
         &self,
         request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let guard = self.revocation_guard(&request);
         let mut after_seq = self.message_for(request, Role::Guest)?.after_seq;
         // Older than the ring: replay from the event log, then subscribe
         // from where the replay ended.
@@ -365,7 +422,10 @@ impl AlarmService for Api {
                 "this watcher fell {n} events behind; resume with after_seq={last}"
             ))),
         });
-        Ok(Response::new(Box::pin(backlog.chain(live))))
+        Ok(Response::new(RevocationGuard::guard(
+            guard,
+            backlog.chain(live),
+        )))
     }
 }
 
@@ -441,7 +501,10 @@ impl AdminService for Api {
         let name = request.into_inner().name;
         match pki.revoke(&name) {
             Ok(true) => Ok(Response::new(pb::RevokeClientResponse {})),
-            Ok(false) => Err(Status::not_found(format!("no client named {name:?}"))),
+            Ok(false) => Err(Status::not_found(format!(
+                "no client named {}",
+                vigil_domain::text::excerpt(&name)
+            ))),
             Err(e) => Err(Status::internal(e.to_string())),
         }
     }

@@ -271,7 +271,8 @@ pub async fn run(
     let mut log = EventLog::open(&config.runtime.state_dir, config.events.sync_window)?;
     engine.skip_to(log.last_seq());
     log.pad_to(engine.last_seq());
-    let (core, engine_handle, mut checked_pins) = Core::new(engine, store);
+    let (core, engine_handle, mut checked_pins) =
+        Core::new(engine, store).map_err(HubError::Signal)?;
 
     let (view_tx, view_rx) = watch::channel(api_view(&config, &table));
     let listener = grpc::bind(config.grpc.listen).await?;

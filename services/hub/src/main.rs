@@ -31,6 +31,11 @@ fn main() -> ExitCode {
     if let Err(e) = vigil_ipc::doorbell::block_doorbell_signal() {
         return vigil_service::report(NAME, &HubError::from(e));
     }
+    // Also before any thread: PIN lookups (19 MiB each) must give their
+    // memory back, or a flood of PINs leaves the hub hundreds of MiB larger.
+    if let Err(e) = vigil_ipc::process::return_large_allocations() {
+        return vigil_service::report(NAME, &HubError::from(e));
+    }
     let cli = Cli::parse();
     let started = match vigil_service::start(NAME, &cli.config, |config| {
         // ipc-channel binds its rendezvous sockets in TMPDIR: keep them in

@@ -39,6 +39,8 @@ pub enum PersistError {
 pub struct Restored {
     pub alarm: AlarmState,
     pub lockout: Lockout,
+    /// The lockout counters of each source (a client, the FIFO).
+    pub source_lockouts: BTreeMap<String, Lockout>,
     pub event_seq: u64,
 }
 
@@ -52,6 +54,10 @@ struct StateFile {
     knocks: BTreeMap<String, (String, u64)>,
     lockout_failures: u32,
     locked_until_unix_ms: Option<u64>,
+    /// Per source: (failures, locked until). Absent in files written
+    /// before sources were counted.
+    #[serde(default)]
+    source_lockouts: BTreeMap<String, (u32, Option<u64>)>,
     event_seq: u64,
 }
 
@@ -196,6 +202,11 @@ fn to_file(setup: &AlarmSetup, state: &Restored) -> StateFile {
             .collect(),
         lockout_failures: state.lockout.failures,
         locked_until_unix_ms: state.lockout.locked_until,
+        source_lockouts: state
+            .source_lockouts
+            .iter()
+            .map(|(source, l)| (source.clone(), (l.failures, l.locked_until)))
+            .collect(),
         event_seq: state.event_seq,
     }
 }
@@ -268,6 +279,19 @@ fn from_file(file: StateFile, setup: &AlarmSetup) -> Result<Restored, String> {
             failures: file.lockout_failures,
             locked_until: file.locked_until_unix_ms,
         },
+        source_lockouts: file
+            .source_lockouts
+            .into_iter()
+            .map(|(source, (failures, locked_until))| {
+                (
+                    source,
+                    Lockout {
+                        failures,
+                        locked_until,
+                    },
+                )
+            })
+            .collect(),
         event_seq: file.event_seq,
     })
 }
@@ -280,6 +304,7 @@ pub fn carry_over(state: &Restored, from: &AlarmSetup, to: &AlarmSetup) -> Resto
         // Cannot happen: every mode written by `to_file` reads back.
         Err(_) => Restored {
             lockout: state.lockout,
+            source_lockouts: state.source_lockouts.clone(),
             event_seq: state.event_seq,
             ..Restored::default()
         },
@@ -347,6 +372,14 @@ mod tests {
                     failures: 3,
                     locked_until: Some(12),
                 },
+                source_lockouts: [(
+                    "grpc:teen".to_owned(),
+                    Lockout {
+                        failures: 0,
+                        locked_until: Some(99),
+                    },
+                )]
+                .into(),
                 event_seq: 42,
             };
             store.save(&setup, &state).expect("save");

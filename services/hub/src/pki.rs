@@ -48,7 +48,10 @@ pub enum PkiError {
     BadCode,
     #[error("the certificate request is not valid: {0}")]
     BadCsr(String),
-    #[error("client name {0:?} is not valid: use 1 to 31 of a-z, 0-9, '-' and '_'")]
+    #[error(
+        "client name {} is not valid: use 1 to 31 of a-z, 0-9, '-' and '_'",
+        vigil_domain::text::excerpt(.0)
+    )]
     BadName(String),
     #[error(
         "a client named {0:?} is already paired; pick another name, or revoke it first (vigilctl revoke {0})"
@@ -100,6 +103,9 @@ pub struct Pki {
     clients: Mutex<HashMap<String, ClientRecord>>,
     /// code -> (role, expiry in unix ms).
     codes: Mutex<HashMap<String, (Role, u64)>>,
+    /// Bumped at every revocation: open streams look again whether their
+    /// client is still paired, and end at once if not.
+    revocations: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Pki {
@@ -226,6 +232,7 @@ impl Pki {
             registry_path,
             clients: Mutex::new(clients),
             codes: Mutex::new(HashMap::new()),
+            revocations: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -311,6 +318,17 @@ impl Pki {
     }
 
     /// Who holds the certificate with DER `der`, if paired.
+    /// Whether the certificate with this fingerprint is still paired.
+    pub fn is_paired(&self, fingerprint: &str) -> bool {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.contains_key(fingerprint)
+    }
+
+    /// Changes at every revocation.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
+    }
+
     pub fn identify(&self, der: &[u8]) -> Option<ClientIdentity> {
         let fingerprint = sha256_hex(der);
         let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
@@ -338,6 +356,8 @@ impl Pki {
             return Ok(false);
         }
         self.save(&clients)?;
+        drop(clients);
+        self.revocations.send_modify(|generation| *generation += 1);
         Ok(true)
     }
 

@@ -478,9 +478,9 @@ proptest! {
             now += gap;
             match input {
                 Input::Step(step) => { apply(&mut alarm, *step, now); }
-                Input::WrongCode => { keypad.check("0000", now); }
+                Input::WrongCode => { keypad.check("0000", "keypad", now); }
                 Input::RightCode => {
-                    if let CodeCheck::Valid { .. } = keypad.check("2468", now) {
+                    if let CodeCheck::Valid { .. } = keypad.check("2468", "keypad", now) {
                         alarm.disarm(me(), false, now);
                     }
                 }
@@ -495,7 +495,7 @@ proptest! {
         }
         // The way back: wait out any lockout, enter the code, disarmed.
         now += LOCKOUT_TIME;
-        let check = keypad.check("2468", now);
+        let check = keypad.check("2468", "keypad", now);
         prop_assert!(matches!(check, CodeCheck::Valid { .. }), "{:?}", check);
         alarm.disarm(me(), false, now);
         prop_assert_eq!(alarm.state().phase.clone(), Phase::Disarmed);

@@ -125,7 +125,8 @@ impl EventKind {
             | EventKind::Armed
             | EventKind::Disarmed
             | EventKind::FaultCleared
-            | EventKind::SirenTimedOut => Some(AlertPriority::Info),
+            | EventKind::SirenTimedOut
+            | EventKind::Bypass => Some(AlertPriority::Info),
             _ => None,
         }
     }

@@ -18,6 +18,7 @@
 mod event;
 mod sensor;
 mod settings;
+pub mod text;
 
 pub use event::{Event, EventKind, KNOWN_KINDS, source};
 pub use sensor::{AlarmState, ArmedMode, Level, Pull, SensorKind, SensorState, TraceContext};

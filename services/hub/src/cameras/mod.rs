@@ -44,7 +44,7 @@ const SUPERVISE_EVERY: Duration = Duration::from_millis(250);
 /// What can go wrong with a camera request.
 #[derive(Debug, thiserror::Error)]
 pub enum CameraError {
-    #[error("no camera named {0:?}")]
+    #[error("no camera named {}", vigil_domain::text::excerpt(.0))]
     Unknown(String),
     #[error("camera {0} is offline")]
     Offline(String),

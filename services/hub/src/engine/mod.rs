@@ -133,6 +133,7 @@ impl Engine {
         clock: AlarmClock,
     ) -> Engine {
         users.lockout = restored.lockout;
+        let users = users.with_source_lockouts(restored.source_lockouts);
         let mut alarm = Alarm::new(setup, restored.alarm);
         alarm.clamp_deadlines(clock.now());
         Engine {
@@ -170,6 +171,7 @@ impl Engine {
         Restored {
             alarm: self.alarm.state().clone(),
             lockout: self.users.lockout,
+            source_lockouts: self.users.source_lockouts().clone(),
             event_seq: self.seq,
         }
     }
@@ -340,6 +342,7 @@ impl Engine {
             Command::Bypass {
                 sensor,
                 on,
+                pin,
                 by,
                 reply,
             } => {
@@ -349,16 +352,24 @@ impl Engine {
                     .sensors
                     .iter()
                     .position(|s| s.name == sensor);
-                let result = match slot {
-                    None => Err(CommandError::NoSuchSensor(sensor)),
-                    Some(slot) => self
-                        .alarm
-                        .bypass(slot, on, by.clone(), now)
-                        .map_err(Into::into),
-                };
-                let answer =
-                    result.map(|events| self.commit(&mut fx, events, &by, &Cause::default()));
-                fx.answers.push(Answer::Done(reply, answer));
+                let armed = self.table_codes().0 != ArmedMode::Disarmed;
+                match (slot, pin) {
+                    (None, _) => fx
+                        .answers
+                        .push(Answer::Done(reply, Err(CommandError::NoSuchSensor(sensor)))),
+                    // EN 50131 grade 2: inhibiting a zone of an armed
+                    // system needs an authorised code; restoring one only
+                    // makes it safer, and a disarmed system guards nothing.
+                    (Some(slot), _) if !on || !armed => self.bypass(&mut fx, slot, on, by, reply),
+                    (Some(slot), Some(pin)) => {
+                        let source = by.source.clone();
+                        let then = PinAction::Bypass { slot, by, reply };
+                        self.check_pin(&mut fx, pin, source, then);
+                    }
+                    (Some(_), None) => fx
+                        .answers
+                        .push(Answer::Done(reply, Err(CommandError::PinRequiredToBypass))),
+                }
             }
             Command::SirenTest { by, reply } => {
                 if self.table_codes().0 == ArmedMode::Disarmed {
@@ -417,6 +428,15 @@ impl Engine {
                 fx.answers.push(Answer::Armed(reply, Err(e.into())));
             }
         }
+    }
+
+    /// Bypasses (or restores) `slot` as the alarm's rules allow.
+    fn bypass(&mut self, fx: &mut Effects, slot: usize, on: bool, by: Actor, reply: Reply<()>) {
+        let result = self.alarm.bypass(slot, on, by.clone(), self.clock.now());
+        let answer = result
+            .map(|events| self.commit(fx, events, &by, &Cause::default()))
+            .map_err(Into::into);
+        fx.answers.push(Answer::Done(reply, answer));
     }
 
     fn sensor_name(&self, slot: usize) -> String {
@@ -516,7 +536,8 @@ impl Engine {
     pub fn reconfigure(&mut self, setup: AlarmSetup, users: Users) {
         let carried = carry_over(&self.to_save(), self.alarm.setup(), &setup);
         let lockout = self.users.lockout;
-        self.users = users;
+        let by_source = self.users.source_lockouts().clone();
+        self.users = users.with_source_lockouts(by_source);
         self.users.lockout = lockout;
         self.users_snapshot = self.users.snapshot();
         self.alarm = Alarm::new(setup, carried.alarm);

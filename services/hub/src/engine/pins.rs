@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 use vigil_alarm::Actor;
-use vigil_alarm::users::{CodeCheck, Found};
+use vigil_alarm::users::{CodeCheck, Found, well_formed};
 use vigil_domain::{ArmedMode, EventKind};
 
 use super::effects::{Answer, Effects, PinCheck};
@@ -25,13 +25,21 @@ pub enum PinAction {
         by: Actor,
         reply: Reply<Vec<String>>,
     },
+    /// Bypassing a sensor while armed.
+    Bypass {
+        slot: usize,
+        by: Actor,
+        reply: Reply<()>,
+    },
 }
 
 impl PinAction {
-    fn refuse(self, e: CommandError) -> Answer {
+    /// The refusal of what the PIN was for.
+    pub fn refuse(self, e: CommandError) -> Answer {
         match self {
             PinAction::Disarm { reply } => Answer::Disarmed(reply, Err(e)),
             PinAction::Arm { reply, .. } => Answer::Armed(reply, Err(e)),
+            PinAction::Bypass { reply, .. } => Answer::Done(reply, Err(e)),
         }
     }
 }
@@ -46,8 +54,10 @@ pub struct CheckedPin {
 }
 
 impl Engine {
-    /// Checks a PIN: refused at once while locked out, otherwise looked up
-    /// off the loop ([`Effects::pin_checks`]).
+    /// Checks a PIN: refused at once if it cannot be one (empty, not 4
+    /// to 12 digits: never hashed, never counted) or while its source is
+    /// locked out; otherwise looked up off the loop
+    /// ([`Effects::pin_checks`]).
     pub(super) fn check_pin(
         &mut self,
         fx: &mut Effects,
@@ -55,7 +65,15 @@ impl Engine {
         source: String,
         then: PinAction,
     ) {
-        if let Some(locked) = self.users.locked(self.clock.now()) {
+        if pin.is_empty() {
+            fx.answers.push(then.refuse(CommandError::EmptyPin));
+            return;
+        }
+        if !well_formed(&pin) {
+            fx.answers.push(then.refuse(CommandError::MalformedPin));
+            return;
+        }
+        if let Some(locked) = self.users.locked(&source, self.clock.now()) {
             self.finish_pin(fx, locked, source, then);
             return;
         }
@@ -78,7 +96,7 @@ impl Engine {
         } = checked;
         match found {
             Ok(found) => {
-                let check = self.users.record(found, self.clock.now());
+                let check = self.users.record(found, &source, self.clock.now());
                 // The lockout's counters changed (a wrong PIN counts, a
                 // valid one clears them): saved before the answer.
                 fx.save = true;
@@ -119,6 +137,18 @@ impl Engine {
                     }
                     self.arm(fx, mode, force, by, reply);
                 }
+                PinAction::Bypass {
+                    slot,
+                    mut by,
+                    reply,
+                } => {
+                    by.user = Some(user);
+                    if duress {
+                        let what = format!("bypassed {}", self.sensor_name(slot));
+                        self.raise_duress(fx, &by, &what);
+                    }
+                    self.bypass(fx, slot, true, by, reply);
+                }
             },
             CodeCheck::Wrong { attempts_left } => {
                 let message = wording::wrong_pin(&source, attempts_left);
@@ -126,9 +156,19 @@ impl Engine {
                 fx.answers
                     .push(then.refuse(CommandError::WrongPin { attempts_left }));
             }
-            CodeCheck::LockedOut { retry_after_ms } => {
-                let message = wording::locked_out(&source, retry_after_ms);
-                self.emit(fx, Draft::new(EventKind::Lockout, &anonymous, message));
+            CodeCheck::LockedOut {
+                retry_after_ms,
+                everyone,
+                began,
+            } => {
+                // The lockout is an event and an alert once, when it
+                // begins; PINs refused during it are only answered, so a
+                // flood of them costs neither the disk nor the owner's
+                // phone anything.
+                if began {
+                    let message = wording::locked_out(&source, everyone, retry_after_ms);
+                    self.emit(fx, Draft::new(EventKind::Lockout, &anonymous, message));
+                }
                 fx.answers
                     .push(then.refuse(CommandError::LockedOut { retry_after_ms }));
             }

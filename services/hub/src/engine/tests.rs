@@ -89,8 +89,12 @@ fn phone() -> Actor {
 enum Input {
     Arm(ArmedMode),
     Disarm(&'static str),
+    /// A PIN from another source than the phone.
+    DisarmFrom(&'static str, &'static str),
     Panic,
     Bypass(&'static str, bool),
+    /// Bypass with a PIN (as needed while armed).
+    BypassWithPin(&'static str, &'static str),
     /// A sensor opens (true) or closes, traced as this test's trace.
     Sensor(usize, bool),
     /// Time passes (ms), then a tick.
@@ -199,11 +203,12 @@ impl Rig {
                     reply,
                 })
             }
-            Input::Disarm(pin) => {
+            Input::Disarm(pin) => self.input(Input::DisarmFrom("grpc:phone", pin)),
+            Input::DisarmFrom(source, pin) => {
                 let reply = self.reply();
                 self.engine.handle(Command::Disarm {
                     pin: pin.into(),
-                    source: "grpc:phone".into(),
+                    source: source.into(),
                     reply,
                 })
             }
@@ -216,6 +221,17 @@ impl Rig {
                 self.engine.handle(Command::Bypass {
                     sensor: sensor.into(),
                     on,
+                    pin: None,
+                    by: phone(),
+                    reply,
+                })
+            }
+            Input::BypassWithPin(sensor, pin) => {
+                let reply = self.reply();
+                self.engine.handle(Command::Bypass {
+                    sensor: sensor.into(),
+                    on: true,
+                    pin: Some(pin.into()),
                     by: phone(),
                     reply,
                 })
@@ -358,7 +374,7 @@ fn sequences_of_inputs_give_the_effects_a_user_expects() {
             "a wrong PIN is refused and counted (saved)",
             vec![Arm(ArmedMode::Away), Disarm("0000")],
             Outcome::saved(&["code_refused"], &[])
-                .answered(&["wrong PIN; 9 attempts left before a 90 s lockout"]),
+                .answered(&["wrong PIN; 4 attempts left before a 90 s lockout"]),
         ),
         (
             "bypassing a sensor that does not exist changes nothing",
@@ -366,9 +382,46 @@ fn sequences_of_inputs_give_the_effects_a_user_expects() {
             Outcome::default().answered(&["no sensor named \"garage\""]),
         ),
         (
-            "a bypass is saved before it is answered",
+            "a bypass while disarmed needs no PIN, is saved before it is answered, and \
+             is an info alert",
             vec![Bypass("hall", true)],
-            Outcome::saved(&["bypass"], &[]).answered(OK),
+            Outcome::saved(&["bypass"], &[("bypass", Info)]).answered(OK),
+        ),
+        (
+            "a bypass while armed without a PIN is refused and changes nothing",
+            vec![Arm(ArmedMode::Away), Bypass("hall", true)],
+            Outcome::default()
+                .answered(&["bypassing a sensor while the system is armed needs a PIN"]),
+        ),
+        (
+            "a bypass while armed with a wrong PIN is a wrong PIN",
+            vec![Arm(ArmedMode::Away), BypassWithPin("hall", "0000")],
+            Outcome::saved(&["code_refused"], &[])
+                .answered(&["wrong PIN; 4 attempts left before a 90 s lockout"]),
+        ),
+        (
+            "a bypass while armed with a valid PIN is done and alerted",
+            vec![Arm(ArmedMode::Away), BypassWithPin("hall", "1234")],
+            Outcome::saved(&["bypass"], &[("bypass", Info)]).answered(OK),
+        ),
+        (
+            "restoring a sensor while armed needs no PIN",
+            vec![
+                Bypass("hall", true),
+                Arm(ArmedMode::Away),
+                Bypass("hall", false),
+            ],
+            Outcome::saved(&["bypass"], &[("bypass", Info)]).answered(OK),
+        ),
+        (
+            "an empty PIN is refused without a lookup and not counted",
+            vec![Arm(ArmedMode::Away), Disarm("")],
+            Outcome::default().answered(&["no PIN was given"]),
+        ),
+        (
+            "a PIN that cannot be one is refused without a lookup and not counted",
+            vec![Arm(ArmedMode::Away), Disarm("12345678901234567890")],
+            Outcome::default().answered(&["a PIN is 4 to 12 digits"]),
         ),
         (
             "a tamper triggers even when disarmed",
@@ -415,10 +468,11 @@ fn sequences_of_inputs_give_the_effects_a_user_expects() {
 fn ten_wrong_pins_lock_every_pin_out_and_the_lockout_is_saved() {
     let mut rig = Rig::new();
     rig.input(Input::Arm(ArmedMode::Away));
-    for _ in 0..9 {
-        rig.input(Input::Disarm("0000"));
+    let sources = ["grpc:a", "grpc:b", "fifo"];
+    for i in 0..9 {
+        rig.input(Input::DisarmFrom(sources[i % 3], "0000"));
     }
-    let fx = rig.input(Input::Disarm("0000"));
+    let fx = rig.input(Input::DisarmFrom("grpc:a", "0000"));
     let got = outcome(&fx);
     assert_eq!(got.events, strings(&["lockout"]));
     assert_eq!(got.alerts, alerts(&[("lockout", AlertPriority::Tamper)]));
@@ -461,8 +515,40 @@ fn a_pin_check_that_failed_is_refused_and_not_counted() {
     let fx = rig.input(Input::Disarm("0000"));
     assert_eq!(
         outcome(&fx).answers,
-        strings(&["wrong PIN; 9 attempts left before a 90 s lockout"])
+        strings(&["wrong PIN; 4 attempts left before a 90 s lockout"])
     );
+}
+
+#[test]
+fn one_client_locks_out_only_itself_and_the_lockout_alerts_once() {
+    let mut rig = Rig::new();
+    rig.input(Input::Arm(ArmedMode::Away));
+    for _ in 0..4 {
+        rig.input(Input::DisarmFrom("grpc:teen", "0000"));
+    }
+    let fx = rig.input(Input::DisarmFrom("grpc:teen", "0000"));
+    let got = outcome(&fx);
+    assert_eq!(got.events, strings(&["lockout"]));
+    assert_eq!(got.alerts, alerts(&[("lockout", AlertPriority::Tamper)]));
+    assert!(
+        fx.events[0].message.contains("PINs from there"),
+        "{:?}",
+        fx.events
+    );
+    // Refused during the lockout: answered, with no event and no alert, so
+    // a flood of them costs neither the disk nor the owner's phone.
+    for pin in ["0000", "1234"] {
+        let fx = rig.input(Input::DisarmFrom("grpc:teen", pin));
+        let got = outcome(&fx);
+        assert!(
+            got.events.is_empty() && got.alerts.is_empty() && !got.save,
+            "{got:?}"
+        );
+        assert!(got.answers[0].starts_with("too many wrong PINs"), "{got:?}");
+    }
+    // The owner's phone still disarms.
+    let fx = rig.input(Input::DisarmFrom("grpc:owner", "1234"));
+    assert_eq!(outcome(&fx).events, strings(&["disarmed"]));
 }
 
 #[test]

@@ -158,9 +158,14 @@ pub fn wrong_pin(source: &str, attempts_left: u32) -> String {
     format!("wrong PIN from {source}; {attempts_left} attempts left")
 }
 
-pub fn locked_out(source: &str, retry_after_ms: u64) -> String {
+pub fn locked_out(source: &str, everyone: bool, retry_after_ms: u64) -> String {
+    let who = if everyone {
+        "every PIN is"
+    } else {
+        "PINs from there are"
+    };
     format!(
-        "PIN refused from {source}: locked out for {} s after too many wrong PINs",
+        "PIN refused from {source}: too many wrong PINs; {who} refused for {} s",
         retry_after_ms.div_ceil(1000)
     )
 }

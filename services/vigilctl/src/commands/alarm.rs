@@ -149,11 +149,15 @@ impl Ask for Panic {
 }
 
 /// Bypass a sensor until the next disarm (or restore it with --off).
+/// While the system is armed, bypassing needs a PIN.
 #[derive(Debug, clap::Args)]
 pub struct Bypass {
     pub sensor: String,
     #[arg(long)]
     pub off: bool,
+    /// A user's PIN: needed to bypass while armed.
+    #[arg(long)]
+    pub pin: Option<String>,
 }
 
 impl Ask for Bypass {
@@ -161,6 +165,7 @@ impl Ask for Bypass {
         let request = pb::BypassRequest {
             sensor: self.sensor.clone(),
             bypass: !self.off,
+            pin: self.pin.clone().unwrap_or_default(),
         };
         let answer = hub.answer(hub.alarm().bypass(request).await)?;
         out.show(&answer.status.unwrap_or_default());
