@@ -1419,6 +1419,12 @@ in
               # PIN hashes, and every camera's key (local or remote).
               LoadCredential = hubCredentials;
               LimitMSGQUEUE = mqueue.limitBytes;
+              # The peer-facing listeners' caps hold at most 288 descriptors
+              # (gRPC 64 handshaking + 32 unpaired + 128 paired, cameras 32
+              # unproven, hub.sock 32 joining: services/hub/src/listen.rs),
+              # plus one per camera and service; the rest of the hub keeps
+              # 768. 2048 fits them with room to spare (listen::DESCRIPTORS).
+              LimitNOFILE = 2048;
             };
         };
 
@@ -1453,6 +1459,9 @@ in
           # rppal reads /proc/device-tree and /proc/cpuinfo to find the board,
           # so no ProcSubset=pid here.
           PrivateNetwork = !needsNetwork;
+          # No listener for peers: its session, the GPIO lines, the
+          # simulated board's socket, MQTT.
+          LimitNOFILE = 1024;
         };
       };
 
@@ -1472,6 +1481,9 @@ in
           PrivateDevices = true;
           ProcSubset = "pid";
           LimitMSGQUEUE = mqueue.limitBytes;
+          # No listener: three pipes per running hook, one connection per
+          # webhook in flight, the queue.
+          LimitNOFILE = 1024;
           MemoryDenyWriteExecute = !cfg.alertd.allowJitHooks;
           # SIGTERM to alertd only: it drains the queue into its hooks and
           # closes their stdin; stragglers get SIGKILL at TimeoutStopSec.
@@ -1496,6 +1508,8 @@ in
           PrivateDevices = true;
           ProcSubset = "pid";
           PrivateNetwork = !needsNetwork;
+          # No listener: the log's segments it reads, SQLite's files.
+          LimitNOFILE = 1024;
         };
       };
     })
@@ -1529,6 +1543,9 @@ in
               // {
                 # Its key, as /run/credentials/vigil-camd@<name>.service/camera-key.
                 LoadCredential = lib.optional (cam.keyFile != null) "${camdCredential}:${cam.keyFile}";
+                # No listener but the beacon's UDP port: one link to the hub,
+                # the heartbeat socket, the camera's buffers (dma-buf).
+                LimitNOFILE = 1024;
               }
               // (
                 if capture then

@@ -6,7 +6,9 @@
 //! camera unplugged mid-frame), the connection to the hub (reconnected with
 //! backoff; capture goes on while the hub is away, frames are dropped until
 //! it is back), the hub's commands (start, stop, key frame, bitrate) with
-//! their acknowledgements, and the signed UDP heartbeat every second.
+//! their acknowledgements, and the signed UDP heartbeat every second, bound
+//! to the latest connection the hub accepted and numbered on it (so the hub
+//! can refuse a replayed one).
 //!
 //! Must never: block on the hub (frames go through a bounded queue to the
 //! connection's writer; when it is full, frames are dropped and counted),
@@ -96,6 +98,8 @@ struct Link {
     outgoing: mpsc::Sender<Message>,
     /// Whether the hub wants frames (Start/Stop).
     streaming: bool,
+    /// The hub's challenge nonce on this connection: the heartbeats name it.
+    id: [u8; 32],
 }
 
 /// Connects to `hub`, answers its challenge, checks its proof, and
@@ -111,6 +115,7 @@ async fn connect(setup: &Setup, hub: &str) -> Result<(Link, mpsc::Receiver<Messa
         let Message::Challenge { nonce } = reader.read(&mut read).await? else {
             return Err(LinkError::Unexpected("not a challenge"));
         };
+        let challenge = nonce;
         let mut ours = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut ours);
         let hello = Message::Hello {
@@ -128,7 +133,7 @@ async fn connect(setup: &Setup, hub: &str) -> Result<(Link, mpsc::Receiver<Messa
                     .key
                     .verify_hub_proof(&ours, &setup.camera.name, &proof)
                 {
-                    Ok(())
+                    Ok(challenge)
                 } else {
                     Err(LinkError::HubNotProven)
                 }
@@ -137,7 +142,7 @@ async fn connect(setup: &Setup, hub: &str) -> Result<(Link, mpsc::Receiver<Messa
             _ => Err(LinkError::Unexpected("not a welcome")),
         }
     };
-    tokio::time::timeout(HANDSHAKE, handshake)
+    let id = tokio::time::timeout(HANDSHAKE, handshake)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))??;
 
@@ -171,6 +176,7 @@ async fn connect(setup: &Setup, hub: &str) -> Result<(Link, mpsc::Receiver<Messa
         Link {
             outgoing,
             streaming: true,
+            id,
         },
         incoming,
     ))
@@ -213,6 +219,9 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         source,
     })?;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    // The link the heartbeats name (the latest connection the hub accepted,
+    // kept while reconnecting) and their number on it.
+    let mut beat_link: Option<[u8; 32]> = None;
     let mut beat_seq: u64 = 0;
 
     // Where the hub is: configured, or learnt from its beacon.
@@ -323,6 +332,8 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                 match connect(&setup, &hub).await {
                     Ok((l, rx)) => {
                         info!(%hub, "connected to the hub");
+                        beat_link = Some(l.id);
+                        beat_seq = 0;
                         incoming_rx = Some(rx);
                         if let Some(c) = &camera {
                             // Let the hub's ring start without waiting a GOP.
@@ -360,8 +371,10 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                 }
             },
             _ = heartbeat.tick() => {
+                // None before the first connection: the hub would refuse it.
+                let Some(link) = beat_link.as_ref() else { continue };
                 beat_seq += 1;
-                let beat = vigil_camlink::heartbeat(&setup.key, &setup.camera.name, beat_seq);
+                let beat = vigil_camlink::heartbeat(&setup.key, &setup.camera.name, link, beat_seq);
                 // Best effort: a lost heartbeat is what the hub watches for.
                 if let Some(hub) = hub_address.as_deref()
                     && let Ok(Some(addr)) = tokio::net::lookup_host(hub).await.map(|mut a| a.next())

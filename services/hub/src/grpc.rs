@@ -13,10 +13,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::{BroadcastStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use vigil_alarm::{Actor, AlarmSetup};
 use vigil_domain::Role;
@@ -538,6 +537,8 @@ pub enum GrpcError {
     },
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("the gRPC server's TLS configuration: {0}")]
+    Tls(String),
 }
 
 /// Binds the API's listener.
@@ -550,11 +551,17 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, GrpcError> {
 /// Serves the API on `listener` until `shutdown` resolves. With
 /// [`Auth::Certificates`] the server speaks TLS and asks for (but does not
 /// require, so that `Pair` works) a client certificate from the hub's CA.
+/// Connections are accepted, handshaken and capped by [`crate::listen`]
+/// (a deadline on the TLS handshake, caps per peer and in all, paired
+/// clients apart), and kept alive by HTTP/2 pings.
 pub async fn serve(
     listener: TcpListener,
     api: Api,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GrpcError> {
+    let addr = listener
+        .local_addr()
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AlarmServiceServer<Api>>().await;
     health.set_serving::<AdminServiceServer<Api>>().await;
@@ -565,29 +572,35 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| GrpcError::Bind {
-            addr: listener
-                .local_addr()
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            addr,
             source: std::io::Error::other(e.to_string()),
         })?;
-    let mut builder = Server::builder();
-    if let Some(pki) = api.pki() {
-        let tls = pki.server_tls();
-        builder = builder.tls_config(
-            ServerTlsConfig::new()
-                .identity(Identity::from_pem(&tls.chain_pem, &tls.key_pem))
-                .client_ca_root(Certificate::from_pem(&tls.ca_pem))
-                .client_auth_optional(true),
-        )?;
-    }
-    builder
+    let pki = api.pki().cloned();
+    let router = crate::listen::grpc_server()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(AlarmServiceServer::new(api.clone()))
         .add_service(AdminServiceServer::new(api.clone()))
         .add_service(ReportServiceServer::new(api.clone()))
-        .add_service(CameraServiceServer::new(api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .add_service(CameraServiceServer::new(api));
+    match pki {
+        Some(pki) => {
+            let tls = pki.server_tls();
+            let config = crate::listen::tls_config(&tls.chain_pem, &tls.key_pem, &tls.ca_pem)
+                .map_err(|e| GrpcError::Tls(e.to_string()))?;
+            let identify: crate::listen::Identify =
+                Arc::new(move |der: &[u8]| pki.identify(der).map(|id| id.name));
+            let incoming = crate::listen::grpc_tls(listener, config, identify);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?;
+        }
+        None => {
+            let incoming = crate::listen::grpc_plain(listener);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?;
+        }
+    }
     Ok(())
 }

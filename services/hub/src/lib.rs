@@ -36,6 +36,10 @@
 //!   and rescans into observed changes.
 //! - [`clock`]: wall-clock time and the alarm's monotonic clock; `error`:
 //!   why the hub stops.
+//! - [`listen`]: what every peer-facing listener (gRPC, cameras,
+//!   `hub.sock`) keeps to: handshake deadlines, caps per peer and in all,
+//!   accept back-off, the descriptor budget; the gRPC server's own TLS
+//!   incoming stream.
 
 #![forbid(unsafe_code)]
 
@@ -51,6 +55,7 @@ mod error;
 mod event_loop;
 pub mod eventlog;
 pub mod grpc;
+pub mod listen;
 pub mod persist;
 pub mod pki;
 mod reports;
@@ -275,6 +280,8 @@ pub async fn run(
         Core::new(engine, store).map_err(HubError::Signal)?;
 
     let (view_tx, view_rx) = watch::channel(api_view(&config, &table));
+    // The listeners' caps must fit the descriptor limit (raised if it can be).
+    listen::reserve_descriptors(config.cameras.len());
     let listener = grpc::bind(config.grpc.listen).await?;
     let grpc_listen = listener.local_addr().unwrap_or(config.grpc.listen);
     let mut api = Api::new(

@@ -5,6 +5,7 @@
 //! and reports the end of the session when the service's process exits.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ipc_channel::ipc::IpcSender;
 use tokio::sync::mpsc::UnboundedSender;
@@ -18,6 +19,7 @@ use vigil_domain::Role;
 use vigil_ipc::table::SensorTable;
 
 use crate::clock::now_ms;
+use crate::listen::{AcceptBackoff, BOOTSTRAP_JOINS, LogBudget, Pool};
 use crate::pki::Pki;
 
 /// What a session event asks of the rest of the hub.
@@ -45,25 +47,66 @@ pub(crate) enum SessionEvent {
     Ended { id: u64 },
 }
 
-/// Accepts services forever; each rendezvous runs in its own task so a
-/// stalled client delays nobody.
+/// Accepts services forever. Each client's rendezvous runs in its own task
+/// under its deadlines, holding a place in [`BOOTSTRAP_JOINS`] (per pid;
+/// the oldest goes when they are full), so a client that stays silent
+/// delays nobody; a failing accept (EMFILE) backs off.
 pub(crate) async fn accept_loop(rendezvous: Rendezvous, events: UnboundedSender<SessionEvent>) {
+    let joins = Pool::new(BOOTSTRAP_JOINS);
+    let failures = Arc::new(LogBudget::new());
+    let mut backoff = AcceptBackoff::new("hub.sock");
     loop {
-        match rendezvous.accept().await {
-            Ok(pending) => {
-                let events = events.clone();
-                tokio::spawn(async move {
-                    let (role, pid) = (pending.role, pending.peer_pid);
-                    match pending.admit().await {
-                        Ok(admitted) => {
-                            let _ = events.send(SessionEvent::Admitted(Box::new(admitted)));
-                        }
-                        Err(e) => warn!(role = role.as_str(), ?pid, "rendezvous failed: {e}"),
-                    }
-                });
+        let incoming = match rendezvous.accept().await {
+            Ok(incoming) => {
+                backoff.reset();
+                incoming
             }
-            Err(e) => warn!("refused a bootstrap connection: {e}"),
-        }
+            Err(e) => {
+                backoff.failed(&e).await;
+                continue;
+            }
+        };
+        let pid = incoming.peer_pid();
+        let Some(place) = joins.admit(pid.unwrap_or(0)) else {
+            continue;
+        };
+        let events = events.clone();
+        let failures = Arc::clone(&failures);
+        tokio::spawn(async move {
+            let join = async {
+                let pending = incoming.greet().await.map_err(|e| (None, e))?;
+                let role = pending.role;
+                pending.admit().await.map_err(|e| (Some(role), e))
+            };
+            let outcome = tokio::select! {
+                outcome = join => outcome,
+                () = place.stopped() => {
+                    debug!(?pid, "dropped a bootstrap client that had not joined, to make room");
+                    return;
+                }
+            };
+            match outcome {
+                Ok(admitted) => {
+                    let _ = events.send(SessionEvent::Admitted(Box::new(admitted)));
+                }
+                Err((role, e)) => {
+                    let Some(suppressed) = failures.allow() else {
+                        return;
+                    };
+                    match role {
+                        Some(role) => {
+                            warn!(
+                                role = role.as_str(),
+                                ?pid,
+                                suppressed,
+                                "rendezvous failed: {e}"
+                            )
+                        }
+                        None => warn!(?pid, suppressed, "refused a bootstrap connection: {e}"),
+                    }
+                }
+            }
+        });
     }
 }
 

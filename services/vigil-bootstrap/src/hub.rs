@@ -11,7 +11,10 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::wire::{Hello, ServiceMessage, ServiceRole};
 use crate::{BootstrapError, PROTOCOL};
 
-/// How long a client may take for each step before the hub gives up on it.
+/// How long a client may take to say its first line: it writes it as soon
+/// as it connects, so a client still silent after this is dropped.
+pub const FIRST_LINE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client may take to send its hello on the ipc-channel.
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest first line the hub reads.
 const MAX_LINE: usize = 256;
@@ -59,33 +62,63 @@ impl Rendezvous {
         &self.path
     }
 
-    /// Waits for the next client and reads its first line. Errors here are
-    /// about one client; the caller logs them and keeps accepting.
-    pub async fn accept(&self) -> Result<PendingSession, BootstrapError> {
-        let (stream, _) = self
-            .listener
-            .accept()
-            .await
-            .map_err(|e| BootstrapError::io("accept on the bootstrap socket", e))?;
-        let cred = stream
-            .peer_cred()
-            .map_err(|e| BootstrapError::io("SO_PEERCRED", e))?;
+    /// Waits for the next client: the accept and its credentials, nothing
+    /// it has to say (that is [`Incoming::greet`], which the caller runs
+    /// concurrently, so a client that stays silent delays nobody). An error
+    /// is the listener's (no descriptor left: EMFILE): the caller backs off.
+    pub async fn accept(&self) -> std::io::Result<Incoming> {
+        let (stream, _) = self.listener.accept().await?;
+        // No credentials: refused by greet.
+        let cred = stream.peer_cred().ok();
+        Ok(Incoming {
+            stream,
+            peer_uid: cred.map(|c| c.uid()),
+            peer_pid: cred
+                .and_then(|c| c.pid())
+                .and_then(|p| u32::try_from(p).ok()),
+            hub_uid: self.uid,
+        })
+    }
+}
+
+/// A client just accepted: who the kernel says it is, nothing read yet.
+#[derive(Debug)]
+pub struct Incoming {
+    stream: UnixStream,
+    peer_uid: Option<u32>,
+    peer_pid: Option<u32>,
+    hub_uid: u32,
+}
+
+impl Incoming {
+    /// The client's pid, as the kernel reports it.
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.peer_pid
+    }
+
+    /// Checks the client's credentials and reads its first line within
+    /// [`FIRST_LINE_TIMEOUT`]. Errors are about this client only.
+    pub async fn greet(self) -> Result<PendingSession, BootstrapError> {
         let mut pending = PendingSession {
-            stream: BufReader::new(stream),
-            peer_uid: cred.uid(),
-            peer_pid: cred.pid().and_then(|p| u32::try_from(p).ok()),
+            stream: BufReader::new(self.stream),
+            peer_uid: self.peer_uid.unwrap_or(u32::MAX),
+            peer_pid: self.peer_pid,
             role: ServiceRole::Reader,
         };
-        if cred.uid() != self.uid && cred.uid() != 0 {
+        let Some(uid) = self.peer_uid else {
+            let reason = "the kernel did not say who is connecting (SO_PEERCRED)".to_owned();
+            pending.refuse(&reason).await;
+            return Err(BootstrapError::Refused { reason });
+        };
+        if uid != self.hub_uid && uid != 0 {
             let reason = format!(
-                "uid {} may not connect; run the service as uid {} (the hub's user) or root",
-                cred.uid(),
-                self.uid
+                "uid {uid} may not connect; run the service as uid {} (the hub's user) or root",
+                self.hub_uid
             );
             pending.refuse(&reason).await;
             return Err(BootstrapError::Refused { reason });
         }
-        let line = match tokio::time::timeout(STEP_TIMEOUT, pending.read_line()).await {
+        let line = match tokio::time::timeout(FIRST_LINE_TIMEOUT, pending.read_line()).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(BootstrapError::Timeout {
@@ -165,25 +198,28 @@ impl PendingSession {
         let _ = self.stream.get_mut().write_all(line.as_bytes()).await;
     }
 
-    /// Opens the ipc-channel side and waits for the client's hello.
+    /// Opens the ipc-channel side and waits for the client's hello. Safe to
+    /// drop at any point (the hub drops a client to make room): the
+    /// blocking accept of the ipc-channel server is released, never left
+    /// waiting on a thread.
     pub async fn admit(mut self) -> Result<Admitted, BootstrapError> {
         let (server, name) = IpcOneShotServer::<ServiceMessage>::new()
             .map_err(|e| BootstrapError::io("cannot create an ipc-channel server", e))?;
         let accept = tokio::task::spawn_blocking(move || server.accept());
+        let mut release = Release(Some(name.clone()));
         self.stream
             .get_mut()
             .write_all(format!("OK {name}\n").as_bytes())
             .await
             .map_err(|e| BootstrapError::io("answering the client", e))?;
         let accepted = match tokio::time::timeout(STEP_TIMEOUT, accept).await {
-            Ok(joined) => joined.map_err(|e| BootstrapError::Protocol {
-                detail: format!("accept task failed: {e}"),
-            })?,
+            Ok(joined) => {
+                release.0 = None;
+                joined.map_err(|e| BootstrapError::Protocol {
+                    detail: format!("accept task failed: {e}"),
+                })?
+            }
             Err(_) => {
-                // Release the blocking accept by connecting to it ourselves.
-                if let Ok(tx) = IpcSender::<ServiceMessage>::connect(name) {
-                    let _ = tx.send(ServiceMessage::Abandon);
-                }
                 return Err(BootstrapError::Timeout {
                     step: "waiting for the client's hello",
                 });
@@ -204,6 +240,20 @@ impl PendingSession {
             other => Err(BootstrapError::Protocol {
                 detail: format!("expected the hello the first line announced, got {other:?}"),
             }),
+        }
+    }
+}
+
+/// Releases a blocking `IpcOneShotServer::accept` that nobody will connect
+/// to any more, by connecting to it (unless disarmed).
+struct Release(Option<String>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(name) = self.0.take()
+            && let Ok(tx) = IpcSender::<ServiceMessage>::connect(name)
+        {
+            let _ = tx.send(ServiceMessage::Abandon);
         }
     }
 }

@@ -23,7 +23,10 @@
 //!
 //! A session ends when either process exits: the other side's ipc-channel
 //! receiver reports disconnection, and the client starts again at step 1.
-//! Every step has a timeout, so a client that stalls cannot wedge the hub.
+//! Every step has a timeout (the first line 2 s, the hello 5 s), and the
+//! hub runs each client's steps on their own ([`Rendezvous::accept`] only
+//! accepts; [`Incoming::greet`] and [`PendingSession::admit`] run per
+//! client), so a client that stalls delays nobody else.
 
 #![forbid(unsafe_code)]
 
@@ -35,7 +38,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use client::{Session, connect};
-pub use hub::{Admitted, PendingSession, Rendezvous};
+pub use hub::{Admitted, FIRST_LINE_TIMEOUT, Incoming, PendingSession, Rendezvous};
 pub use wire::{
     Hello, HubMessage, OutputCommand, OutputName, PairingCode, ServiceMessage, ServiceRole,
     Welcome, WireTrace,

@@ -20,7 +20,13 @@ async fn a_client_is_welcomed_with_the_table() {
     let client_path = path.clone();
     let client =
         tokio::task::spawn_blocking(move || connect(&client_path, ServiceRole::Sensord, T));
-    let pending = rendezvous.accept().await.expect("accept");
+    let pending = rendezvous
+        .accept()
+        .await
+        .expect("accept")
+        .greet()
+        .await
+        .expect("greet");
     assert_eq!(pending.role, ServiceRole::Sensord);
     assert_eq!(pending.peer_pid, Some(std::process::id()));
     let admitted = pending.admit().await.expect("admit");
@@ -98,8 +104,97 @@ async fn garbage_and_lying_clients_are_refused_with_a_reason() {
             BufReader::new(s).read_line(&mut answer).expect("read");
             answer
         });
-        assert!(rendezvous.accept().await.is_err());
+        let incoming = rendezvous.accept().await.expect("accept");
+        assert!(incoming.greet().await.is_err());
         let answer = client.await.expect("join");
         assert!(answer.starts_with("ERR "), "{answer}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_at_its_deadline_and_delays_nobody() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hub.sock");
+    let rendezvous = Rendezvous::bind(&path, uid()).await.expect("bind");
+    // Three clients that connect and say nothing.
+    let silent: Vec<UnixStream> = (0..3)
+        .map(|_| UnixStream::connect(&path).expect("connect"))
+        .collect();
+    let mut greetings = Vec::new();
+    for _ in 0..3 {
+        let incoming = rendezvous.accept().await.expect("accept");
+        greetings.push(tokio::spawn(incoming.greet()));
+    }
+    // A real client behind them is greeted at once.
+    let client_path = path.clone();
+    let client = tokio::task::spawn_blocking(move || connect(&client_path, ServiceRole::Reader, T));
+    let started = std::time::Instant::now();
+    let pending = rendezvous
+        .accept()
+        .await
+        .expect("accept")
+        .greet()
+        .await
+        .expect("greet");
+    assert!(
+        started.elapsed() < FIRST_LINE_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    let admitted = pending.admit().await.expect("admit");
+    admitted
+        .hello
+        .reply
+        .send(HubMessage::Welcome(Welcome {
+            session: 1,
+            hub_pid: 1,
+            table: IpcSharedMemory::from_byte(0, 8),
+            slots: vec![],
+        }))
+        .expect("welcome");
+    client.await.expect("join").expect("connect");
+    // The silent ones time out.
+    for greeting in greetings {
+        assert!(matches!(
+            greeting.await.expect("join"),
+            Err(BootstrapError::Timeout { .. })
+        ));
+    }
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_dropped_midway_leaves_no_blocked_thread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hub.sock");
+    let rendezvous = Rendezvous::bind(&path, uid()).await.expect("bind");
+    // A client that says its line, then never connects to the ipc server.
+    let mut client = UnixStream::connect(&path).expect("connect");
+    client
+        .write_all(format!("{PROTOCOL} reader {}\n", std::process::id()).as_bytes())
+        .expect("write");
+    let pending = rendezvous
+        .accept()
+        .await
+        .expect("accept")
+        .greet()
+        .await
+        .expect("greet");
+    let admit = tokio::spawn(pending.admit());
+    let mut answer = String::new();
+    BufReader::new(&client)
+        .read_line(&mut answer)
+        .expect("read");
+    assert!(answer.starts_with("OK "), "{answer}");
+    // The hub gives up on it (to make room): the blocking accept is
+    // released, so its task ends rather than hanging for ever.
+    admit.abort();
+    let _ = admit.await;
+    let name = answer.trim_end().trim_start_matches("OK ").to_owned();
+    // The one-shot server is gone: nobody accepts there any more.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        ipc_channel::ipc::IpcSender::<ServiceMessage>::connect(name).is_err(),
+        "the ipc-channel server still accepts"
+    );
 }

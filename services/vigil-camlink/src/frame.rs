@@ -7,6 +7,11 @@ use crate::LinkError;
 /// The largest frame: a 4K key frame at a high bitrate fits several times.
 pub const MAX_FRAME: u32 = 4 << 20;
 
+/// The largest frame before the peer has proven the key: a hello with the
+/// longest name, or a refusal with its reason, fits several times. Nothing
+/// bigger is read, and nothing bigger allocated, for a peer not yet known.
+pub const MAX_HANDSHAKE_FRAME: u32 = 1 << 10;
+
 /// What the hub asks of a camera.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommandKind {
@@ -254,16 +259,39 @@ impl Message {
     }
 }
 
-/// Reads frames with a reusable buffer.
-#[derive(Debug, Default)]
+/// Reads frames with a reusable buffer, and a limit on their length that
+/// starts at [`MAX_HANDSHAKE_FRAME`]: only a peer that has proven the key
+/// ([`FrameReader::authenticated`]) may send frames up to [`MAX_FRAME`].
+#[derive(Debug)]
 pub struct FrameReader {
     buf: Vec<u8>,
+    limit: u32,
+}
+
+impl Default for FrameReader {
+    fn default() -> FrameReader {
+        FrameReader {
+            buf: Vec::new(),
+            limit: MAX_HANDSHAKE_FRAME,
+        }
+    }
 }
 
 impl FrameReader {
-    /// The next message. A length outside 1..=[`MAX_FRAME`] is an error
-    /// before anything is allocated; EOF between frames is
-    /// [`LinkError::Closed`], inside one an I/O error.
+    /// The peer has proven the key: frames up to [`MAX_FRAME`] from now on.
+    pub fn authenticated(&mut self) {
+        self.limit = MAX_FRAME;
+    }
+
+    /// The longest frame this reader takes now.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The next message. A length outside 1..=[`FrameReader::limit`] is an
+    /// error before anything is allocated, and the buffer grows with the
+    /// bytes that arrive, never to the announced length ahead of them; EOF
+    /// between frames is [`LinkError::Closed`], inside one an I/O error.
     pub async fn read<R: AsyncRead + Unpin>(
         &mut self,
         reader: &mut R,
@@ -277,16 +305,23 @@ impl FrameReader {
             Err(e) => return Err(e.into()),
         }
         let n = u32::from_be_bytes(len);
-        if n == 0 || n > MAX_FRAME {
+        if n == 0 || n > self.limit {
             return Err(LinkError::BadLength(n));
         }
-        self.buf.resize(n as usize, 0);
-        reader.read_exact(&mut self.buf).await?;
+        self.buf.clear();
+        let got = (&mut *reader)
+            .take(u64::from(n))
+            .read_to_end(&mut self.buf)
+            .await?;
+        if got < n as usize {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
         Message::decode(&self.buf)
     }
 }
 
-/// Reads one message (see [`FrameReader::read`]).
+/// Reads one message of the handshake, at most [`MAX_HANDSHAKE_FRAME`]
+/// long (see [`FrameReader::read`]).
 pub async fn read_message<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Message, LinkError> {
     FrameReader::default().read(reader).await
 }
@@ -347,6 +382,7 @@ mod tests {
             write_message(&mut wire, &m).await.expect("write");
         }
         let mut reader = FrameReader::default();
+        reader.authenticated();
         let mut cursor = wire.as_slice();
         for want in all() {
             assert_eq!(reader.read(&mut cursor).await.expect("read"), want);
@@ -370,7 +406,7 @@ mod tests {
             let mut r = &frame[..cut];
             assert!(read_message(&mut r).await.is_err(), "cut at {cut}");
         }
-        let mut huge = &(MAX_FRAME + 1).to_be_bytes()[..];
+        let mut huge = &(MAX_HANDSHAKE_FRAME + 1).to_be_bytes()[..];
         assert!(matches!(
             read_message(&mut huge).await,
             Err(LinkError::BadLength(_))
@@ -397,5 +433,46 @@ mod tests {
             read_message(&mut long).await,
             Err(LinkError::Malformed("Welcome"))
         ));
+    }
+
+    #[tokio::test]
+    async fn before_the_key_only_small_frames_and_no_buffer_ahead_of_the_bytes() {
+        // A stranger announcing the largest frame is refused before any
+        // allocation.
+        let mut reader = FrameReader::default();
+        let mut announced = &MAX_FRAME.to_be_bytes()[..];
+        assert!(matches!(
+            reader.read(&mut announced).await,
+            Err(LinkError::BadLength(MAX_FRAME))
+        ));
+        assert_eq!(reader.buf.capacity(), 0);
+
+        // A proven peer may announce it; the buffer holds what arrived (here
+        // 100 bytes), not the 4 MiB announced.
+        let mut wire = MAX_FRAME.to_be_bytes().to_vec();
+        wire.extend_from_slice(&[10u8; 100]);
+        let mut reader = FrameReader::default();
+        reader.authenticated();
+        assert_eq!(reader.limit(), MAX_FRAME);
+        let mut cursor = wire.as_slice();
+        assert!(matches!(
+            reader.read(&mut cursor).await,
+            Err(LinkError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof
+        ));
+        assert!(
+            reader.buf.capacity() < 64 << 10,
+            "{}",
+            reader.buf.capacity()
+        );
+
+        // A whole large frame still reads.
+        let big = Message::Frame {
+            pts_us: 5,
+            key: true,
+            data: vec![7u8; 1 << 20],
+        };
+        let wire = big.encode();
+        let mut cursor = wire.as_slice();
+        assert_eq!(reader.read(&mut cursor).await.expect("read"), big);
     }
 }

@@ -5,9 +5,11 @@
 //! on any tokio stream with hard limits.
 //!
 //! Must never: trust a length or a field from the peer without checking it
-//! against [`MAX_FRAME`] and the message's own layout; allocate more than a
-//! checked length; accept a camera whose answer to the challenge does not
-//! verify.
+//! against the reader's limit ([`MAX_HANDSHAKE_FRAME`] until the peer has
+//! proven the key, [`MAX_FRAME`] after) and the message's own layout;
+//! allocate ahead of the bytes that arrived; accept a camera whose answer
+//! to the challenge does not verify, or a heartbeat that does not name the
+//! camera's latest link with a number past the last one.
 //!
 //! Why a pre-shared key and a challenge, not TLS: a camera node is a Pi Zero
 //! 2 W encoding video on its four small cores; the link runs on the home
@@ -22,8 +24,9 @@
 //!
 //! ## Frames (both directions)
 //!
-//! `u32` big-endian length `n` (1 to [`MAX_FRAME`]), then `n` bytes: one
-//! type byte and the body. Integers are big-endian; a string is a `u16`
+//! `u32` big-endian length `n` (1 to [`MAX_HANDSHAKE_FRAME`] until the peer
+//! has proven the key, then 1 to [`MAX_FRAME`]), then `n` bytes: one type
+//! byte and the body. Integers are big-endian; a string is a `u16`
 //! length and UTF-8 bytes.
 //!
 //! | type | direction | body |
@@ -38,8 +41,13 @@
 //!
 //! ## Heartbeat (UDP, to the hub's camera port)
 //!
-//! `VIGIL-CAM/1 <name> <seq> <hex HMAC-SHA256(key, "vigil-heartbeat/1 <name> <seq>")>`
-//! once a second. A heartbeat that does not verify is ignored.
+//! `VIGIL-CAM/2 <name> <link> <seq> <hex HMAC-SHA256(key, "vigil-heartbeat/2 <name> <link> <seq>")>`
+//! once a second, where `<link>` is the hex of the hub's challenge nonce on
+//! the camera's latest connection and `<seq>` counts from 1 on that link.
+//! The hub takes a heartbeat only if it verifies, names the link of the
+//! camera's latest authenticated connection and counts past the last one
+//! it took ([`HeartbeatGuard`]): a captured heartbeat cannot be replayed.
+//! Version 1 (no link) is no longer accepted.
 //!
 //! ## Discovery beacon (UDP broadcast from the hub)
 //!
@@ -52,8 +60,13 @@
 mod auth;
 mod frame;
 
-pub use auth::{Key, beacon, heartbeat, parse_beacon, verify_heartbeat};
-pub use frame::{CommandKind, FrameReader, MAX_FRAME, Message, read_message, write_message};
+pub use auth::{
+    Heartbeat, HeartbeatGuard, Key, Stale, beacon, heartbeat, is_v1_heartbeat, parse_beacon,
+    verify_heartbeat,
+};
+pub use frame::{
+    CommandKind, FrameReader, MAX_FRAME, MAX_HANDSHAKE_FRAME, Message, read_message, write_message,
+};
 
 /// What can go wrong on the link.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +75,14 @@ pub enum LinkError {
     Io(#[from] std::io::Error),
     #[error("the peer closed the connection")]
     Closed,
-    /// A frame longer than [`MAX_FRAME`] or of length 0: the peer is not a
-    /// camera link, or is broken; the connection is dropped.
-    #[error("a frame of {0} bytes is outside 1..={MAX_FRAME}")]
+    /// A frame of length 0, or longer than the reader takes now
+    /// ([`MAX_HANDSHAKE_FRAME`] before the peer has proven the key,
+    /// [`MAX_FRAME`] after): the peer is not a camera link, or is broken;
+    /// the connection is dropped.
+    #[error(
+        "a frame of {0} bytes is empty or over the limit ({MAX_HANDSHAKE_FRAME} bytes before \
+         the key is proven, {MAX_FRAME} after)"
+    )]
     BadLength(u32),
     #[error("unknown message type {0}")]
     UnknownType(u8),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{info, warn};
-use vigil_camlink::{CommandKind, Key, Message};
+use vigil_camlink::{CommandKind, HeartbeatGuard, Key, Message};
 use vigil_config::{Config, RecordingConfig};
 use vigil_domain::EventKind;
 use vigil_ipc::semaphore::NamedSemaphore;
@@ -74,6 +74,8 @@ struct Connection {
 #[derive(Debug)]
 struct CameraState {
     key: Option<Key>,
+    /// The link its heartbeats must name and the last number taken.
+    beats: HeartbeatGuard,
     ring: Ring,
     live: broadcast::Sender<Arc<Stamped>>,
     last_seen: Option<Instant>,
@@ -148,6 +150,7 @@ impl CameraHub {
                 c.name.clone(),
                 CameraState {
                     key,
+                    beats: HeartbeatGuard::default(),
                     ring: Ring::new(config.recording.ring, RING_MAX_BYTES),
                     live,
                     last_seen: None,
@@ -217,13 +220,16 @@ impl CameraHub {
         }
     }
 
-    /// A camera connected and proved its key; returns the connection id
-    /// and its command channel. A camera that reconnects replaces its old
-    /// connection (usually a dead one the hub has not noticed yet).
+    /// A camera connected and proved its key on the connection whose
+    /// challenge nonce was `link`; returns the connection id and its
+    /// command channel. A camera that reconnects replaces its old
+    /// connection (usually a dead one the hub has not noticed yet, which
+    /// then ends), and its heartbeats must name the new link.
     fn connect(
         &self,
         camera: &str,
         size: (u32, u32, u32),
+        link: [u8; 32],
     ) -> Option<(u64, mpsc::Receiver<Message>)> {
         let id = self
             .next_connection
@@ -232,6 +238,7 @@ impl CameraHub {
         let mut cameras = self.lock();
         let c = cameras.get_mut(camera)?;
         c.connection = Some(Connection { id, commands: tx });
+        c.beats.linked(link);
         c.size = size;
         c.last_seen = Some(Instant::now());
         c.last_seen_unix_ms = unix_ms();

@@ -1,5 +1,13 @@
 //! The camera link's server side: TCP connections (one task each) and the
 //! UDP heartbeats.
+//!
+//! A connection that has not proven the key is a stranger's: it holds a
+//! place in [`CAMERA_HANDSHAKES`] (the oldest goes when they are full), has
+//! [`HANDSHAKE`] to prove the key, and may send frames of
+//! [`vigil_camlink::MAX_HANDSHAKE_FRAME`] at most. Only then is it a
+//! camera's, with frames up to [`vigil_camlink::MAX_FRAME`]; a camera's new
+//! connection ends its previous one. A heartbeat counts only if it names
+//! the camera's latest link with a number past the last one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,14 +15,26 @@ use std::time::Duration;
 
 use rand::RngCore;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tracing::{info, warn};
-use vigil_camlink::{FrameReader, LinkError, Message, write_message};
+use tracing::{debug, info, warn};
+use vigil_camlink::{FrameReader, LinkError, Message, Stale, write_message};
 use vigil_media::AccessUnit;
 
 use super::CameraHub;
+use crate::listen::{
+    AcceptBackoff, CAMERA_HANDSHAKES, LogBudget, Pool, Ticket, keepalive, peer_of,
+};
 
 /// The longest a camera may take to answer the challenge.
 const HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// What the server logs at most a few times a minute.
+#[derive(Debug, Default)]
+struct Logs {
+    /// Connections dropped before their key was proven.
+    strangers: LogBudget,
+    /// Heartbeats refused as replays, or of the old version.
+    heartbeats: LogBudget,
+}
 
 /// Accepts cameras on `listener` and heartbeats on `udp` until
 /// `shutdown` resolves.
@@ -24,26 +44,37 @@ pub async fn serve(
     udp: UdpSocket,
     shutdown: impl Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
+    let logs = Arc::new(Logs::default());
+    tokio::select! {
+        () = shutdown => {}
+        () = accept(Arc::clone(&hub), listener, Arc::clone(&logs)) => {}
+        () = heartbeats(&hub, udp, &logs) => {}
+    }
+}
+
+async fn accept(hub: Arc<CameraHub>, listener: TcpListener, logs: Arc<Logs>) {
+    let strangers = Pool::new(CAMERA_HANDSHAKES);
+    let mut backoff = AcceptBackoff::new("cameras");
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff.reset();
+                let Some(ticket) = strangers.admit(peer_of(peer)) else {
+                    continue;
+                };
+                let (hub, logs) = (Arc::clone(&hub), Arc::clone(&logs));
+                tokio::spawn(async move { connection(hub, stream, peer, ticket, logs).await });
+            }
+            Err(e) => backoff.failed(&e).await,
+        }
+    }
+}
+
+async fn heartbeats(hub: &CameraHub, udp: UdpSocket, logs: &Logs) {
     let mut datagram = vec![0u8; 512];
     loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let hub = Arc::clone(&hub);
-                    tokio::spawn(async move { connection(hub, stream, peer).await });
-                }
-                Err(e) => {
-                    warn!("camera server: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            received = udp.recv_from(&mut datagram) => {
-                if let Ok((n, peer)) = received {
-                    heartbeat(&hub, &datagram[..n], peer);
-                }
-            }
+        if let Ok((n, peer)) = udp.recv_from(&mut datagram).await {
+            heartbeat(hub, &datagram[..n], peer, logs);
         }
     }
 }
@@ -81,56 +112,117 @@ pub async fn beacon(to: SocketAddr, port: u16) {
     }
 }
 
-fn heartbeat(hub: &CameraHub, datagram: &[u8], peer: SocketAddr) {
-    let verified = {
-        let cameras = hub.lock();
-        vigil_camlink::verify_heartbeat(datagram, |name| {
+fn heartbeat(hub: &CameraHub, datagram: &[u8], peer: SocketAddr, logs: &Logs) {
+    let taken = {
+        let mut cameras = hub.lock();
+        let verified = vigil_camlink::verify_heartbeat(datagram, |name| {
             cameras.get(name).and_then(|c| c.key.as_ref())
+        });
+        verified.map(|beat| {
+            let fresh = match cameras.get_mut(&beat.camera) {
+                Some(c) => c.beats.accept(&beat),
+                None => Err(Stale::NoLink),
+            };
+            (beat.camera, fresh)
         })
     };
-    match verified {
-        Some((camera, _seq)) => hub.seen(&camera),
-        None => tracing::debug!(%peer, "ignored a datagram that is not a valid heartbeat"),
+    match taken {
+        Some((camera, Ok(()))) => hub.seen(&camera),
+        Some((camera, Err(Stale::Replayed { seq, last }))) => {
+            if let Some(suppressed) = logs.heartbeats.allow() {
+                warn!(
+                    %peer,
+                    %camera,
+                    seq,
+                    last,
+                    suppressed,
+                    "ignored a replayed heartbeat (its number is not past the last one taken)"
+                );
+            }
+        }
+        Some((camera, Err(stale))) => {
+            debug!(%peer, %camera, ?stale, "ignored a heartbeat of another link");
+        }
+        None if vigil_camlink::is_v1_heartbeat(datagram) => {
+            if let Some(suppressed) = logs.heartbeats.allow() {
+                warn!(
+                    %peer,
+                    suppressed,
+                    "ignored a version-1 heartbeat (it could be replayed): update vigil-camd on \
+                     this camera"
+                );
+            }
+        }
+        None => debug!(%peer, "ignored a datagram that is not a valid heartbeat"),
     }
 }
 
-async fn connection(hub: Arc<CameraHub>, stream: TcpStream, peer: SocketAddr) {
+/// Proves the peer's key within [`HANDSHAKE`]: (camera, size, the camera's
+/// nonce). Frames stay small until it has.
+async fn handshake(
+    read: &mut tokio::net::tcp::OwnedReadHalf,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    reader: &mut FrameReader,
+    nonce: &[u8; 32],
+) -> Result<(String, (u32, u32, u32), [u8; 32], [u8; 32]), LinkError> {
+    write_message(write, &Message::Challenge { nonce: *nonce }).await?;
+    match reader.read(read).await? {
+        Message::Hello {
+            camera,
+            width,
+            height,
+            fps,
+            answer,
+            nonce,
+        } => Ok((
+            camera,
+            (u32::from(width), u32::from(height), u32::from(fps)),
+            answer,
+            nonce,
+        )),
+        _ => Err(LinkError::Unexpected("not a hello")),
+    }
+}
+
+async fn connection(
+    hub: Arc<CameraHub>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stranger: Ticket<std::net::IpAddr>,
+    logs: Arc<Logs>,
+) {
     let _ = stream.set_nodelay(true);
+    keepalive(&stream);
     let (mut read, mut write) = stream.into_split();
     let mut reader = FrameReader::default();
     let mut nonce = [0u8; 32];
     rand::rng().fill_bytes(&mut nonce);
-    let handshake = async {
-        write_message(&mut write, &Message::Challenge { nonce }).await?;
-        match reader.read(&mut read).await? {
-            Message::Hello {
-                camera,
-                width,
-                height,
-                fps,
-                answer,
-                nonce,
-            } => Ok((
-                camera,
-                (u32::from(width), u32::from(height), u32::from(fps)),
-                answer,
-                nonce,
-            )),
-            _ => Err(LinkError::Unexpected("not a hello")),
+    let dropped = |why: String| {
+        if let Some(suppressed) = logs.strangers.allow() {
+            warn!(%peer, suppressed, "dropped a camera connection before its hello: {why}");
         }
     };
-    let (camera, size, answer, camera_nonce) =
-        match tokio::time::timeout(HANDSHAKE, handshake).await {
-            Ok(Ok(hello)) => hello,
-            Ok(Err(e)) => {
-                warn!(%peer, "dropped a camera connection before its hello: {e}");
-                return;
-            }
-            Err(_) => {
-                warn!(%peer, "dropped a camera connection: no hello within {HANDSHAKE:?}");
-                return;
-            }
-        };
+    let hello = tokio::select! {
+        hello = tokio::time::timeout(
+            HANDSHAKE,
+            handshake(&mut read, &mut write, &mut reader, &nonce),
+        ) => hello,
+        () = stranger.stopped() => {
+            dropped("it made room for newer connections".to_owned());
+            return;
+        }
+    };
+    let (camera, size, answer, camera_nonce) = match hello {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(e)) => {
+            dropped(e.to_string());
+            return;
+        }
+        Err(_) => {
+            dropped(format!("no hello within {HANDSHAKE:?}"));
+            return;
+        }
+    };
     let refuse = |reason: String| Message::Refused { reason };
     let verdict = match hub.key(&camera) {
         None => Err(format!(
@@ -145,12 +237,18 @@ async fn connection(hub: Arc<CameraHub>, stream: TcpStream, peer: SocketAddr) {
     let proof = match verdict {
         Ok(proof) => proof,
         Err(reason) => {
-            warn!(%peer, %camera, "refused a camera: {reason}");
+            if let Some(suppressed) = logs.strangers.allow() {
+                warn!(%peer, %camera, suppressed, "refused a camera: {reason}");
+            }
             let _ = write_message(&mut write, &refuse(reason)).await;
             return;
         }
     };
-    let Some((id, mut commands)) = hub.connect(&camera, size) else {
+    // A camera now: its place among strangers is given back, and it may
+    // send frames of any size up to the link's limit.
+    drop(stranger);
+    reader.authenticated();
+    let Some((id, mut commands)) = hub.connect(&camera, size, nonce) else {
         return;
     };
     if write_message(&mut write, &Message::Welcome { proof })
@@ -161,7 +259,9 @@ async fn connection(hub: Arc<CameraHub>, stream: TcpStream, peer: SocketAddr) {
         return;
     }
     info!(%peer, %camera, width = size.0, height = size.1, fps = size.2, "camera connected");
-    let writer = tokio::spawn(async move {
+    // Ends when the connection is replaced (its command channel closes) or
+    // a write fails; either way the connection is over.
+    let mut writer = tokio::spawn(async move {
         while let Some(m) = commands.recv().await {
             if write_message(&mut write, &m).await.is_err() {
                 return;
@@ -169,7 +269,11 @@ async fn connection(hub: Arc<CameraHub>, stream: TcpStream, peer: SocketAddr) {
         }
     });
     let why = loop {
-        match reader.read(&mut read).await {
+        let read = tokio::select! {
+            read = reader.read(&mut read) => read,
+            _ = &mut writer => break "replaced by a newer connection, or not writable".to_owned(),
+        };
+        match read {
             Ok(Message::Frame { pts_us, key, data }) => hub.on_frame(
                 &camera,
                 AccessUnit {
