@@ -28,7 +28,7 @@ use tracing::{debug, error, info, warn};
 use vigil_alerts::AlertMessage;
 use vigil_config::Config;
 use vigil_domain::AlertPriority;
-use vigil_ipc::mqueue::MessageQueue;
+use vigil_ipc::mqueue::{MessageQueue, QueueError};
 
 pub use crate::error::AlertdError;
 
@@ -39,18 +39,27 @@ const RECENT_IDS: usize = 4096;
 /// reports the alert delivered to the hub.
 #[derive(Debug)]
 pub struct Completion {
-    id: String,
+    report: Delivered,
     remaining: AtomicUsize,
-    delivered: mpsc::UnboundedSender<String>,
+    delivered: mpsc::UnboundedSender<Delivered>,
 }
 
 impl Completion {
     /// One delivery (a hook or the webhook) is done, or given up on.
     pub fn complete(&self) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let _ = self.delivered.send(self.id.clone());
+            let _ = self.delivered.send(self.report.clone());
         }
     }
+}
+
+/// What alertd tells the hub about one delivered alert: its id and the
+/// delivery token read with it from the queue (the hub's proof that the
+/// report comes from a reader of the queue).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    pub id: String,
+    pub token: String,
 }
 
 /// One alert on its way to one destination.
@@ -104,12 +113,30 @@ impl Filter {
 
 /// Runs alertd until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AlertdError> {
-    let queue = MessageQueue::open(
-        &config.alerts.queue,
-        config.alerts.depth,
-        config.alerts.msg_size,
-    )?;
-    let (delivered_tx, delivered_rx) = mpsc::unbounded_channel::<String>();
+    tokio::pin!(shutdown);
+    // The hub makes the queue (it owns it); alertd waits for it.
+    let mut told = false;
+    let queue = loop {
+        match MessageQueue::open_existing(
+            &config.alerts.queue,
+            config.alerts.depth,
+            config.alerts.msg_size,
+        ) {
+            Ok(queue) => break queue,
+            Err(QueueError::Missing { .. }) => {
+                if !told {
+                    info!(queue = %config.alerts.queue, "waiting for the hub to make the alert queue");
+                    told = true;
+                }
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (delivered_tx, delivered_rx) = mpsc::unbounded_channel::<Delivered>();
     let link = tokio::spawn(link::run(config.runtime.hub_socket(), delivered_rx));
 
     let mut destinations: Vec<(String, mpsc::Sender<Delivery>)> = Vec::new();
@@ -142,7 +169,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let cooldown_ms = config.alerts.cooldown.as_millis() as u64;
     let mut filter = Filter::default();
-    tokio::pin!(shutdown);
     loop {
         let received = tokio::select! {
             () = &mut shutdown => break,
@@ -156,17 +182,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 continue;
             }
         };
-        let alert = match AlertMessage::decode(&bytes) {
-            Ok(a) => Arc::new(a),
+        let (alert, token) = match AlertMessage::decode(&bytes) {
+            // The token goes back to the hub only, never to a hook.
+            Ok(mut a) => {
+                let token = a.take_delivery_token().unwrap_or_default();
+                (Arc::new(a), token)
+            }
             Err(e) => {
                 warn!("dropped a message from the alert queue: {e}");
                 continue;
             }
         };
+        let report = Delivered {
+            id: alert.id.clone(),
+            token,
+        };
         if let Some(why) = filter.reject(&alert, cooldown_ms) {
             debug!(id = %alert.id, "not delivered: {why}");
             // Still "delivered" for the hub: it need not post it again.
-            let _ = delivered_tx.send(alert.id.clone());
+            let _ = delivered_tx.send(report);
             continue;
         }
         let to_webhook = webhook_tx
@@ -183,7 +217,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             alert.title
         );
         let done = Arc::new(Completion {
-            id: alert.id.clone(),
+            report,
             remaining: AtomicUsize::new(count.max(1)),
             delivered: delivered_tx.clone(),
         });
@@ -245,6 +279,7 @@ mod tests {
             unix_ms: at,
             trace_id: None,
             traceparent: None,
+            delivery_token: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! alertd's session with the hub: it joins as `alertd` (which makes the
-//! hub post undelivered alerts again) and reports each delivered alert.
+//! hub post undelivered alerts again) and reports each delivered alert,
+//! with the delivery token it read from the queue.
 //! Reconnects by itself; reports made while the hub is away are dropped
 //! (a restarted hub has nothing in flight to clear).
 
@@ -10,9 +11,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 use vigil_bootstrap::{ServiceMessage, ServiceRole};
 
+use crate::Delivered;
+
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(socket: PathBuf, mut delivered: mpsc::UnboundedReceiver<String>) {
+pub(crate) async fn run(socket: PathBuf, mut delivered: mpsc::UnboundedReceiver<Delivered>) {
     let mut retry = Duration::from_millis(50);
     loop {
         let path = socket.clone();
@@ -36,10 +39,10 @@ pub(crate) async fn run(socket: PathBuf, mut delivered: mpsc::UnboundedReceiver<
         retry = Duration::from_millis(50);
         info!(session = session.welcome.session, "joined the hub");
         // The hub's end of the session closing is seen on the next send.
-        while let Some(id) = delivered.recv().await {
+        while let Some(Delivered { id, token }) = delivered.recv().await {
             if session
                 .to_hub
-                .send(ServiceMessage::AlertDelivered { id })
+                .send(ServiceMessage::AlertDelivered { id, token })
                 .is_err()
             {
                 info!("lost the hub; rejoining");

@@ -144,7 +144,7 @@ mod tests {
     use vigil_alerts::AlertMessage;
 
     use super::*;
-    use crate::Completion;
+    use crate::{Completion, Delivered};
 
     #[test]
     fn ntfy_mode_maps_priority_title_and_tags_and_signs_the_body() {
@@ -170,9 +170,13 @@ mod tests {
                 unix_ms: 0,
                 trace_id: None,
                 traceparent: None,
+                delivery_token: None,
             }),
             done: Arc::new(Completion {
-                id: "abc-1".into(),
+                report: Delivered {
+                    id: "abc-1".into(),
+                    token: "t".into(),
+                },
                 remaining: AtomicUsize::new(1),
                 delivered: tx,
             }),

@@ -22,9 +22,21 @@
 //! and finds the state from before it (at least once, never lost). Killed
 //! after the post and before the journal, the alert is already in the
 //! kernel's queue, which outlives the hub.
+//!
+//! The queue is the hub's: made exclusively, reused only if it is this
+//! user's and closed to others, refused otherwise
+//! ([`MessageQueue::create_owned`]). Each alert gets a random delivery
+//! token when it enters the outbox (kept with it in the journal, which is
+//! mode 0600); the queued message carries it, and [`AlertPoster::delivered`]
+//! takes a report only with that token, so only a reader of the queue can
+//! clear an alert, and the hub takes reports only from alertd's session.
+//! A process that can open the queue for reading (the hub's user; the
+//! group's members when the umask leaves them read access) can read the
+//! tokens: that is the limit of this proof.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use tracing::{debug, error, warn};
@@ -51,7 +63,13 @@ pub const JOURNAL: &str = "alerts-pending.json";
 
 fn write_journal(path: &Path, alerts: &[&AlertMessage]) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
+    // Mode 0600: the journal holds the alerts' delivery tokens.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     file.write_all(&serde_json::to_vec(alerts).map_err(std::io::Error::other)?)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -65,7 +83,7 @@ impl AlertPoster {
     /// Opens the queue. Must be called inside a tokio runtime.
     pub fn open(config: &AlertsConfig) -> Result<AlertPoster, QueueError> {
         Ok(AlertPoster {
-            queue: MessageQueue::open(&config.queue, config.depth, config.msg_size)?,
+            queue: MessageQueue::create_owned(&config.queue, config.depth, config.msg_size)?,
             outbox: VecDeque::new(),
             in_flight: BTreeMap::new(),
             dropped_info: 0,
@@ -85,7 +103,7 @@ impl AlertPoster {
                         count = pending.len(),
                         "alerts the last hub had not seen delivered: posting them again (same ids)"
                     );
-                    self.outbox.extend(pending);
+                    self.outbox.extend(pending.into_iter().map(with_token));
                 }
                 Ok(_) => {}
                 Err(e) => error!(
@@ -128,7 +146,7 @@ impl AlertPoster {
             return false;
         }
         let important = alerts.iter().any(|a| a.priority() > AlertPriority::Info);
-        self.outbox.extend(alerts);
+        self.outbox.extend(alerts.into_iter().map(with_token));
         self.flush();
         important
     }
@@ -203,11 +221,26 @@ impl AlertPoster {
         }
     }
 
-    /// alertd delivered `id`.
-    pub fn delivered(&mut self, id: &str) {
-        if self.in_flight.remove(id).is_some() {
-            self.save_journal();
+    /// alertd reports `id` delivered, proving it read the alert with the
+    /// alert's `token`; a report without the right token changes nothing.
+    pub fn delivered(&mut self, id: &str, token: &str) {
+        let Some(alert) = self.in_flight.get(id) else {
+            return;
+        };
+        let proven = alert
+            .delivery_token
+            .as_deref()
+            .is_some_and(|t| vigil_alerts::tokens_match(t, token));
+        if !proven {
+            warn!(
+                id = %vigil_domain::text::excerpt(id),
+                "ignored a delivery report without the alert's delivery token: whoever sent it \
+                 did not read the alert from the queue; it stays undelivered"
+            );
+            return;
         }
+        self.in_flight.remove(id);
+        self.save_journal();
     }
 
     /// An alertd (re)joined: post every undelivered alert again, same ids.
@@ -227,6 +260,14 @@ impl AlertPoster {
     }
 }
 
+/// `alert` with a delivery token (a new one unless it has one).
+fn with_token(mut alert: AlertMessage) -> AlertMessage {
+    if alert.delivery_token.is_none() {
+        alert.delivery_token = Some(vigil_alerts::random_hex128());
+    }
+    alert
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -244,6 +285,7 @@ mod tests {
             unix_ms: 0,
             trace_id: None,
             traceparent: None,
+            delivery_token: None,
         }
     }
 
@@ -276,7 +318,7 @@ mod tests {
         // Two fit; the rest: info dropped and counted, alarm and fault wait.
         assert_eq!(poster.dropped_info(), 1);
         assert!(poster.waiting());
-        let reader = MessageQueue::open(&config.queue, 2, 1024).expect("reader");
+        let reader = MessageQueue::open_existing(&config.queue, 2, 1024).expect("reader");
         for want in ["i1", "i2"] {
             let (_, bytes) = reader.recv().await.expect("recv");
             assert_eq!(AlertMessage::decode(&bytes).expect("alert").id, want);
@@ -290,11 +332,19 @@ mod tests {
             .map(|r| AlertMessage::decode(&r.expect("recv").1).expect("alert").id)
             .collect();
         assert_eq!(ids, ["a1", "f1"]);
-        // Undelivered ones are posted again, with the same ids, for a new alertd.
-        poster.delivered("f1");
+        // Undelivered ones are posted again, with the same ids, for a new
+        // alertd. A report counts only with the token read from the queue.
+        let token = |id: &str| poster.in_flight[id].delivery_token.clone().expect("token");
+        let (a1_token, f1_token) = (token("a1"), token("f1"));
+        poster.delivered("f1", &a1_token);
+        poster.delivered("a1", "");
+        poster.delivered("f1", &f1_token);
+        assert_eq!(poster.in_flight.keys().collect::<Vec<_>>(), ["a1"]);
         poster.repost_in_flight();
         let (_, bytes) = reader.recv().await.expect("recv");
-        assert_eq!(AlertMessage::decode(&bytes).expect("alert").id, "a1");
+        let again = AlertMessage::decode(&bytes).expect("alert");
+        assert_eq!(again.id, "a1");
+        assert_eq!(again.delivery_token, Some(a1_token));
         MessageQueue::unlink(&config.queue);
     }
 
@@ -313,7 +363,11 @@ mod tests {
             ]) {
                 poster.save_journal();
             }
-            poster.delivered("t1");
+            let token = poster.in_flight["t1"]
+                .delivery_token
+                .clone()
+                .expect("token");
+            poster.delivered("t1", &token);
             // The hub dies here: a1 posted, never delivered.
         }
         MessageQueue::unlink(&config.queue);
@@ -321,7 +375,7 @@ mod tests {
             .expect("open")
             .with_journal(dir.path());
         poster.flush();
-        let reader = MessageQueue::open(&config.queue, 4, 1024).expect("reader");
+        let reader = MessageQueue::open_existing(&config.queue, 4, 1024).expect("reader");
         let (_, bytes) = reader.recv().await.expect("recv");
         assert_eq!(AlertMessage::decode(&bytes).expect("alert").id, "a1");
         assert!(!poster.waiting(), "only a1 was pending");

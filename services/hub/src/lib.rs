@@ -460,7 +460,9 @@ pub async fn run(
                 };
                 match hub.sessions.handle(event, &ctx) {
                     Some(SessionAction::AlertdJoined) => hub.alerts.repost_in_flight(),
-                    Some(SessionAction::AlertDelivered(id)) => hub.alerts.delivered(&id),
+                    Some(SessionAction::AlertDelivered { id, token }) => {
+                        hub.alerts.delivered(&id, &token)
+                    }
                     None => {}
                 }
             }

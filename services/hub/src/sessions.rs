@@ -27,8 +27,9 @@ use crate::pki::Pki;
 pub(crate) enum SessionAction {
     /// An alertd joined: post undelivered alerts again.
     AlertdJoined,
-    /// alertd delivered this alert.
-    AlertDelivered(String),
+    /// alertd delivered this alert (its id, and the delivery token read
+    /// from the queue that proves it).
+    AlertDelivered { id: String, token: String },
 }
 
 /// What session handling needs from the rest of the hub.
@@ -154,11 +155,21 @@ impl Sessions {
             }
             SessionEvent::Message {
                 id,
-                message: ServiceMessage::AlertDelivered { id: alert },
-            } => self
-                .live
-                .contains_key(&id)
-                .then_some(SessionAction::AlertDelivered(alert)),
+                message: ServiceMessage::AlertDelivered { id: alert, token },
+            } => {
+                // Only a session admitted as alertd reports deliveries.
+                let session = self.live.get(&id)?;
+                if session.role != ServiceRole::Alertd {
+                    warn!(
+                        session = id,
+                        role = session.role.as_str(),
+                        pid = session.pid,
+                        "ignored a delivery report from a session that is not alertd"
+                    );
+                    return None;
+                }
+                Some(SessionAction::AlertDelivered { id: alert, token })
+            }
             SessionEvent::Message { id, message } => {
                 self.on_message(id, message, ctx);
                 None

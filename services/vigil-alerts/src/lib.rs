@@ -12,7 +12,15 @@
 //!  "sensor":"front-door","unix_ms":1795000000000,"trace_id":"4bf9..."}
 //! ```
 //! `id` is the idempotency key: delivery is at least once, and a repeat of
-//! an alert carries the same id, so a hook can drop it. `priority` is one of
+//! an alert carries the same id, so a hook can drop it. Ids are 128 random
+//! bits (32 hex digits) from the OS: nobody can post an alert in advance
+//! under the id of an alarm to come.
+//!
+//! On the queue only, the message also carries `delivery_token`: 128 random
+//! bits the hub made for this alert, which alertd sends back with its
+//! "delivered" report to prove it read the alert. alertd takes it out
+//! ([`AlertMessage::take_delivery_token`]) before anything reaches a hook
+//! or the webhook, so no hook ever sees one. `priority` is one of
 //! `alarm` (alarms and duress), `tamper`, `fault`, `info`. `sensor` and
 //! `trace_id` may be absent.
 
@@ -38,6 +46,29 @@ pub struct AlertMessage {
     /// alertd's delivery spans join the same trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The proof of reading this alert from the queue (see the module
+    /// docs); never shown to a hook or the webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_token: Option<String>,
+}
+
+/// 128 random bits from the OS as 32 hex digits: an alert id or a delivery
+/// token.
+pub fn random_hex128() -> String {
+    let mut bytes = [0u8; 16];
+    // The OS's generator (getrandom(2)); failing it means the system has no
+    // randomness at all, and no id that must not be guessed can be made.
+    getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares two tokens in time that does not depend on where they differ.
+pub fn tokens_match(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +121,12 @@ impl AlertMessage {
         }
     }
 
+    /// Takes the delivery token out, so what is left can go to hooks and
+    /// the webhook.
+    pub fn take_delivery_token(&mut self) -> Option<String> {
+        self.delivery_token.take()
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<AlertMessage, AlertError> {
         serde_json::from_slice(bytes).map_err(|e| AlertError::Malformed(e.to_string()))
     }
@@ -117,6 +154,7 @@ mod tests {
             unix_ms: 1,
             trace_id: None,
             traceparent: None,
+            delivery_token: None,
         }
     }
 
@@ -136,5 +174,19 @@ mod tests {
         assert!(AlertMessage::decode(b"{\"id\":1}").is_err());
         assert_eq!(queue_priority(AlertPriority::Alarm), 30);
         assert!(!a.json_line().contains("trace_id"));
+    }
+
+    #[test]
+    fn ids_are_random_and_tokens_travel_only_on_the_queue() {
+        let (a, b) = (random_hex128(), random_hex128());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(tokens_match(&a, &a.clone()) && !tokens_match(&a, &b) && !tokens_match(&a, ""));
+        let mut queued = alert("door");
+        queued.delivery_token = Some(a.clone());
+        let mut read = AlertMessage::decode(&queued.encode(8192).expect("enc")).expect("dec");
+        assert_eq!(read.take_delivery_token(), Some(a.clone()));
+        assert!(!read.json_line().contains(&a));
+        assert!(!read.json_line().contains("delivery_token"));
     }
 }

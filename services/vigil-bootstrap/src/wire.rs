@@ -69,9 +69,12 @@ pub enum ServiceMessage {
     CreatePairingCode {
         role: String,
     },
-    /// alertd delivered the alert with this id to every hook and webhook.
+    /// alertd delivered the alert with this id to every hook and webhook;
+    /// `token` is the alert's delivery token, read from the queue, which
+    /// proves it (the hub ignores a report without the right one).
     AlertDelivered {
         id: String,
+        token: String,
     },
 }
 

@@ -2,17 +2,30 @@
 //! queue descriptor is pollable: readable when a message waits, writable
 //! when there is room).
 //!
-//! Both ends open with `O_CREAT` and the same attributes, so either may
-//! start first; the queue lives in the kernel (`/dev/mqueue`) and outlives
-//! both, which is what lets alerts wait for a restarting reader. Names live
-//! in one global namespace: configure a distinct one per installation.
+//! Names live in one global namespace that every local user can create in,
+//! so the queue has one owner: the hub makes it exclusively
+//! ([`MessageQueue::create_owned`], `O_CREAT | O_EXCL`, mode 0660 less the
+//! umask) and, when the name already exists, uses it only if it is its own
+//! (its owner is the hub's user and others have no access, checked with
+//! `fstat` on the queue descriptor itself); otherwise it refuses, naming the
+//! queue, its owner and the fix. A queue made by another user would let
+//! that user post forged alerts and read (steal) the real ones. The reader
+//! ([`MessageQueue::open_existing`]) never creates it: it waits for the
+//! hub's. The queue lives in the kernel (`/dev/mqueue`) and outlives both
+//! ends, which is what lets alerts wait for a restarting reader.
+//!
+//! Who can read the queue can read every alert (and its delivery token):
+//! the hub's user, and the members of the hub's group when the umask leaves
+//! the group's bits.
 
 use std::io;
 
 use nix::errno::Errno;
 use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_getattr, mq_open, mq_receive, mq_send};
 use nix::sys::resource::{Resource, getrlimit};
-use nix::sys::stat::Mode;
+use std::os::fd::AsFd;
+
+use nix::sys::stat::{Mode, fstat};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
@@ -33,6 +46,37 @@ pub enum QueueError {
         found: i64,
         found_size: i64,
     },
+    #[error(
+        "the alert queue {name} already exists and is not this hub's: it belongs to uid {owner_uid}{owner} \
+         with mode {mode:04o}, and the hub (uid {ours}) uses only a queue it owns that others cannot \
+         open. Another user may have made it to read or forge alerts. Remove it \
+         (`rm /dev/mqueue{name}` as root or its owner; mount -t mqueue none /dev/mqueue if that \
+         directory is empty) and start the hub again, or set another [alerts] queue name"
+    )]
+    NotOurs {
+        name: String,
+        owner_uid: u32,
+        /// " (name)" when the owner has a name.
+        owner: String,
+        mode: u32,
+        ours: u32,
+    },
+    #[error(
+        "the alert queue {name} exists but this user may not open it ({source}); it is not the \
+         hub's. Remove it (`rm /dev/mqueue{name}` as root or its owner) and start the hub again"
+    )]
+    Forbidden {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the alert queue {name} does not exist yet (the hub makes it)")]
+    Missing { name: String },
+    #[error(
+        "the alert queue {name} has mode {mode:04o}: any local user may post to it or read it; \
+         refusing it (remove it and let the hub make it again)"
+    )]
+    OpenToOthers { name: String, mode: u32 },
     #[error("POSIX message queue {name}: {source}")]
     Os {
         name: String,
@@ -93,6 +137,77 @@ pub fn check_limits(depth: i64, msg_size: i64) -> Result<(), QueueError> {
     }
 }
 
+fn os(name: &str, source: Errno) -> QueueError {
+    QueueError::Os {
+        name: name.to_owned(),
+        source: io::Error::from(source),
+    }
+}
+
+/// What an `mq_open` error means, with what to set when it is a limit.
+fn open_error(name: &str, depth: i64, msg_size: i64, e: Errno) -> QueueError {
+    match e {
+        Errno::EMFILE => QueueError::Limits(format!(
+            "the kernel refused a queue of {depth} messages of {msg_size} bytes: this user's \
+             RLIMIT_MSGQUEUE, shared by all of its queues, is used up ({e}); raise it \
+             (systemd: LimitMSGQUEUE=; shell: ulimit -q) or remove stale queues \
+             (mount -t mqueue none /dev/mqueue; ls /dev/mqueue)"
+        )),
+        Errno::EINVAL | Errno::ENOMEM => QueueError::Limits(format!(
+            "the kernel refused a queue of {depth} messages of {msg_size} bytes ({e}); \
+             check fs.mqueue.msg_max, fs.mqueue.msgsize_max and RLIMIT_MSGQUEUE"
+        )),
+        e => os(name, e),
+    }
+}
+
+/// " (name)" of `uid`, or nothing.
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| format!(" ({})", u.name))
+        .unwrap_or_default()
+}
+
+/// The queue exists and this user cannot even open it: say whose it is,
+/// from /dev/mqueue when that is mounted.
+fn not_ours_by_path(name: &str, e: Errno) -> QueueError {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(format!("/dev/mqueue{name}")) {
+        Ok(m) => QueueError::NotOurs {
+            name: name.to_owned(),
+            owner_uid: m.uid(),
+            owner: user_name(m.uid()),
+            mode: m.mode() & 0o7777,
+            ours: nix::unistd::geteuid().as_raw(),
+        },
+        Err(_) => QueueError::Forbidden {
+            name: name.to_owned(),
+            source: io::Error::from(e),
+        },
+    }
+}
+
+/// An existing queue is the hub's only if this user owns it and others
+/// have no access to it (checked on the descriptor we hold, so the queue
+/// checked is the queue used).
+fn check_owner(name: &str, mqd: &MqdT) -> Result<(), QueueError> {
+    let stat = fstat(mqd.as_fd()).map_err(|e| os(name, e))?;
+    let ours = nix::unistd::geteuid().as_raw();
+    let mode = stat.st_mode & 0o7777;
+    if stat.st_uid == ours && mode & 0o007 == 0 {
+        return Ok(());
+    }
+    Err(QueueError::NotOurs {
+        name: name.to_owned(),
+        owner_uid: stat.st_uid,
+        owner: user_name(stat.st_uid),
+        mode,
+        ours,
+    })
+}
+
 /// One end of a queue.
 #[derive(Debug)]
 pub struct MessageQueue {
@@ -102,36 +217,70 @@ pub struct MessageQueue {
 }
 
 impl MessageQueue {
-    /// Opens (creating if needed, mode 0660) queue `name` ("/vigil-alerts")
-    /// of `depth` messages of `msg_size` bytes, non-blocking, for reading
-    /// and writing. Must be called inside a tokio runtime.
-    pub fn open(name: &str, depth: i64, msg_size: i64) -> Result<MessageQueue, QueueError> {
+    /// The hub's end: makes queue `name` ("/vigil-alerts") of `depth`
+    /// messages of `msg_size` bytes exclusively, or reuses it if it exists
+    /// and is this user's with no access for others (a queue left by an
+    /// earlier hub keeps its alerts); refuses anyone else's. Non-blocking,
+    /// read and write. Must be called inside a tokio runtime.
+    pub fn create_owned(name: &str, depth: i64, msg_size: i64) -> Result<MessageQueue, QueueError> {
         check_limits(depth, msg_size)?;
-        let os = |source: Errno| QueueError::Os {
-            name: name.to_owned(),
-            source: io::Error::from(source),
-        };
         let attr = MqAttr::new(0, depth, msg_size, 0);
-        let mqd = mq_open(
+        let flags = MQ_OFlag::O_RDWR | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
+        let mqd = match mq_open(
             name,
-            MQ_OFlag::O_CREAT | MQ_OFlag::O_RDWR | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC,
+            flags | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL,
             Mode::from_bits_truncate(0o660),
             Some(&attr),
-        )
-        .map_err(|e| match e {
-            Errno::EMFILE => QueueError::Limits(format!(
-                "the kernel refused a queue of {depth} messages of {msg_size} bytes: this user's \
-                 RLIMIT_MSGQUEUE, shared by all of its queues, is used up ({e}); raise it \
-                 (systemd: LimitMSGQUEUE=; shell: ulimit -q) or remove stale queues \
-                 (mount -t mqueue none /dev/mqueue; ls /dev/mqueue)"
-            )),
-            Errno::EINVAL | Errno::ENOMEM => QueueError::Limits(format!(
-                "the kernel refused a queue of {depth} messages of {msg_size} bytes ({e}); \
-                 check fs.mqueue.msg_max, fs.mqueue.msgsize_max and RLIMIT_MSGQUEUE"
-            )),
-            e => os(e),
+        ) {
+            Ok(mqd) => mqd,
+            Err(Errno::EEXIST) => {
+                let mqd = mq_open(name, flags, Mode::empty(), None).map_err(|e| match e {
+                    Errno::EACCES | Errno::EPERM => not_ours_by_path(name, e),
+                    e => open_error(name, depth, msg_size, e),
+                })?;
+                check_owner(name, &mqd)?;
+                mqd
+            }
+            Err(e) => return Err(open_error(name, depth, msg_size, e)),
+        };
+        MessageQueue::register(name, mqd, depth, msg_size)
+    }
+
+    /// The reader's end (alertd): opens the hub's queue, never creating it
+    /// ([`QueueError::Missing`] until the hub has made it), and refuses one
+    /// that others may open. Non-blocking, read only. Must be called inside
+    /// a tokio runtime.
+    pub fn open_existing(
+        name: &str,
+        depth: i64,
+        msg_size: i64,
+    ) -> Result<MessageQueue, QueueError> {
+        let flags = MQ_OFlag::O_RDONLY | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
+        let mqd = mq_open(name, flags, Mode::empty(), None).map_err(|e| match e {
+            Errno::ENOENT => QueueError::Missing {
+                name: name.to_owned(),
+            },
+            e => open_error(name, depth, msg_size, e),
         })?;
-        let found = mq_getattr(&mqd).map_err(os)?;
+        let stat = fstat(mqd.as_fd()).map_err(|e| os(name, e))?;
+        let mode = stat.st_mode & 0o7777;
+        if mode & 0o007 != 0 {
+            return Err(QueueError::OpenToOthers {
+                name: name.to_owned(),
+                mode,
+            });
+        }
+        MessageQueue::register(name, mqd, depth, msg_size)
+    }
+
+    /// Checks the attributes and registers the descriptor with tokio.
+    fn register(
+        name: &str,
+        mqd: MqdT,
+        depth: i64,
+        msg_size: i64,
+    ) -> Result<MessageQueue, QueueError> {
+        let found = mq_getattr(&mqd).map_err(|e| os(name, e))?;
         if found.maxmsg() != depth || found.msgsize() != msg_size {
             return Err(QueueError::Mismatch {
                 name: name.to_owned(),
@@ -226,7 +375,7 @@ mod tests {
     async fn priorities_order_delivery_and_a_full_queue_says_so() {
         let name = format!("/vigil-test-{}", std::process::id());
         MessageQueue::unlink(&name);
-        let q = MessageQueue::open(&name, 4, 128).expect("open");
+        let q = MessageQueue::create_owned(&name, 4, 128).expect("open");
         for (p, m) in [(0u32, "info"), (30, "alarm"), (10, "fault"), (20, "tamper")] {
             assert_eq!(q.try_send(p, m.as_bytes()).expect("send"), Ok(()));
         }
@@ -247,8 +396,40 @@ mod tests {
         );
         // A second opener with other attributes is told so.
         assert!(matches!(
-            MessageQueue::open(&name, 8, 128),
+            MessageQueue::create_owned(&name, 8, 128),
             Err(QueueError::Mismatch { .. })
+        ));
+        MessageQueue::unlink(&name);
+    }
+
+    #[tokio::test]
+    async fn the_hub_reuses_its_own_queue_and_refuses_one_open_to_others() {
+        let name = format!("/vigil-test-own-{}", std::process::id());
+        MessageQueue::unlink(&name);
+        assert!(matches!(
+            MessageQueue::open_existing(&name, 4, 128),
+            Err(QueueError::Missing { .. })
+        ));
+        let q = MessageQueue::create_owned(&name, 4, 128).expect("create");
+        assert_eq!(q.try_send(30, b"kept").expect("send"), Ok(()));
+        drop(q);
+        // Its own queue, left by an earlier hub: reused, alerts kept.
+        let again = MessageQueue::create_owned(&name, 4, 128).expect("reuse");
+        let reader = MessageQueue::open_existing(&name, 4, 128).expect("reader");
+        assert_eq!(reader.recv().await.expect("recv").1, b"kept");
+        drop((again, reader));
+        // A queue others may open (as another user would make it).
+        let mqd = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None).expect("open");
+        nix::sys::stat::fchmod(mqd.as_fd(), Mode::from_bits_truncate(0o666)).expect("chmod");
+        let err = MessageQueue::create_owned(&name, 4, 128).expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains(&name) && text.contains("0666") && text.contains("rm /dev/mqueue"),
+            "{text}"
+        );
+        assert!(matches!(
+            MessageQueue::open_existing(&name, 4, 128),
+            Err(QueueError::OpenToOthers { .. })
         ));
         MessageQueue::unlink(&name);
     }

@@ -110,9 +110,6 @@ pub struct Engine {
     clock: AlarmClock,
     chime_until: Option<Instant>,
     siren_test_until: Option<Instant>,
-    /// Numbers alerts for their ids: `<boot ms in hex>-<n>`.
-    alert_counter: u64,
-    boot_ms: u64,
     /// Why the last save of the state failed, while it keeps failing.
     save_error: Option<String>,
     /// The cause of the change that started the running entry delay: the
@@ -144,8 +141,6 @@ impl Engine {
             clock,
             chime_until: None,
             siren_test_until: None,
-            alert_counter: 0,
-            boot_ms: now_ms(),
             save_error: None,
             entry_cause: None,
         }
@@ -516,9 +511,10 @@ impl Engine {
         let Some(priority) = event.kind.priority() else {
             return;
         };
-        self.alert_counter += 1;
         fx.alerts.push(AlertMessage {
-            id: format!("{:x}-{}", self.boot_ms, self.alert_counter),
+            // Unguessable, so nobody can post an alert in advance under the
+            // id of an alarm to come (alertd drops repeats of an id).
+            id: vigil_alerts::random_hex128(),
             priority: priority.as_str().to_owned(),
             kind: event.kind.as_str().to_owned(),
             title: draft.title.clone().unwrap_or_else(|| draft.message.clone()),
@@ -527,6 +523,8 @@ impl Engine {
             unix_ms: event.unix_ms,
             trace_id: event.trace_id.clone(),
             traceparent: draft.cause.parent.clone(),
+            // The poster gives each alert its token.
+            delivery_token: None,
         });
     }
 
