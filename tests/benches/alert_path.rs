@@ -5,6 +5,9 @@
 //! in the same run: a POSIX message queue send/receive and a pipe
 //! write/read, each between two processes.
 //!
+//! Between samples the system is disarmed through the control FIFO and left
+//! 50 ms to finish its writes.
+//!
 //! cargo build --release --workspace --bins
 //! cargo bench -p vigil-e2e --bench alert_path [-- --quick]
 
@@ -19,6 +22,8 @@ use vigil_e2e::{RunAs, Stack, TEST_ALARM, message};
 use vigil_ipc::monotonic_ns;
 
 const HOOK_FLAG: &str = "--hook-out";
+/// The pause between one sample's disarm and the next alarm.
+const SETTLE: Duration = Duration::from_millis(50);
 
 const SENSORS: &str = r#"
 [gpio]
@@ -170,6 +175,11 @@ fn alert_path(samples: usize) -> Result<(Histogram<u64>, Stages)> {
             .open(&fifo)?
             .write_all(b"disarm 2468\n")?;
         wait_for(&out, "disarmed", i).context("disarm")?;
+        // The hook has the disarm's alert before the hub has synced the
+        // disarm (alerts go out before any disk wait): let the hub finish
+        // its writes, so each alarm starts from an idle hub, as an alarm
+        // does at home, rather than queueing behind the last sample's fsyncs.
+        std::thread::sleep(SETTLE);
     }
     let mut stages = Stages::new()?;
     stages.record(&hub, &edges)?;
