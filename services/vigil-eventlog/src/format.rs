@@ -14,6 +14,10 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 64;
 pub const RECORD_HEADER_LEN: usize = 32;
 pub(crate) const SEGMENT_SUFFIX: &str = ".vlog";
+/// A segment set aside (its header was damaged) is renamed
+/// `<digits>.vlog.broken` (then `.broken.1`, ... if that is taken): no
+/// reader takes it for a segment, and it stays for whoever inspects it.
+pub(crate) const SET_ASIDE_INFIX: &str = ".vlog.broken";
 
 /// One record, as read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,10 +125,12 @@ pub(crate) fn encode_record(
     out.resize(pad8(len), 0);
 }
 
-/// What is at an offset of a segment's bytes.
+/// What is at an offset of a segment's bytes, whatever sequence number it
+/// holds (the caller compares it with the one it expects).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Slot {
-    /// A valid record and the offset after it.
+    /// A valid record (length, CRC and payload length agree) and the
+    /// offset after it.
     Record(Record, usize),
     /// The end of the data (a zero length word, or no room for one).
     End,
@@ -133,8 +139,11 @@ pub(crate) enum Slot {
 }
 
 /// Reads the record at `at` of `seg`, where `len` is the record length
-/// word already loaded (readers load it atomically), expecting `seq`.
-pub(crate) fn read_slot(seg: &[u8], at: usize, len: u32, seq: u64) -> Slot {
+/// word already loaded (readers load it atomically). The record's bytes are
+/// copied out first and checked on the copy, so bytes that change while
+/// they are read (a damaged region, a record being written) can make a
+/// record invalid, never valid with bytes it did not have.
+pub(crate) fn read_slot(seg: &[u8], at: usize, len: u32) -> Slot {
     if len == 0 || at + RECORD_HEADER_LEN > seg.len() {
         return Slot::End;
     }
@@ -142,28 +151,126 @@ pub(crate) fn read_slot(seg: &[u8], at: usize, len: u32, seq: u64) -> Slot {
     if len < RECORD_HEADER_LEN || at + pad8(len) > seg.len() {
         return Slot::Invalid(format!("a record length of {len} does not fit"));
     }
-    let r = &seg[at..at + len];
-    if crc32c::crc32c(&r[8..]) != u32_at(r, 4) {
+    let mut r = seg[at..at + len].to_vec();
+    // The length word as loaded, not as it may read now.
+    r[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+    if crc32c::crc32c(&r[8..]) != u32_at(&r, 4) {
         return Slot::Invalid("checksum mismatch".into());
     }
-    let payload_len = u32_at(r, 28) as usize;
+    let payload_len = u32_at(&r, 28) as usize;
     if payload_len != len - RECORD_HEADER_LEN {
         return Slot::Invalid("payload length disagrees with the record length".into());
     }
-    let found = u64_at(r, 8);
-    if found != seq {
-        return Slot::Invalid(format!("sequence {found} where {seq} was due"));
-    }
+    let seq = u64_at(&r, 8);
+    let unix_ns = u64_at(&r, 16);
+    let kind = u16::from_le_bytes([r[24], r[25]]);
+    let flags = u16::from_le_bytes([r[26], r[27]]);
+    r.drain(..RECORD_HEADER_LEN);
     Slot::Record(
         Record {
             seq,
-            unix_ns: u64_at(r, 16),
-            kind: u16::from_le_bytes([r[24], r[25]]),
-            flags: u16::from_le_bytes([r[26], r[27]]),
-            payload: r[RECORD_HEADER_LEN..].to_vec(),
+            unix_ns,
+            kind,
+            flags,
+            payload: r,
         },
         at + pad8(len),
     )
+}
+
+/// Where reading resumes after bytes that are not a valid record at
+/// `from`: the first 8-aligned offset after it that holds a valid record
+/// numbered at least `min_seq` and below `below` (the next segment's first
+/// number, when there is one), with that number. `len_at` loads a length
+/// word (readers: atomically, see `reader.rs`).
+///
+/// A candidate is checked on the segment's bytes here; the caller reads it
+/// again with [`read_slot`] before it returns it.
+pub(crate) fn resync(
+    seg: &[u8],
+    from: usize,
+    min_seq: u64,
+    below: u64,
+    len_at: impl Fn(usize) -> u32,
+) -> Option<(usize, u64)> {
+    let mut at = pad8(from.max(HEADER_LEN));
+    while at + RECORD_HEADER_LEN <= seg.len() {
+        let len = len_at(at) as usize;
+        if len >= RECORD_HEADER_LEN && at + pad8(len) <= seg.len() {
+            let seq = u64_at(seg, at + 8);
+            if seq >= min_seq
+                && seq < below
+                && matches!(read_slot(seg, at, len as u32), Slot::Record(ref r, _) if r.seq == seq)
+            {
+                return Some((at, seq));
+            }
+        }
+        at += 8;
+    }
+    None
+}
+
+/// How many records numbered from `seq` on the bytes at `at` had published
+/// (their length word stored) before they became unreadable: the record at
+/// `at` itself, and each one after it, in the framing its length words give,
+/// whose sequence field still reads as the next number. Recovery never gives
+/// such a number to another record.
+pub(crate) fn published_from(seg: &[u8], at: usize, seq: u64) -> u64 {
+    let mut count = 0;
+    let mut at = at;
+    loop {
+        if at + RECORD_HEADER_LEN > seg.len() {
+            return count;
+        }
+        let len = u32_at(seg, at) as usize;
+        if len == 0 {
+            return count;
+        }
+        if count > 0 && u64_at(seg, at + 8) != seq + count {
+            return count;
+        }
+        count += 1;
+        if len < RECORD_HEADER_LEN || at + pad8(len) > seg.len() {
+            return count;
+        }
+        at += pad8(len);
+    }
+}
+
+/// The last sequence number of the valid records of a segment's bytes, read
+/// from its first record as `first` (its file name's number), stepping over
+/// damage: where a segment whose header is damaged ends.
+pub(crate) fn last_valid_seq(seg: &[u8], first: u64) -> Option<u64> {
+    let mut at = HEADER_LEN;
+    let mut seq = first;
+    let mut last = None;
+    loop {
+        let len = if at + 4 <= seg.len() {
+            u32_at(seg, at)
+        } else {
+            0
+        };
+        match read_slot(seg, at, len) {
+            Slot::Record(r, next) if r.seq >= seq => {
+                last = Some(r.seq);
+                seq = r.seq + 1;
+                at = next;
+            }
+            _ => match resync(seg, at + 8, seq, u64::MAX, |a| u32_at(seg, a)) {
+                Some((found, _)) => at = found,
+                None => return last,
+            },
+        }
+    }
+}
+
+/// The length word at `at` (a plain read: for bytes no one else writes).
+pub(crate) fn len_word(seg: &[u8], at: usize) -> u32 {
+    if at + 4 <= seg.len() {
+        u32_at(seg, at)
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -186,45 +293,72 @@ mod tests {
         u32_at(seg, at)
     }
 
+    fn seq_of(slot: &Slot) -> Option<u64> {
+        match slot {
+            Slot::Record(r, _) => Some(r.seq),
+            _ => None,
+        }
+    }
+
     #[test]
     fn records_round_trip_and_the_end_is_zero() {
         let seg = segment_with(&[(1, b"one"), (2, b""), (3, &[9; 100])]);
         let mut at = HEADER_LEN;
         for (seq, want) in [(1u64, b"one".to_vec()), (2, vec![]), (3, vec![9; 100])] {
-            match read_slot(&seg, at, len_at(&seg, at), seq) {
+            match read_slot(&seg, at, len_at(&seg, at)) {
                 Slot::Record(r, next) => {
+                    assert_eq!(r.seq, seq);
                     assert_eq!(r.payload, want);
                     assert_eq!(r.kind, 1);
+                    assert_eq!(r.unix_ns, 7);
                     assert_eq!(next % 8, 0);
                     at = next;
                 }
                 other => panic!("record {seq}: {other:?}"),
             }
         }
-        assert_eq!(read_slot(&seg, at, len_at(&seg, at), 4), Slot::End);
+        assert_eq!(read_slot(&seg, at, len_at(&seg, at)), Slot::End);
+    }
+
+    /// Three records; the offsets of the second and third.
+    fn three() -> (Vec<u8>, usize, usize) {
+        let seg = segment_with(&[(1, b"first"), (2, b"second record"), (3, b"third")]);
+        let second = HEADER_LEN + pad8(RECORD_HEADER_LEN + 5);
+        let third = second + pad8(RECORD_HEADER_LEN + 13);
+        (seg, second, third)
     }
 
     #[test]
-    fn every_kind_of_corrupt_tail_is_invalid() {
-        let good = segment_with(&[(1, b"first"), (2, b"second record")]);
-        let second = HEADER_LEN + pad8(RECORD_HEADER_LEN + 5);
+    fn every_kind_of_damage_is_invalid_and_touches_no_other_record() {
+        let (good, second, third) = three();
         let check = |seg: &[u8], what: &str| {
             // The first record is untouched by every corruption below.
-            assert!(matches!(
-                read_slot(seg, HEADER_LEN, len_at(seg, HEADER_LEN), 1),
-                Slot::Record(..)
-            ));
-            let slot = read_slot(seg, second, len_at(seg, second), 2);
+            assert_eq!(
+                seq_of(&read_slot(seg, HEADER_LEN, len_at(seg, HEADER_LEN))),
+                Some(1)
+            );
+            let slot = read_slot(seg, second, len_at(seg, second));
             assert!(
                 matches!(slot, Slot::Invalid(_) | Slot::End),
                 "{what}: {slot:?}"
             );
         };
-        // A flipped payload byte, a flipped CRC, a flipped sequence byte.
-        for offset in [RECORD_HEADER_LEN + 3, 5, 9] {
+        // A flipped payload byte, a flipped CRC, a flipped byte of the
+        // sequence number, of the time, of the kind, of the payload length.
+        for offset in [RECORD_HEADER_LEN + 3, 5, 9, 17, 24, 28] {
             let mut seg = good.clone();
             seg[second + offset] ^= 0x40;
             check(&seg, &format!("flip at +{offset}"));
+        }
+        // A flipped bit in the length word: longer, shorter, zero.
+        for (what, len) in [
+            ("longer", 45u32 ^ 0x100),
+            ("shorter", 45 ^ 0x08),
+            ("zero", 0),
+        ] {
+            let mut seg = good.clone();
+            seg[second..second + 4].copy_from_slice(&len.to_le_bytes());
+            check(&seg, what);
         }
         // A length pointing past the segment.
         let mut seg = good.clone();
@@ -243,13 +377,88 @@ mod tests {
         let mut seg = good.clone();
         seg[second + len - 4..second + len].fill(0);
         check(&seg, "half payload");
-        // A record whose sequence is not the one due (a stale segment).
-        assert!(matches!(
-            read_slot(&good, second, len_at(&good, second), 3),
-            Slot::Invalid(_)
-        ));
         // A segment cut short (a truncated file).
         check(&good[..second + 16], "truncated");
+        // None of it reaches the third record.
+        assert_eq!(
+            seq_of(&read_slot(&good, third, len_at(&good, third))),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn a_record_reads_with_its_own_number_whatever_was_due() {
+        // The caller decides: a greater number is a gap (the writer skipped
+        // numbers), a smaller one is not the record due.
+        let (good, second, _) = three();
+        assert_eq!(
+            seq_of(&read_slot(&good, second, len_at(&good, second))),
+            Some(2)
+        );
+    }
+
+    /// Resynchronisation: after every kind of damage to the second record,
+    /// reading resumes at the third, and nothing else is taken with it.
+    #[test]
+    fn reading_resumes_at_the_next_valid_record_after_any_damage() {
+        let (good, second, third) = three();
+        let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+        for offset in 0..RECORD_HEADER_LEN + 13 {
+            for bit in [0x01u8, 0x80] {
+                let mut seg = good.clone();
+                seg[second + offset] ^= bit;
+                cases.push((format!("bit {bit:#x} of byte +{offset}"), seg));
+            }
+        }
+        let mut zeroed = good.clone();
+        zeroed[second..third].fill(0);
+        cases.push(("the whole record zeroed".into(), zeroed));
+        let mut garbage = good.clone();
+        for (i, b) in garbage[second..third].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37) | 1;
+        }
+        cases.push(("the whole record garbage".into(), garbage));
+        for (what, seg) in cases {
+            let slot = read_slot(&seg, second, len_at(&seg, second));
+            if seq_of(&slot) == Some(2) {
+                continue; // a flip in the padding: no damage to the record
+            }
+            assert!(!matches!(slot, Slot::Record(..)), "{what}: {slot:?}");
+            assert_eq!(
+                resync(&seg, second + 8, 2, u64::MAX, |a| len_at(&seg, a)),
+                Some((third, 3)),
+                "{what}"
+            );
+            // Bounded by the next segment's first number: nothing found.
+            assert_eq!(
+                resync(&seg, second + 8, 2, 3, |a| len_at(&seg, a)),
+                None,
+                "{what}"
+            );
+        }
+        // Nothing valid after the last record: the end of the data.
+        let mut seg = good.clone();
+        seg[third + RECORD_HEADER_LEN] ^= 1;
+        assert_eq!(
+            resync(&seg, third + 8, 3, u64::MAX, |a| len_at(&seg, a)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_torn_tail_and_a_segment_without_a_header_are_measured() {
+        let (good, second, _) = three();
+        // Published records from the second on: 2 and 3.
+        assert_eq!(published_from(&good, second, 2), 2);
+        let mut seg = good.clone();
+        seg[second + RECORD_HEADER_LEN] ^= 1;
+        assert_eq!(published_from(&seg, second, 2), 2);
+        // A length word never stored: nothing published there.
+        assert_eq!(published_from(&good, 2048, 4), 0);
+        // The last valid number, stepping over damage, by the name's number.
+        assert_eq!(last_valid_seq(&good, 1), Some(3));
+        assert_eq!(last_valid_seq(&seg, 1), Some(3));
+        assert_eq!(last_valid_seq(&vec![0u8; 4096], 1), None);
     }
 
     #[test]

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use memmap2::MmapMut;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::format::{
-    HEADER_LEN, Header, HeaderProblem, RECORD_HEADER_LEN, Slot, encode_record, pad8, read_slot,
-    segment_name,
+    HEADER_LEN, Header, HeaderProblem, RECORD_HEADER_LEN, SET_ASIDE_INFIX, Slot, encode_record,
+    last_valid_seq, len_word, pad8, published_from, read_slot, resync, segment_name,
 };
-use crate::{LogError, segments};
+use crate::{Gap, GapCause, LogError, is_no_space, listing, segments};
 
 /// How the log is laid out.
 #[derive(Clone, Copy, Debug)]
@@ -29,7 +29,8 @@ impl Default for Options {
     }
 }
 
-/// A torn or corrupt tail that recovery removed.
+/// A torn tail that recovery removed: the bytes after the last valid record
+/// of the newest segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cut {
     pub segment: PathBuf,
@@ -38,6 +39,23 @@ pub struct Cut {
     /// How many bytes after it were not zero (now zeroed).
     pub bytes: usize,
     pub reason: String,
+    /// The numbers that records published there had (their length word was
+    /// stored, so a reader may have seen them): never given to another
+    /// record, the log goes on after them.
+    pub published: Option<(u64, u64)>,
+}
+
+/// The newest segment, set aside because its header is damaged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetAside {
+    pub segment: PathBuf,
+    /// Its name now (`<digits>.vlog.broken`): kept for inspection, never
+    /// read or removed by Vigil.
+    pub moved_to: PathBuf,
+    pub problem: String,
+    /// The numbers its valid records had (read by its file name's number),
+    /// if any: readers see them as a gap.
+    pub records: Option<(u64, u64)>,
 }
 
 /// What opening found.
@@ -47,6 +65,13 @@ pub struct Recovery {
     /// The sequence the next append gets.
     pub next_seq: u64,
     pub cut: Option<Cut>,
+    /// Numbers lost inside the newest segment (damaged bytes between valid
+    /// records, which are kept), or skipped by the writer.
+    pub gaps: Vec<Gap>,
+    /// Whether the newest segment was sealed because damage was found in it:
+    /// new records go to a new segment.
+    pub sealed: bool,
+    pub set_aside: Option<SetAside>,
 }
 
 struct Segment {
@@ -117,6 +142,51 @@ fn reserve(file: &File, path: &Path, size: u64) -> Result<(), LogError> {
         .map_err(|e| LogError::io("reserve disk space for", path)(std::io::Error::from(e)))
 }
 
+/// Sets the newest segment aside (its header is damaged): renamed
+/// `<name>.broken` (`.broken.1`, ... if taken), never read or removed by
+/// Vigil again. Its records are read by its file name's number, the header
+/// aside, only to find where the log goes on.
+fn set_aside(dir: &Path, path: &Path, first: u64, problem: String) -> Result<SetAside, LogError> {
+    let bytes = std::fs::read(path).map_err(LogError::io("read", path))?;
+    let records = last_valid_seq(&bytes, first).map(|last| (first, last));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name
+        .strip_suffix(crate::format::SEGMENT_SUFFIX)
+        .unwrap_or(&name);
+    let mut moved_to = dir.join(format!("{stem}{SET_ASIDE_INFIX}"));
+    let mut n = 0;
+    while moved_to.exists() {
+        n += 1;
+        moved_to = dir.join(format!("{stem}{SET_ASIDE_INFIX}.{n}"));
+    }
+    std::fs::rename(path, &moved_to).map_err(LogError::io("set aside", path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(LogError::io("sync", dir))?;
+    let aside = SetAside {
+        segment: path.to_owned(),
+        moved_to,
+        problem,
+        records,
+    };
+    error!(
+        segment = %aside.segment.display(),
+        moved_to = %aside.moved_to.display(),
+        "set aside the newest event-log segment: its header is damaged ({}); {}; it is kept as \
+         {} for inspection, and new records go to a new segment",
+        aside.problem,
+        match aside.records {
+            Some((a, b)) => format!("its records {a} to {b} are no longer read (readers see a gap)"),
+            None => "no valid record was found in it".to_owned(),
+        },
+        aside.moved_to.display()
+    );
+    Ok(aside)
+}
+
 /// The first `n` bytes of a file (fewer if it is shorter).
 fn read_prefix(path: &Path, n: usize) -> Result<Vec<u8>, LogError> {
     use std::io::Read;
@@ -150,11 +220,23 @@ impl LogWriter {
             buf: Vec::new(),
         };
         let mut found = segments(dir)?;
-        let mut cut = None;
+        let fresh = found.is_empty() && listing(dir)?.set_aside.is_empty();
+        let mut recovery = Recovery {
+            segments: found.len(),
+            next_seq: 1,
+            cut: None,
+            gaps: Vec::new(),
+            sealed: false,
+            set_aside: None,
+        };
         while let Some((first, path)) = found.last().cloned() {
             let bytes = read_prefix(&path, HEADER_LEN)?;
-            let header = match Header::decode(&bytes) {
-                Ok(h) => h,
+            let problem = match Header::decode(&bytes) {
+                Ok(h) if h.first_seq == first => {
+                    writer.recover(path, h, &mut recovery)?;
+                    break;
+                }
+                Ok(h) => format!("its header says it starts at {}", h.first_seq),
                 Err(HeaderProblem::Version(v)) => {
                     return Err(LogError::Version {
                         path,
@@ -170,86 +252,34 @@ impl LogWriter {
                     warn!(segment = %path.display(), "removing a segment left unfinished ({problem})");
                     std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
                     found.pop();
+                    recovery.segments -= 1;
                     continue;
                 }
-                Err(HeaderProblem::Other(problem)) => {
-                    return Err(LogError::BadSegment { path, problem });
-                }
+                Err(HeaderProblem::Other(problem)) => problem,
             };
-            if header.first_seq != first {
-                return Err(LogError::BadSegment {
-                    path,
-                    problem: format!("its header says it starts at {}", header.first_seq),
-                });
-            }
-            let (file, mut map) = map_segment(&path, header.segment_size)?;
-            let mut at = HEADER_LEN;
-            let mut seq = header.first_seq;
-            loop {
-                let len = u32::from_le_bytes([map[at], map[at + 1], map[at + 2], map[at + 3]]);
-                match read_slot(&map, at, len, seq) {
-                    Slot::Record(_, next) => {
-                        at = next;
-                        seq += 1;
-                        if at + 4 > map.len() {
-                            break;
-                        }
-                    }
-                    Slot::End => {
-                        // Anything non-zero after the end marker is debris
-                        // of a torn write: clear it too.
-                        let debris = map[at..].iter().filter(|&&b| b != 0).count();
-                        if debris > 0 {
-                            cut = Some(Cut {
-                                segment: path.clone(),
-                                offset: at,
-                                bytes: debris,
-                                reason: "bytes after the end of the data".into(),
-                            });
-                            map[at..].fill(0);
-                        }
-                        break;
-                    }
-                    Slot::Invalid(reason) => {
-                        let bytes = map[at..].iter().filter(|&&b| b != 0).count();
-                        map[at..].fill(0);
-                        cut = Some(Cut {
-                            segment: path.clone(),
-                            offset: at,
-                            bytes,
-                            reason,
-                        });
-                        break;
-                    }
-                }
-            }
-            if let Some(c) = &cut {
-                map.flush().map_err(LogError::io("sync", &path))?;
-                warn!(
-                    segment = %c.segment.display(),
-                    offset = c.offset,
-                    bytes = c.bytes,
-                    last_good_seq = seq - 1,
-                    "cut a torn or corrupt tail from the event log ({}); records before it are intact",
-                    c.reason
-                );
-            }
-            writer.next_seq = seq;
-            writer.synced_seq = seq - 1;
-            writer.segment = Some(Segment {
-                path,
-                _file: file,
-                map,
-                offset: at,
-                dirty_from: at,
-            });
+            // A damaged header on the newest segment: it goes aside, and
+            // the log goes on in a new segment after its records.
+            let aside = set_aside(dir, &path, first, problem)?;
+            writer.next_seq = aside.records.map_or(first, |(_, last)| last + 1);
+            writer.synced_seq = writer.next_seq - 1;
+            recovery.segments -= 1;
+            recovery.set_aside = Some(aside);
             break;
         }
-        let recovery = Recovery {
-            segments: found.len(),
-            next_seq: writer.next_seq,
-            cut,
-        };
+        if writer.segment.is_none() {
+            // A new log, a sealed segment, or one set aside: a segment to
+            // write in now, so that a full disk shows at start. Only a new
+            // log cannot start without one; otherwise the appends try again
+            // (and the caller counts what they could not write).
+            match writer.rotate() {
+                Ok(()) => recovery.segments += 1,
+                Err(e) if fresh => return Err(e),
+                Err(e) => {
+                    warn!("cannot start a new event-log segment: {e}; new records wait for room")
+                }
+            }
+        }
+        recovery.next_seq = writer.next_seq;
         info!(
             dir = %dir.display(),
             segments = recovery.segments,
@@ -257,6 +287,163 @@ impl LogWriter {
             "event log open"
         );
         Ok((writer, recovery))
+    }
+
+    /// Recovers the newest segment (its header is valid): reads it from its
+    /// first record, stepping over damage to the valid records after it
+    /// (kept, reported as gaps, and the segment sealed), and cuts what
+    /// follows the last valid record (a torn tail). Never modifies a valid
+    /// record.
+    fn recover(
+        &mut self,
+        path: PathBuf,
+        header: Header,
+        recovery: &mut Recovery,
+    ) -> Result<(), LogError> {
+        let (file, mut map) = match map_segment(&path, header.segment_size) {
+            Ok(mapped) => mapped,
+            Err(LogError::Io { source, .. }) if is_no_space(&source) => {
+                // A segment shorter than its header says (cut short), on a
+                // full disk: it cannot be made whole again. What it holds is
+                // kept, and it is sealed.
+                let bytes = std::fs::read(&path).map_err(LogError::io("read", &path))?;
+                self.next_seq =
+                    last_valid_seq(&bytes, header.first_seq).map_or(header.first_seq, |l| l + 1);
+                self.synced_seq = self.next_seq - 1;
+                recovery.sealed = true;
+                warn!(
+                    segment = %path.display(),
+                    "the newest event-log segment is shorter than its header says and the disk \
+                     is full: it is sealed as it is; new records go to a new segment"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut at = HEADER_LEN;
+        let mut seq = header.first_seq;
+        let mut sealed = false;
+        loop {
+            let reason = match read_slot(&map, at, len_word(&map, at)) {
+                Slot::Record(r, next) if r.seq == seq => {
+                    at = next;
+                    seq += 1;
+                    continue;
+                }
+                Slot::Record(r, _) if r.seq > seq => {
+                    recovery.gaps.push(Gap {
+                        first: seq,
+                        last: r.seq - 1,
+                        segment: path.clone(),
+                        cause: GapCause::Skipped,
+                    });
+                    seq = r.seq;
+                    continue;
+                }
+                Slot::Record(r, _) => Some(format!("sequence {} where {seq} was due", r.seq)),
+                Slot::Invalid(reason) => Some(reason),
+                Slot::End => None,
+            };
+            if let Some((found, next)) = resync(&map, at + 8, seq, u64::MAX, |a| len_word(&map, a))
+            {
+                // Damage between valid records: the bytes stay as they are
+                // (readers step over them too), the records after them are
+                // kept, and no new record goes into this segment.
+                sealed = true;
+                let reason = reason.unwrap_or_else(|| "a record length of zero".into());
+                if next > seq {
+                    let gap = Gap {
+                        first: seq,
+                        last: next - 1,
+                        segment: path.clone(),
+                        cause: GapCause::Damaged {
+                            offset: at,
+                            bytes: found - at,
+                            reason,
+                        },
+                    };
+                    error!(
+                        segment = %path.display(),
+                        offset = at,
+                        first_lost = gap.first,
+                        last_lost = gap.last,
+                        "{gap}"
+                    );
+                    recovery.gaps.push(gap);
+                } else {
+                    warn!(
+                        segment = %path.display(),
+                        offset = at,
+                        bytes = found - at,
+                        "unreadable bytes between records {} and {next} of the event log \
+                         ({reason}); no record is lost",
+                        next.saturating_sub(1)
+                    );
+                }
+                at = found;
+                seq = next;
+                continue;
+            }
+            // The last valid record is behind: what follows is a torn tail
+            // (or damage no valid record follows), and goes.
+            let tail = &map[at.min(map.len())..];
+            let bytes = tail.iter().filter(|&&b| b != 0).count();
+            if bytes > 0 {
+                // Records whose length word was stored had been published;
+                // their numbers are never given to other records.
+                let published = match reason {
+                    Some(_) => published_from(&map, at, seq),
+                    None => 0,
+                };
+                let cut = Cut {
+                    segment: path.clone(),
+                    offset: at,
+                    bytes,
+                    reason: reason.unwrap_or_else(|| "bytes after the end of the data".into()),
+                    published: (published > 0).then(|| (seq, seq + published - 1)),
+                };
+                let end = map.len();
+                map[at.min(end)..].fill(0);
+                map.flush().map_err(LogError::io("sync", &path))?;
+                warn!(
+                    segment = %cut.segment.display(),
+                    offset = cut.offset,
+                    bytes = cut.bytes,
+                    last_good_seq = seq - 1,
+                    "cut a torn tail from the event log ({}); records before it are intact{}",
+                    cut.reason,
+                    match cut.published {
+                        Some((a, b)) => format!(
+                            "; the numbers {a} to {b} it held are not given again (readers \
+                             see them as a gap)"
+                        ),
+                        None => String::new(),
+                    }
+                );
+                seq += published;
+                recovery.cut = Some(cut);
+            }
+            break;
+        }
+        self.next_seq = seq;
+        self.synced_seq = seq - 1;
+        if sealed {
+            recovery.sealed = true;
+            warn!(
+                segment = %path.display(),
+                "the newest event-log segment holds damaged records: it is kept as it is and \
+                 sealed; new records go to a new segment"
+            );
+            return Ok(());
+        }
+        self.segment = Some(Segment {
+            path,
+            _file: file,
+            map,
+            offset: at,
+            dirty_from: at,
+        });
+        Ok(())
     }
 
     /// The sequence the next append gets.
@@ -267,6 +454,17 @@ impl LogWriter {
     /// The last sequence known to be on disk.
     pub fn synced_seq(&self) -> u64 {
         self.synced_seq
+    }
+
+    /// Moves the numbering on, so that the next record gets `seq` (if it
+    /// is ahead): the numbers between were never written (events that
+    /// could not be, on a full disk, or a log behind its caller's
+    /// numbering). Readers see them as a gap.
+    pub fn skip_to(&mut self, seq: u64) {
+        if seq > self.next_seq {
+            self.next_seq = seq;
+            self.synced_seq = self.synced_seq.max(self.next_seq - 1);
+        }
     }
 
     /// Appends a record; returns its sequence. Not durable until [`sync`].
@@ -353,6 +551,17 @@ impl LogWriter {
     /// recovery) ever sees a segment without a header.
     fn rotate(&mut self) -> Result<(), LogError> {
         self.sync()?;
+        let size = self.options.segment_size;
+        self.start_segment().map_err(|e| match e {
+            LogError::Io { source, .. } if is_no_space(&source) => LogError::NoSpace {
+                dir: self.dir.clone(),
+                needed: size,
+            },
+            e => e,
+        })
+    }
+
+    fn start_segment(&mut self) -> Result<(), LogError> {
         let path = self.dir.join(segment_name(self.next_seq));
         let tmp = path.with_extension("vlog.new");
         let size = self.options.segment_size;
@@ -423,13 +632,17 @@ impl LogWriter {
         for (_, path) in &found {
             let meta = std::fs::metadata(path).map_err(LogError::io("stat", path))?;
             sizes.push(meta.len());
-            let header = Header::decode(&read_prefix(path, HEADER_LEN)?).map_err(|_| {
-                LogError::BadSegment {
-                    path: path.clone(),
-                    problem: "bad header".into(),
-                }
-            })?;
-            sealed.push(header.created_unix_ns);
+            // A damaged header does not stop retention: the file's time
+            // stands in for its creation time.
+            let created = match Header::decode(&read_prefix(path, HEADER_LEN)?) {
+                Ok(header) => header.created_unix_ns,
+                Err(_) => meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as u64),
+            };
+            sealed.push(created);
         }
         let mut total: u64 = sizes.iter().sum();
         let mut removed = Vec::new();
