@@ -487,8 +487,11 @@ fn arming_with_a_duress_pin_arms_and_raises_the_silent_alert() -> Result<()> {
 #[test]
 fn a_state_that_cannot_be_saved_is_a_visible_fault_and_the_alarm_goes_on() -> Result<()> {
     let (stack, _hub, _sensord) = stack()?;
-    // Something in the way of the save (as a full disk would be).
-    let blocker = stack.root.path().join("state/alarm-state.json.tmp");
+    // Something in the way of the save: a directory where the spare the
+    // save writes into should be (a full disk no longer is: the state's
+    // space is reserved, see tests/tests/faults.rs).
+    let blocker = stack.root.path().join("state/alarm-state.json.spare");
+    std::fs::remove_file(&blocker)?;
     std::fs::create_dir_all(&blocker)?;
     let armed = stack.ctl_json(&["arm", "away"])?;
     ensure!(

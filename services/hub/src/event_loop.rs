@@ -55,6 +55,10 @@ pub struct Core {
     pub inbox: HubInbox,
     /// The threads that check PINs, behind their bounded queue.
     pin_checkers: PinCheckers,
+    /// Faults of the hub's storage (the event log: events it could not
+    /// store, damage found in it), shown after the engine's own in the
+    /// status; the hub's loop keeps them current.
+    pub storage_faults: Vec<String>,
 }
 
 /// How many PIN lookups run at once: as many as the Pi has cores to spare.
@@ -143,6 +147,7 @@ impl Core {
             store,
             inbox,
             pin_checkers: PinCheckers::start(pin_results)?,
+            storage_faults: Vec::new(),
         };
         Ok((core, handle, checked))
     }
@@ -199,7 +204,8 @@ impl Core {
 
     /// Publishes the engine's status for GetStatus, if it changed.
     pub fn publish_status(&self) {
-        let status: StatusSnapshot = self.engine.status();
+        let mut status: StatusSnapshot = self.engine.status();
+        status.faults.extend(self.storage_faults.iter().cloned());
         self.inbox.status.send_if_modified(|current| {
             if **current == status {
                 false
@@ -336,8 +342,18 @@ impl Hub {
         for event in &effects.hidden {
             self.log.append_hidden(event);
         }
+        let mut refused = false;
         for event in &effects.events {
-            self.log.append(event);
+            refused |= !self.log.append(event);
+        }
+        if refused {
+            // A full disk: an event the log could not store is remembered
+            // by the state file (whose space is reserved), so that its
+            // number is never given to another event after a restart.
+            effects.save = true;
+        }
+        if let Some(faults) = self.log.faults_if_changed() {
+            self.core.storage_faults = faults;
         }
         if journal {
             self.alerts.save_journal();
@@ -352,6 +368,11 @@ impl Hub {
     /// Brings the system slot and the outputs (siren, buzzer) in line with
     /// the engine, after every turn of the loop.
     pub(crate) fn sync_outputs(&mut self) {
+        // The event log's faults can change off the loop (its start-up
+        // check runs on a thread of its own).
+        if let Some(faults) = self.log.faults_if_changed() {
+            self.core.storage_faults = faults;
+        }
         self.core.publish_status();
         let codes = self.core.engine.table_codes();
         if self.written_codes != Some(codes) {

@@ -3,21 +3,34 @@
 //! running delay or siren with its deadline, bypasses, the keypad lockout,
 //! and the event sequence number.
 //!
-//! Written with write-to-temporary, fsync, rename, fsync of the directory:
-//! a crash leaves the old file or the new one, never a torn one. Sensors are
+//! A full disk never loses it: the state has two files whose space is
+//! reserved once, at the first start (`alarm-state.json` and its spare,
+//! `alarm-state.json.spare`, 64 KiB each). A save writes the new state into
+//! the spare's reserved blocks (JSON padded with spaces to the file's
+//! size, so nothing is allocated), fsyncs it, and exchanges the two names
+//! in one step (`renameat2(RENAME_EXCHANGE)`), then fsyncs the directory:
+//! a crash leaves the old file or the new one, never a torn one, and the
+//! old one becomes the next spare. A first start without room for both
+//! stops with [`PersistError::NoSpace`], naming the directory. Sensors are
 //! stored by name, so a config that reorders them does not scramble state.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 use vigil_alarm::users::Lockout;
 use vigil_alarm::{AlarmSetup, AlarmState, Phase, TriggerCause};
 use vigil_domain::ArmedMode;
 
 /// The file's format version.
 const VERSION: u32 = 1;
+
+/// The space each of the two state files keeps (the state itself is a few
+/// hundred bytes; a house of many sensors, a few KiB). A larger state
+/// grows its file at the save that needs it.
+pub const RESERVED: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
@@ -32,6 +45,17 @@ pub enum PersistError {
          after checking the premises"
     )]
     Corrupt { path: PathBuf, message: String },
+    #[error(
+        "the state directory {} is full: the hub reserves {} KiB there for the alarm state \
+         (two copies, so that a full disk can never lose an armed system) and cannot start \
+         without it; free space on the file system that holds {} (old camera clips in {}, \
+         files that are not Vigil's) and start the hub again",
+        dir.display(),
+        needed / 1024,
+        dir.display(),
+        dir.join("clips").display()
+    )]
+    NoSpace { dir: PathBuf, needed: u64 },
 }
 
 /// What is restored at start.
@@ -85,10 +109,13 @@ enum PhaseFile {
     },
 }
 
-/// The state file in `state_dir`.
+/// The state file in `state_dir`, and its spare.
 #[derive(Debug)]
 pub struct StateStore {
     path: PathBuf,
+    spare: PathBuf,
+    /// Whether the spare's reservation failed (warned once).
+    unreserved: std::cell::Cell<bool>,
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PersistError {
@@ -96,10 +123,41 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Persist
     move |source| PersistError::Io { what, path, source }
 }
 
+fn is_no_space(e: &PersistError) -> bool {
+    matches!(e, PersistError::Io { source, .. } if vigil_eventlog::is_no_space(source))
+}
+
+/// Allocates `size` bytes of `file` (a no-op where they are allocated).
+fn allocate(file: &std::fs::File, size: u64) -> std::io::Result<()> {
+    nix::fcntl::posix_fallocate(file, 0, size as i64).map_err(std::io::Error::from)
+}
+
+/// Swaps the names `a` and `b` in one step; `Ok(false)` where that cannot
+/// be done (`b` missing, or a file system without it): the caller renames.
+fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::errno::Errno;
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        match renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE) {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT | Errno::EINVAL | Errno::ENOSYS) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
+}
+
 impl StateStore {
     pub fn new(state_dir: &Path) -> StateStore {
         StateStore {
             path: state_dir.join("alarm-state.json"),
+            spare: state_dir.join("alarm-state.json.spare"),
+            unreserved: std::cell::Cell::new(false),
         }
     }
 
@@ -107,11 +165,25 @@ impl StateStore {
         &self.path
     }
 
-    /// Reads the state; a missing file is a fresh, disarmed system.
+    /// The spare the next save writes into.
+    pub fn spare(&self) -> &Path {
+        &self.spare
+    }
+
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Reads the state. A missing file is a fresh, disarmed system: the
+    /// two files are made then, their space reserved, and a disk without
+    /// room for them is [`PersistError::NoSpace`].
     pub fn load(&self, setup: &AlarmSetup) -> Result<Restored, PersistError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Restored::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.make(setup)?;
+                return Ok(Restored::default());
+            }
             Err(e) => return Err(io("read", &self.path)(e)),
         };
         let corrupt = |message: String| PersistError::Corrupt {
@@ -122,27 +194,112 @@ impl StateStore {
         if file.version != VERSION {
             return Err(corrupt(format!("format version {}", file.version)));
         }
-        from_file(file, setup).map_err(corrupt)
+        let restored = from_file(file, setup).map_err(corrupt)?;
+        self.reserve_spare();
+        Ok(restored)
     }
 
+    /// A first start: the disarmed state saved, and a spare reserved;
+    /// neither is left behind if the disk has no room for both.
+    fn make(&self, setup: &AlarmSetup) -> Result<(), PersistError> {
+        let made = self
+            .write_and_swap(setup, &Restored::default())
+            .and_then(|_| self.reserve(&self.spare));
+        match made {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.path);
+                let _ = std::fs::remove_file(&self.spare);
+                if is_no_space(&e) {
+                    Err(PersistError::NoSpace {
+                        dir: self.dir().to_owned(),
+                        needed: 2 * RESERVED,
+                    })
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Makes sure `path` has [`RESERVED`] bytes allocated (its content is
+    /// never read: it is the spare).
+    fn reserve(&self, path: &Path) -> Result<(), PersistError> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io("create", path))?;
+        allocate(&file, RESERVED).map_err(io("reserve space for", path))?;
+        file.sync_all().map_err(io("sync", path))
+    }
+
+    /// [`StateStore::reserve`] for the spare, where a failure is not fatal
+    /// (an existing installation on a full disk must still start): warned
+    /// once, and the next save tries again.
+    fn reserve_spare(&self) {
+        match self.reserve(&self.spare) {
+            Ok(()) => self.unreserved.set(false),
+            Err(e) if !self.unreserved.get() => {
+                warn!(
+                    "cannot reserve the alarm state's spare: {e}; on a full disk, a change of \
+                     the alarm state could not be saved"
+                );
+                self.unreserved.set(true);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Writes `state` into the spare's reserved space, then swaps it with
+    /// the state file: nothing is allocated unless the state outgrew the
+    /// reservation.
     pub fn save(&self, setup: &AlarmSetup, state: &Restored) -> Result<(), PersistError> {
+        if !self.write_and_swap(setup, state)? {
+            // The old state went with a rename: a new spare.
+            self.reserve_spare();
+        }
+        Ok(())
+    }
+
+    /// The save itself; whether the names were exchanged (else renamed:
+    /// no spare is left).
+    fn write_and_swap(&self, setup: &AlarmSetup, state: &Restored) -> Result<bool, PersistError> {
         let file = to_file(setup, state);
-        let text = serde_json::to_vec_pretty(&file).map_err(|e| PersistError::Corrupt {
+        let mut text = serde_json::to_vec_pretty(&file).map_err(|e| PersistError::Corrupt {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-        f.write_all(&text)
-            .and_then(|()| f.sync_all())
-            .map_err(io("write", &tmp))?;
-        std::fs::rename(&tmp, &self.path).map_err(io("rename into", &self.path))?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io("sync", dir))?;
+        text.push(b'\n');
+        let spare = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.spare)
+            .map_err(io("open", &self.spare))?;
+        let len = spare.metadata().map_err(io("stat", &self.spare))?.len();
+        let size = len
+            .max(RESERVED)
+            .max((text.len() as u64).div_ceil(4096) * 4096);
+        allocate(&spare, size).map_err(io("reserve space for", &self.spare))?;
+        // JSON allows trailing white space: the padding overwrites whatever
+        // the spare held, within its own blocks.
+        text.resize(size as usize, b' ');
+        spare
+            .write_all_at(&text, 0)
+            .and_then(|()| spare.sync_all())
+            .map_err(io("write", &self.spare))?;
+        drop(spare);
+        let exchanged = exchange(&self.spare, &self.path).map_err(io("swap in", &self.path))?;
+        if !exchanged {
+            std::fs::rename(&self.spare, &self.path).map_err(io("rename into", &self.path))?;
         }
-        Ok(())
+        std::fs::File::open(self.dir())
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync", self.dir()))?;
+        Ok(exchanged)
     }
 }
 
@@ -385,6 +542,83 @@ mod tests {
             store.save(&setup, &state).expect("save");
             assert_eq!(store.load(&setup).expect("load"), state);
         }
+    }
+
+    /// Bytes the file system has allocated to `path`.
+    fn allocated(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).expect("stat").blocks() * 512
+    }
+
+    fn inode(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).expect("stat").ino()
+    }
+
+    #[test]
+    fn a_first_start_reserves_the_state_and_its_spare() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = StateStore::new(dir.path());
+        assert_eq!(store.load(&setup()).expect("fresh"), Restored::default());
+        for path in [store.path(), store.spare()] {
+            assert!(allocated(path) >= RESERVED, "{}", path.display());
+        }
+        // The file is the disarmed state, padded: plain JSON to any reader.
+        let text = std::fs::read_to_string(store.path()).expect("read");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(value["phase"]["phase"], "disarmed");
+        assert_eq!(text.len() as u64, RESERVED);
+    }
+
+    /// A save writes into the spare's reserved blocks and swaps the names:
+    /// the files keep their sizes and blocks (nothing to allocate on a full
+    /// disk), and the old state becomes the spare.
+    #[test]
+    fn a_save_swaps_the_reserved_files_and_allocates_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let setup = setup();
+        let store = StateStore::new(dir.path());
+        store.load(&setup).expect("fresh");
+        let mut state = Restored::default();
+        for (i, mode) in [ArmedMode::Away, ArmedMode::Night, ArmedMode::Home]
+            .into_iter()
+            .enumerate()
+        {
+            let (live, spare) = (inode(store.path()), inode(store.spare()));
+            let blocks = allocated(store.path()) + allocated(store.spare());
+            state.alarm.phase = Phase::Armed { mode };
+            state.event_seq = i as u64;
+            store.save(&setup, &state).expect("save");
+            assert_eq!(inode(store.path()), spare, "the spare is the state now");
+            assert_eq!(inode(store.spare()), live, "the old state is the spare");
+            assert_eq!(allocated(store.path()) + allocated(store.spare()), blocks);
+            assert_eq!(store.load(&setup).expect("load"), state);
+        }
+    }
+
+    /// A state file written before the reservation (exact JSON, no spare)
+    /// loads, and gets its spare.
+    #[test]
+    fn a_state_file_without_a_spare_loads_and_gets_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let setup = setup();
+        let store = StateStore::new(dir.path());
+        let state = Restored {
+            alarm: AlarmState {
+                phase: Phase::Armed {
+                    mode: ArmedMode::Away,
+                },
+                ..AlarmState::default()
+            },
+            event_seq: 7,
+            ..Restored::default()
+        };
+        let text = serde_json::to_vec_pretty(&to_file(&setup, &state)).expect("json");
+        std::fs::write(store.path(), text).expect("write");
+        assert_eq!(store.load(&setup).expect("load"), state);
+        assert!(allocated(store.spare()) >= RESERVED);
+        store.save(&setup, &state).expect("save");
+        assert_eq!(store.load(&setup).expect("load"), state);
     }
 
     #[test]

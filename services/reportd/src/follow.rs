@@ -1,9 +1,13 @@
 //! Following the log: from the checkpoint to the tail, batch by batch.
+//! Numbers the log cannot give (damage, events never written: a
+//! [`vigil_eventlog::Gap`]) are logged once, with what was lost and why,
+//! and covered by the checkpoint like any record: indexing, and the hub's
+//! retention behind it, step over them and go on.
 
 use std::path::{Path, PathBuf};
 
 use tracing::{error, warn};
-use vigil_eventlog::{LogError, LogReader, kinds};
+use vigil_eventlog::{Entry, LogError, LogReader, kinds};
 use vigil_reports::{Batch, Index};
 
 use crate::ReportdError;
@@ -16,6 +20,8 @@ pub struct Follower {
     /// The last read error, so that a damaged record is reported once, not
     /// at every poll.
     last_error: Option<String>,
+    /// Numbers stepped over (gaps in the log) since this follower started.
+    lost: u64,
 }
 
 impl Follower {
@@ -24,7 +30,14 @@ impl Follower {
             dir: events_dir.to_owned(),
             reader: None,
             last_error: None,
+            lost: 0,
         }
+    }
+
+    /// How many numbers this follower stepped over because the log does not
+    /// hold them (damaged, never written, no longer in it).
+    pub fn lost(&self) -> u64 {
+        self.lost
     }
 
     fn report(&mut self, problem: String) {
@@ -52,6 +65,8 @@ impl Follower {
             // `self` keeps a fresh follower, which reopens the log.
             let dir = self.dir.clone();
             let mut follower = std::mem::replace(self, Follower::new(&dir));
+            // A cancelled read leaves a fresh follower: the count stays.
+            self.lost = follower.lost;
             let read = tokio::task::spawn_blocking(move || {
                 let read = follower.read(after, max);
                 (follower, read)
@@ -97,6 +112,7 @@ impl Follower {
                          Vigil's retention); they are missing from the reports",
                         oldest - 1
                     ));
+                    self.lost += oldest - seq;
                     return Ok(Some(Batch::new(after, oldest - 1, &[])?));
                 }
                 Err(e) if !self.dir.exists() => {
@@ -115,8 +131,8 @@ impl Follower {
         let mut through = after;
         let mut covered = 0;
         while covered < max {
-            match reader.next_record() {
-                Ok(Some(record)) => {
+            match reader.next_entry() {
+                Ok(Some(Entry::Record(record))) => {
                     through = record.seq;
                     covered += 1;
                     if record.kind != kinds::EVENT {
@@ -137,6 +153,20 @@ impl Follower {
                             "an event record that does not decode ({e}); not indexed"
                         ),
                     }
+                }
+                Ok(Some(Entry::Gap(gap))) => {
+                    // Met once: the checkpoint moves past it with this
+                    // batch.
+                    error!(
+                        first_lost = gap.first,
+                        last_lost = gap.last,
+                        segment = %gap.segment.display(),
+                        "{gap}; they are missing from the index and the reports, which go on \
+                         after them"
+                    );
+                    self.lost += gap.count();
+                    through = gap.last;
+                    covered += 1;
                 }
                 Ok(None) => break,
                 Err(e) => {

@@ -147,6 +147,15 @@ pub async fn rebuild(config: &Config) -> Result<u64, ReportdError> {
     let mut follower = Follower::new(&paths.events);
     while follower.catch_up(&mut index, BATCH).await? > 0 {}
     let through = index.checkpoint().await?;
+    if follower.lost() > 0 {
+        warn!(
+            lost = follower.lost(),
+            through,
+            "the event log has gaps (logged above): {} numbers are missing from the rebuilt \
+             index",
+            follower.lost()
+        );
+    }
     index.close_self_contained().await?;
     // The old file's WAL must not outlive it: SQLite would apply it to the
     // new file of the same name.

@@ -88,3 +88,68 @@ async fn records_index_as_their_events_and_unknown_kinds_by_name() {
         .expect("by kind");
     assert_eq!(found.events, [newer]);
 }
+
+/// Damage in the log is a gap reportd steps over: logged, covered by the
+/// checkpoint, and every event after it indexed (the hub's retention,
+/// which waits for the checkpoint, goes on too).
+#[tokio::test]
+async fn a_gap_in_the_log_is_stepped_over_and_indexing_goes_on() {
+    let root = tempfile::tempdir().expect("dir");
+    let events_dir = root.path().join("events");
+    let events: Vec<Event> = (1..=30).map(|s| event(s, EventKind::Sensor)).collect();
+    {
+        let (mut log, _) = LogWriter::open(&events_dir, Options::default()).expect("open the log");
+        for e in &events {
+            log.append(
+                kinds::EVENT,
+                0,
+                e.unix_ms * 1_000_000,
+                &vigil_logrecord::encode(e),
+            )
+            .expect("append");
+        }
+        log.sync().expect("sync");
+    }
+    // A flipped bit in the payloads of records 10 and 11, as a failing
+    // disk would.
+    let segment = std::fs::read_dir(&events_dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "vlog"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("read");
+    let mut at = vigil_eventlog::HEADER_LEN;
+    for seq in 1..=11u64 {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
+        if seq >= 10 {
+            bytes[at + vigil_eventlog::RECORD_HEADER_LEN + 3] ^= 0x20;
+        }
+        at += (len + 7) & !7;
+    }
+    std::fs::write(&segment, bytes).expect("write");
+
+    let path = root.path().join("reports.db");
+    let mut index = Index::open(&path).await.expect("open");
+    let mut follower = Follower::new(&events_dir);
+    let mut covered = 0;
+    loop {
+        let n = follower.catch_up(&mut index, 7).await.expect("catch up");
+        if n == 0 {
+            break;
+        }
+        covered += n;
+    }
+    assert_eq!(covered, 30);
+    assert_eq!(index.checkpoint().await.expect("checkpoint"), 30);
+    assert_eq!(follower.lost(), 2);
+    index.close().await.expect("close");
+    let mut db = ReadOnly::open(&path).await.expect("ro");
+    let all = db
+        .query(&EventFilter::default(), Order::OldestFirst, None, 100)
+        .await
+        .expect("all");
+    let indexed: Vec<u64> = all.events.iter().map(|e| e.seq).collect();
+    let want: Vec<u64> = (1..=30).filter(|s| *s != 10 && *s != 11).collect();
+    assert_eq!(indexed, want);
+}
