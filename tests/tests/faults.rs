@@ -8,6 +8,10 @@
 //! alarm once, and every service is back with the hub within 1 s of being
 //! restarted (or of the hub's restart).
 //!
+//! Then a full disk (a small tmpfs, as root): the alarm goes on, its state
+//! survives a SIGKILL, every event the log cannot store is counted and
+//! shown; a first start on a full disk says what to free.
+//!
 //! Ends with a reliability summary. `FAULT_RUNS` (default 5: one kill of
 //! each service) and `FAULT_SEED` set the length and the randomness:
 //!
@@ -282,51 +286,95 @@ fn kill_run(run: u64, seed: u64, summary: &mut Summary) -> Result<()> {
     Ok(())
 }
 
-/// The state directory's disk full: a clear fault, and the alarm still sounds.
-fn disk_full() -> Result<&'static str> {
-    if !nix::unistd::geteuid().is_root() {
-        println!("disk full: mounting a small tmpfs needs root");
-        return Ok("skipped");
+/// Unmounts (lazily) when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
-    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}"), RunAs::Me)?;
-    let state = stack.state_dir();
-    std::fs::create_dir_all(&state)?;
-    // Room for the log's first segment (16 MiB, preallocated) and little
-    // more.
+}
+
+/// Mounts a tmpfs of `size` on `dir` (made if missing): a small disk.
+/// `None` where that is refused (not root, or a container without
+/// CAP_SYS_ADMIN), said on stdout rather than passed in silence.
+fn small_disk(dir: &std::path::Path, size: &str, what: &str) -> Result<Option<Unmount>> {
+    if !nix::unistd::geteuid().is_root() {
+        println!("{what}: mounting a small tmpfs needs root");
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir)?;
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=20m", "vigil-full"])
-        .arg(&state)
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "vigil-full"])
+        .arg(dir)
         .stderr(Stdio::piped())
         .output()?;
     if !mounted.status.success() {
-        // A container without CAP_SYS_ADMIN: say so rather than pass.
         println!(
-            "disk full: mounting a small tmpfs was refused: {}",
+            "{what}: mounting a small tmpfs was refused: {}",
             String::from_utf8_lossy(&mounted.stderr).trim()
         );
-        return Ok("skipped");
+        return Ok(None);
     }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
+    Ok(Some(Unmount(dir.to_owned())))
+}
+
+/// Fills the file system holding `dir` to the last page.
+fn fill(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path)?;
+    for block in [1 << 20, 64 << 10, 4 << 10, 512, 1] {
+        let bytes = vec![0u8; block];
+        loop {
+            match file.write(&bytes) {
+                Ok(n) if n > 0 => {}
+                Ok(_) => break,
+                Err(e) if vigil_eventlog::is_no_space(&e) => break,
+                Err(e) => return Err(e.into()),
+            }
         }
     }
-    let _unmount = Unmount(state.clone());
-    let hub = stack.start("vigil-hub")?;
+    Ok(path)
+}
+
+/// The state directory's disk full (finding 17), on a hub whose newest log
+/// segment is nearly full (so new events need a new segment, which a full
+/// disk refuses): the alarm arms, triggers and sounds; every event the log
+/// cannot store is counted in the status's faults and logged with what it
+/// was; the alarm state is still saved (its space is reserved), so a hub
+/// SIGKILLed while armed comes back armed, and says which events its log
+/// lacks; once space is freed, the log stores again and a watcher sees the
+/// missing events as a gap.
+fn disk_full() -> Result<&'static str> {
+    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}"), RunAs::Me)?;
+    let state = stack.state_dir();
+    let Some(_unmount) = small_disk(&state, "20m", "disk full")? else {
+        return Ok("skipped");
+    };
+    // A log whose only segment (64 KiB) is full: 2 046 placeholders of 32
+    // bytes.
+    let events_dir = state.join("events");
+    {
+        let (mut log, _) = vigil_eventlog::LogWriter::open(
+            &events_dir,
+            vigil_eventlog::Options {
+                segment_size: 64 << 10,
+            },
+        )?;
+        for _ in 0..2046 {
+            log.append(vigil_eventlog::kinds::PLACEHOLDER, 0, 0, &[])?;
+        }
+        log.sync()?;
+    }
+    let mut hub = stack.start("vigil-hub")?;
     let _sensord = stack.start("vigil-sensord")?;
     rejoined(&hub, 0, "vigil-sensord")?;
     stack.pair_here("user")?;
-    // Fill the disk.
-    let filler = state.join("filler");
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=1M", "count=64"])
-        .arg(format!("of={}", filler.display()))
-        .stderr(Stdio::null())
-        .status();
+    let filler = fill(&state)?;
     stack.ctl_json(&["arm", "away"])?;
     stack.wait_alarm("armed", |s| s["state"] == "idle" && s["mode"] == "away")?;
     stack.sim("set front-door open")?;
@@ -336,12 +384,97 @@ fn disk_full() -> Result<&'static str> {
     })?;
     let faults = status["faults"].to_string();
     ensure!(
-        faults.contains("not saved"),
-        "a full disk must show as a fault: {status}"
+        !faults.contains("not saved"),
+        "the alarm state is saved on a full disk: {status}"
+    );
+    ensure!(
+        faults.contains("events not stored since the hub started (no room on disk for"),
+        "events the log could not store are counted: {status}"
     );
     hub.wait_log(0, "a clear message", |l| {
-        message(l).contains("No space left on device") || message(l).contains("not saved")
+        message(l).starts_with("the event log cannot store events: no room for the event log in")
     })?;
+    let (dropped, _) = hub.wait_log(0, "a dropped event", |l| {
+        message(l).starts_with("event not stored in the event log") && field(l, "kind") == "armed"
+    })?;
+    let saved = std::fs::read_to_string(state.join("alarm-state.json"))?;
+    ensure!(saved.contains("\"triggered\""), "{saved}");
+
+    // SIGKILL while armed (and sounding): the next hub, on the same full
+    // disk, starts armed and says what its log lacks.
+    hub.kill9()?;
+    let hub = stack.start("vigil-hub")?;
+    hub.wait_log(0, "readiness", |l| message(l) == "hub ready")?;
+    let status = stack.wait_alarm("armed after the restart", |s| {
+        s["mode"] == "away" && s["state"] == "triggered"
+    })?;
+    ensure!(
+        status["faults"]
+            .to_string()
+            .contains("are not in the log (not stored before the last restart)"),
+        "{status}"
+    );
+    let first_dropped = field(&dropped, "seq").as_u64().context("seq")?;
+
+    // Space again: the log stores, and the events it could not are a gap.
+    std::fs::remove_file(&filler)?;
+    rejoined(&hub, 0, "vigil-sensord")?;
+    stack.ctl_json(&["disarm", "--pin", "2468"])?;
+    stack.wait_alarm("disarmed", |s| s["mode"] == "disarmed")?;
+    let (code, out, err) = stack.ctl(&[
+        "--json",
+        "events",
+        "--after",
+        &(first_dropped - 1).to_string(),
+    ])?;
+    ensure!(code == 0, "{err}");
+    let replayed = json_lines(&out);
+    let gap = replayed.first().context("no events")?;
+    ensure!(
+        gap["kind"] == vigil_eventlog::GAP_EVENT_KIND
+            && gap["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("records {first_dropped} to"))),
+        "{replayed:#?}"
+    );
+    ensure!(
+        replayed.last().is_some_and(|e| e["kind"] == "disarmed"),
+        "{replayed:#?}"
+    );
+    Ok("ok")
+}
+
+/// A first start on a full disk (finding 17): the hub stops at once, exit 1
+/// (systemd retries: freeing space is enough), and says which directory is
+/// full and what to free.
+fn fresh_install_on_a_full_disk() -> Result<&'static str> {
+    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}"), RunAs::Me)?;
+    let state = stack.state_dir();
+    let Some(_unmount) = small_disk(&state, "1m", "a new installation on a full disk")? else {
+        return Ok("skipped");
+    };
+    fill(&state)?;
+    let out = stack.run("vigil-hub", &[])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(1), "{:?}: {stderr}", out.status);
+    let line = json_lines(&stderr)
+        .into_iter()
+        .find(|l| !field(l, "exit_code").is_null())
+        .with_context(|| format!("no error line: {stderr}"))?;
+    let text = message(&line);
+    for wanted in [
+        format!("the state directory {} is full", state.display()),
+        "the hub reserves 128 KiB there for the alarm state".to_owned(),
+        format!(
+            "free space on the file system that holds {}",
+            state.display()
+        ),
+        "start the hub again".to_owned(),
+    ] {
+        ensure!(text.contains(&wanted), "wanted {wanted:?} in: {text}");
+    }
+    // Nothing half-made is left behind.
+    ensure!(!state.join("alarm-state.json").exists());
     Ok("ok")
 }
 
@@ -439,6 +572,10 @@ fn main() -> ExitCode {
     }
     for (name, check) in [
         ("disk full", disk_full as fn() -> Result<&'static str>),
+        (
+            "a new installation on a full disk",
+            fresh_install_on_a_full_disk,
+        ),
         ("alert queue full", queue_full),
         ("slow hook", slow_hook),
     ] {

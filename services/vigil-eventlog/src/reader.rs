@@ -95,13 +95,18 @@ impl LogReader {
             next_seq: from,
             floor: from,
         };
-        let found = segments(dir)?;
-        let Some(&(oldest, _)) = found.first() else {
+        let found = listing(dir)?;
+        let Some(&(oldest, _)) = found.segments.first() else {
             return Ok(reader);
         };
-        if from < oldest {
+        // Before the oldest segment: retired (an error naming the oldest
+        // kept), unless a segment set aside held them (then the first
+        // entry is a gap that says so).
+        let set_aside = found.set_aside.iter().any(|(f, _)| *f <= from);
+        if from < oldest && !set_aside {
             return Err(LogError::Gone { seq: from, oldest });
         }
+        let found = found.segments;
         // The segment holding from_seq, read from its start: what is below
         // the floor is not returned.
         if let Some((first, _)) = found.iter().rev().find(|(f, _)| *f <= from) {
@@ -257,7 +262,7 @@ impl LogReader {
                     reason,
                 },
                 None => GapCause::Missing {
-                    set_aside: self.set_aside_between(first, next_first)?,
+                    set_aside: self.set_aside_before(Some(first), next_first)?,
                 },
             };
             let gap = Gap {
@@ -281,12 +286,20 @@ impl LogReader {
         Ok(segments(&self.dir)?.into_iter().find(|(f, _)| *f > first))
     }
 
-    /// A segment set aside that started after `after` and up to `upto`.
-    fn set_aside_between(&self, after: u64, upto: u64) -> Result<Option<PathBuf>, LogError> {
+    /// The segment set aside whose records end where the segment starting
+    /// at `before` begins: the last one set aside before it (the writer
+    /// sets aside only its newest segment, and starts the next one after
+    /// its records), and after the segment starting at `after`, if given.
+    fn set_aside_before(
+        &self,
+        after: Option<u64>,
+        before: u64,
+    ) -> Result<Option<PathBuf>, LogError> {
         Ok(listing(&self.dir)?
             .set_aside
             .into_iter()
-            .find(|(f, _)| *f > after && *f <= upto)
+            .rev()
+            .find(|(f, _)| *f < before && after.is_none_or(|a| *f > a))
             .map(|(_, p)| p))
     }
 
@@ -304,7 +317,7 @@ impl LogReader {
                 last: first - 1,
                 segment: path.clone(),
                 cause: GapCause::Missing {
-                    set_aside: self.set_aside_between(self.next_seq.saturating_sub(1), first)?,
+                    set_aside: self.set_aside_before(None, first)?,
                 },
             };
             self.next_seq = first;
@@ -360,10 +373,16 @@ impl LogReader {
 /// Reads the whole log from its oldest record to the tail and returns every
 /// gap in it: what the hub checks at start, on a thread of its own.
 pub fn scan(dir: &Path) -> Result<Vec<Gap>, LogError> {
-    let Some(&(oldest, _)) = segments(dir)?.first() else {
+    let found = listing(dir)?;
+    let Some(&(oldest, _)) = found.segments.first() else {
         return Ok(Vec::new());
     };
-    let mut reader = LogReader::open(dir, oldest)?;
+    // From the oldest segment, or the oldest set aside before it.
+    let from = found
+        .set_aside
+        .first()
+        .map_or(oldest, |(f, _)| oldest.min(*f));
+    let mut reader = LogReader::open(dir, from)?;
     let mut gaps = Vec::new();
     while let Some(entry) = reader.next_entry()? {
         if let Entry::Gap(gap) = entry {

@@ -339,6 +339,13 @@ fn a_damaged_header_on_the_newest_segment_sets_it_aside() {
         } => assert_eq!(path, &aside.moved_to),
         other => panic!("{other:?}"),
     }
+    // A reader asking for a number the set-aside segment held gets the
+    // gap, not "retired".
+    let mut reader = LogReader::open(dir.path(), first + 3).expect("reader");
+    match reader.next_entry().expect("gap") {
+        Some(Entry::Gap(gap)) => assert_eq!((gap.first, gap.last), (first + 3, 300)),
+        other => panic!("{other:?}"),
+    }
     // A second damaged header gets a name of its own.
     drop(log);
     let newest = segment_files(dir.path()).last().expect("newest").clone();
@@ -348,6 +355,23 @@ fn a_damaged_header_on_the_newest_segment_sets_it_aside() {
     let (_, again) = LogWriter::open(dir.path(), options()).expect("the writer starts");
     assert_eq!(again.next_seq, 311);
     assert!(again.set_aside.expect("set aside").moved_to.exists());
+}
+
+/// The only segment set aside: a reader from the start meets the gap, not
+/// "retired".
+#[test]
+fn the_only_segment_set_aside_is_a_gap_from_the_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    log_of(dir.path(), 20);
+    let only = segment_files(dir.path()).remove(0);
+    let mut bytes = std::fs::read(&only).expect("read");
+    bytes[40] ^= 0xff; // the header's checksum
+    std::fs::write(&only, bytes).expect("write");
+    let (_, recovery) = LogWriter::open(dir.path(), options()).expect("the writer starts");
+    assert_eq!(recovery.next_seq, 21);
+    let read = read_all(dir.path(), 1);
+    assert_eq!((read.records, read.gaps), (vec![], vec![(1, 20)]));
+    assert_eq!(read_all(dir.path(), 2).gaps, [(2, 20)]);
 }
 
 #[test]
