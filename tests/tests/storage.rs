@@ -170,7 +170,7 @@ fn a_damaged_record_is_a_gap_the_hub_reports_and_everyone_steps_over() -> Result
     // Record 20, synced, in the newest (the only) segment.
     stop(&mut hub)?;
     let newest = flip_record(&stack, 20)?;
-    ensure!(segments(&stack)? == [newest.clone()]);
+    ensure!(segments(&stack)? == std::slice::from_ref(&newest));
     let hub = stack.start("vigil-hub")?;
     hub.wait_log(0, "readiness", |l| message(l) == "hub ready")?;
     // It says what was lost, where: the recovery, then the whole-log check.
