@@ -335,7 +335,7 @@ impl EventLog {
     /// numbered events the log does not hold (events not stored before a
     /// restart, or a log lost): they are a gap for readers, shown in the
     /// status's faults, never filled with stand-ins.
-    pub fn pad_to(&mut self, seq: u64) {
+    pub fn skip_to(&mut self, seq: u64) {
         let first = self.writer.next_seq();
         if seq < first {
             return;
@@ -391,7 +391,11 @@ impl EventLog {
 /// Logs what the writer's recovery did beyond the ordinary (the writer has
 /// logged each step).
 fn report_recovery(dir: &Path, recovery: &vigil_eventlog::Recovery) {
-    if recovery.sealed || recovery.set_aside.is_some() || !recovery.gaps.is_empty() {
+    let damaged = recovery
+        .gaps
+        .iter()
+        .any(|g| matches!(g.cause, GapCause::Damaged { .. }));
+    if recovery.sealed || recovery.set_aside.is_some() || damaged {
         warn!(
             dir = %dir.display(),
             next_seq = recovery.next_seq,
@@ -513,7 +517,7 @@ mod tests {
         let mut log = EventLog::open(dir.path(), Duration::from_millis(100)).expect("open");
         // A state file ahead of a new log: the numbers it does not hold are
         // a gap, said in the faults and to a watcher, never stand-ins.
-        log.pad_to(3);
+        log.skip_to(3);
         assert_eq!(log.last_seq(), 3);
         for (seq, kind) in [
             (4, EventKind::Armed),

@@ -270,12 +270,12 @@ pub async fn run(
         Rendezvous::bind(&config.runtime.hub_socket(), nix::unistd::getuid().as_raw()).await?;
     // The log's numbers are the stream's: an event's number is its
     // record's, so a watcher can resume from the log. A state file ahead
-    // of the log (a log lost or started later) is caught up with
-    // placeholder records; a log ahead of the state file moves the
-    // numbering on.
+    // of the log (events not stored on a full disk, a log lost) moves the
+    // log's numbering on: a gap readers see, never stand-ins; a log ahead
+    // of the state file moves the engine's numbering on.
     let mut log = EventLog::open(&config.runtime.state_dir, config.events.sync_window)?;
     engine.skip_to(log.last_seq());
-    log.pad_to(engine.last_seq());
+    log.skip_to(engine.last_seq());
     let (core, engine_handle, mut checked_pins) =
         Core::new(engine, store).map_err(HubError::Signal)?;
 

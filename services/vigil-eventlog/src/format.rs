@@ -151,28 +151,23 @@ pub(crate) fn read_slot(seg: &[u8], at: usize, len: u32) -> Slot {
     if len < RECORD_HEADER_LEN || at + pad8(len) > seg.len() {
         return Slot::Invalid(format!("a record length of {len} does not fit"));
     }
-    let mut r = seg[at..at + len].to_vec();
-    // The length word as loaded, not as it may read now.
-    r[0..4].copy_from_slice(&(len as u32).to_le_bytes());
-    if crc32c::crc32c(&r[8..]) != u32_at(&r, 4) {
+    let mut header = [0u8; RECORD_HEADER_LEN];
+    header.copy_from_slice(&seg[at..at + RECORD_HEADER_LEN]);
+    let payload = seg[at + RECORD_HEADER_LEN..at + len].to_vec();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[8..]), &payload);
+    if crc != u32_at(&header, 4) {
         return Slot::Invalid("checksum mismatch".into());
     }
-    let payload_len = u32_at(&r, 28) as usize;
-    if payload_len != len - RECORD_HEADER_LEN {
+    if u32_at(&header, 28) as usize != payload.len() {
         return Slot::Invalid("payload length disagrees with the record length".into());
     }
-    let seq = u64_at(&r, 8);
-    let unix_ns = u64_at(&r, 16);
-    let kind = u16::from_le_bytes([r[24], r[25]]);
-    let flags = u16::from_le_bytes([r[26], r[27]]);
-    r.drain(..RECORD_HEADER_LEN);
     Slot::Record(
         Record {
-            seq,
-            unix_ns,
-            kind,
-            flags,
-            payload: r,
+            seq: u64_at(&header, 8),
+            unix_ns: u64_at(&header, 16),
+            kind: u16::from_le_bytes([header[24], header[25]]),
+            flags: u16::from_le_bytes([header[26], header[27]]),
+            payload,
         },
         at + pad8(len),
     )
