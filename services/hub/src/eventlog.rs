@@ -173,19 +173,30 @@ pub struct EventLog {
 impl EventLog {
     /// Opens both logs (recovering their tails, setting aside a newest
     /// segment whose header is damaged) and starts the scan of every
-    /// segment. A new log that cannot get its first segment (a full disk)
-    /// is an error: the hub cannot start without room for its events.
+    /// segment. A log without a segment to write in (a full disk) is a
+    /// fault in the status, not a reason to stop: the alarm works without
+    /// it (a first start on a full disk has stopped before, at the alarm
+    /// state's reservation).
     pub fn open(state_dir: &Path, sync_window: Duration) -> Result<EventLog, LogError> {
         let dir = state_dir.join("events");
         let (writer, recovery) = LogWriter::open(&dir, Options::default())?;
         report_recovery(&dir, &recovery);
+        let health = Arc::new(Mutex::new(Health::default()));
+        if let Some(why) = &recovery.no_segment {
+            // The alarm works without its log; the status says so until
+            // the log stores again.
+            let mut h = health
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            h.dropped.refusing = true;
+            h.dropped.reason = why.clone();
+        }
         let small = Options {
             segment_size: 1 << 20,
         };
         let private_dir = state_dir.join("events-private");
         let (private, private_recovery) = LogWriter::open(&private_dir, small)?;
         report_recovery(&private_dir, &private_recovery);
-        let health = Arc::new(Mutex::new(Health::default()));
         let faults_changed = Arc::new(std::sync::atomic::AtomicBool::new(true));
         spawn_scan(dir, Arc::clone(&health), Arc::clone(&faults_changed));
         Ok(EventLog {
@@ -264,7 +275,13 @@ impl EventLog {
         let mut health = self.lock();
         if health.dropped.refusing {
             health.dropped.refusing = false;
+            self.faults_changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let d = &health.dropped;
+            if d.count == 0 {
+                info!("the event log has a segment to store events in again");
+                return;
+            }
             warn!(
                 dropped = d.count,
                 first = d.first,
@@ -288,6 +305,9 @@ impl EventLog {
         let health = self.lock();
         let mut faults = Vec::new();
         let d = &health.dropped;
+        if d.refusing && d.count == 0 {
+            faults.push(format!("event log: cannot store events ({})", d.reason));
+        }
         if d.count > 0 {
             faults.push(format!(
                 "event log: {} events not stored since the hub started ({}{})",

@@ -12,7 +12,7 @@ use crate::format::{
     HEADER_LEN, Header, HeaderProblem, RECORD_HEADER_LEN, SET_ASIDE_INFIX, Slot, encode_record,
     last_valid_seq, len_word, pad8, published_from, read_slot, resync, segment_name,
 };
-use crate::{Gap, GapCause, LogError, is_no_space, listing, segments};
+use crate::{Gap, GapCause, LogError, is_no_space, segments};
 
 /// How the log is laid out.
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +72,9 @@ pub struct Recovery {
     /// new records go to a new segment.
     pub sealed: bool,
     pub set_aside: Option<SetAside>,
+    /// Why the log has no segment to write in, if it has none (a full
+    /// disk): appends try again, and fail until there is room.
+    pub no_segment: Option<String>,
 }
 
 struct Segment {
@@ -198,9 +201,10 @@ fn read_prefix(path: &Path, n: usize) -> Result<Vec<u8>, LogError> {
 }
 
 impl LogWriter {
-    /// Opens the log in `dir` (made if missing), recovering the tail of the
-    /// newest segment: a torn or corrupt record and everything after it in
-    /// that segment are zeroed; earlier records are never touched.
+    /// Opens the log in `dir` (made if missing): recovers the newest
+    /// segment (see `recover`), or sets it aside if its header is damaged,
+    /// and makes sure a segment is there to write in
+    /// ([`Recovery::no_segment`] says why not).
     pub fn open(dir: &Path, options: Options) -> Result<(LogWriter, Recovery), LogError> {
         std::fs::create_dir_all(dir).map_err(LogError::io("create", dir))?;
         // One writer per log: an exclusive lock on a file in the directory,
@@ -220,7 +224,6 @@ impl LogWriter {
             buf: Vec::new(),
         };
         let mut found = segments(dir)?;
-        let fresh = found.is_empty() && listing(dir)?.set_aside.is_empty();
         let mut recovery = Recovery {
             segments: found.len(),
             next_seq: 1,
@@ -228,6 +231,7 @@ impl LogWriter {
             gaps: Vec::new(),
             sealed: false,
             set_aside: None,
+            no_segment: None,
         };
         while let Some((first, path)) = found.last().cloned() {
             let bytes = read_prefix(&path, HEADER_LEN)?;
@@ -268,14 +272,14 @@ impl LogWriter {
         }
         if writer.segment.is_none() {
             // A new log, a sealed segment, or one set aside: a segment to
-            // write in now, so that a full disk shows at start. Only a new
-            // log cannot start without one; otherwise the appends try again
-            // (and the caller counts what they could not write).
+            // write in now, so that a full disk shows at start. Without
+            // one the writer still opens (its caller keeps working); the
+            // appends try again.
             match writer.rotate() {
                 Ok(()) => recovery.segments += 1,
-                Err(e) if fresh => return Err(e),
                 Err(e) => {
-                    warn!("cannot start a new event-log segment: {e}; new records wait for room")
+                    warn!("cannot start a new event-log segment: {e}; new records wait for room");
+                    recovery.no_segment = Some(e.to_string());
                 }
             }
         }
