@@ -98,14 +98,34 @@ impl TableWatcher {
                 return None;
             }
         }
-        match table.read_sensor(slot) {
+        let reading = match table.read_sensor(slot) {
+            Err(e @ TableError::Torn { .. }) => {
+                tracing::warn!("{e}");
+                // Without a repair the slot would stay unreadable for good:
+                // only the writer that died could have finished its write.
+                match table.repair_torn_slot(slot) {
+                    Ok(true) => tracing::warn!(
+                        slot,
+                        "repaired the sensor table: slot {slot} was left mid-write by a \
+                         writer that died; it holds what was there until sensord writes it again"
+                    ),
+                    Ok(false) => {}
+                    // A lock that stays held is a writer stuck or dead
+                    // holding it; the session repair breaks it when sensord
+                    // goes, and the next rescan tries this slot again.
+                    Err(e) => {
+                        tracing::error!(slot, "cannot repair the torn sensor slot: {e}");
+                        return None;
+                    }
+                }
+                table.read_sensor(slot)
+            }
+            other => other,
+        };
+        match reading {
             Ok(reading) => {
                 self.seen[slot] = reading.change_count;
                 Some(Observed { slot, reading })
-            }
-            Err(e @ TableError::Torn { .. }) => {
-                tracing::warn!("{e}");
-                None
             }
             Err(e) => {
                 tracing::error!(slot, "cannot read the sensor table: {e}");
@@ -205,6 +225,25 @@ mod tests {
         // The real change is still found by the rescan.
         assert_eq!(observed.len(), 1);
         assert_eq!(observed[0].slot, 0);
+    }
+
+    #[test]
+    fn a_slot_left_mid_write_is_repaired_and_reported() {
+        let t = table(2);
+        let mut w = TableWatcher::new(2);
+        w.rescan(&t);
+        write(&t, 1, SensorState::Active);
+        // The writer died mid-write: the slot's sequence stays odd.
+        t.abandon_write_for_test(1).expect("abandon");
+        let (observed, _) = w.on_rings(&t, &[ring(1)]);
+        assert_eq!(observed.len(), 1, "{observed:?}");
+        assert_eq!(observed[0].slot, 1);
+        assert_eq!(observed[0].reading.state, SensorState::Active);
+        // Repaired for good: the next write is seen as usual.
+        write(&t, 1, SensorState::Inactive);
+        let (observed, _) = w.on_rings(&t, &[ring(1)]);
+        assert_eq!(observed.len(), 1);
+        assert_eq!(observed[0].reading.state, SensorState::Inactive);
     }
 
     #[test]

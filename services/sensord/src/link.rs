@@ -3,8 +3,9 @@
 //! then write a slot and ring the doorbell on every change. When the hub
 //! goes away the session ends and connecting starts again by itself.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::IpcSender;
 use tokio::sync::mpsc::UnboundedSender;
@@ -27,14 +28,32 @@ use crate::sensors::{Report, SensorTracker};
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_millis(500);
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retrying a write behind a held writer lock: a live writer holds it for
+/// well under a microsecond, so the first retry is soon; one that stays held
+/// (a stuck or dead writer, until the hub repairs it) is polled ten times a
+/// second, which costs nothing and lands the change within 100 ms of the
+/// lock coming free.
+const FIRST_WRITE_RETRY: Duration = Duration::from_millis(1);
+const MAX_WRITE_RETRY: Duration = Duration::from_millis(100);
+/// How often a writer lock that stays held is reported again.
+const HELD_LOCK_REMINDER: Duration = Duration::from_secs(10);
 
 /// What the link's background work reports to the event loop.
 #[derive(Debug)]
 pub(crate) enum LinkEvent {
     Connected(Box<Session>),
     ConnectFailed(BootstrapError),
-    Message { session: u64, message: HubMessage },
-    Lost { session: u64 },
+    Message {
+        session: u64,
+        message: HubMessage,
+    },
+    Lost {
+        session: u64,
+    },
+    /// Time to try the held-back table writes again.
+    RetryWrites {
+        session: u64,
+    },
 }
 
 /// A live session.
@@ -46,6 +65,19 @@ struct Connected {
     /// not have it).
     slots: Vec<Option<usize>>,
     to_hub: IpcSender<ServiceMessage>,
+    /// The latest update of each slot that could not be written yet because
+    /// another writer held the table's lock. The table holds state, not
+    /// history, so the latest update per slot is all that must land.
+    pending: BTreeMap<usize, SensorUpdate>,
+    /// Set while a retry is scheduled (the lock was found held).
+    retry: Option<WriteRetry>,
+}
+
+/// A retry of held-back writes in progress.
+struct WriteRetry {
+    delay: Duration,
+    since: Instant,
+    last_warned: Instant,
 }
 
 pub(crate) struct HubLink {
@@ -137,6 +169,15 @@ impl HubLink {
                     self.lost("its process ended");
                 }
             }
+            LinkEvent::RetryWrites { session } => {
+                if let Some(c) = self.connected.as_mut().filter(|c| c.session == session) {
+                    // The scheduled retry is this one: flush decides anew.
+                    if let Some(r) = &mut c.retry {
+                        r.delay = (r.delay * 2).min(MAX_WRITE_RETRY);
+                    }
+                    self.flush(true);
+                }
+            }
             LinkEvent::Message { session, message } => {
                 let current = self
                     .connected
@@ -192,6 +233,8 @@ impl HubLink {
             doorbell,
             slots: Vec::new(),
             to_hub,
+            pending: BTreeMap::new(),
+            retry: None,
         };
         connected.map_slots(config, &welcome.slots);
         info!(
@@ -218,8 +261,11 @@ impl HubLink {
     }
 
     /// Writes sensor `index`'s report into its slot and rings the doorbell.
+    /// If another writer holds the table's lock, the report is kept (the
+    /// latest per slot) and written, then rung, as soon as the lock is free:
+    /// a change is never dropped for a held lock.
     pub(crate) fn publish(&mut self, index: usize, report: &Report, trace: TraceContext) {
-        let Some(c) = &self.connected else { return };
+        let Some(c) = &mut self.connected else { return };
         let Some(Some(slot)) = c.slots.get(index).copied() else {
             return;
         };
@@ -230,16 +276,86 @@ impl HubLink {
             bypassed: false,
             trace,
         };
-        if let Err(e) = c.table.write_sensor(slot, &update) {
-            error!(slot, "cannot write the sensor table: {e}");
+        // A newer report of the same slot replaces one still held back.
+        c.pending.insert(slot, update);
+        self.flush(false);
+    }
+
+    /// Writes every held-back update it can and rings for each. `retrying`
+    /// says a scheduled retry is running; otherwise, while one is scheduled
+    /// the lock is known to be held and the new update just waits for it.
+    fn flush(&mut self, retrying: bool) {
+        let Some(c) = &mut self.connected else { return };
+        if c.retry.is_some() && !retrying {
             return;
         }
-        match c.doorbell.ring(slot as u64) {
-            Ok(()) => {}
-            // The change is in the table; the hub's rescan finds it.
-            Err(e @ DoorbellError::QueueFull) => warn!("{e}"),
-            Err(DoorbellError::PeerGone { .. }) => self.lost("its doorbell is gone"),
-            Err(e) => error!("{e}"),
+        let mut written = Vec::new();
+        let mut held = false;
+        while let Some((&slot, update)) = c.pending.first_key_value() {
+            match c.table.try_write_sensor(slot, update) {
+                Ok(Some(_)) => {
+                    c.pending.remove(&slot);
+                    written.push(slot);
+                }
+                Ok(None) => {
+                    held = true;
+                    break;
+                }
+                Err(e) => {
+                    // Not a held lock: this write can never succeed (a slot
+                    // the table lacks, a broken semaphore); retrying would
+                    // spin for nothing. Rejoining rewrites every slot.
+                    error!(slot, "cannot write the sensor table: {e}");
+                    c.pending.remove(&slot);
+                }
+            }
+        }
+        let now = Instant::now();
+        if held {
+            let retry = c.retry.get_or_insert_with(|| {
+                warn!(
+                    pending = c.pending.len(),
+                    "another writer holds the sensor table's lock; keeping the latest state of \
+                     each changed sensor and retrying until it lands"
+                );
+                WriteRetry {
+                    delay: FIRST_WRITE_RETRY,
+                    since: now,
+                    last_warned: now,
+                }
+            });
+            if now.duration_since(retry.last_warned) >= HELD_LOCK_REMINDER {
+                retry.last_warned = now;
+                warn!(
+                    pending = c.pending.len(),
+                    held_for_s = now.duration_since(retry.since).as_secs(),
+                    "the sensor table's lock is still held by another writer; still retrying \
+                     (the hub repairs a lock left by a writer that died)"
+                );
+            }
+            let (events, session, delay) = (self.events.clone(), c.session, retry.delay);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = events.send(LinkEvent::RetryWrites { session });
+            });
+        } else if let Some(retry) = c.retry.take() {
+            info!(
+                held_back_ms = now.duration_since(retry.since).as_millis() as u64,
+                "the sensor table's lock came free; wrote the held-back sensor changes"
+            );
+        }
+        for slot in written {
+            let Some(c) = &self.connected else { return };
+            match c.doorbell.ring(slot as u64) {
+                Ok(()) => {}
+                // The change is in the table; the hub's rescan finds it.
+                Err(e @ DoorbellError::QueueFull) => warn!("{e}"),
+                Err(DoorbellError::PeerGone { .. }) => {
+                    self.lost("its doorbell is gone");
+                    return;
+                }
+                Err(e) => error!("{e}"),
+            }
         }
     }
 

@@ -463,18 +463,26 @@ impl SensorTable {
     /// Writes sensor slot `slot`; returns the slot's new change count.
     pub fn write_sensor(&self, slot: usize, update: &SensorUpdate) -> Result<u64, TableError> {
         let at = self.check_slot(slot)?;
-        let mut first = u64::from(update.state.code());
-        for (on, flag) in [
-            (update.fault, FLAG_FAULT),
-            (update.tamper, FLAG_TAMPER),
-            (update.bypassed, FLAG_BYPASSED),
-        ] {
-            if on {
-                first |= flag;
-            }
-        }
+        let first = pack_sensor(update);
         let _lock = self.lock_writer()?;
         Ok(self.write_payload_locked(at, first, update.trace))
+    }
+
+    /// Like [`SensorTable::write_sensor`], but never waits for the writer
+    /// lock: `Ok(None)` if another writer holds it right now. For a writer
+    /// that keeps the update and retries later instead of blocking its
+    /// event loop behind a held (or abandoned) lock.
+    pub fn try_write_sensor(
+        &self,
+        slot: usize,
+        update: &SensorUpdate,
+    ) -> Result<Option<u64>, TableError> {
+        let at = self.check_slot(slot)?;
+        let first = pack_sensor(update);
+        let Some(_lock) = self.try_lock_writer()? else {
+            return Ok(None);
+        };
+        Ok(Some(self.write_payload_locked(at, first, update.trace)))
     }
 
     /// Reads the system slot. Never blocks.
@@ -546,8 +554,11 @@ impl SensorTable {
     /// The seqlock write; the caller holds the writer semaphore.
     fn write_payload_locked(&self, at: usize, first: u64, trace: TraceContext) -> u64 {
         let seq = self.word(at, S_SEQ);
-        let s = seq.load(Ordering::Relaxed);
-        seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        // Odd for the write. A sequence already odd here, under the lock, is
+        // what a writer that died mid-write left: this write completes it,
+        // so the slot ends even instead of every later write flipping it.
+        let odd = seq.load(Ordering::Relaxed) | 1;
+        seq.store(odd, Ordering::Relaxed);
         // Orders the odd seq before the payload stores for any reader that
         // sees one of them.
         fence(Ordering::Release);
@@ -557,9 +568,79 @@ impl SensorTable {
         for (i, v) in payload.into_iter().enumerate() {
             self.word(at, S_PAYLOAD + i).store(v, Ordering::Relaxed);
         }
-        seq.store(s.wrapping_add(2), Ordering::Release);
+        seq.store(odd.wrapping_add(1), Ordering::Release);
         self.header(H_GENERATION).fetch_add(1, Ordering::AcqRel);
         count
+    }
+
+    /// Takes the writer lock only if it is free now.
+    fn try_lock_writer(&self) -> Result<Option<WriterLock<'_>>, TableError> {
+        let sem = self.semaphore();
+        loop {
+            // SAFETY: `sem` is the initialised process-shared semaphore in
+            // this valid mapping (create() initialised it before the magic
+            // was published; from_shared() checked the magic).
+            if unsafe { libc::sem_trywait(sem) } == 0 {
+                return Ok(Some(WriterLock {
+                    sem,
+                    _table: PhantomData,
+                }));
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return Ok(None),
+                _ => return Err(TableError::Semaphore(err)),
+            }
+        }
+    }
+
+    /// Holds the writer lock until the guard is dropped, as a writer that
+    /// is stuck (or died) holding it would. Only for tests of what the
+    /// other writers and the hub do then; writers use the write methods.
+    #[doc(hidden)]
+    pub fn hold_writer_lock_for_test(&self) -> Result<WriterLock<'_>, TableError> {
+        self.lock_writer()
+    }
+
+    /// Leaves sensor slot `slot` as a writer that died mid-write would: its
+    /// sequence odd, the lock given back (as the hub's session repair does).
+    /// Only for tests of torn-slot repair.
+    #[doc(hidden)]
+    pub fn abandon_write_for_test(&self, slot: usize) -> Result<(), TableError> {
+        let at = self.check_slot(slot)?;
+        let _lock = self.lock_writer()?;
+        let seq = self.word(at, S_SEQ);
+        let s = seq.load(Ordering::Relaxed);
+        if s & 1 == 0 {
+            seq.store(s.wrapping_add(1), Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Repairs sensor slot `slot` if it is still mid-write (its sequence
+    /// odd) once the writer lock is ours: every live writer finishes its
+    /// write before it gives the lock back, so an odd slot then can only be
+    /// the leftover of a writer that died mid-write. The sequence is made
+    /// even again, and the generation moves so that every reader rescans.
+    /// Returns whether the slot needed it. The payload may mix the dead
+    /// write with the one before until the writer rewrites the slot (sensord
+    /// rewrites every slot when it rejoins).
+    pub fn repair_torn_slot(&self, slot: usize) -> Result<bool, TableError> {
+        let at = self.check_slot(slot)?;
+        let _lock = self.lock_writer()?;
+        let seq = self.word(at, S_SEQ);
+        let s = seq.load(Ordering::Relaxed);
+        if s & 1 == 0 {
+            return Ok(false);
+        }
+        // A change count bump tells watchers the slot moved, so they read it
+        // again instead of keeping the value they had before the tear.
+        let count = self.word(at, S_PAYLOAD + 1);
+        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        seq.store(s.wrapping_add(1), Ordering::Release);
+        self.header(H_GENERATION).fetch_add(1, Ordering::AcqRel);
+        Ok(true)
     }
 
     fn lock_writer(&self) -> Result<WriterLock<'_>, TableError> {
@@ -623,7 +704,8 @@ impl SensorTable {
 }
 
 /// The writer semaphore, held; released on drop.
-struct WriterLock<'a> {
+#[derive(Debug)]
+pub struct WriterLock<'a> {
     sem: *mut libc::sem_t,
     _table: PhantomData<&'a SensorTable>,
 }
@@ -648,6 +730,20 @@ fn realtime_after(d: Duration) -> libc::timespec {
         tv_sec: now.tv_sec + d.as_secs() as libc::time_t + (nanos / 1_000_000_000) as libc::time_t,
         tv_nsec: (nanos % 1_000_000_000) as _,
     }
+}
+
+fn pack_sensor(update: &SensorUpdate) -> u64 {
+    let mut first = u64::from(update.state.code());
+    for (on, flag) in [
+        (update.fault, FLAG_FAULT),
+        (update.tamper, FLAG_TAMPER),
+        (update.bypassed, FLAG_BYPASSED),
+    ] {
+        if on {
+            first |= flag;
+        }
+    }
+    first
 }
 
 fn pack_system(mode: ArmedMode, alarm: AlarmState) -> u64 {

@@ -231,3 +231,98 @@ fn repair_releases_a_lock_held_by_a_dead_writer_and_fixes_odd_slots() {
         Repair::default()
     );
 }
+
+#[test]
+fn try_write_never_waits_and_lands_once_the_lock_is_free() {
+    let table = SensorTable::create(&descriptors(2), 1).expect("create");
+    let other = SensorTable::from_shared(table.shared_memory()).expect("map");
+    let held = other.hold_writer_lock_for_test().expect("lock");
+    assert_eq!(
+        table
+            .try_write_sensor(0, &update(SensorState::Active, 3))
+            .expect("try"),
+        None,
+        "a held lock is reported, not waited for"
+    );
+    assert_eq!(table.read_sensor(0).expect("read").change_count, 0);
+    drop(held);
+    assert_eq!(
+        table
+            .try_write_sensor(0, &update(SensorState::Active, 3))
+            .expect("try"),
+        Some(1)
+    );
+    assert_eq!(
+        other.read_sensor(0).expect("read").state,
+        SensorState::Active
+    );
+    assert!(
+        table
+            .try_write_sensor(5, &update(SensorState::Active, 3))
+            .is_err()
+    );
+}
+
+#[test]
+fn a_slot_left_odd_is_repaired_and_then_readable() {
+    let table = SensorTable::create(&descriptors(2), 1).expect("create");
+    table
+        .write_sensor(1, &update(SensorState::Active, 4))
+        .expect("write");
+    table.abandon_write_for_test(1).expect("abandon");
+    assert!(matches!(
+        table.read_sensor(1),
+        Err(TableError::Torn { slot: 1 })
+    ));
+    let generation = table.generation();
+    let count = table.change_count(1).expect("count");
+
+    assert!(table.repair_torn_slot(1).expect("repair"), "it was odd");
+    let r = table.read_sensor(1).expect("readable after the repair");
+    assert_eq!(r.state, SensorState::Active);
+    assert!(r.change_count > count, "watchers must see the slot move");
+    assert!(table.generation() > generation, "readers must rescan");
+    // An even slot is left alone, and the lock was given back.
+    assert!(!table.repair_torn_slot(1).expect("repair"));
+    assert!(!table.repair_torn_slot(0).expect("repair"));
+    table
+        .write_sensor(1, &update(SensorState::Inactive, 5))
+        .expect("write after the repair");
+    assert!(table.repair_torn_slot(9).is_err());
+}
+
+#[test]
+fn repairing_a_slot_waits_for_a_live_writer_instead_of_racing_it() {
+    let table = SensorTable::create(&descriptors(1), 1).expect("create");
+    table.abandon_write_for_test(0).expect("abandon");
+    // While someone holds the lock the slot may be a live write: no repair.
+    let held = table.hold_writer_lock_for_test().expect("lock");
+    assert!(matches!(
+        table.repair_torn_slot(0),
+        Err(TableError::WriterLockTimeout)
+    ));
+    assert!(table.read_sensor(0).is_err(), "still odd");
+    drop(held);
+    assert!(table.repair_torn_slot(0).expect("repair"));
+}
+
+#[test]
+fn the_next_write_completes_a_slot_left_odd() {
+    let table = SensorTable::create(&descriptors(1), 1).expect("create");
+    table.abandon_write_for_test(0).expect("abandon");
+    assert!(table.read_sensor(0).is_err(), "torn");
+    table
+        .write_sensor(0, &update(SensorState::Active, 6))
+        .expect("write");
+    assert_eq!(
+        table.read_sensor(0).expect("a write heals it").state,
+        SensorState::Active
+    );
+    table
+        .write_sensor(0, &update(SensorState::Inactive, 7))
+        .expect("write");
+    assert_eq!(
+        table.read_sensor(0).expect("and it stays healed").state,
+        SensorState::Inactive
+    );
+}
