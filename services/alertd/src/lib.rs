@@ -114,6 +114,14 @@ impl Filter {
 /// Runs alertd until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AlertdError> {
     tokio::pin!(shutdown);
+    // The configuration's own problems (an unreadable webhook secret) are
+    // found before waiting for anything: they need the operator, not the
+    // hub.
+    let webhook = config
+        .webhook
+        .as_ref()
+        .map(webhook::Webhook::new)
+        .transpose()?;
     // The hub makes the queue (it owns it); alertd waits for it.
     let mut told = false;
     let queue = loop {
@@ -151,10 +159,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         destinations.push((format!("hook {}", hook.name), tx));
     }
     let min_webhook = config.webhook.as_ref().map(|w| w.min_priority);
-    let webhook_tx = match &config.webhook {
-        Some(w) => {
+    let webhook_tx = match webhook {
+        Some(sender) => {
             let (tx, rx) = mpsc::channel(1024);
-            let sender = webhook::Webhook::new(w)?;
             runners.push(tokio::spawn(sender.run(rx)));
             Some(tx)
         }
