@@ -1,0 +1,60 @@
+//! Regression tests for what fuzzing found (`fuzz/`, the
+//! `eventlog_recovery` and `eventlog_reader` targets): segment files no
+//! writer makes, which the writer and readers must meet without a panic.
+
+use std::path::Path;
+
+use vigil_eventlog::{LogReader, LogWriter, Options};
+
+const OPTIONS: Options = Options { segment_size: 4096 };
+
+/// A real segment holding one record, renamed and re-headed as starting at
+/// `first` (its header's CRC made right again).
+fn planted_segment(dir: &Path, first: u64) {
+    {
+        let (mut log, _) = LogWriter::open(dir, OPTIONS).expect("open");
+        log.append(1, 0, 7, b"one").expect("append");
+        log.sync().expect("sync");
+    }
+    let made = dir.join("00000000000000000001.vlog");
+    let mut bytes = std::fs::read(&made).expect("read");
+    std::fs::remove_file(&made).expect("remove");
+    bytes[16..24].copy_from_slice(&first.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[0..40]);
+    bytes[40..44].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(dir.join(format!("{first:020}.vlog")), bytes).expect("write");
+}
+
+#[test]
+fn a_segment_named_zero_is_not_a_segment() {
+    // Fuzzing found: LogWriter::open panicked ("attempt to subtract with
+    // overflow") on a file 00000000000000000000.vlog, valid header or not.
+    for valid_header in [true, false] {
+        let dir = tempfile::tempdir().expect("dir");
+        planted_segment(dir.path(), 0);
+        if !valid_header {
+            let path = dir.path().join("00000000000000000000.vlog");
+            let mut bytes = std::fs::read(&path).expect("read");
+            bytes[0] ^= 0xff;
+            std::fs::write(&path, bytes).expect("write");
+        }
+        let (mut log, recovery) = LogWriter::open(dir.path(), OPTIONS).expect("open");
+        assert_eq!(recovery.next_seq, 1, "valid header: {valid_header}");
+        assert_eq!(log.append(1, 0, 8, b"two").expect("append"), 1);
+        log.sync().expect("sync");
+        let mut reader = LogReader::open(dir.path(), 1).expect("reader");
+        let record = reader.next_record().expect("read").expect("a record");
+        assert_eq!((record.seq, record.payload.as_slice()), (1, &b"two"[..]));
+    }
+}
+
+#[test]
+fn a_segment_named_past_the_last_sequence_is_not_a_segment() {
+    // The other end: a segment at u64::MAX left no number for the record
+    // after its first ("attempt to add with overflow" when appending).
+    let dir = tempfile::tempdir().expect("dir");
+    planted_segment(dir.path(), u64::MAX);
+    let (mut log, recovery) = LogWriter::open(dir.path(), OPTIONS).expect("open");
+    assert_eq!(recovery.next_seq, 1);
+    assert_eq!(log.append(1, 0, 8, b"two").expect("append"), 1);
+}
