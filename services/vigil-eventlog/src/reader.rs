@@ -202,8 +202,12 @@ impl LogReader {
                     // this tail and written new records since the length
                     // was loaded (the acquire load of the record found
                     // makes such a rewrite visible): look again.
+                    // Only a record the top of the loop now takes (its
+                    // number due, or past it) is news: a valid record
+                    // numbered below it is the damage seen before, and
+                    // looking again would loop forever (found by fuzzing).
                     let again = read_slot(map, at, load_len(map, at));
-                    if !matches!(again, Slot::Invalid(_)) && again != Slot::End {
+                    if matches!(again, Slot::Record(ref r, _) if r.seq >= self.next_seq) {
                         continue;
                     }
                 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use vigil_eventlog::{LogReader, LogWriter, Options};
+use vigil_eventlog::{Entry, LogReader, LogWriter, Options};
 
 const OPTIONS: Options = Options { segment_size: 4096 };
 
@@ -57,4 +57,46 @@ fn a_segment_named_past_the_last_sequence_is_not_a_segment() {
     let (mut log, recovery) = LogWriter::open(dir.path(), OPTIONS).expect("open");
     assert_eq!(recovery.next_seq, 1);
     assert_eq!(log.append(1, 0, 8, b"two").expect("append"), 1);
+}
+
+#[test]
+fn a_record_numbered_below_the_one_due_is_stepped_over_not_looped_on() {
+    // Fuzzing found: in the newest segment, a valid record (right CRC)
+    // numbered below the one due, with valid records after it, made
+    // `next_entry` loop forever (its "look again" took the record for a
+    // rewrite by the writer).
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let (mut log, _) = LogWriter::open(dir.path(), OPTIONS).expect("open");
+        for payload in [&b"one"[..], b"two", b"three"] {
+            log.append(1, 0, 7, payload).expect("append");
+        }
+        log.sync().expect("sync");
+    }
+    // Record 1 (at byte 64) renumbered 0, its CRC made right.
+    let path = dir.path().join("00000000000000000001.vlog");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let len = u32::from_le_bytes(bytes[64..68].try_into().expect("4 bytes")) as usize;
+    bytes[72..80].copy_from_slice(&0u64.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[72..64 + len]);
+    bytes[68..72].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, bytes).expect("write");
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log_dir = dir.path().to_owned();
+    std::thread::spawn(move || {
+        let mut reader = LogReader::open(&log_dir, 1).expect("reader");
+        let mut entries = Vec::new();
+        while let Some(entry) = reader.next_entry().expect("read") {
+            entries.push(match entry {
+                Entry::Record(r) => format!("record {}", r.seq),
+                Entry::Gap(g) => format!("gap {}..={}", g.first, g.last),
+            });
+        }
+        let _ = tx.send(entries);
+    });
+    let entries = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the reader ends within 10 s");
+    assert_eq!(entries, ["gap 1..=1", "record 2", "record 3"]);
 }
