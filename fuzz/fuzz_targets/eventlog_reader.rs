@@ -1,6 +1,6 @@
 //! An event-log segment file of arbitrary bytes, read as reportd, the
 //! hub's replay and `vigilctl events` read the log: `LogReader::open`, then
-//! every record. The segment header and every record's framing are checked
+//! every record and every gap it reports. The segment header and every record's framing are checked
 //! by the reader over a mapping of the file (the crate's unsafe code).
 //!
 //! The input: one control byte, then the file. Bit 0 of the control byte
@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil_eventlog::LogReader;
+use vigil_eventlog::{Entry, LogReader};
 
 #[path = "../src/segment.rs"]
 mod segment;
@@ -23,21 +23,26 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut reader) = LogReader::open(dir.path(), first) else {
         return;
     };
-    let mut last = None;
-    // A segment of n bytes holds at most n / 32 records.
+    // Records and gaps (damage the reader steps over, reported) follow each
+    // other without a hole or an overlap.
+    let mut next = reader.next_seq();
+    // A segment of n bytes holds at most n / 32 records or gaps.
     for _ in 0..=data.len() / 32 {
-        match reader.next_record() {
-            Ok(Some(record)) => {
-                if let Some(prev) = last {
-                    assert_eq!(record.seq, prev + 1, "records out of sequence");
-                }
-                last = Some(record.seq);
+        match reader.next_entry() {
+            Ok(Some(Entry::Record(record))) => {
+                assert_eq!(record.seq, next, "a record out of sequence");
+                next += 1;
+            }
+            Ok(Some(Entry::Gap(gap))) => {
+                assert_eq!(gap.first, next, "a gap out of sequence");
+                assert!(gap.first <= gap.last, "an empty gap");
+                next = gap.last + 1;
             }
             Ok(None) | Err(_) => return,
         }
     }
     panic!(
-        "more records than a segment of {} bytes can hold",
+        "more entries than a segment of {} bytes can hold",
         data.len()
     );
 });

@@ -1,14 +1,14 @@
 //! An event-log segment file of arbitrary bytes, opened by the one writer
 //! as the hub opens its log at start (`LogWriter::open`: the header check,
 //! then recovery of the newest segment's tail over a read-write mapping).
-//! What it recovers must then read back: every record before the cut, then
-//! one appended after it.
+//! What it recovers must then read back: every number up to one appended
+//! after recovery, as a record or inside a reported gap.
 //!
 //! The input is as for `eventlog_reader` (a control byte, then the file).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil_eventlog::{LogReader, LogWriter, Options};
+use vigil_eventlog::{Entry, LogReader, LogWriter, Options};
 
 #[path = "../src/segment.rs"]
 mod segment;
@@ -41,14 +41,26 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert_eq!(seq, recovery.next_seq);
+    // Every number from the first to the appended record reads back, as a
+    // record or inside a gap the reader reports, and the last is the
+    // appended record.
     let mut reader = LogReader::open(dir.path(), first).expect("a recovered log opens");
-    let mut want = first.max(1);
-    while want <= seq {
-        let record = reader
-            .next_record()
-            .expect("a recovered log reads")
-            .unwrap_or_else(|| panic!("record {want} of {seq} is missing after recovery"));
-        assert_eq!(record.seq, want);
-        want += 1;
+    let mut next = reader.next_seq();
+    while next <= seq {
+        match reader.next_entry().expect("a recovered log reads") {
+            Some(Entry::Record(record)) => {
+                assert_eq!(record.seq, next, "a record out of sequence");
+                if record.seq == seq {
+                    assert_eq!(record.payload, b"after recovery");
+                }
+                next += 1;
+            }
+            Some(Entry::Gap(gap)) => {
+                assert_eq!(gap.first, next, "a gap out of sequence");
+                assert!(gap.last < seq, "the appended record inside a gap");
+                next = gap.last + 1;
+            }
+            None => panic!("record {next} of {seq} is missing after recovery"),
+        }
     }
 });
