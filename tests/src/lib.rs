@@ -80,6 +80,17 @@ entry_delay_secs = 2
 trigger_secs = 120
 "#;
 
+/// The usual stack: the test house with its alarm, a hub and sensord
+/// running (sensord joined), and this stack's vigilctl paired as `role`.
+pub fn alarm_stack(role: &str) -> Result<(Stack, Service, Service)> {
+    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}"), RunAs::Me)?;
+    let hub = stack.start("vigil-hub")?;
+    let sensord = stack.start("vigil-sensord")?;
+    hub.wait_log(0, "sensord joining", |l| message(l) == "service joined")?;
+    stack.pair_here(role)?;
+    Ok((stack, hub, sensord))
+}
+
 /// A free TCP port on loopback (free when asked).
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

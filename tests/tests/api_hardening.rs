@@ -10,17 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use tonic::Code;
-use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message};
+use vigil_e2e::{Service, Stack, message};
 use vigil_proto::v1 as pb;
 use vigil_proto::v1::alarm_service_client::AlarmServiceClient;
 
 fn stack(role: &str) -> Result<(Stack, Service, Service)> {
-    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}"), RunAs::Me)?;
-    let hub = stack.start("vigil-hub")?;
-    let sensord = stack.start("vigil-sensord")?;
-    hub.wait_log(0, "sensord joining", |l| message(l) == "service joined")?;
-    stack.pair_here(role)?;
-    Ok((stack, hub, sensord))
+    vigil_e2e::alarm_stack(role)
 }
 
 /// A raw tonic client with this stack's paired certificate: what a phone

@@ -13,16 +13,11 @@
 
 use anyhow::{Result, ensure};
 use serde_json::Value;
-use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message};
+use vigil_e2e::{Service, Stack, message};
 
 /// A hub, sensord and a paired vigilctl (role user).
 fn stack() -> Result<(Stack, Service, Service)> {
-    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}"), RunAs::Me)?;
-    let hub = stack.start("vigil-hub")?;
-    let sensord = stack.start("vigil-sensord")?;
-    hub.wait_log(0, "sensord joining", |l| message(l) == "service joined")?;
-    stack.pair_here("user")?;
-    Ok((stack, hub, sensord))
+    vigil_e2e::alarm_stack("user")
 }
 
 /// Replaces the running hub with one whose `VIGIL_FAILPOINT` is `point`.

@@ -9,12 +9,7 @@ use anyhow::{Context, Result, ensure};
 use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message};
 
 fn stack() -> Result<(Stack, Service, Service)> {
-    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}"), RunAs::Me)?;
-    let hub = stack.start("vigil-hub")?;
-    let sensord = stack.start("vigil-sensord")?;
-    hub.wait_log(0, "sensord joining", |l| message(l) == "service joined")?;
-    stack.pair_here("user")?;
-    Ok((stack, hub, sensord))
+    vigil_e2e::alarm_stack("user")
 }
 
 /// A field of /proc/<pid>/status, in kB.

@@ -12,18 +12,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
-use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, json_lines, message, wait_until};
+use vigil_e2e::{Service, Stack, json_lines, message, wait_until};
 
 const GAP: &str = "log_gap";
 
 /// A hub and sensord, and vigilctl paired (role user).
 fn start() -> Result<(Stack, Service, Service)> {
-    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}"), RunAs::Me)?;
-    let hub = stack.start("vigil-hub")?;
-    let sensord = stack.start("vigil-sensord")?;
-    hub.wait_log(0, "sensord joining", |l| message(l) == "service joined")?;
-    stack.pair_here("user")?;
-    Ok((stack, hub, sensord))
+    vigil_e2e::alarm_stack("user")
 }
 
 fn last_seq(stack: &Stack) -> Result<u64> {
