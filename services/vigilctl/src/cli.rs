@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use vigil_service::ConfigArgs;
 
 use crate::commands::{Command, Context};
@@ -49,14 +49,13 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Credentials::locate(credentials),
         hub,
         config,
+        Cli::command,
     );
     command.run(&ctx).await
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]

@@ -1,9 +1,6 @@
 //! `completions`: shell completions, made from the flags themselves.
 
-use clap::CommandFactory;
-
 use super::{Context, Run};
-use crate::cli::Cli;
 use crate::error::Error;
 
 /// Print shell completions.
@@ -14,8 +11,8 @@ pub struct Completions {
 }
 
 impl Run for Completions {
-    async fn run(&self, _ctx: &Context) -> Result<(), Error> {
-        let mut command = Cli::command();
+    async fn run(&self, ctx: &Context) -> Result<(), Error> {
+        let mut command = (ctx.cli)();
         clap_complete::generate(self.shell, &mut command, "vigilctl", &mut std::io::stdout());
         Ok(())
     }

@@ -114,6 +114,10 @@ pub(crate) struct Context {
     /// `--config` or `--demo`: where the hub machine's config is, for the
     /// views of the hub machine itself.
     config: ConfigArgs,
+    /// Makes the whole command line's definition (for `completions`): a
+    /// function, so commands need not know the global flags' module and
+    /// nothing is built unless asked for.
+    pub(crate) cli: fn() -> clap::Command,
 }
 
 impl Context {
@@ -122,12 +126,14 @@ impl Context {
         credentials: Credentials,
         hub: Option<String>,
         config: ConfigArgs,
+        cli: fn() -> clap::Command,
     ) -> Context {
         Context {
             out,
             credentials,
             hub,
             config,
+            cli,
         }
     }
 
