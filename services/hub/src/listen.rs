@@ -428,13 +428,25 @@ impl AcceptBackoff {
         }
     }
 
-    /// An accept succeeded.
-    pub fn reset(&mut self) {
-        self.delay = BACKOFF_FIRST;
+    /// The next accepted connection: `accept` is tried until it succeeds,
+    /// each failure waited out as [`AcceptBackoff::failed`] says.
+    pub async fn next<T, F>(&mut self, mut accept: impl FnMut() -> F) -> T
+    where
+        F: Future<Output = io::Result<T>>,
+    {
+        loop {
+            match accept().await {
+                Ok(accepted) => {
+                    self.delay = BACKOFF_FIRST;
+                    return accepted;
+                }
+                Err(e) => self.failed(&e).await,
+            }
+        }
     }
 
     /// An accept failed with `error`.
-    pub async fn failed(&mut self, error: &io::Error) {
+    async fn failed(&mut self, error: &io::Error) {
         if matches!(
             error.kind(),
             io::ErrorKind::ConnectionAborted
@@ -683,16 +695,7 @@ async fn accept_tls(
     loop {
         let (stream, addr) = tokio::select! {
             () = tx.closed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => {
-                    backoff.reset();
-                    a
-                }
-                Err(e) => {
-                    backoff.failed(&e).await;
-                    continue;
-                }
-            },
+            accepted = backoff.next(|| listener.accept()) => accepted,
         };
         let peer = peer_of(addr);
         let Some(ticket) = handshakes.admit(peer) else {
@@ -745,16 +748,7 @@ pub fn grpc_plain(listener: TcpListener) -> impl Stream<Item = Result<Guarded, i
         loop {
             let (stream, addr) = tokio::select! {
                 () = tx.closed() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => {
-                        backoff.reset();
-                        a
-                    }
-                    Err(e) => {
-                        backoff.failed(&e).await;
-                        continue;
-                    }
-                },
+                accepted = backoff.next(|| listener.accept()) => accepted,
             };
             let Some(ticket) = pool.admit(peer_of(addr)) else {
                 continue;

@@ -57,16 +57,7 @@ pub(crate) async fn accept_loop(rendezvous: Rendezvous, events: UnboundedSender<
     let failures = Arc::new(LogBudget::new());
     let mut backoff = AcceptBackoff::new("hub.sock");
     loop {
-        let incoming = match rendezvous.accept().await {
-            Ok(incoming) => {
-                backoff.reset();
-                incoming
-            }
-            Err(e) => {
-                backoff.failed(&e).await;
-                continue;
-            }
-        };
+        let incoming = backoff.next(|| rendezvous.accept()).await;
         let pid = incoming.peer_pid();
         let Some(place) = joins.admit(pid.unwrap_or(0)) else {
             continue;

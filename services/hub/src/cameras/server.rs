@@ -56,17 +56,12 @@ async fn accept(hub: Arc<CameraHub>, listener: TcpListener, logs: Arc<Logs>) {
     let strangers = Pool::new(CAMERA_HANDSHAKES);
     let mut backoff = AcceptBackoff::new("cameras");
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                backoff.reset();
-                let Some(ticket) = strangers.admit(peer_of(peer)) else {
-                    continue;
-                };
-                let (hub, logs) = (Arc::clone(&hub), Arc::clone(&logs));
-                tokio::spawn(async move { connection(hub, stream, peer, ticket, logs).await });
-            }
-            Err(e) => backoff.failed(&e).await,
-        }
+        let (stream, peer) = backoff.next(|| listener.accept()).await;
+        let Some(ticket) = strangers.admit(peer_of(peer)) else {
+            continue;
+        };
+        let (hub, logs) = (Arc::clone(&hub), Arc::clone(&logs));
+        tokio::spawn(async move { connection(hub, stream, peer, ticket, logs).await });
     }
 }
 
