@@ -417,3 +417,91 @@ fn a_camera_that_never_connects_is_announced_offline() -> Result<()> {
     ensure!(porch(&stack)?["online"] == false);
     Ok(())
 }
+
+/// Issue 14, finding 11: a camera name with a newline and an escape
+/// sequence forged a line in the hub's log ("... disarmed by alice"). The
+/// hub logs as it does for journald (text), and a client announces such a
+/// name: the refusal quotes it escaped, and no line of the log begins with
+/// the forged text.
+#[test]
+fn a_camera_name_with_a_newline_forges_no_log_line() -> Result<()> {
+    const FORGED: &str = "2026-12-01T03:00:00.000000Z  INFO vigil_hub::engine: disarmed by alice";
+    let port = free_port()?;
+    let stack = Stack::new(
+        &format!(
+            "{TEST_SENSORS}{TEST_ALARM}{}",
+            test_camera(port, "s3cret", "forge")
+        ),
+        RunAs::Me,
+    )?;
+    let hub = stack.start_with_env("vigil-hub", &[("VIGIL_LOG_FORMAT", "text")])?;
+    let name = format!("porch\n\u{1b}[2K\r{FORGED}\n\u{1b}[0m");
+    let mut client = None;
+    wait_until("the camera port", Duration::from_secs(10), || {
+        client = std::net::TcpStream::connect(("127.0.0.1", port)).ok();
+        Ok(client.is_some())
+    })?;
+    let mut client = client.context("connected")?;
+    client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    announce(&mut client, &name)?;
+
+    let log = || std::fs::read_to_string(&hub.log).unwrap_or_default();
+    wait_until("the refusal", Duration::from_secs(10), || {
+        Ok(log().contains("refused a camera"))
+    })?;
+    let text = log();
+    for line in text.lines() {
+        ensure!(
+            !as_a_terminal_shows_it(line).starts_with(FORGED),
+            "a forged line in the hub's log:\n{text}"
+        );
+        ensure!(
+            !line.contains("disarmed by alice") || line.contains("refused a camera"),
+            "the forged text outside the refusal:\n{text}"
+        );
+    }
+    ensure!(
+        text.contains(r#""porch\n\u{1b}[2K\r2026-12-01T03"#),
+        "the name is not shown escaped:\n{text}"
+    );
+    Ok(())
+}
+
+/// What a terminal shows of `line`: what follows its last carriage
+/// return, without escape sequences (ESC, `[`, parameters, a final letter).
+fn as_a_terminal_shows_it(line: &str) -> String {
+    let line = line.rsplit('\r').next().unwrap_or(line);
+    let mut shown = String::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                while let Some(p) = chars.next() {
+                    if p.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+/// Answers the hub's challenge with a hello naming `name` (and a wrong
+/// answer: the name is refused first).
+fn announce(client: &mut std::net::TcpStream, name: &str) -> Result<()> {
+    let mut challenge = [0u8; 38];
+    client.read_exact(&mut challenge)?;
+    let mut body = vec![2u8];
+    body.extend_from_slice(&u16::try_from(name.len())?.to_be_bytes());
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(&[1, 64, 0, 240, 15]);
+    body.extend_from_slice(&[0u8; 64]);
+    let mut frame = u32::try_from(body.len())?.to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    client.write_all(&frame)?;
+    Ok(())
+}

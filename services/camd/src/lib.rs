@@ -302,7 +302,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                         let _ = l.outgoing.try_send(Message::Ack { id, ok, message: text });
                     }
                 }
-                Some(other) => warn!(?other, "unexpected message from the hub; ignored"),
+                Some(other) => warn!(message = other.name(), "unexpected message from the hub; ignored"),
                 None => {
                     warn!("lost the connection to the hub; reconnecting (capture goes on)");
                     link = None;
@@ -348,6 +348,8 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                         next_connect = tokio::time::Instant::now() + link_backoff;
                     }
                     Err(LinkError::Refused(reason)) => {
+                        // The reason is the peer's (not yet proven the hub): escaped.
+                        let reason = vigil_domain::text::excerpt(&reason);
                         error!(%hub, "the hub refused this camera: {reason}; check that key_file holds the same secret on both sides");
                         link_backoff = REFUSED_BACKOFF;
                         next_connect = tokio::time::Instant::now() + link_backoff;

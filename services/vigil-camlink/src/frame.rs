@@ -121,6 +121,20 @@ impl<'a> Body<'a> {
 }
 
 impl Message {
+    /// The message's type, for a log line: never its content, which the
+    /// peer controls (and a frame's is megabytes).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Challenge { .. } => "Challenge",
+            Message::Hello { .. } => "Hello",
+            Message::Welcome { .. } => "Welcome",
+            Message::Refused { .. } => "Refused",
+            Message::Frame { .. } => "Frame",
+            Message::Ack { .. } => "Ack",
+            Message::Command { .. } => "Command",
+        }
+    }
+
     /// The frame: length, type, body.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![0, 0, 0, 0];
@@ -373,6 +387,22 @@ mod tests {
                 kind: CommandKind::KeyFrame,
             },
         ]
+    }
+
+    #[test]
+    fn a_peers_text_in_an_error_is_escaped() {
+        let forged = "x\n2026-12-01T03:00:00Z  INFO disarmed by alice\u{1b}[0m";
+        for e in [
+            LinkError::Refused(forged.into()),
+            LinkError::BadKey(forged.into()),
+        ] {
+            let shown = e.to_string();
+            assert!(
+                !shown.contains('\n') && !shown.contains('\u{1b}'),
+                "{shown}"
+            );
+            assert!(shown.contains("\\n"), "{shown}");
+        }
     }
 
     #[tokio::test]

@@ -89,13 +89,16 @@ pub enum LinkError {
     /// A body shorter or longer than its type's layout.
     #[error("a malformed {0} message")]
     Malformed(&'static str),
-    #[error("the camera's key does not match (camera {0:?})")]
+    /// The name is the peer's: quoted and escaped when shown.
+    #[error("the camera's key does not match (camera {})", vigil_domain::text::excerpt(.0))]
     BadKey(String),
     /// The peer welcomed the camera but could not prove it holds the key:
     /// not this camera's hub.
     #[error("the hub could not prove it holds this camera's key: not our hub, nothing sent")]
     HubNotProven,
-    #[error("refused by the hub: {0}")]
+    /// The reason is the peer's (a host that is not the hub may send one):
+    /// quoted and escaped when shown, so it cannot forge a log line.
+    #[error("refused by the hub: {}", vigil_domain::text::excerpt(.0))]
     Refused(String),
     #[error("the peer sent {0} where the handshake expects something else")]
     Unexpected(&'static str),

@@ -17,6 +17,7 @@ use rand::RngCore;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tracing::{debug, info, warn};
 use vigil_camlink::{FrameReader, LinkError, Message, Stale, write_message};
+use vigil_domain::text::excerpt;
 use vigil_media::AccessUnit;
 
 use super::CameraHub;
@@ -219,12 +220,15 @@ async fn connection(
         }
     };
     let refuse = |reason: String| Message::Refused { reason };
+    // The name is the peer's until its key is proven: only ever shown as an
+    // excerpt (escaped, short), so a newline in it cannot forge a log line.
+    let shown = excerpt(&camera);
     let verdict = match hub.key(&camera) {
         None => Err(format!(
-            "no camera named {camera:?} with a key is configured on the hub"
+            "no camera named {shown} with a key is configured on the hub"
         )),
         Some(key) if !key.verify(&nonce, &camera, &answer) => Err(format!(
-            "the key of camera {camera:?} does not match the hub's"
+            "the key of camera {shown} does not match the hub's"
         )),
         // The hub proves the key in turn, answering the camera's nonce.
         Some(key) => Ok(key.hub_proof(&camera_nonce, &camera)),
@@ -233,7 +237,7 @@ async fn connection(
         Ok(proof) => proof,
         Err(reason) => {
             if let Some(suppressed) = logs.strangers.allow() {
-                warn!(%peer, %camera, suppressed, "refused a camera: {reason}");
+                warn!(%peer, camera = %shown, suppressed, "refused a camera: {reason}");
             }
             let _ = write_message(&mut write, &refuse(reason)).await;
             return;
