@@ -80,10 +80,14 @@ fn write_journal(path: &Path, alerts: &[&AlertMessage]) -> std::io::Result<()> {
 }
 
 impl AlertPoster {
-    /// Opens the queue. Must be called inside a tokio runtime.
-    pub fn open(config: &AlertsConfig) -> Result<AlertPoster, QueueError> {
+    /// Opens the queue, given to `group` (alertd's, when it runs under a
+    /// uid of its own) to read. Must be called inside a tokio runtime.
+    pub fn open(
+        config: &AlertsConfig,
+        group: Option<nix::unistd::Gid>,
+    ) -> Result<AlertPoster, QueueError> {
         Ok(AlertPoster {
-            queue: MessageQueue::create_owned(&config.queue, config.depth, config.msg_size)?,
+            queue: MessageQueue::create_owned(&config.queue, config.depth, config.msg_size, group)?,
             outbox: VecDeque::new(),
             in_flight: BTreeMap::new(),
             dropped_info: 0,
@@ -298,6 +302,7 @@ mod tests {
             msg_size: 1024,
             cooldown: Duration::ZERO,
             hook_timeout: Duration::ZERO,
+            group: None,
         };
         MessageQueue::unlink(&config.queue);
         config
@@ -306,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_info_first_and_keeps_alarms_for_later() {
         let config = fresh_queue("test", 2);
-        let mut poster = AlertPoster::open(&config).expect("open");
+        let mut poster = AlertPoster::open(&config, None).expect("open");
         let journal = poster.post(vec![
             alert("i1", AlertPriority::Info),
             alert("i2", AlertPriority::Info),
@@ -353,7 +358,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let config = fresh_queue("journal", 4);
         {
-            let mut poster = AlertPoster::open(&config)
+            let mut poster = AlertPoster::open(&config, None)
                 .expect("open")
                 .with_journal(dir.path());
             if poster.post(vec![
@@ -371,7 +376,7 @@ mod tests {
             // The hub dies here: a1 posted, never delivered.
         }
         MessageQueue::unlink(&config.queue);
-        let mut poster = AlertPoster::open(&config)
+        let mut poster = AlertPoster::open(&config, None)
             .expect("open")
             .with_journal(dir.path());
         poster.flush();

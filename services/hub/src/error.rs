@@ -79,6 +79,12 @@ pub enum HubError {
     /// (the message names the sysctl or rlimit and the value to set).
     #[error("the alert queue: {0}")]
     Alerts(#[from] vigil_ipc::mqueue::QueueError),
+    /// Exit 78: `[alerts] group` names no group of this system.
+    #[error(
+        "alerts.group: there is no group {name:?} on this system; fix: create it and put alertd's \
+         user in it (NixOS does: ARCHITECTURE.md, \"Users and groups\"), or remove the key"
+    )]
+    NoGroup { name: String },
     /// Exit 1: the event log, among them another process writing it.
     #[error("the event log: {0}")]
     EventLog(#[from] vigil_eventlog::LogError),
@@ -93,7 +99,7 @@ pub enum HubError {
 impl ExitError for HubError {
     fn exit_status(&self) -> ExitStatus {
         match self {
-            HubError::PinHashFile { .. } => ExitStatus::Config,
+            HubError::PinHashFile { .. } | HubError::NoGroup { .. } => ExitStatus::Config,
             HubError::User(e) => match e {
                 UserError::BadHash { .. } | UserError::BadPin => ExitStatus::Config,
                 UserError::Hash(_) => ExitStatus::Failure,
@@ -215,6 +221,12 @@ mod tests {
                     "fs.mqueue.msg_max is 10".into(),
                 )),
                 1,
+            ),
+            (
+                HubError::NoGroup {
+                    name: "vigil-alerts".into(),
+                },
+                78,
             ),
             (
                 HubError::EventLog(vigil_eventlog::LogError::Locked {

@@ -145,6 +145,27 @@ pub fn ensure_runtime_dir(path: &Path) -> Result<(), HubError> {
         })
 }
 
+/// alertd's group (`[alerts] group`), when alertd runs under a uid of its
+/// own: its gid and the uids listed as its members, for the alert queue
+/// and `hub.sock` (ARCHITECTURE.md, "Users and groups").
+pub fn alertd_group(config: &Config) -> Result<Option<vigil_bootstrap::AlertdGroup>, HubError> {
+    let Some(name) = &config.alerts.group else {
+        return Ok(None);
+    };
+    let no_group = || HubError::NoGroup { name: name.clone() };
+    let group = nix::unistd::Group::from_name(name)
+        .map_err(|_| no_group())?
+        .ok_or_else(no_group)?;
+    let members = (group.mem.iter())
+        .filter_map(|member| nix::unistd::User::from_name(member).ok().flatten())
+        .map(|user| user.uid.as_raw())
+        .collect();
+    Ok(Some(vigil_bootstrap::AlertdGroup {
+        gid: group.gid.as_raw(),
+        members,
+    }))
+}
+
 /// Reads every user's PIN hashes (inline or from their files). A file that
 /// cannot be read is [`HubError::PinHashFile`] and a hash that does not
 /// parse [`HubError::User`]: both the configuration's (exit 78).
@@ -222,7 +243,7 @@ async fn retention_loop(
 fn api_view(config: &Config, table: &Arc<SensorTable>) -> Arc<ApiView> {
     Arc::new(ApiView {
         events_dir: Some(config.runtime.state_dir.join("events")),
-        reports_db: Some(config.runtime.state_dir.join("reports.db")),
+        reports_db: Some(config.runtime.reports_db()),
         cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
         table: Arc::clone(table),
         setup: alarm_setup(config),
@@ -259,15 +280,24 @@ pub async fn run(
     let mut engine = Engine::new(setup, load_users(&config)?, restored);
     // Before anything else listens: an unprivileged hub whose kernel limits
     // are too small for the alert queue stops here, saying what to set.
-    let alerts = AlertPoster::open(&config.alerts)?.with_journal(&config.runtime.state_dir);
+    let alertd_group = alertd_group(&config)?;
+    let alerts = AlertPoster::open(
+        &config.alerts,
+        (alertd_group.as_ref()).map(|g| nix::unistd::Gid::from_raw(g.gid)),
+    )?
+    .with_journal(&config.runtime.state_dir);
     let pki = Arc::new(Pki::load_or_create(
         &config.runtime.state_dir,
         &config.grpc.hostnames,
     )?);
     // Bound before the event log opens: a second hub stops here, before
     // its log recovery could touch the running hub's log.
-    let rendezvous =
-        Rendezvous::bind(&config.runtime.hub_socket(), nix::unistd::getuid().as_raw()).await?;
+    let rendezvous = Rendezvous::bind_for(
+        &config.runtime.hub_socket(),
+        nix::unistd::getuid().as_raw(),
+        alertd_group,
+    )
+    .await?;
     // The log's numbers are the stream's: an event's number is its
     // record's, so a watcher can resume from the log. A state file ahead
     // of the log (events not stored on a full disk, a log lost) moves the
@@ -361,7 +391,7 @@ pub async fn run(
 
     let retention_task = tokio::spawn(retention_loop(
         engine_handle.clone(),
-        config.runtime.state_dir.join("reports.db"),
+        config.runtime.reports_db(),
         vigil_eventlog::Retention {
             max_age: config.events.max_age,
             max_bytes: config.events.max_bytes,

@@ -1,9 +1,11 @@
 //! reportd: follows the event log, indexes it into SQLite, writes reports.
 //!
-//! Owns: `<state_dir>/reports.db` (the only process that writes it; the hub
-//! reads it), `<state_dir>/reports/` (the daily and weekly reports, HTML
-//! and JSON) and `<state_dir>/reports.lock` (held while it runs, so that a
-//! rebuild and a running indexer never meet).
+//! Owns: `<reports_dir>/reports.db` (the only process that writes it; the
+//! hub reads it), `<reports_dir>/reports/` (the daily and weekly reports,
+//! HTML and JSON) and `<reports_dir>/reports.lock` (held while it runs, so
+//! that a rebuild and a running indexer never meet). `reports_dir` is the
+//! state directory unless `[runtime] reports_dir` moves it (NixOS: reportd's
+//! own, as it runs under a uid of its own and only reads the event log).
 //!
 //! Must never: write the event log; index a record twice or skip one (the
 //! checkpoint commits with the rows: [`vigil_reports::Index::apply`]);
@@ -56,13 +58,24 @@ pub struct Paths {
 }
 
 impl Paths {
+    /// Everything in the state directory (`reports_dir` not set).
     pub fn new(state_dir: &Path) -> Paths {
+        Paths::split(state_dir, state_dir)
+    }
+
+    /// The log in `state_dir`, reportd's own files in `reports_dir`.
+    pub fn split(state_dir: &Path, reports_dir: &Path) -> Paths {
         Paths {
             events: state_dir.join("events"),
-            database: state_dir.join("reports.db"),
-            reports: state_dir.join("reports"),
-            lock: state_dir.join("reports.lock"),
+            database: reports_dir.join("reports.db"),
+            reports: reports_dir.join("reports"),
+            lock: reports_dir.join("reports.lock"),
         }
+    }
+
+    /// The paths `config` names.
+    pub fn of(config: &Config) -> Paths {
+        Paths::split(&config.runtime.state_dir, &config.runtime.reports_dir)
     }
 }
 
@@ -71,7 +84,7 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Reportd
     move |source| ReportdError::Io { what, path, source }
 }
 
-/// Takes `<state_dir>/reports.lock` for as long as the value lives.
+/// Takes `<reports_dir>/reports.lock` for as long as the value lives.
 fn lock(paths: &Paths) -> Result<Flock<File>, ReportdError> {
     let file = File::options()
         .create(true)
@@ -85,9 +98,9 @@ fn lock(paths: &Paths) -> Result<Flock<File>, ReportdError> {
 
 /// Runs the indexer and the report schedule until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ReportdError> {
-    let paths = Paths::new(&config.runtime.state_dir);
-    std::fs::create_dir_all(&config.runtime.state_dir)
-        .map_err(io("create", &config.runtime.state_dir))?;
+    let paths = Paths::of(&config);
+    std::fs::create_dir_all(&config.runtime.reports_dir)
+        .map_err(io("create", &config.runtime.reports_dir))?;
     let _lock = lock(&paths)?;
     let mut index = Index::open(&paths.database).await?;
     let mut follower = Follower::new(&paths.events);
@@ -129,7 +142,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 /// Recreates the database from the event log: builds a new file beside the
 /// old one, then moves it into place. Refuses while reportd runs.
 pub async fn rebuild(config: &Config) -> Result<u64, ReportdError> {
-    let paths = Paths::new(&config.runtime.state_dir);
+    let paths = Paths::of(config);
     let _lock = lock(&paths)?;
     let fresh = paths.database.with_extension("db.rebuild");
     for stale in [

@@ -1,5 +1,5 @@
-//! When reports are written, and where: `<state_dir>/reports/daily/
-//! 2026-11-24.{html,json}` and `<state_dir>/reports/weekly/2026-W48.{html,json}`.
+//! When reports are written, and where: `<reports_dir>/reports/daily/
+//! 2026-11-24.{html,json}` and `<reports_dir>/reports/weekly/2026-W48.{html,json}`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

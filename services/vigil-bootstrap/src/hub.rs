@@ -24,8 +24,11 @@ const MAX_LINE: usize = 256;
 pub struct Rendezvous {
     listener: UnixListener,
     path: PathBuf,
-    /// The hub's uid: peers must have it, or be root.
+    /// The hub's uid: peers must have it, or be root, or be in `group`.
     uid: u32,
+    /// alertd's group, when alertd runs under a uid of its own: the socket
+    /// belongs to it, and its members may join, as alertd only.
+    group: Option<AlertdGroup>,
 }
 
 impl Rendezvous {
@@ -33,6 +36,19 @@ impl Rendezvous {
     /// but never one that a live hub still answers on. Must be called inside
     /// a tokio runtime.
     pub async fn bind(path: &Path, uid: u32) -> Result<Rendezvous, BootstrapError> {
+        Rendezvous::bind_for(path, uid, None).await
+    }
+
+    /// [`Rendezvous::bind`], and with `alertd_group` the socket is given to
+    /// that group (mode 0660): a member of another uid may join, as
+    /// [`ServiceRole::Alertd`] and nothing else. Everyone else is refused
+    /// by the socket's mode before the hub hears of them, and by their
+    /// credentials if they hold a descriptor anyway.
+    pub async fn bind_for(
+        path: &Path,
+        uid: u32,
+        alertd_group: Option<AlertdGroup>,
+    ) -> Result<Rendezvous, BootstrapError> {
         if path.exists() {
             match UnixStream::connect(path).await {
                 Ok(_) => {
@@ -51,10 +67,23 @@ impl Rendezvous {
             .map_err(|e| BootstrapError::io(format!("cannot listen on {}", path.display()), e))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
             .map_err(|e| BootstrapError::io(format!("chmod {}", path.display()), e))?;
+        if let Some(AlertdGroup { gid, .. }) = &alertd_group {
+            let gid = *gid;
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| {
+                BootstrapError::io(
+                    format!(
+                        "cannot give {} to group {gid} (the hub's user must be in alertd's group)",
+                        path.display()
+                    ),
+                    e,
+                )
+            })?;
+        }
         Ok(Rendezvous {
             listener,
             path: path.to_owned(),
             uid,
+            group: alertd_group,
         })
     }
 
@@ -73,11 +102,29 @@ impl Rendezvous {
         Ok(Incoming {
             stream,
             peer_uid: cred.map(|c| c.uid()),
+            peer_gid: cred.map(|c| c.gid()),
             peer_pid: cred
                 .and_then(|c| c.pid())
                 .and_then(|p| u32::try_from(p).ok()),
             hub_uid: self.uid,
+            group: self.group.clone(),
         })
+    }
+}
+
+/// alertd's group, when alertd runs under a uid of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertdGroup {
+    pub gid: u32,
+    /// The uids the group database lists as its members (supplementary);
+    /// a peer whose primary group it is is a member too. (Not read from
+    /// /proc/PID/status: the hub's unit hides other users' processes.)
+    pub members: Vec<u32>,
+}
+
+impl AlertdGroup {
+    fn has(&self, uid: u32, gid: Option<u32>) -> bool {
+        gid == Some(self.gid) || self.members.contains(&uid)
     }
 }
 
@@ -86,8 +133,10 @@ impl Rendezvous {
 pub struct Incoming {
     stream: UnixStream,
     peer_uid: Option<u32>,
+    peer_gid: Option<u32>,
     peer_pid: Option<u32>,
     hub_uid: u32,
+    group: Option<AlertdGroup>,
 }
 
 impl Incoming {
@@ -104,19 +153,35 @@ impl Incoming {
             peer_uid: self.peer_uid.unwrap_or(u32::MAX),
             peer_pid: self.peer_pid,
             role: ServiceRole::Reader,
+            share_with: None,
         };
         let Some(uid) = self.peer_uid else {
             let reason = "the kernel did not say who is connecting (SO_PEERCRED)".to_owned();
             pending.refuse(&reason).await;
             return Err(BootstrapError::Refused { reason });
         };
-        if uid != self.hub_uid && uid != 0 {
-            let reason = format!(
-                "uid {uid} may not connect; run the service as uid {} (the hub's user) or root",
-                self.hub_uid
-            );
-            pending.refuse(&reason).await;
-            return Err(BootstrapError::Refused { reason });
+        // A peer of another uid may only be alertd, and only as a member
+        // of alertd's group.
+        let alertd_only = uid != self.hub_uid && uid != 0;
+        if alertd_only {
+            let member = (self.group.as_ref())
+                .filter(|group| group.has(uid, self.peer_gid))
+                .map(|group| group.gid);
+            let Some(group) = member else {
+                let reason = format!(
+                    "uid {uid} may not connect; run the service as uid {} (the hub's user) or \
+                     root{}",
+                    self.hub_uid,
+                    if self.group.is_some() {
+                        ", or alertd as a member of alertd's group ([alerts] group)"
+                    } else {
+                        ""
+                    }
+                );
+                pending.refuse(&reason).await;
+                return Err(BootstrapError::Refused { reason });
+            };
+            pending.share_with = Some(group);
         }
         let line = match tokio::time::timeout(FIRST_LINE_TIMEOUT, pending.read_line()).await {
             Ok(r) => r?,
@@ -138,6 +203,14 @@ impl Incoming {
             pending.refuse(&reason).await;
             return Err(BootstrapError::Protocol { detail: reason });
         };
+        if alertd_only && role != ServiceRole::Alertd {
+            let reason = format!(
+                "uid {uid} may join only as alertd, not as {}",
+                role.as_str()
+            );
+            pending.refuse(&reason).await;
+            return Err(BootstrapError::Refused { reason });
+        }
         let claimed_pid = pid.and_then(|p| p.parse::<u32>().ok());
         if claimed_pid.is_none() || (pending.peer_pid.is_some() && claimed_pid != pending.peer_pid)
         {
@@ -166,6 +239,9 @@ pub struct PendingSession {
     /// The client's pid, as the kernel reports it.
     pub peer_pid: Option<u32>,
     pub role: ServiceRole,
+    /// alertd's group, when the client is a member of another uid: the
+    /// ipc-channel server it connects to next is opened to that group.
+    share_with: Option<u32>,
 }
 
 /// An admitted client: its hello (with the reply sender) and the receiver
@@ -205,6 +281,9 @@ impl PendingSession {
     pub async fn admit(mut self) -> Result<Admitted, BootstrapError> {
         let (server, name) = IpcOneShotServer::<ServiceMessage>::new()
             .map_err(|e| BootstrapError::io("cannot create an ipc-channel server", e))?;
+        if let Some(gid) = self.share_with {
+            open_to_group(Path::new(&name), gid)?;
+        }
         let accept = tokio::task::spawn_blocking(move || server.accept());
         let mut release = Release(Some(name.clone()));
         self.stream
@@ -242,6 +321,31 @@ impl PendingSession {
             }),
         }
     }
+}
+
+/// Opens an ipc-channel one-shot server (`<TMPDIR>/.tmpXXXX/socket`, its
+/// directory made 0700 by ipc-channel) to `gid`: the directory 0710 (enter,
+/// not list), the socket 0660. Only the client just admitted learns the
+/// random name, and the server takes one connection, whose hello must come
+/// from that client's pid.
+fn open_to_group(socket: &Path, gid: u32) -> Result<(), BootstrapError> {
+    let dir = socket.parent().ok_or_else(|| BootstrapError::Protocol {
+        detail: format!(
+            "the ipc-channel server {} has no directory",
+            socket.display()
+        ),
+    })?;
+    for (path, mode) in [(dir, 0o710), (socket, 0o660)] {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+            .map_err(|e| {
+                BootstrapError::io(
+                    format!("cannot open {} to alertd's group", path.display()),
+                    e,
+                )
+            })?;
+    }
+    Ok(())
 }
 
 /// Releases a blocking `IpcOneShotServer::accept` that nobody will connect

@@ -13,7 +13,10 @@
 //! 1. The client connects to `hub.sock` (a Unix stream socket, mode 0660)
 //!    and writes one line: `VIGIL-BOOTSTRAP/1 <role> <pid>`.
 //! 2. The hub checks the peer's credentials (`SO_PEERCRED`: the hub's own
-//!    uid, or root) and answers `OK <name>` with the name of a fresh
+//!    uid, or root; or, with alertd under a uid of its own, a member of
+//!    alertd's group, which may join as alertd only: [`AlertdGroup`]; the
+//!    socket then belongs to that group, and the one-shot server of step 3
+//!    is opened to it) and answers `OK <name>` with the name of a fresh
 //!    ipc-channel one-shot server, or `ERR <reason>` and closes.
 //! 3. The client connects to that server and sends
 //!    [`ServiceMessage::Hello`], which carries an `IpcSender<HubMessage>`
@@ -38,7 +41,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use client::{Session, connect};
-pub use hub::{Admitted, FIRST_LINE_TIMEOUT, Incoming, PendingSession, Rendezvous};
+pub use hub::{Admitted, AlertdGroup, FIRST_LINE_TIMEOUT, Incoming, PendingSession, Rendezvous};
 pub use wire::{
     Hello, HubMessage, OutputCommand, OutputName, PairingCode, ServiceMessage, ServiceRole,
     Welcome, WireTrace,

@@ -178,6 +178,24 @@ impl Checker {
         })
     }
 
+    /// A Unix group's name as useradd takes it (looked up by the service
+    /// that uses it, at start).
+    pub(crate) fn group_name(&mut self, key: &str, name: &str) {
+        let ok = !name.is_empty()
+            && name.len() <= 32
+            && !name.starts_with('-')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !ok {
+            self.report(
+                key,
+                format!("{name:?} is not a group name"),
+                "use the name of an existing group: 1 to 32 characters from a-z, 0-9, '-', '_' and '.'",
+            );
+        }
+    }
+
     /// The name of a POSIX queue or semaphore: one leading slash, no other,
     /// at most 255 bytes (the kernel's NAME_MAX).
     pub(crate) fn posix_name(&mut self, key: &str, name: &str, example: &str) {

@@ -36,7 +36,7 @@ pub use sections::alerts::AlertsConfig;
 pub use sections::cameras::{CameraConfig, CameraEncoder, CameraSource};
 pub use sections::events::EventsConfig;
 pub use sections::grpc::GrpcConfig;
-pub use sections::hooks::HookConfig;
+pub use sections::hooks::{HookConfig, HookTarget};
 pub use sections::outputs::{OutputConfig, OutputsConfig};
 pub use sections::recording::RecordingConfig;
 pub use sections::runtime::{GpioBackendKind, GpioConfig, RuntimeConfig};

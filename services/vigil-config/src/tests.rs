@@ -82,7 +82,66 @@ fn empty_file_is_a_valid_config_with_defaults() {
     let config = Config::parse("", "empty.toml").expect("valid");
     assert_eq!(config.runtime.runtime_dir, PathBuf::from("/run/vigil"));
     assert_eq!(config.runtime.state_dir, PathBuf::from("/var/lib/vigil"));
+    // reportd's files stay in the state directory unless moved.
+    assert_eq!(config.runtime.reports_dir, PathBuf::from("/var/lib/vigil"));
+    assert_eq!(config.alerts.group, None);
     assert_eq!(config.gpio.backend, GpioBackendKind::Rppal);
+}
+
+#[test]
+fn least_privilege_keys_give_alertd_a_group_reportd_a_directory_and_hooks_a_socket() {
+    let config = Config::parse(
+        "[runtime]\nreports_dir = \"/var/lib/vigil-reportd\"\n\
+         [alerts]\ngroup = \"vigil-alerts\"\n\
+         [[hooks]]\nname = \"ntfy\"\nsocket = \"/run/vigil-hooks/ntfy.sock\"\n\
+         [[hooks]]\nname = \"log\"\ncommand = \"/bin/logger\"\nargs = [\"-t\", \"vigil\"]\n",
+        "privilege.toml",
+    )
+    .expect("valid");
+    assert_eq!(
+        config.runtime.reports_db(),
+        PathBuf::from("/var/lib/vigil-reportd/reports.db")
+    );
+    assert_eq!(config.alerts.group.as_deref(), Some("vigil-alerts"));
+    assert_eq!(
+        config.hooks[0].target,
+        HookTarget::Socket(PathBuf::from("/run/vigil-hooks/ntfy.sock"))
+    );
+    assert_eq!(
+        config.hooks[1].target,
+        HookTarget::Command {
+            command: PathBuf::from("/bin/logger"),
+            args: vec!["-t".to_owned(), "vigil".to_owned()],
+        }
+    );
+}
+
+#[test]
+fn a_hook_needs_a_command_or_a_socket_and_a_group_a_real_name() {
+    for (text, key) in [
+        ("[[hooks]]\nname = \"a\"\n", "hooks[0].command"),
+        (
+            "[[hooks]]\nname = \"a\"\ncommand = \"/bin/true\"\nsocket = \"/run/a.sock\"\n",
+            "hooks[0].socket",
+        ),
+        (
+            "[[hooks]]\nname = \"a\"\nsocket = \"/run/a.sock\"\nargs = [\"x\"]\n",
+            "hooks[0].args",
+        ),
+        (
+            "[[hooks]]\nname = \"a\"\nsocket = \"a.sock\"\n",
+            "hooks[0].socket",
+        ),
+        ("[alerts]\ngroup = \"vigil alerts\"\n", "alerts.group"),
+        (
+            "[runtime]\nreports_dir = \"reports\"\n",
+            "runtime.reports_dir",
+        ),
+    ] {
+        let p = problems(text);
+        assert_eq!(p.len(), 1, "{text}: {p:?}");
+        assert_eq!(p[0].key, key, "{text}");
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! and recovers the tail when it opens.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -210,7 +211,15 @@ impl LogWriter {
         // One writer per log: an exclusive lock on a file in the directory,
         // held for the writer's life (released by the kernel if it dies).
         let lock_path = dir.join("writer.lock");
-        let lock = File::create(&lock_path).map_err(LogError::io("create", &lock_path))?;
+        // Mode 0600: the log's readers (its group) may not open it, so none
+        // can take the lock and keep the hub from its own log.
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(LogError::io("create", &lock_path))?;
         lock.try_lock().map_err(|_| LogError::Locked {
             path: dir.to_owned(),
         })?;
@@ -569,11 +578,15 @@ impl LogWriter {
         let path = self.dir.join(segment_name(self.next_seq));
         let tmp = path.with_extension("vlog.new");
         let size = self.options.segment_size;
+        // Never writable by the group, whatever the umask: the log's group
+        // (NixOS: vigil-log, given by the directory's setgid bit) is its
+        // readers', reportd's, and the log has one writer.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o640)
             .open(&tmp)
             .map_err(LogError::io("create", &tmp))?;
         file.set_len(size).map_err(LogError::io("size", &tmp))?;

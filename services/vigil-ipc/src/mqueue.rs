@@ -14,9 +14,13 @@
 //! hub's. The queue lives in the kernel (`/dev/mqueue`) and outlives both
 //! ends, which is what lets alerts wait for a restarting reader.
 //!
-//! Who can read the queue can read every alert (and its delivery token):
-//! the hub's user, and the members of the hub's group when the umask leaves
-//! the group's bits.
+//! Who can read the queue can read every alert (and its delivery token).
+//! With no group given, that is the hub's user, and the members of the
+//! hub's group when the umask leaves the group's bits. With a group
+//! ([`MessageQueue::create_owned`]'s `group`: alertd under a uid of its own),
+//! the hub gives the queue to that group with mode 0640 whether it made it
+//! or found its own: the group's members (alertd) may read it, never post
+//! to it, and every other user (a hook's) may not open it at all.
 
 use std::io;
 
@@ -77,6 +81,16 @@ pub enum QueueError {
          refusing it (remove it and let the hub make it again)"
     )]
     OpenToOthers { name: String, mode: u32 },
+    #[error(
+        "cannot give the alert queue {name} to group {gid} ({source}); the hub's user must be \
+         a member of that group ([alerts] group)"
+    )]
+    Group {
+        name: String,
+        gid: u32,
+        #[source]
+        source: io::Error,
+    },
     #[error("POSIX message queue {name}: {source}")]
     Os {
         name: String,
@@ -208,6 +222,20 @@ fn check_owner(name: &str, mqd: &MqdT) -> Result<(), QueueError> {
     })
 }
 
+/// Gives the queue (checked to be the hub's) to `gid`, mode 0640: the
+/// group may read, only the owner may post. On the descriptor, so the queue
+/// changed is the queue checked; the mode first, so no moment lets the new
+/// group post.
+fn give_to_group(name: &str, mqd: &MqdT, gid: nix::unistd::Gid) -> Result<(), QueueError> {
+    nix::sys::stat::fchmod(mqd.as_fd(), Mode::from_bits_truncate(0o640))
+        .map_err(|e| os(name, e))?;
+    nix::unistd::fchown(mqd.as_fd(), None, Some(gid)).map_err(|e| QueueError::Group {
+        name: name.to_owned(),
+        gid: gid.as_raw(),
+        source: io::Error::from(e),
+    })
+}
+
 /// One end of a queue.
 #[derive(Debug)]
 pub struct MessageQueue {
@@ -220,9 +248,17 @@ impl MessageQueue {
     /// The hub's end: makes queue `name` ("/vigil-alerts") of `depth`
     /// messages of `msg_size` bytes exclusively, or reuses it if it exists
     /// and is this user's with no access for others (a queue left by an
-    /// earlier hub keeps its alerts); refuses anyone else's. Non-blocking,
-    /// read and write. Must be called inside a tokio runtime.
-    pub fn create_owned(name: &str, depth: i64, msg_size: i64) -> Result<MessageQueue, QueueError> {
+    /// earlier hub keeps its alerts); refuses anyone else's. With `group`,
+    /// the queue is then given to that group, mode 0640 (its members read,
+    /// nobody but the hub posts); without, its mode is as made (0660 less
+    /// the umask). Non-blocking, read and write. Must be called inside a
+    /// tokio runtime.
+    pub fn create_owned(
+        name: &str,
+        depth: i64,
+        msg_size: i64,
+        group: Option<nix::unistd::Gid>,
+    ) -> Result<MessageQueue, QueueError> {
         check_limits(depth, msg_size)?;
         let attr = MqAttr::new(0, depth, msg_size, 0);
         let flags = MQ_OFlag::O_RDWR | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
@@ -243,6 +279,9 @@ impl MessageQueue {
             }
             Err(e) => return Err(open_error(name, depth, msg_size, e)),
         };
+        if let Some(gid) = group {
+            give_to_group(name, &mqd, gid)?;
+        }
         MessageQueue::register(name, mqd, depth, msg_size)
     }
 
@@ -375,7 +414,7 @@ mod tests {
     async fn priorities_order_delivery_and_a_full_queue_says_so() {
         let name = format!("/vigil-test-{}", std::process::id());
         MessageQueue::unlink(&name);
-        let q = MessageQueue::create_owned(&name, 4, 128).expect("open");
+        let q = MessageQueue::create_owned(&name, 4, 128, None).expect("open");
         for (p, m) in [(0u32, "info"), (30, "alarm"), (10, "fault"), (20, "tamper")] {
             assert_eq!(q.try_send(p, m.as_bytes()).expect("send"), Ok(()));
         }
@@ -396,7 +435,7 @@ mod tests {
         );
         // A second opener with other attributes is told so.
         assert!(matches!(
-            MessageQueue::create_owned(&name, 8, 128),
+            MessageQueue::create_owned(&name, 8, 128, None),
             Err(QueueError::Mismatch { .. })
         ));
         MessageQueue::unlink(&name);
@@ -410,18 +449,18 @@ mod tests {
             MessageQueue::open_existing(&name, 4, 128),
             Err(QueueError::Missing { .. })
         ));
-        let q = MessageQueue::create_owned(&name, 4, 128).expect("create");
+        let q = MessageQueue::create_owned(&name, 4, 128, None).expect("create");
         assert_eq!(q.try_send(30, b"kept").expect("send"), Ok(()));
         drop(q);
         // Its own queue, left by an earlier hub: reused, alerts kept.
-        let again = MessageQueue::create_owned(&name, 4, 128).expect("reuse");
+        let again = MessageQueue::create_owned(&name, 4, 128, None).expect("reuse");
         let reader = MessageQueue::open_existing(&name, 4, 128).expect("reader");
         assert_eq!(reader.recv().await.expect("recv").1, b"kept");
         drop((again, reader));
         // A queue others may open (as another user would make it).
         let mqd = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None).expect("open");
         nix::sys::stat::fchmod(mqd.as_fd(), Mode::from_bits_truncate(0o666)).expect("chmod");
-        let err = MessageQueue::create_owned(&name, 4, 128).expect_err("refused");
+        let err = MessageQueue::create_owned(&name, 4, 128, None).expect_err("refused");
         let text = err.to_string();
         assert!(
             text.contains(&name) && text.contains("0666") && text.contains("rm /dev/mqueue"),
@@ -430,6 +469,42 @@ mod tests {
         assert!(matches!(
             MessageQueue::open_existing(&name, 4, 128),
             Err(QueueError::OpenToOthers { .. })
+        ));
+        MessageQueue::unlink(&name);
+    }
+
+    #[tokio::test]
+    async fn with_a_group_the_queue_is_the_groups_to_read_and_only_the_hubs_to_post() {
+        use std::os::unix::fs::MetadataExt;
+        let name = format!("/vigil-test-group-{}", std::process::id());
+        MessageQueue::unlink(&name);
+        // The hub's own group stands in for alertd's (a process may give a
+        // file only to a group it is in); the end-to-end test
+        // tests/tests/privilege.rs uses real users.
+        let gid = nix::unistd::getegid();
+        let q = MessageQueue::create_owned(&name, 4, 128, Some(gid)).expect("create");
+        let stat = fstat(q.fd.get_ref().as_fd()).expect("fstat");
+        assert_eq!(stat.st_mode & 0o7777, 0o640);
+        assert_eq!(stat.st_gid, gid.as_raw());
+        assert_eq!(q.try_send(30, b"kept").expect("send"), Ok(()));
+        drop(q);
+        // Found again (a hub restarting) with the umask's mode: given back.
+        let mqd = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None).expect("open");
+        nix::sys::stat::fchmod(mqd.as_fd(), Mode::from_bits_truncate(0o660)).expect("chmod");
+        drop(mqd);
+        let again = MessageQueue::create_owned(&name, 4, 128, Some(gid)).expect("reuse");
+        let reader = MessageQueue::open_existing(&name, 4, 128).expect("reader");
+        assert_eq!(reader.recv().await.expect("recv").1, b"kept");
+        if let Ok(m) = std::fs::metadata(format!("/dev/mqueue{name}")) {
+            assert_eq!(m.mode() & 0o7777, 0o640);
+        }
+        drop((again, reader));
+        // Open to others is still refused, group or not.
+        let mqd = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None).expect("open");
+        nix::sys::stat::fchmod(mqd.as_fd(), Mode::from_bits_truncate(0o644)).expect("chmod");
+        assert!(matches!(
+            MessageQueue::create_owned(&name, 4, 128, Some(gid)),
+            Err(QueueError::NotOurs { .. })
         ));
         MessageQueue::unlink(&name);
     }

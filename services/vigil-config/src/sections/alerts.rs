@@ -16,6 +16,7 @@ pub(crate) struct AlertsFile {
     msg_size: Option<i64>,
     cooldown_secs: Option<u64>,
     hook_timeout_ms: Option<u64>,
+    group: Option<String>,
 }
 
 /// The alert path: the POSIX queue from the hub to alertd, and alertd's
@@ -33,11 +34,19 @@ pub struct AlertsConfig {
     pub cooldown: Duration,
     /// How long a hook may take to take one alert before it is restarted.
     pub hook_timeout: Duration,
+    /// The group that may read the queue and join `hub.sock` as alertd
+    /// (alertd under a uid of its own: ARCHITECTURE.md, "Users and
+    /// groups"). None: only the hub's uid (and root) may, as when every
+    /// service shares one uid.
+    pub group: Option<String>,
 }
 
 pub(crate) fn check(c: &mut Checker, a: AlertsFile) -> AlertsConfig {
     let queue = a.queue.unwrap_or_else(|| "/vigil-alerts".to_owned());
     c.posix_name("alerts.queue", &queue, "/vigil-alerts");
+    if let Some(group) = &a.group {
+        c.group_name("alerts.group", group);
+    }
     AlertsConfig {
         depth: c.bounded("alerts.depth", a.depth, &DEPTH),
         msg_size: c.bounded("alerts.msg_size", a.msg_size, &MSG_SIZE),
@@ -52,5 +61,6 @@ pub(crate) fn check(c: &mut Checker, a: AlertsFile) -> AlertsConfig {
             &HOOK_TIMEOUT_MS,
         )),
         queue,
+        group: a.group,
     }
 }

@@ -12,6 +12,7 @@ use crate::check::{Checker, words};
 pub(crate) struct RuntimeFile {
     runtime_dir: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    reports_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -20,12 +21,22 @@ pub struct RuntimeConfig {
     pub runtime_dir: PathBuf,
     /// Durable state: the event log, the database, clips (`/var/lib/vigil`).
     pub state_dir: PathBuf,
+    /// reportd's own directory: `reports.db`, `reports/`, `reports.lock`.
+    /// The state directory unless set; NixOS gives reportd, which runs
+    /// under a uid of its own, its own (`/var/lib/vigil-reportd`), so that
+    /// it needs no write access to the hub's state.
+    pub reports_dir: PathBuf,
 }
 
 impl RuntimeConfig {
     /// The hub's well-known rendezvous socket.
     pub fn hub_socket(&self) -> PathBuf {
         self.runtime_dir.join("hub.sock")
+    }
+
+    /// reportd's index, which the hub reads.
+    pub fn reports_db(&self) -> PathBuf {
+        self.reports_dir.join("reports.db")
     }
 
     /// The simulated GPIO backend's control socket.
@@ -35,15 +46,18 @@ impl RuntimeConfig {
 }
 
 pub(crate) fn check(c: &mut Checker, f: RuntimeFile) -> RuntimeConfig {
+    let state_dir = f
+        .state_dir
+        .unwrap_or_else(|| PathBuf::from("/var/lib/vigil"));
     let runtime = RuntimeConfig {
         runtime_dir: f.runtime_dir.unwrap_or_else(|| PathBuf::from("/run/vigil")),
-        state_dir: f
-            .state_dir
-            .unwrap_or_else(|| PathBuf::from("/var/lib/vigil")),
+        reports_dir: f.reports_dir.unwrap_or_else(|| state_dir.clone()),
+        state_dir,
     };
     for (key, dir) in [
         ("runtime.runtime_dir", &runtime.runtime_dir),
         ("runtime.state_dir", &runtime.state_dir),
+        ("runtime.reports_dir", &runtime.reports_dir),
     ] {
         // Every service resolves them on its own, from its own working
         // directory: a relative path would name a different place in each.
