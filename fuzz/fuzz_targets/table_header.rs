@@ -1,12 +1,12 @@
-//! The sensor table's header check (`SensorTable::from_shared`) over a
-//! region of arbitrary bytes, as every service maps the table the hub
-//! hands it over the bootstrap socket; then every read a service makes of
-//! a table that passed (descriptors, sensor slots, the system slot).
+//! The sensor table's checks (`SensorTable::from_fd`: seals, header, size)
+//! over a sealed memfd of arbitrary bytes, as every service maps the table
+//! the hub hands it over the bootstrap socket; then every read a service
+//! makes of a table that passed (descriptors, sensor slots, the system
+//! slot).
 #![no_main]
 
-use ipc_channel::ipc::IpcSharedMemory;
 use libfuzzer_sys::fuzz_target;
-use vigil_ipc::table::SensorTable;
+use vigil_ipc::table::{SensorTable, memfd_for_test};
 
 /// The table's blocks: a 128-byte header, then 128-byte slots whose first
 /// word is the seqlock sequence.
@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
         bytes[at] &= !1;
         at += BLOCK;
     }
-    let Ok(table) = SensorTable::from_shared(IpcSharedMemory::from_bytes(&bytes)) else {
+    // Sealed as the hub seals a table; an empty memfd is refused too.
+    let Ok(fd) = memfd_for_test(&bytes, true) else {
+        return;
+    };
+    let Ok(table) = SensorTable::from_fd(fd) else {
         return;
     };
     let _ = table.generation();

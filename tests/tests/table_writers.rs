@@ -1,14 +1,18 @@
 //! Issue 14, finding 9: the sensor table no longer trusts its writers. A
-//! writer lock held by someone else delays a change but never loses it, and
-//! a slot left mid-write by a writer that died is not torn for good.
+//! writer lock held by someone else delays a change but never loses it, a
+//! slot left mid-write by a writer that died is not torn for good, and no
+//! holder of the table can truncate it (which killed the hub with SIGBUS).
 
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use vigil_bootstrap::ServiceRole;
 use vigil_e2e::{RunAs, Service, Stack, TEST_SENSORS, field, message, sensor};
-use vigil_ipc::table::SensorTable;
+use vigil_ipc::table::{MEMFD_NAME, SensorTable};
 
 fn joined(line: &Value) -> bool {
     message(line) == "service joined" && field(line, "role") == "sensord"
@@ -40,7 +44,7 @@ fn map_table(stack: &Stack) -> Result<(vigil_bootstrap::Session, SensorTable, us
         ServiceRole::Reader,
         Duration::from_secs(5),
     )?;
-    let table = SensorTable::from_shared(session.welcome.table.clone())?;
+    let table = SensorTable::from_fd(session.table.try_clone()?)?;
     let slot = table
         .descriptors()?
         .iter()
@@ -107,5 +111,81 @@ fn a_slot_left_mid_write_is_not_torn_for_good() -> Result<()> {
     stack.wait_status("the front door closed again", |s| {
         sensor(s, "front-door")["state"] == "closed"
     })?;
+    Ok(())
+}
+
+/// The hub's table as `/proc/<hub>/fd/N`: the path any process of the
+/// hub's user can reopen the memfd through.
+fn hub_table_path(hub: &Service) -> Result<PathBuf> {
+    let dir = PathBuf::from(format!("/proc/{}/fd", hub.pid()));
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        let Ok(target) = std::fs::read_link(&path) else {
+            continue;
+        };
+        if target
+            .to_string_lossy()
+            .starts_with(&format!("/memfd:{MEMFD_NAME}"))
+        {
+            return Ok(path);
+        }
+    }
+    anyhow::bail!(
+        "the hub holds no memfd named {MEMFD_NAME} in {}",
+        dir.display()
+    )
+}
+
+/// The finding's attacker: a process of the services' user reopens the
+/// hub's table through /proc and truncates it to 0 (before, the hub died of
+/// SIGBUS at its next read of the table, with no log line). The memfd is
+/// sealed against shrinking and growing: the truncation is refused with
+/// EPERM, through /proc and through a reader's own descriptor, the hub
+/// lives, and a door opening still reaches it.
+#[test]
+fn truncating_the_table_is_refused_and_the_hub_lives() -> Result<()> {
+    let (stack, mut hub, _sensord, cursor) = running_stack()?;
+    let path = hub_table_path(&hub)?;
+    let size = std::fs::metadata(&path)?.len();
+    ensure!(size > 0, "the table is empty before the attack");
+
+    let mut attacker = Command::new("truncate");
+    attacker.arg("--no-create").arg("--size=0").arg(&path);
+    if let RunAs::User { uid, gid, .. } = &stack.run_as {
+        attacker.uid(*uid).gid(*gid);
+    }
+    let out = attacker.output().context("running truncate")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && stderr.contains("Operation not permitted"),
+        "truncate as the services' user should be refused with EPERM: {:?} {stderr}",
+        out.status
+    );
+
+    // The descriptor every service gets from the hub is sealed too.
+    let (session, _table, _) = map_table(&stack)?;
+    let err = std::fs::File::from(session.table.try_clone()?)
+        .set_len(0)
+        .err()
+        .context("a reader truncated the table")?;
+    ensure!(
+        err.raw_os_error() == Some(nix::errno::Errno::EPERM as i32),
+        "ftruncate by a reader: {err}"
+    );
+    ensure!(
+        std::fs::metadata(&path)?.len() == size,
+        "the table changed size"
+    );
+    ensure!(
+        hub.child.try_wait()?.is_none(),
+        "the hub died after the truncation attempt"
+    );
+
+    stack.sim("set front-door open")?;
+    hub.wait_log(cursor, "the door opening", |l| door_change(l, "open"))?;
+    stack.wait_status("the front door open", |s| {
+        sensor(s, "front-door")["state"] == "open"
+    })?;
+    ensure!(hub.child.try_wait()?.is_none(), "the hub died");
     Ok(())
 }

@@ -117,7 +117,14 @@ impl ExitError for HubError {
                 | TableError::Torn { .. }
                 | TableError::WriterLockTimeout
                 | TableError::UnknownCode { .. }
-                | TableError::Semaphore(_) => ExitStatus::Failure,
+                | TableError::Semaphore(_)
+                // Making the memfd can fail for want of memory or
+                // descriptors (it may pass); the others are about a table
+                // handed over, which the hub never maps.
+                | TableError::Memfd { .. }
+                | TableError::NotSealable(_)
+                | TableError::BadSeals { .. }
+                | TableError::WrongSize { .. } => ExitStatus::Failure,
             },
             HubError::RuntimeDir { .. }
             | HubError::TempDir(_)
@@ -173,6 +180,13 @@ mod tests {
             ),
             (HubError::Table(TableError::Semaphore(io_error())), 1),
             (HubError::Table(TableError::BadMagic), 1),
+            (
+                HubError::Table(TableError::Memfd {
+                    what: "create",
+                    source: io_error(),
+                }),
+                1,
+            ),
             (HubError::Doorbell(DoorbellError::NotBlocked), 1),
             (
                 HubError::Bootstrap(BootstrapError::HubAlreadyRunning {

@@ -197,21 +197,32 @@ impl Sessions {
 
     /// Welcomes a service; returns its session id.
     fn welcome(&mut self, admitted: Admitted, table: &SensorTable) -> Option<u64> {
-        let Admitted {
-            hello,
-            from_service,
-        } = admitted;
-        if hello.role == ServiceRole::Sensord
+        if admitted.hello.role == ServiceRole::Sensord
             && let Some(other) = self.live.values().find(|s| s.role == ServiceRole::Sensord)
         {
             let reason = format!(
                 "another sensord (pid {}) is connected; only one may write the sensor table",
                 other.pid
             );
-            warn!(pid = hello.pid, "{reason}");
-            let _ = hello.reply.send(HubMessage::Refused { reason });
+            warn!(pid = admitted.hello.pid, "{reason}");
+            let _ = admitted.hello.reply.send(HubMessage::Refused { reason });
             return None;
         }
+        // The table's sealed memfd goes on hub.sock, before the welcome
+        // that tells the client to take it.
+        if let Err(e) = admitted.hand_table(table.fd()) {
+            warn!(
+                pid = admitted.hello.pid,
+                role = admitted.hello.role.as_str(),
+                "could not hand the sensor table to a joining service, which will retry: {e}"
+            );
+            return None;
+        }
+        let Admitted {
+            hello,
+            from_service,
+            ..
+        } = admitted;
         let id = self.next_id;
         self.next_id += 1;
         let slots = (0..table.slot_count())
@@ -220,7 +231,6 @@ impl Sessions {
         let welcome = Welcome {
             session: id,
             hub_pid: std::process::id(),
-            table: table.shared_memory(),
             slots,
         };
         if hello.reply.send(HubMessage::Welcome(welcome)).is_err() {

@@ -193,10 +193,13 @@ impl HubLink {
     fn adopt(&mut self, session: Session, config: &Config, trackers: &[SensorTracker]) {
         let Session {
             welcome,
+            table,
             to_hub,
             from_hub,
         } = session;
-        let table = match SensorTable::from_shared(welcome.table) {
+        // Checked before it is mapped: a table that is not sealed against
+        // truncation (a process posing as the hub) is refused, not mapped.
+        let table = match SensorTable::from_fd(table) {
             Ok(t) => t,
             Err(e) => {
                 error!("the hub's sensor table is unusable: {e}");

@@ -2,6 +2,7 @@
 //! thread (`tokio::task::spawn_blocking`) or a plain program.
 
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +17,10 @@ use crate::{BootstrapError, PROTOCOL};
 #[derive(Debug)]
 pub struct Session {
     pub welcome: Welcome,
+    /// The sensor table's memfd, as the hub handed it: map it with
+    /// `vigil_ipc::table::SensorTable::from_fd`, which checks its seals and
+    /// size before mapping it.
+    pub table: OwnedFd,
     /// Messages to the hub.
     pub to_hub: IpcSender<ServiceMessage>,
     /// Messages from the hub; reports disconnection when the hub exits.
@@ -104,8 +109,28 @@ pub fn connect(
             });
         }
     };
+    let table = match vigil_ipc::fdpass::recv_fd(&stream) {
+        Ok((crate::hub::TABLE_BYTE, Some(fd))) => fd,
+        Ok(_) => {
+            return Err(BootstrapError::Protocol {
+                detail: "the hub's welcome came without the sensor table on hub.sock".to_owned(),
+            });
+        }
+        Err(e) => {
+            return Err(match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => BootstrapError::Timeout {
+                    step: "waiting for the sensor table",
+                },
+                io::ErrorKind::UnexpectedEof => BootstrapError::Disconnected {
+                    step: "waiting for the sensor table",
+                },
+                _ => io_err(e),
+            });
+        }
+    };
     Ok(Session {
         welcome,
+        table,
         to_hub,
         from_hub,
     })

@@ -1,5 +1,6 @@
 //! The hub side of the rendezvous.
 
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -250,6 +251,22 @@ pub struct PendingSession {
 pub struct Admitted {
     pub hello: Hello,
     pub from_service: IpcReceiver<ServiceMessage>,
+    /// The client's `hub.sock` connection, kept to hand it the table.
+    socket: std::os::unix::net::UnixStream,
+}
+
+/// The byte the table's memfd rides on.
+pub(crate) const TABLE_BYTE: u8 = b'T';
+
+impl Admitted {
+    /// Hands the client the sensor table's memfd on its `hub.sock`
+    /// connection; send it before the [`crate::HubMessage::Welcome`], which
+    /// tells the client to take it. Never blocks: the client sent its hello
+    /// and is waiting, and nothing else was written to it since `OK`.
+    pub fn hand_table(&self, table: impl AsFd) -> Result<(), BootstrapError> {
+        vigil_ipc::fdpass::send_fd(&self.socket, TABLE_BYTE, table)
+            .map_err(|e| BootstrapError::io("handing the client the sensor table", e))
+    }
 }
 
 impl PendingSession {
@@ -311,9 +328,18 @@ impl PendingSession {
             ServiceMessage::Hello(hello)
                 if hello.role == self.role && Some(hello.pid) == self.peer_pid =>
             {
+                // Out of tokio: the hub sends one byte on it, from its event
+                // loop, when it welcomes the client (non-blocking, as tokio
+                // left it).
+                let socket = self
+                    .stream
+                    .into_inner()
+                    .into_std()
+                    .map_err(|e| BootstrapError::io("keeping the client's connection", e))?;
                 Ok(Admitted {
                     hello,
                     from_service,
+                    socket,
                 })
             }
             other => Err(BootstrapError::Protocol {

@@ -21,8 +21,13 @@
 //! 3. The client connects to that server and sends
 //!    [`ServiceMessage::Hello`], which carries an `IpcSender<HubMessage>`
 //!    for the replies and must name the pid the kernel reported in step 2.
-//! 4. The hub answers [`HubMessage::Welcome`] with the sensor table (a
-//!    shared-memory handle) and what the client needs to ring the doorbell.
+//! 4. The hub sends the sensor table's memfd on `hub.sock` (one byte `T`
+//!    carrying it with `SCM_RIGHTS`: ipc-channel's own shared memory cannot
+//!    be sealed against truncation, this memfd is), then answers
+//!    [`HubMessage::Welcome`] with what the client needs to ring the
+//!    doorbell. The client takes the memfd after the welcome and maps it
+//!    with `vigil_ipc::table::SensorTable::from_fd`, which checks its seals
+//!    and size first.
 //!
 //! A session ends when either process exits: the other side's ipc-channel
 //! receiver reports disconnection, and the client starts again at step 1.

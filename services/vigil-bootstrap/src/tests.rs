@@ -2,7 +2,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use ipc_channel::ipc::IpcSharedMemory;
+use vigil_domain::SensorKind;
+use vigil_ipc::table::{SensorTable, SlotDescriptor};
 
 use super::*;
 
@@ -30,20 +31,31 @@ async fn a_client_is_welcomed_with_the_table() {
     assert_eq!(pending.role, ServiceRole::Sensord);
     assert_eq!(pending.peer_pid, Some(std::process::id()));
     let admitted = pending.admit().await.expect("admit");
+    let table = SensorTable::create(
+        &[SlotDescriptor {
+            name: "front-door".into(),
+            kind: SensorKind::Door,
+        }],
+        1,
+    )
+    .expect("table");
+    admitted.hand_table(table.fd()).expect("hand the table");
     admitted
         .hello
         .reply
         .send(HubMessage::Welcome(Welcome {
             session: 7,
             hub_pid: 1,
-            table: IpcSharedMemory::from_byte(9, 64),
             slots: vec!["front-door".into()],
         }))
         .expect("welcome");
     let session = client.await.expect("join").expect("connect");
     assert_eq!(session.welcome.session, 7);
     assert_eq!(session.welcome.slots, ["front-door"]);
-    assert_eq!(session.welcome.table[0], 9);
+    // The client got the hub's own (sealed) table, and it maps.
+    let fd = session.table.try_clone().expect("dup");
+    let mapped = SensorTable::from_fd(fd).expect("map the table");
+    assert_eq!(mapped.descriptor(0).expect("slot 0").name, "front-door");
 
     // The session reports the other side's departure.
     session
@@ -142,13 +154,14 @@ async fn a_silent_client_is_dropped_at_its_deadline_and_delays_nobody() {
         started.elapsed()
     );
     let admitted = pending.admit().await.expect("admit");
+    let table = SensorTable::create(&[], 1).expect("table");
+    admitted.hand_table(table.fd()).expect("hand the table");
     admitted
         .hello
         .reply
         .send(HubMessage::Welcome(Welcome {
             session: 1,
             hub_pid: 1,
-            table: IpcSharedMemory::from_byte(0, 8),
             slots: vec![],
         }))
         .expect("welcome");

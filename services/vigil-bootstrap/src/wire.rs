@@ -1,7 +1,7 @@
 //! The ipc-channel messages. These are wire types: they derive serde and
 //! carry handles; convert to domain types at the edge of each service.
 
-use ipc_channel::ipc::{IpcSender, IpcSharedMemory};
+use ipc_channel::ipc::IpcSender;
 use serde::{Deserialize, Serialize};
 use vigil_domain::TraceContext;
 
@@ -104,14 +104,14 @@ pub struct PairingCode {
     pub role: String,
 }
 
-/// The hub's answer to a [`Hello`].
+/// The hub's answer to a [`Hello`]. The sensor table itself is not in it:
+/// ipc-channel's shared memory cannot be sealed, so the table's sealed
+/// memfd comes on `hub.sock` beside it ([`crate::Session::table`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Welcome {
     /// Numbers the hub's sessions, for logs.
     pub session: u64,
     pub hub_pid: u32,
-    /// The sensor table.
-    pub table: IpcSharedMemory,
     /// The sensor names in slot order (also in the table; here so a writer
     /// can map its config without reading the table first).
     pub slots: Vec<String>,

@@ -13,12 +13,12 @@
 
 use std::hint::black_box;
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ipc_channel::ipc::{self, IpcOneShotServer, IpcSender, IpcSharedMemory};
 use vigil_domain::{SensorKind, SensorState, TraceContext};
 use vigil_ipc::doorbell::{
     DoorbellReceiver, DoorbellSender, block_doorbell_signal, doorbell_signal,
@@ -27,11 +27,7 @@ use vigil_ipc::monotonic_ns;
 use vigil_ipc::table::{SensorTable, SensorUpdate, SlotDescriptor, SystemUpdate};
 
 const ROLE: &str = "VIGIL_BENCH_ROLE";
-const SERVER: &str = "VIGIL_BENCH_SERVER";
 const COUNT: &str = "VIGIL_BENCH_COUNT";
-
-/// The hub child's hello: its pid and where to send it the table.
-type Hello = (u32, IpcSender<IpcSharedMemory>);
 
 fn main() {
     match std::env::var(ROLE).as_deref() {
@@ -187,14 +183,15 @@ fn histogram(samples: &[u64]) -> Histogram<u64> {
 /// slot; the latency is its read time minus the slot's write time.
 fn doorbell_latency(rings: u64) -> Histogram<u64> {
     let table = SensorTable::create(&slots(8), 0).expect("table");
-    let (server, name) = IpcOneShotServer::<Hello>::new().expect("server");
+    // The child gets the table's sealed memfd as its stdin, as a service
+    // gets it from the hub (a descriptor, checked before it is mapped).
+    let table_fd = table.fd().try_clone_to_owned().expect("dup table");
     let mut child = spawn_child("hub", rings)
-        .env(SERVER, name)
+        .stdin(Stdio::from(table_fd))
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let (_, (pid, table_tx)) = server.accept().expect("accept");
-    table_tx.send(table.shared_memory()).expect("send table");
+    let pid = child.id();
     let doorbell = DoorbellSender::new(pid).expect("doorbell");
     // Wait until the child is listening (it acknowledges once at start).
     wait_ack(&table, 1);
@@ -235,13 +232,8 @@ impl ChildOutput for std::process::Child {
 fn child_hub() {
     block_doorbell_signal().expect("block");
     let rings: u64 = std::env::var(COUNT).expect("count").parse().expect("count");
-    let server = std::env::var(SERVER).expect("server");
-    let to_parent = IpcSender::<Hello>::connect(server).expect("connect");
-    let (table_tx, table_rx) = ipc::channel().expect("channel");
-    to_parent
-        .send((std::process::id(), table_tx))
-        .expect("hello");
-    let table = SensorTable::from_shared(table_rx.recv().expect("table")).expect("map");
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned().expect("dup");
+    let table = SensorTable::from_fd(stdin).expect("map");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

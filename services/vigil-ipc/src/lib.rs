@@ -5,6 +5,8 @@
 //!   plus a system slot; readers never block (a seqlock per slot); writers
 //!   in any process are serialised by a process-shared semaphore that lives
 //!   inside the region itself.
+//! - [`fdpass`]: handing a descriptor (the table's sealed memfd) to another
+//!   process over a Unix stream socket the caller owns (`SCM_RIGHTS`).
 //! - [`mqueue`]: a POSIX message queue with priorities, pollable in tokio.
 //! - [`process`]: process-wide settings that must precede every thread.
 //! - [`doorbell`]: the "slot k changed" wake-up, a queued real-time signal
@@ -12,7 +14,8 @@
 //!   registered with tokio so its runtime never blocks.
 //!
 //! Must never: decide policy (what a sensor means, what the alarm does), read
-//! the config file, or open sockets. Every `unsafe` block carries a
+//! the config file, or open sockets (it only passes a descriptor over a
+//! connection its caller made). Every `unsafe` block carries a
 //! `// SAFETY:` argument; the rest of the workspace is `forbid(unsafe_code)`.
 //!
 //! Architecture invariant: the table's byte layout is a format with a version
@@ -21,6 +24,7 @@
 //! misread data.
 
 pub mod doorbell;
+pub mod fdpass;
 pub mod mqueue;
 pub mod process;
 pub mod semaphore;

@@ -25,15 +25,32 @@
 //!   header, so each slot has one writer at a time and `generation` counts
 //!   every write. A writer that dies holding it is repaired by the hub
 //!   ([`SensorTable::repair_after_writer_death`]).
+//!
+//! # The region cannot change size
+//! The region is a memfd the hub creates with `MFD_ALLOW_SEALING`, sizes,
+//! and seals with `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL` before anyone
+//! else has it. Every process that holds it (sensord, readers, anyone who
+//! reopens `/proc/<hub>/fd/N`) must be able to write it, so it cannot be
+//! sealed against writes; but no holder can truncate it, which would kill
+//! every process mapping it with SIGBUS at its next access. A table handed
+//! over by another process is mapped only after [`SensorTable::from_fd`]
+//! has checked those seals and that its size is exactly what its header
+//! says. (ipc-channel's own shared memory is created without
+//! `MFD_ALLOW_SEALING`, so it can never be sealed: the descriptor travels
+//! with `SCM_RIGHTS`, see [`crate::fdpass`].)
 
 use std::fmt;
+use std::fs::File;
 use std::io;
 use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use ipc_channel::ipc::IpcSharedMemory;
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
 use vigil_domain::{AlarmState, ArmedMode, SensorKind, SensorState, TraceContext};
 
 use crate::clock::{monotonic_ns, unix_ns};
@@ -72,6 +89,16 @@ const S_NAME: usize = 12;
 const _: () = assert!(std::mem::size_of::<libc::sem_t>() <= HEADER_BYTES - SEMAPHORE_OFFSET);
 const _: () = assert!(S_NAME * 8 + NAME_BYTES == SLOT_BYTES);
 const _: () = assert!(S_PAYLOAD + PAYLOAD_WORDS <= S_KIND);
+
+/// The seals every table has: no holder can shrink or grow it, nor change
+/// its seals.
+const REQUIRED_SEALS: SealFlag = SealFlag::F_SEAL_SHRINK
+    .union(SealFlag::F_SEAL_GROW)
+    .union(SealFlag::F_SEAL_SEAL);
+/// Seals a table must not have: writers could not map it writable.
+const WRITE_SEALS: SealFlag = SealFlag::F_SEAL_WRITE.union(SealFlag::F_SEAL_FUTURE_WRITE);
+/// The memfd's name, as `/proc/<pid>/fd` shows it (`/memfd:vigil-sensor-table`).
+pub const MEMFD_NAME: &str = "vigil-sensor-table";
 
 const FLAG_FAULT: u64 = 1 << 8;
 const FLAG_TAMPER: u64 = 1 << 9;
@@ -113,6 +140,37 @@ pub enum TableError {
     },
     #[error("the table's writer semaphore failed: {0}")]
     Semaphore(#[source] io::Error),
+    /// The descriptor handed over is not a sealable memfd.
+    #[error(
+        "the sensor table handed over is not a sealable memfd (cannot read its seals: {0}); \
+         refusing to map it. Run the same Vigil release for the hub and every service"
+    )]
+    NotSealable(#[source] io::Error),
+    /// The memfd can still change size, or cannot be written.
+    #[error(
+        "the sensor table handed over has seals {found:#x}, but a table must be sealed against \
+         shrinking, growing and new seals ({REQUIRED_SEALS:?}) and not against writes; refusing \
+         to map it (any holder could truncate it and kill this process with SIGBUS). Run the \
+         same Vigil release for the hub and every service"
+    )]
+    BadSeals { found: i32 },
+    /// The memfd's size is not the one its header's slot count gives.
+    #[error(
+        "the sensor table handed over is {len} bytes, but its header's {count} slots take \
+         {expected}; refusing to map it"
+    )]
+    WrongSize {
+        len: u64,
+        count: usize,
+        expected: usize,
+    },
+    /// A system call on the table's memfd failed.
+    #[error("cannot {what} the sensor table's memfd: {source}")]
+    Memfd {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The static description of a sensor slot.
@@ -176,29 +234,31 @@ pub struct Repair {
 }
 
 /// A mapping of the sensor table. Cheap to share between threads; to hand
-/// it to another process send [`SensorTable::shared_memory`] over
-/// ipc-channel and call [`SensorTable::from_shared`] there.
+/// it to another process send [`SensorTable::fd`] (`SCM_RIGHTS`, see
+/// [`crate::fdpass`]) and call [`SensorTable::from_fd`] there.
 pub struct SensorTable {
-    /// Keeps the mapping alive; never dereferenced as a slice, because other
-    /// processes write the region concurrently (all access goes through
-    /// `base` and atomics).
-    shm: IpcSharedMemory,
-    /// Start of the mapping (page-aligned).
+    /// The sealed memfd, kept to hand the table to other processes.
+    file: File,
+    /// Start of the shared mapping of the whole memfd (page-aligned); never
+    /// turned into a slice, because other processes write the region
+    /// concurrently (all access is atomic through `base`). Unmapped on drop.
     base: NonNull<u8>,
+    /// The mapping's length: the memfd's size, which its seals fix.
+    len: usize,
     slot_count: usize,
 }
 
 // SAFETY: the region is only accessed through atomic word operations and the
 // process-shared semaphore, both of which are safe to use from any thread;
-// `base` stays valid as long as `shm` (owned by the same struct) is alive.
+// `base` stays valid until drop unmaps it, and the memfd cannot shrink
+// under it (sealed, checked before mapping).
 unsafe impl Send for SensorTable {}
 // SAFETY: as for Send: every shared access is atomic or goes through sem_*.
 unsafe impl Sync for SensorTable {}
 
 impl fmt::Debug for SensorTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Not derived: IpcSharedMemory's Debug would read the whole region
-        // non-atomically.
+        // Not derived: the raw pointer says nothing useful.
         f.debug_struct("SensorTable")
             .field("slot_count", &self.slot_count)
             .field("generation", &self.generation())
@@ -232,8 +292,8 @@ impl SensorTable {
                 name: s.name.clone(),
             });
         }
-        let shm = IpcSharedMemory::from_byte(0, region_len(sensors.len()));
-        let table = SensorTable::map(shm)?;
+        let len = region_len(sensors.len());
+        let mut table = SensorTable::map(sealed_memfd(len)?, len)?;
         let sem = table.semaphore();
         // SAFETY: `sem` points into our own fresh mapping, inside the header,
         // suitably aligned (offset 64 of a page-aligned region) and large
@@ -275,19 +335,45 @@ impl SensorTable {
         // The magic goes last, with Release: a mapping that sees it sees a
         // complete header.
         table.header(H_MAGIC).store(MAGIC, Ordering::Release);
-        Ok(SensorTable {
-            slot_count: sensors.len(),
-            ..table
-        })
+        table.slot_count = sensors.len();
+        Ok(table)
     }
 
-    /// Maps a table received from another process, checking its format.
-    pub fn from_shared(shm: IpcSharedMemory) -> Result<SensorTable, TableError> {
-        let mut table = SensorTable::map(shm)?;
-        if table.header(H_MAGIC).load(Ordering::Acquire) != MAGIC {
+    /// Maps a table received from another process. Before anything is
+    /// mapped, checks that the memfd is sealed against shrinking, growing
+    /// and new seals (so no holder can truncate it under this mapping and
+    /// kill this process with SIGBUS), and that its size is exactly the one
+    /// its header's format version and slot count give.
+    pub fn from_fd(fd: OwnedFd) -> Result<SensorTable, TableError> {
+        let file = File::from(fd);
+        let found = fcntl(&file, FcntlArg::F_GET_SEALS)
+            .map_err(|e| TableError::NotSealable(io::Error::from(e)))?;
+        let seals = SealFlag::from_bits_retain(found);
+        if !seals.contains(REQUIRED_SEALS) || seals.intersects(WRITE_SEALS) {
+            return Err(TableError::BadSeals { found });
+        }
+        let memfd = |what| move |source| TableError::Memfd { what, source };
+        let len = file.metadata().map_err(memfd("stat"))?.len();
+        let too_small = || TableError::TooSmall {
+            len: usize::try_from(len).unwrap_or(usize::MAX),
+        };
+        if len < region_len(0) as u64 {
+            return Err(too_small());
+        }
+        // The header is read without mapping anything: the size it implies
+        // must be the memfd's before the memfd is mapped.
+        let mut header = [0u8; 16];
+        file.read_exact_at(&mut header, 0)
+            .map_err(memfd("read the header of"))?;
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&header[i * 8..i * 8 + 8]);
+            u64::from_ne_bytes(w)
+        };
+        if word(H_MAGIC) != MAGIC {
             return Err(TableError::BadMagic);
         }
-        let version_and_count = table.header(H_VERSION_AND_COUNT).load(Ordering::Relaxed);
+        let version_and_count = word(H_VERSION_AND_COUNT);
         let version = (version_and_count & 0xffff_ffff) as u32;
         if version != FORMAT_VERSION {
             return Err(TableError::FormatVersion {
@@ -299,44 +385,69 @@ impl SensorTable {
         if count > MAX_SLOTS {
             return Err(TableError::TooManySlots { count });
         }
-        let len = table.len();
-        if len < region_len(count) {
-            return Err(TableError::TooSmall { len });
+        let expected = region_len(count);
+        if len != expected as u64 {
+            return Err(TableError::WrongSize {
+                len,
+                count,
+                expected,
+            });
         }
+        let mut table = SensorTable::map(file, expected)?;
+        // The slot count is the one checked against the size above; a
+        // header rewritten since changes nothing this mapping reads.
         table.slot_count = count;
         Ok(table)
     }
 
-    /// Wraps a mapping without checking its contents; `slot_count` is 0
-    /// until the caller has validated the header.
-    fn map(mut shm: IpcSharedMemory) -> Result<SensorTable, TableError> {
-        // SAFETY: ipc-channel's requirement for deref_mut is that no other
-        // Rust reference to the bytes is alive while the slice is used. We
-        // only take the pointer and length here and never create a slice
-        // over the region again (all later access is atomic through `base`),
-        // and `shm` is private to this struct, so nobody derefs it.
-        let bytes = unsafe { shm.deref_mut() };
-        let len = bytes.len();
+    /// Maps `len` bytes of `file` shared, without checking its contents;
+    /// `slot_count` is 0 until the caller has validated the header. The
+    /// caller has made sure the memfd is `len` bytes and cannot shrink.
+    fn map(file: File, len: usize) -> Result<SensorTable, TableError> {
         if len < region_len(0) {
             return Err(TableError::TooSmall { len });
         }
-        let base = NonNull::new(bytes.as_mut_ptr()).ok_or(TableError::TooSmall { len })?;
+        // SAFETY: a fresh shared mapping chosen by the kernel (null hint),
+        // of a descriptor we own for the whole call; it aliases no Rust
+        // object. Every later access to it is atomic through `base`, and
+        // drop unmaps exactly this range.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(TableError::Memfd {
+                what: "map",
+                source: io::Error::last_os_error(),
+            });
+        }
+        let base = NonNull::new(ptr.cast::<u8>()).ok_or(TableError::Memfd {
+            what: "map",
+            source: io::ErrorKind::InvalidData.into(),
+        })?;
         Ok(SensorTable {
-            shm,
+            file,
             base,
+            len,
             slot_count: 0,
         })
     }
 
     fn len(&self) -> usize {
-        // Reading the length does not read the region.
-        self.shm.len()
+        self.len
     }
 
-    /// The region, to send to another process over ipc-channel (a new
-    /// mapping of the same memory).
-    pub fn shared_memory(&self) -> IpcSharedMemory {
-        self.shm.clone()
+    /// The table's memfd, to hand to another process (with `SCM_RIGHTS`,
+    /// [`crate::fdpass::send_fd`]), which maps it with
+    /// [`SensorTable::from_fd`]. It is sealed: no holder can resize it.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 
     /// Word `index` of the 128-byte block at byte `offset`.
@@ -347,8 +458,8 @@ impl SensorTable {
         // and slot indices are checked against `slot_count`, which was
         // checked against the mapping's length) and 8-aligned (the mapping
         // is page-aligned and every offset is a multiple of 8). The memory
-        // lives as long as `self.shm`, which outlives the returned borrow of
-        // `self`. Every access to these words, in every process, is atomic.
+        // stays mapped until `self` is dropped, which outlives the returned
+        // borrow of `self`, and cannot shrink (sealed). Every access to these words, in every process, is atomic.
         unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(at).cast::<u64>()) }
     }
 
@@ -701,6 +812,66 @@ impl SensorTable {
         drop(lock);
         Ok(repair)
     }
+}
+
+impl Drop for SensorTable {
+    fn drop(&mut self) {
+        // SAFETY: `base` and `len` are exactly the range map() mapped, and
+        // no borrow of it outlives `self` (every word borrow is tied to
+        // `&self`, every WriterLock to the table's lifetime).
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// A new memfd of `len` zero bytes, sealed so that nobody can shrink or
+/// grow it or change its seals: the only kind of region a table lives in.
+fn sealed_memfd(len: usize) -> Result<File, TableError> {
+    let file = new_memfd(len)?;
+    fcntl(&file, FcntlArg::F_ADD_SEALS(REQUIRED_SEALS)).map_err(|e| TableError::Memfd {
+        what: "seal",
+        source: e.into(),
+    })?;
+    Ok(file)
+}
+
+/// A new memfd of `len` zero bytes that can be sealed, not sealed yet.
+fn new_memfd(len: usize) -> Result<File, TableError> {
+    let fd = memfd_create(
+        MEMFD_NAME,
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(|e| TableError::Memfd {
+        what: "create",
+        source: e.into(),
+    })?;
+    let file = File::from(fd);
+    file.set_len(len as u64)
+        .map_err(|source| TableError::Memfd {
+            what: "size",
+            source,
+        })?;
+    Ok(file)
+}
+
+/// A memfd holding `bytes`, sealed as the hub seals a table when `sealed`,
+/// else not sealed at all: for tests and fuzzing of
+/// [`SensorTable::from_fd`], which must refuse anything the hub would not
+/// have made.
+#[doc(hidden)]
+pub fn memfd_for_test(bytes: &[u8], sealed: bool) -> Result<OwnedFd, TableError> {
+    let file = new_memfd(bytes.len())?;
+    file.write_all_at(bytes, 0)
+        .map_err(|source| TableError::Memfd {
+            what: "write",
+            source,
+        })?;
+    if sealed {
+        fcntl(&file, FcntlArg::F_ADD_SEALS(REQUIRED_SEALS)).map_err(|e| TableError::Memfd {
+            what: "seal",
+            source: e.into(),
+        })?;
+    }
+    Ok(OwnedFd::from(file))
 }
 
 /// The writer semaphore, held; released on drop.

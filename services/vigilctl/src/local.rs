@@ -68,7 +68,7 @@ pub fn request_pairing_code(
 pub fn local_status(config: &Config, timeout: Duration) -> Result<LocalStatus, LocalError> {
     let session =
         vigil_bootstrap::connect(&config.runtime.hub_socket(), ServiceRole::Reader, timeout)?;
-    let table = SensorTable::from_shared(session.welcome.table)?;
+    let table = SensorTable::from_fd(session.table)?;
     read_table(&table)
 }
 

@@ -43,7 +43,7 @@ fn a_new_table_is_unknown_and_disarmed() {
 #[test]
 fn writes_are_seen_through_a_second_mapping() {
     let table = SensorTable::create(&descriptors(2), 1).expect("create");
-    let other = SensorTable::from_shared(table.shared_memory()).expect("map");
+    let other = SensorTable::from_fd(share(&table)).expect("map");
     let before = monotonic_ns();
     let count = table
         .write_sensor(1, &update(SensorState::Active, 7))
@@ -105,7 +105,7 @@ fn another_format_version_is_a_clear_error() {
     table
         .header(H_VERSION_AND_COUNT)
         .store(2 | (1 << 32), Ordering::Relaxed);
-    let err = SensorTable::from_shared(table.shared_memory()).expect_err("version");
+    let err = SensorTable::from_fd(share(&table)).expect_err("version");
     assert!(matches!(
         err,
         TableError::FormatVersion {
@@ -118,16 +118,139 @@ fn another_format_version_is_a_clear_error() {
 
 #[test]
 fn foreign_regions_are_rejected() {
-    let garbage = IpcSharedMemory::from_byte(0xaa, 4096);
+    let garbage = memfd_for_test(&[0xaa; 4096], true).expect("memfd");
     assert!(matches!(
-        SensorTable::from_shared(garbage),
+        SensorTable::from_fd(garbage),
         Err(TableError::BadMagic)
     ));
-    let tiny = IpcSharedMemory::from_byte(0, 16);
+    let tiny = memfd_for_test(&[0; 16], true).expect("memfd");
     assert!(matches!(
-        SensorTable::from_shared(tiny),
+        SensorTable::from_fd(tiny),
         Err(TableError::TooSmall { len: 16 })
     ));
+}
+
+/// A second descriptor for the table's memfd, as another process gets it.
+fn share(table: &SensorTable) -> OwnedFd {
+    table.fd().try_clone_to_owned().expect("dup")
+}
+
+/// The table's bytes, read through its memfd (not its mapping).
+fn bytes_of(table: &SensorTable) -> Vec<u8> {
+    let file = File::from(share(table));
+    let mut bytes = vec![0u8; table.len()];
+    file.read_exact_at(&mut bytes, 0).expect("read");
+    bytes
+}
+
+fn seals_of(fd: impl AsFd) -> SealFlag {
+    SealFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GET_SEALS).expect("seals"))
+}
+
+#[test]
+fn a_new_table_is_sealed_against_resizing_and_new_seals() {
+    let table = SensorTable::create(&descriptors(3), 1).expect("create");
+    let seals = seals_of(table.fd());
+    assert!(
+        seals.contains(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL),
+        "{seals:?}"
+    );
+    // Writers map it writable: it must not be sealed against writes.
+    assert!(!seals.intersects(WRITE_SEALS), "{seals:?}");
+    let len = File::from(share(&table)).metadata().expect("stat").len();
+    assert_eq!(len, region_len(3) as u64);
+}
+
+/// What the finding's attacker does with the descriptor (any holder can
+/// reopen it through /proc): every way to change its size, or its seals,
+/// is refused, and the table stays readable and writable.
+#[test]
+fn truncating_or_growing_the_table_is_refused() {
+    let table = SensorTable::create(&descriptors(2), 1).expect("create");
+    let file = File::from(share(&table));
+    for size in [
+        0,
+        16,
+        region_len(2) as u64 - 1,
+        region_len(2) as u64 + 1,
+        1 << 20,
+    ] {
+        let err = file.set_len(size).expect_err("resize");
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "ftruncate to {size}");
+    }
+    // Writing past the end would grow it.
+    let err = file
+        .write_all_at(b"x", region_len(2) as u64)
+        .expect_err("grow by write");
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    // Nor can anyone add a seal that would stop the writers.
+    let err =
+        fcntl(&file, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_FUTURE_WRITE)).expect_err("add a seal");
+    assert_eq!(err, nix::errno::Errno::EPERM);
+    assert_eq!(file.metadata().expect("stat").len(), region_len(2) as u64);
+    table
+        .write_sensor(1, &update(SensorState::Active, 1))
+        .expect("still writable");
+    let other = SensorTable::from_fd(share(&table)).expect("still maps");
+    assert_eq!(
+        other.read_sensor(1).expect("read").state,
+        SensorState::Active
+    );
+}
+
+#[test]
+fn a_table_without_seals_is_refused_before_it_is_mapped() {
+    let table = SensorTable::create(&descriptors(2), 1).expect("create");
+    let bytes = bytes_of(&table);
+    // The same valid bytes in a memfd nobody sealed (as ipc-channel makes
+    // them): a holder could truncate it under us.
+    let unsealed = memfd_for_test(&bytes, false).expect("memfd");
+    let err = SensorTable::from_fd(unsealed).expect_err("unsealed");
+    assert!(matches!(err, TableError::BadSeals { .. }), "{err:?}");
+    assert!(err.to_string().contains("SIGBUS"), "{err}");
+    // Not a memfd at all (a pipe has no seals to read).
+    let (pipe, _writer) = nix::unistd::pipe().expect("pipe");
+    let err = SensorTable::from_fd(pipe).expect_err("pipe");
+    assert!(matches!(err, TableError::NotSealable(_)), "{err:?}");
+    // Sealed against writes: no writer could use it.
+    let file = File::from(memfd_for_test(&bytes, false).expect("memfd"));
+    fcntl(
+        &file,
+        FcntlArg::F_ADD_SEALS(REQUIRED_SEALS | SealFlag::F_SEAL_WRITE),
+    )
+    .expect("seal");
+    let err = SensorTable::from_fd(OwnedFd::from(file)).expect_err("write-sealed");
+    assert!(matches!(err, TableError::BadSeals { .. }), "{err:?}");
+}
+
+#[test]
+fn a_table_of_the_wrong_size_is_refused_before_it_is_mapped() {
+    let table = SensorTable::create(&descriptors(2), 1).expect("create");
+    let mut bytes = bytes_of(&table);
+    // Longer than its two slots take (a page more).
+    let mut longer = bytes.clone();
+    longer.resize(bytes.len() + 4096, 0);
+    let err =
+        SensorTable::from_fd(memfd_for_test(&longer, true).expect("memfd")).expect_err("longer");
+    assert!(
+        matches!(
+            err,
+            TableError::WrongSize {
+                count: 2,
+                expected,
+                ..
+            } if expected == region_len(2)
+        ),
+        "{err:?}"
+    );
+    // Shorter: the header claims a slot the memfd has no room for.
+    bytes.truncate(region_len(1));
+    let err =
+        SensorTable::from_fd(memfd_for_test(&bytes, true).expect("memfd")).expect_err("shorter");
+    assert!(matches!(err, TableError::WrongSize { .. }), "{err:?}");
+    // The exact size maps.
+    let exact = memfd_for_test(&bytes_of(&table), true).expect("memfd");
+    assert_eq!(SensorTable::from_fd(exact).expect("map").slot_count(), 2);
 }
 
 #[test]
@@ -235,7 +358,7 @@ fn repair_releases_a_lock_held_by_a_dead_writer_and_fixes_odd_slots() {
 #[test]
 fn try_write_never_waits_and_lands_once_the_lock_is_free() {
     let table = SensorTable::create(&descriptors(2), 1).expect("create");
-    let other = SensorTable::from_shared(table.shared_memory()).expect("map");
+    let other = SensorTable::from_fd(share(&table)).expect("map");
     let held = other.hold_writer_lock_for_test().expect("lock");
     assert_eq!(
         table
