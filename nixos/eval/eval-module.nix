@@ -263,6 +263,28 @@ let
           );
         };
 
+        # nixos/lib/systemd-unit-options.nix (socketOptions).
+        systemd.sockets = mkOption {
+          default = { };
+          type = types.attrsOf (
+            types.submodule {
+              options = {
+                description = mkOption {
+                  type = types.str;
+                  default = "";
+                };
+                wantedBy = listOpt types.str;
+                partOf = listOpt types.str;
+                listenStreams = listOpt types.str;
+                socketConfig = mkOption {
+                  type = types.attrsOf unitValue;
+                  default = { };
+                };
+              };
+            }
+          );
+        };
+
         systemd.services = mkOption {
           default = { };
           type = types.attrsOf (
@@ -491,6 +513,7 @@ let
       "msg_size"
       "cooldown_secs"
       "hook_timeout_ms"
+      "group"
     ];
     webhook = [
       "url"
@@ -522,6 +545,7 @@ let
       "hostnames"
     ];
     runtime = [
+      "reports_dir"
       "runtime_dir"
       "state_dir"
     ];
@@ -578,6 +602,7 @@ let
       "name"
       "command"
       "args"
+      "socket"
     ];
     telemetry = [
       "otlp_endpoint"
@@ -1081,7 +1106,7 @@ let
         "camera-key-garage:/var/lib/vigil-secrets/garage-key"
       ]
     ))
-    (check "[recording], [events] and [alerts] are written, all ten, three and two keys, the defaults' values" (
+    (check "[recording], [events] and [alerts] are written, all ten, three and three keys, the defaults' values" (
       let
         d = builtins.fromTOML defaultsText;
       in
@@ -1090,7 +1115,8 @@ let
       && parsed.alerts == d.alerts
       && lib.length (lib.attrNames d.recording) == 10
       && lib.length (lib.attrNames d.events) == 3
-      && lib.length (lib.attrNames d.alerts) == 2
+      && lib.length (lib.attrNames d.alerts) == 3
+      && d.alerts.group == "vigil-alerts"
     ))
     (check "[[cameras]]: every key file is a credential of the unit that reads it" (
       (cameraNamed "porch").key_file == "/run/credentials/vigil-hub.service/camera-key-porch"
@@ -1126,8 +1152,9 @@ let
       && lib.elem "char-media rw" camd.DeviceAllow
       && camd.SupplementaryGroups == [ "video" ]
       && camd.IPAddressDeny == "any"
-      && camd.CacheDirectory == "vigil"
-      && camdUnit.environment.XDG_CACHE_HOME == "/var/cache/vigil"
+      && camd.CacheDirectory == "vigil-camd"
+      && camdUnit.environment.XDG_CACHE_HOME == "/var/cache/vigil-camd"
+      && camd.User == "vigil-camd"
       && !(camd ? ExecReload)
       && camdUnit.reloadTriggers == [ ]
       && lib.length camdUnit.restartTriggers == 1
@@ -1177,7 +1204,7 @@ let
       && allLocalParsed.recording.listen == "[::]:7500"
       && failedAssertions allLocal.config == [ ]
     ))
-    (check "no unit has PrivateIPC=, RemoveIPC= or PrivateUsers=, none hides /dev/shm or /dev/mqueue; one user" (
+    (check "no unit has PrivateIPC=, RemoveIPC= or PrivateUsers=, none hides /dev/shm or /dev/mqueue; a user each" (
       lib.all (
         s:
         let
@@ -1193,7 +1220,7 @@ let
         !(sc.PrivateIPC or false)
         && !(sc.RemoveIPC or false)
         && !(sc.PrivateUsers or false)
-        && sc.User == "vigil"
+        && sc ? User
         && !(lib.any (p: lib.hasPrefix "/dev" (toString p)) hidden)
       ) (lib.attrValues c.systemd.services)
     ))
@@ -1303,10 +1330,60 @@ let
       c.systemd.services ? "vigil-camd@porch" && !(c.systemd.services ? "vigil-camd@garage")
     ))
     (check "camd config holds only its camera" (map (x: x.name) camdToml.cameras == [ "porch" ]))
-    (check "every unit runs as vigil with TMPDIR=/run/vigil" (
-      lib.all (s: s.serviceConfig.User == "vigil" && s.environment.TMPDIR == "/run/vigil") (
-        lib.attrValues c.systemd.services
-      )
+    (check "one uid per trust domain (hub and sensord share vigil), TMPDIR=/run/vigil; hooks as vigil-hook through alertd's sockets" (
+      let
+        sv = c.systemd.services;
+        userOf = n: sv.${n}.serviceConfig.User;
+        hook = sv."vigil-hook-log@";
+        sock = c.systemd.sockets.vigil-hook-log;
+        parsedHook = lib.head parsed.hooks;
+      in
+      userOf "vigil-hub" == "vigil"
+      && userOf "vigil-sensord" == "vigil"
+      && userOf "vigil-alertd" == "vigil-alertd"
+      && userOf "vigil-reportd" == "vigil-reportd"
+      && userOf "vigil-camd@porch" == "vigil-camd"
+      && hook.serviceConfig.User == "vigil-hook"
+      && hook.serviceConfig.StandardInput == "socket"
+      && !(hook.serviceConfig ? Restart)
+      && sock.socketConfig.Accept
+      && sock.socketConfig.SocketUser == "vigil-alertd"
+      && sock.socketConfig.SocketMode == "0600"
+      && sock.listenStreams == [ "/run/vigil-hooks/log.sock" ]
+      && parsedHook == {
+        name = "log";
+        socket = "/run/vigil-hooks/log.sock";
+      }
+      && lib.all (n: sv.${n}.environment.TMPDIR == "/run/vigil") [
+        "vigil-hub"
+        "vigil-sensord"
+        "vigil-alertd"
+        "vigil-reportd"
+        "vigil-camd@porch"
+      ]
+      # The groups that share: alertd's (queue, hub.sock), the log's, reportd's.
+      && lib.sort lib.lessThan c.users.users.vigil.extraGroups == [
+        "vigil-alerts"
+        "vigil-reportd"
+      ]
+      && c.users.users.vigil-alertd.extraGroups == [ "vigil-alerts" ]
+      && c.users.users.vigil-reportd.extraGroups == [ "vigil-log" ]
+      && c.users.users.vigil-hook.extraGroups == [ ]
+      && parsed.alerts.group == "vigil-alerts"
+      && parsed.runtime.reports_dir == "/var/lib/vigil-reportd"
+      && sv.vigil-reportd.serviceConfig.StateDirectory == "vigil-reportd"
+      && !(sv.vigil-hub.serviceConfig ? StateDirectory)
+      && lib.elem "/var/lib/vigil" sv.vigil-hub.serviceConfig.ReadWritePaths
+    ))
+    (check "every unit has LimitNOFILE=, MemoryMax= and TasksMax=; units without a network, AF_UNIX only" (
+      lib.all (
+        s:
+        s.serviceConfig ? LimitNOFILE && s.serviceConfig ? MemoryMax && s.serviceConfig ? TasksMax
+      ) (lib.attrValues c.systemd.services)
+      && c.systemd.services.vigil-sensord.serviceConfig.PrivateNetwork
+      && c.systemd.services.vigil-sensord.serviceConfig.RestrictAddressFamilies == [ "AF_UNIX" ]
+      && c.systemd.services.vigil-reportd.serviceConfig.PrivateNetwork
+      && c.systemd.services.vigil-reportd.serviceConfig.RestrictAddressFamilies == [ "AF_UNIX" ]
     ))
     (check "sensord gets the gpio group on hardware" (
       c.systemd.services.vigil-sensord.serviceConfig.SupplementaryGroups == [ "gpio" ]

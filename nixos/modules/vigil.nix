@@ -1,8 +1,17 @@
 # services.vigil: the Vigil home-security appliance.
 #
-# One system user `vigil` runs every service, so that sensord can sigqueue() the
-# hub (signals between processes need the same uid) and every service can open
-# the shared-memory table, the process-shared semaphore and the alert queue.
+# One uid per trust domain (ARCHITECTURE.md, "Users and groups"):
+#   vigil          hub and sensord (the doorbell is a signal: same uid)
+#   vigil-alertd   alertd: reads the alert queue and joins hub.sock through
+#                  group vigil-alerts, nothing else of the hub's
+#   vigil-hook     every hook program, in its own socket-activated unit
+#                  (vigil-hook-<name>@.service) fed by alertd over a socket
+#                  only alertd may connect to
+#   vigil-reportd  reportd: reads the event log through group vigil-log,
+#                  writes only /var/lib/vigil-reportd (group vigil-reportd,
+#                  which the hub is in to read the index)
+#   vigil-camd     camd: talks to the hub over TCP only
+# A compromised hook has vigil-hook's rights: its stdin and its credentials.
 #
 # Units (all `PartOf=vigil.target`, so `systemctl restart vigil.target` restarts
 # the lot):
@@ -21,10 +30,17 @@
 #   /etc/vigil/camd/<camera>.toml the same, with [[cameras]] cut to that camera,
 #                                 its key_file in camd's credentials and
 #                                 without motion/motion_percent (the hub's job)
-#   /run/vigil                    sockets, ipc-channel rendezvous (TMPDIR), FIFO
+#   /run/vigil                    sockets, ipc-channel rendezvous (TMPDIR), FIFO;
+#                                 0711: entered by all, listed by vigil only
+#   /run/vigil/hub.sock           0660, group vigil-alerts
 #   /run/vigil/control            control FIFO, writable by group vigil-control
-#   /var/lib/vigil                state: event log, reports.db, reports/, clips/,
-#                                 TLS keys
+#   /run/vigil-hooks/<hook>.sock  0600 vigil-alertd: the hooks' sockets
+#   /var/lib/vigil                the hub's state: alarm state, clips/, TLS keys;
+#                                 0710 vigil:vigil-log
+#   /var/lib/vigil/events         the event log, 2750 vigil:vigil-log (segments
+#                                 0640: reportd reads, never writes)
+#   /var/lib/vigil-reportd        reports.db, reports/ (reportd; group
+#                                 vigil-reportd, so the hub reads the index)
 #   /var/cache/vigil              GStreamer's plugin registry (hub, camd)
 #   /dev/shm/sem.vigil-recording  the recording slots (hub)
 #
@@ -64,7 +80,10 @@ let
 
   runtimeDir = "/run/vigil";
   stateDir = "/var/lib/vigil";
-  cacheDir = "/var/cache/vigil";
+  reportsDir = "/var/lib/vigil-reportd";
+  hookSocketDir = "/run/vigil-hooks";
+  hookSocket = h: "${hookSocketDir}/${h.name}.sock";
+  hookUnit = h: "vigil-hook-${h.name}";
   configPath = "/etc/vigil/vigil.toml";
   camdConfigPath = name: "/etc/vigil/camd/${name}.toml";
 
@@ -535,6 +554,8 @@ let
     runtime = {
       runtime_dir = runtimeDir;
       state_dir = stateDir;
+      # reportd's own directory: it runs as vigil-reportd.
+      reports_dir = reportsDir;
     };
     gpio.backend = if cfg.simulatedGpio then "simulated" else "rppal";
     sensors = map sensorToml cfg.sensors;
@@ -566,6 +587,9 @@ let
     alerts = {
       depth = mqueue.msgMax;
       msg_size = mqueue.msgSizeMax;
+      # alertd runs as vigil-alertd: the queue (read only) and hub.sock are
+      # this group's.
+      group = "vigil-alerts";
     };
     # The gRPC API: the port the firewall opens.
     grpc = {
@@ -578,7 +602,12 @@ let
       max_age_days = cfg.events.maxAgeDays;
       max_megabytes = cfg.events.maxMegabytes;
     };
-    hooks = map (h: { inherit (h) name command args; }) cfg.hooks;
+    # Each hook runs as vigil-hook in vigil-hook-<name>@.service, started
+    # by systemd for each connection alertd makes to its socket.
+    hooks = map (h: {
+      inherit (h) name;
+      socket = hookSocket h;
+    }) cfg.hooks;
     telemetry = dropNulls {
       otlp_endpoint = cfg.otlpEndpoint;
       log_format = cfg.logFormat;
@@ -710,15 +739,9 @@ let
 
   # ---- systemd hardening shared by every unit.
   hardening = {
-    User = "vigil";
-    Group = "vigil";
+    # Every unit names its User= and Group= (one per trust domain, see the
+    # top of this file) and what it may write.
     UMask = "0007";
-
-    # /run/vigil is made by tmpfiles (below), not RuntimeDirectory=, so that
-    # it is shared by every unit and survives the restart of any of them.
-    ReadWritePaths = [ runtimeDir ];
-    StateDirectory = "vigil";
-    StateDirectoryMode = "0750";
 
     NoNewPrivileges = true;
     PrivateMounts = true;
@@ -761,10 +784,11 @@ let
     #                message queues (/dev/mqueue) and SysV IPC, so hub and
     #                alertd would not see the same alert queue.
     #  RemoveIPC=    would delete the queue, /dev/shm/sem.vigil-recording and
-    #                the other POSIX IPC objects of user vigil whenever one
-    #                unit stops; they must survive the restart of either side.
-    #  PrivateUsers= user namespaces per unit break the gpio/video groups and
-    #                the shared uid that signals (the doorbell) rely on.
+    #                the other POSIX IPC objects of user vigil whenever the
+    #                hub or sensord stops; they must survive their restarts.
+    #  PrivateUsers= user namespaces per unit break the gpio/video groups, the
+    #                shared uid that signals (the doorbell) rely on and
+    #                the groups that share the queue, hub.sock and the log.
     # /dev/shm (named semaphores) and /dev/mqueue stay the host's, shared by
     # every unit: ProtectSystem=strict leaves /dev alone (it is an API file
     # system), and PrivateDevices=true bind-mounts both into its private /dev.
@@ -782,6 +806,16 @@ let
     RestartMaxDelaySec = "30s";
     TimeoutStopSec = "20s";
   };
+
+  # The restart policy in `hardening`, which a hook's per-connection unit
+  # leaves out.
+  restartSettings = [
+    "Restart"
+    "RestartPreventExitStatus"
+    "RestartSec"
+    "RestartSteps"
+    "RestartMaxDelaySec"
+  ];
 
   # hub and sensord reload their config on SIGHUP; camd, alertd and reportd
   # have no SIGHUP handler (it would kill them), so a new config restarts them.
@@ -839,10 +873,11 @@ let
   # plugin registry in $XDG_CACHE_HOME/gstreamer-1.0 instead of $HOME, which
   # the vigil user does not have. The plugins themselves are found through
   # GST_PLUGIN_SYSTEM_PATH_1_0, set by the package's wrappers.
-  gstreamerCache = {
-    environment.XDG_CACHE_HOME = cacheDir;
+  # One cache per user: systemd gives a CacheDirectory= to its unit's user.
+  gstreamerCache = name: {
+    environment.XDG_CACHE_HOME = "/var/cache/${name}";
     serviceConfig = {
-      CacheDirectory = "vigil";
+      CacheDirectory = name;
       CacheDirectoryMode = "0750";
     };
   };
@@ -909,8 +944,8 @@ in
         type = types.bool;
         default = false;
         description = ''
-          Turn off MemoryDenyWriteExecute= for vigil-alertd, whose hooks inherit
-          its sandbox. Needed only for hooks written in a JIT-compiled language
+          Turn off MemoryDenyWriteExecute= for the hooks' units
+          (vigil-hook-<name>@.service). Needed only for hooks written in a JIT-compiled language
           (Node.js, LuaJIT, Java).
         '';
       };
@@ -931,8 +966,8 @@ in
       default = true;
       description = ''
         Run vigil-reportd on this machine: it indexes the hub's event log
-        into /var/lib/vigil/reports.db and writes daily and weekly reports to
-        /var/lib/vigil/reports/. Needs the hub on the same machine.
+        into /var/lib/vigil-reportd/reports.db and writes daily and weekly
+        reports to /var/lib/vigil-reportd/reports/. Needs the hub on the same machine.
       '';
     };
 
@@ -1370,14 +1405,55 @@ in
         "services.vigil: the [${name}] table is emitted but vigil ${cfg.package.version or ""} does not read it yet; every service will refuse the config until it does."
       ) emittedFutureTables;
 
-      users.users.vigil = {
-        isSystemUser = true;
-        group = "vigil";
-        description = "Vigil home-security services";
+      # One uid per trust domain; the groups are what they share
+      # (ARCHITECTURE.md, "Users and groups").
+      users.users = {
+        vigil = {
+          isSystemUser = true;
+          group = "vigil";
+          # To give alertd the queue and hub.sock; to read reportd's index.
+          extraGroups = [
+            "vigil-alerts"
+            "vigil-reportd"
+          ];
+          description = "Vigil hub and sensor daemon";
+        };
+        vigil-alertd = {
+          isSystemUser = true;
+          group = "vigil-alertd";
+          extraGroups = [ "vigil-alerts" ];
+          description = "Vigil alert daemon";
+        };
+        vigil-hook = {
+          isSystemUser = true;
+          group = "vigil-hook";
+          description = "Vigil hook programs";
+        };
+        vigil-reportd = {
+          isSystemUser = true;
+          group = "vigil-reportd";
+          extraGroups = [ "vigil-log" ];
+          description = "Vigil report daemon";
+        };
+        vigil-camd = {
+          isSystemUser = true;
+          group = "vigil-camd";
+          description = "Vigil camera daemon";
+        };
       };
-      users.groups.vigil = { };
-      # Members may write commands to /run/vigil/control (`echo "arm away" > ...`).
-      users.groups.vigil-control = { };
+      users.groups = {
+        vigil = { };
+        vigil-alertd = { };
+        vigil-hook = { };
+        vigil-reportd = { };
+        vigil-camd = { };
+        # Reads the alert queue (0640) and joins hub.sock, as alertd only.
+        vigil-alerts = { };
+        # Reads the event log (/var/lib/vigil/events, 2750; segments 0640).
+        vigil-log = { };
+        # Members may write commands to /run/vigil/control (`echo "arm away" > ...`).
+        vigil-control = { };
+      };
 
       environment.etc."vigil/vigil.toml".source = configFile;
       environment.systemPackages = [ cfg.package ];
@@ -1390,9 +1466,16 @@ in
       };
 
       systemd.tmpfiles.rules = [
-        # Traversable by vigil-control (to reach the FIFO), listable only by vigil.
-        "d ${runtimeDir} 0710 vigil vigil-control - -"
+        # Entered by every unit's user (alertd reaches hub.sock, FIFO writers
+        # the FIFO), listed only by vigil; each entry has its own mode.
+        "d ${runtimeDir} 0711 vigil vigil - -"
         "p ${runtimeDir}/control 0620 vigil vigil-control - -"
+        # The hub's state, entered by the event log's readers; the log
+        # itself is theirs to read (setgid: segments get the group).
+        "d ${stateDir} 0710 vigil vigil-log - -"
+        "d ${stateDir}/events 2750 vigil vigil-log - -"
+        # Segments of an older installation (group vigil, maybe 0660).
+        "z ${stateDir}/events/*.vlog 0640 vigil vigil-log - -"
       ];
 
       systemd.targets.vigil = {
@@ -1409,11 +1492,19 @@ in
           reloadable = true;
           reloadOn = [ configFile ];
           restartOn = [ hubRestartOn ];
-          inherit (gstreamerCache) environment;
+          inherit (gstreamerCache "vigil") environment;
           serviceConfig =
             hubLanOnly
-            // gstreamerCache.serviceConfig
+            // (gstreamerCache "vigil").serviceConfig
             // {
+              User = "vigil";
+              Group = "vigil";
+              # Its runtime and state directories (made by tmpfiles, above,
+              # with the groups that share them).
+              ReadWritePaths = [
+                runtimeDir
+                stateDir
+              ];
               PrivateDevices = true;
               ProcSubset = "pid";
               # PIN hashes, and every camera's key (local or remote).
@@ -1425,6 +1516,12 @@ in
               # plus one per camera and service; the rest of the hub keeps
               # 768. 2048 fits them with room to spare (listen::DESCRIPTORS).
               LimitNOFILE = 2048;
+              # The camera rings (ring_secs of each camera's bitrate), two
+              # PIN lookups of 19 MiB, the log's mapped segments, GStreamer.
+              MemoryMax = "1G";
+              # tokio's workers and blocking threads (512 at most by default,
+              # far fewer in use), GStreamer's per clip and snapshot.
+              TasksMax = 512;
             };
         };
 
@@ -1451,6 +1548,11 @@ in
         reloadOn = [ configFile ];
         restartOn = [ sensordRestartOn ];
         serviceConfig = lib.optionalAttrs needsNetwork lanOnly // {
+          # The hub's uid: the doorbell is a signal, which needs it.
+          User = "vigil";
+          Group = "vigil";
+          # The simulated board's socket; ipc-channel's TMPDIR.
+          ReadWritePaths = [ runtimeDir ];
           # PrivateDevices=true would hide /dev/gpiomem; DevicePolicy=closed
           # with DeviceAllow= lets through only the GPIO devices.
           PrivateDevices = false;
@@ -1462,6 +1564,12 @@ in
           # No listener for peers: its session, the GPIO lines, the
           # simulated board's socket, MQTT.
           LimitNOFILE = 1024;
+          MemoryMax = "128M";
+          TasksMax = 64;
+        }
+        // lib.optionalAttrs (!needsNetwork) {
+          # No network at all: its session and sockets are Unix ones.
+          RestrictAddressFamilies = [ "AF_UNIX" ];
         };
       };
 
@@ -1472,44 +1580,128 @@ in
       '';
     })
 
-    (mkIf cfg.alertd.enable {
+    (mkIf cfg.alertd.enable (mkMerge [
+      {
       systemd.services.vigil-alertd = mkService {
         description = "Vigil alert daemon (hooks, webhooks)";
         exec = "vigil-alertd";
         restartOn = [ configFile ];
         serviceConfig = {
+          # Its own uid: the queue (read only) and hub.sock through group
+          # vigil-alerts; it writes nothing on disk.
+          User = "vigil-alertd";
+          Group = "vigil-alertd";
           PrivateDevices = true;
           ProcSubset = "pid";
           LimitMSGQUEUE = mqueue.limitBytes;
-          # No listener: three pipes per running hook, one connection per
-          # webhook in flight, the queue.
+          # No listener: one connection per hook, one per webhook in
+          # flight, the queue.
           LimitNOFILE = 1024;
-          MemoryDenyWriteExecute = !cfg.alertd.allowJitHooks;
-          # SIGTERM to alertd only: it drains the queue into its hooks and
-          # closes their stdin; stragglers get SIGKILL at TimeoutStopSec.
-          KillMode = "mixed";
-          LoadCredential =
-            lib.mapAttrsToList (n: p: "${n}:${p}") cfg.alertd.credentials
-            ++ lib.optional (cfg.webhook.secretFile != null) "webhook-secret:${cfg.webhook.secretFile}";
+          MemoryMax = "256M";
+          TasksMax = 64;
+          LoadCredential = lib.optional (
+            cfg.webhook.secretFile != null
+          ) "webhook-secret:${cfg.webhook.secretFile}";
         };
+        # The hooks' sockets exist before alertd connects.
+        after = map (h: "${hookUnit h}.socket") cfg.hooks;
+        wants = map (h: "${hookUnit h}.socket") cfg.hooks;
       };
-    })
+      }
+
+      {
+      # Each hook: a socket only alertd may connect to; for each connection
+      # systemd starts vigil-hook-<name>@.service, the program as vigil-hook
+      # with the connection as its stdin (the JSON lines alertd writes).
+      systemd.sockets = lib.listToAttrs (
+        map (
+          h:
+          lib.nameValuePair (hookUnit h) {
+            description = "Vigil hook ${h.name}: alertd connects here";
+            wantedBy = [ "sockets.target" ];
+            partOf = [ "vigil.target" ];
+            listenStreams = [ (hookSocket h) ];
+            socketConfig = {
+              Accept = true;
+              SocketUser = "vigil-alertd";
+              SocketGroup = "vigil-alertd";
+              SocketMode = "0600";
+              DirectoryMode = "0755";
+              # A new connection is a new process; a few at once at most
+              # (alertd holds one per hook; a replaced one may linger).
+              MaxConnections = 4;
+            };
+          }
+        ) cfg.hooks
+      );
+      systemd.services = lib.listToAttrs (
+        map (
+          h:
+          lib.nameValuePair "${hookUnit h}@" {
+            description = "Vigil hook ${h.name}";
+            documentation = [ "https://github.com/vigil-home/vigil/blob/main/docs/nixos.md" ];
+            environment.NO_COLOR = "1";
+            # Not restarted: each instance is one connection, and alertd
+            # makes a new one when it ends.
+            serviceConfig = removeAttrs hardening restartSettings // {
+              User = "vigil-hook";
+              Group = "vigil-hook";
+              ExecStart = lib.escapeShellArgs ([ h.command ] ++ h.args);
+              StandardInput = "socket";
+              StandardOutput = "null";
+              StandardError = "journal";
+              # The hook's own network: webhooks and chat services.
+              RestrictAddressFamilies = [
+                "AF_UNIX"
+                "AF_INET"
+                "AF_INET6"
+              ];
+              PrivateDevices = true;
+              ProcSubset = "pid";
+              # Its one writable place (/var/lib/vigil-hooks), shared by
+              # every hook.
+              StateDirectory = "vigil-hooks";
+              StateDirectoryMode = "0700";
+              LimitNOFILE = 256;
+              MemoryMax = "256M";
+              TasksMax = 64;
+              MemoryDenyWriteExecute = !cfg.alertd.allowJitHooks;
+              LoadCredential = lib.mapAttrsToList (n: p: "${n}:${p}") cfg.alertd.credentials;
+            };
+          }
+        ) cfg.hooks
+      );
+      }
+    ]))
 
     (mkIf cfg.reportd.enable {
       # Follows the event log (read-only maps of /var/lib/vigil/events) into
-      # /var/lib/vigil/reports.db, writes /var/lib/vigil/reports/ and holds
-      # /var/lib/vigil/reports.lock; no network, no devices. A rebuild of the
+      # /var/lib/vigil-reportd/reports.db, writes /var/lib/vigil-reportd/reports/
+      # and holds /var/lib/vigil-reportd/reports.lock; no network, no devices. A rebuild of the
       # index is a one-shot run of the same binary (docs/nixos.md).
       systemd.services.vigil-reportd = mkService {
         description = "Vigil report daemon (SQLite index, reports)";
         exec = "vigil-reportd";
         restartOn = [ configFile ];
         serviceConfig = lib.optionalAttrs needsNetwork lanOnly // {
+          # Its own uid: reads the event log through group vigil-log, writes
+          # only its own directory, whose group (vigil-reportd) the hub is in
+          # to read the index (and make SQLite's -shm when reportd is away).
+          User = "vigil-reportd";
+          Group = "vigil-reportd";
+          StateDirectory = "vigil-reportd";
+          StateDirectoryMode = "0770";
           PrivateDevices = true;
           ProcSubset = "pid";
           PrivateNetwork = !needsNetwork;
           # No listener: the log's segments it reads, SQLite's files.
           LimitNOFILE = 1024;
+          # A batch is about 12 MiB; SQLite's page cache; a weekly report.
+          MemoryMax = "512M";
+          TasksMax = 64;
+        }
+        // lib.optionalAttrs (!needsNetwork) {
+          RestrictAddressFamilies = [ "AF_UNIX" ];
         };
       };
     })
@@ -1536,11 +1728,17 @@ in
               cam.name
             ];
             restartOn = [ (camdRestartOn cam) ];
-            inherit (gstreamerCache) environment;
+            inherit (gstreamerCache "vigil-camd") environment;
             serviceConfig =
               lanOnly
-              // gstreamerCache.serviceConfig
+              // (gstreamerCache "vigil-camd").serviceConfig
               // {
+                # Its own uid: it talks to the hub over TCP only.
+                User = "vigil-camd";
+                Group = "vigil-camd";
+                # GStreamer's threads and buffers for one camera.
+                MemoryMax = "512M";
+                TasksMax = 128;
                 # Its key, as /run/credentials/vigil-camd@<name>.service/camera-key.
                 LoadCredential = lib.optional (cam.keyFile != null) "${camdCredential}:${cam.keyFile}";
                 # No listener but the beacon's UDP port: one link to the hub,

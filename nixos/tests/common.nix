@@ -60,9 +60,9 @@ rec {
     };
 
   # A hook that appends every alert it reads on stdin (JSON lines) to a file
-  # in vigil's state directory, the one place alertd's sandbox may write.
+  # in /var/lib/vigil-hooks, the one place a hook's unit may write.
   recordingHook = pkgs.writeShellScript "vigil-test-record-alerts" ''
-    exec ${pkgs.coreutils}/bin/tee -a /var/lib/vigil/test-hook.jsonl > /dev/null
+    exec ${pkgs.coreutils}/bin/tee -a /var/lib/vigil-hooks/test-hook.jsonl > /dev/null
   '';
 
   # A hub with simulated GPIO, as in the product brief's demo: two doors, a

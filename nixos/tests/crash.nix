@@ -53,7 +53,7 @@ pkgs.testers.runNixOSTest {
           hub.succeed("vigil-sensord sim set case-tamper open")  # 24-hour zone
           wait_mode(hub, "triggered", timeout=60)
           hub.succeed("systemctl start vigil-alertd.service")
-          hub.wait_until_succeeds("grep -qi case-tamper /var/lib/vigil/test-hook.jsonl", timeout=60)
+          hub.wait_until_succeeds("grep -qi case-tamper /var/lib/vigil-hooks/test-hook.jsonl", timeout=60)
           hub.succeed("vigil-sensord sim set case-tamper closed")
           hub.succeed(f"vigilctl disarm --pin {PIN}")
           wait_mode(hub, "disarmed")

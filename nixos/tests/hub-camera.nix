@@ -145,7 +145,7 @@ pkgs.testers.runNixOSTest {
           print(offline)
           hub.wait_until_succeeds(
               "jq -e 'select(.kind == \"camera_offline\" and .priority == \"fault\")' "
-              "/var/lib/vigil/test-hook.jsonl",
+              "/var/lib/vigil-hooks/test-hook.jsonl",
               timeout=60,
           )
           assert not camera_online(hub, "garage")

@@ -59,8 +59,8 @@ pkgs.testers.runNixOSTest {
           wait_mode(hub, "triggered")  # after the 5 s entry delay
 
       with subtest("the hook got the alarm as a JSON line on its stdin"):
-          hub.wait_until_succeeds("test -s /var/lib/vigil/test-hook.jsonl", timeout=60)
-          lines = hub.succeed("cat /var/lib/vigil/test-hook.jsonl").splitlines()
+          hub.wait_until_succeeds("test -s /var/lib/vigil-hooks/test-hook.jsonl", timeout=60)
+          lines = hub.succeed("cat /var/lib/vigil-hooks/test-hook.jsonl").splitlines()
           alerts = [json.loads(line) for line in lines if line.strip()]
           assert mentions(alerts, "alarm"), alerts
           assert mentions(alerts, "front-door"), alerts

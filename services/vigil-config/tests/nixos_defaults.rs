@@ -20,7 +20,12 @@ const SET: &[(&str, &[&str])] = &[
     ("outputs.siren", &["pin"]),
     ("cameras", &["name", "key_file", "motion"]),
     ("users", &["name", "pin_hash_file"]),
-    ("hooks", &["name", "command"]),
+    // Least privilege (ARCHITECTURE.md, "Users and groups"): where the
+    // module puts each service's uid, not defaults (the Rust side has none
+    // for these), so kept as the module wrote them.
+    ("hooks", &["name", "command", "socket"]),
+    ("alerts", &["group"]),
+    ("runtime", &["reports_dir"]),
     ("webhook", &["url"]),
 ];
 
