@@ -60,14 +60,14 @@ fn hook(c: &mut Checker, at: &At, h: HookFile) -> Option<HookConfig> {
         (None, Some(socket)) => {
             if !h.args.is_empty() {
                 c.report(
-                    &at.key("args"),
+                    at.key("args"),
                     "`args` belong to a `command`; a socket's listener runs the program",
                     "give the arguments to whoever listens on the socket, or use `command`",
                 );
             }
             if !socket.is_absolute() {
                 c.report(
-                    &at.key("socket"),
+                    at.key("socket"),
                     format!("{} is a relative path", socket.display()),
                     "use an absolute path",
                 );
@@ -76,7 +76,7 @@ fn hook(c: &mut Checker, at: &At, h: HookFile) -> Option<HookConfig> {
         }
         (Some(_), Some(_)) => {
             c.report(
-                &at.key("socket"),
+                at.key("socket"),
                 "a hook has either a `command` or a `socket`, not both",
                 "keep `command` (alertd starts it) or `socket` (someone else runs it)",
             );
@@ -84,7 +84,7 @@ fn hook(c: &mut Checker, at: &At, h: HookFile) -> Option<HookConfig> {
         }
         (None, None) => {
             c.report(
-                &at.key("command"),
+                at.key("command"),
                 "missing",
                 "set `command` to the program that reads alerts on its stdin, or `socket` to \
                  where its listener waits",
