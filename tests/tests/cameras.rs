@@ -164,14 +164,15 @@ fn offline_and_back_reconnects_and_hostile_clients() -> Result<()> {
     // dropped; the camera streams on.
     let frames_before = porch(&stack)?["frames"].as_u64().unwrap_or(0);
     let mut garbage = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    let mut challenge = [0u8; 38];
-    garbage.read_exact(&mut challenge)?;
+    // The hub's banner (38 bytes, the only thing it sends in clear).
+    let mut banner = [0u8; 38];
+    garbage.read_exact(&mut banner)?;
     garbage.write_all(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03])?;
     let mut huge = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    huge.read_exact(&mut challenge)?;
+    huge.read_exact(&mut banner)?;
     huge.write_all(&0x8000_0000u32.to_be_bytes())?;
     let mut truncated = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    truncated.read_exact(&mut challenge)?;
+    truncated.read_exact(&mut banner)?;
     truncated.write_all(&[0, 0, 0, 50, 2, 0])?;
     drop(truncated);
     hub.wait_log(0, "dropping the garbage", |l| {
@@ -296,18 +297,21 @@ fn a_camera_finds_the_hub_by_its_beacon_and_sends_nothing_to_an_impostor() -> Re
     let camd = stack.start_with_config("vigil-camd", &impostor_config)?;
     let (mut conn, _) = rogue.accept()?;
     conn.set_read_timeout(Some(Duration::from_secs(3)))?;
-    let mut challenge = vec![0u8, 0, 0, 34, 1, 1];
-    challenge.extend_from_slice(&[9u8; 32]);
-    conn.write_all(&challenge)?;
-    let mut len = [0u8; 4];
+    conn.write_all(&vigil_camlink::BANNER)?;
+    // The camera's first handshake message (48 bytes: no name in it).
+    let mut len = [0u8; 2];
     conn.read_exact(&mut len)?;
-    let mut hello = vec![0u8; u32::from_be_bytes(len) as usize];
-    conn.read_exact(&mut hello)?;
-    ensure!(hello[0] == 2, "a hello");
-    // A welcome with a made-up proof.
-    let mut welcome = vec![0u8, 0, 0, 33, 3];
-    welcome.extend_from_slice(&[0u8; 32]);
-    conn.write_all(&welcome)?;
+    let mut first = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    conn.read_exact(&mut first)?;
+    ensure!(
+        first.len() == 48,
+        "a first handshake message of {}",
+        first.len()
+    );
+    // A second message made up without the key.
+    let mut second = vec![0u8, 48];
+    second.extend_from_slice(&[7u8; 48]);
+    conn.write_all(&second)?;
     camd.wait_log(0, "the impostor", |l| {
         message(l).contains("could not prove it holds this camera's key")
     })?;
@@ -317,6 +321,26 @@ fn a_camera_finds_the_hub_by_its_beacon_and_sends_nothing_to_an_impostor() -> Re
         rest.is_empty(),
         "the camera sent {} bytes to an impostor",
         rest.len()
+    );
+    drop(camd);
+
+    // A hub of the clear-text version 1 (its challenge): the camera says
+    // so and sends nothing at all, never falling back to clear text.
+    let camd = stack.start_with_config("vigil-camd", &impostor_config)?;
+    let (mut conn, _) = rogue.accept()?;
+    conn.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut challenge = vec![0u8, 0, 0, 34, 1, 1];
+    challenge.extend_from_slice(&[9u8; 32]);
+    conn.write_all(&challenge)?;
+    camd.wait_log(0, "the old hub", |l| {
+        message(l).contains("speaks camera link version 1")
+    })?;
+    let mut sent = Vec::new();
+    let _ = conn.read_to_end(&mut sent);
+    ensure!(
+        sent.is_empty(),
+        "the camera sent {} bytes to a clear-text hub",
+        sent.len()
     );
     Ok(())
 }
@@ -420,9 +444,9 @@ fn a_camera_that_never_connects_is_announced_offline() -> Result<()> {
 
 /// Issue 14, finding 11: a camera name with a newline and an escape
 /// sequence forged a line in the hub's log ("... disarmed by alice"). The
-/// hub logs as it does for journald (text), and a client announces such a
-/// name: the refusal quotes it escaped, and no line of the log begins with
-/// the forged text.
+/// hub logs as it does for journald (text), and a client that holds
+/// porch's key announces such a name: the refusal quotes it escaped, and
+/// no line of the log begins with the forged text.
 #[test]
 fn a_camera_name_with_a_newline_forges_no_log_line() -> Result<()> {
     const FORGED: &str = "2026-12-01T03:00:00.000000Z  INFO vigil_hub::engine: disarmed by alice";
@@ -477,7 +501,7 @@ fn as_a_terminal_shows_it(line: &str) -> String {
         if c == '\u{1b}' {
             if chars.peek() == Some(&'[') {
                 chars.next();
-                while let Some(p) = chars.next() {
+                for p in chars.by_ref() {
                     if p.is_ascii_alphabetic() {
                         break;
                     }
@@ -490,18 +514,33 @@ fn as_a_terminal_shows_it(line: &str) -> String {
     shown
 }
 
-/// Answers the hub's challenge with a hello naming `name` (and a wrong
-/// answer: the name is refused first).
+/// Makes the encrypted handshake with porch's key (`s3cret`), then says
+/// hello as `name`: the hub refuses the name, and its refusal quotes it.
 fn announce(client: &mut std::net::TcpStream, name: &str) -> Result<()> {
-    let mut challenge = [0u8; 38];
-    client.read_exact(&mut challenge)?;
-    let mut body = vec![2u8];
-    body.extend_from_slice(&u16::try_from(name.len())?.to_be_bytes());
-    body.extend_from_slice(name.as_bytes());
-    body.extend_from_slice(&[1, 64, 0, 240, 15]);
-    body.extend_from_slice(&[0u8; 64]);
-    let mut frame = u32::try_from(body.len())?.to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    client.write_all(&frame)?;
-    Ok(())
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let stream = client.try_clone()?;
+    stream.set_nonblocking(true)?;
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::from_std(stream)?;
+        let (mut read, mut write) = stream.into_split();
+        let key = vigil_camlink::Key::new("s3cret")?;
+        let (mut sealer, mut opener) =
+            vigil_camlink::camera_handshake(&mut read, &mut write, &key).await?;
+        let hello = vigil_camlink::Message::Hello {
+            camera: name.to_owned(),
+            width: 320,
+            height: 240,
+            fps: 15,
+        };
+        sealer.send(&mut write, &hello).await?;
+        let answer = opener.read(&mut read).await?;
+        ensure!(
+            matches!(answer, vigil_camlink::Message::Refused { .. }),
+            "not refused: {}",
+            answer.name()
+        );
+        Ok(())
+    })
 }

@@ -140,12 +140,15 @@ fn idle_connections_to_the_grpc_port_starve_nothing() -> Result<()> {
         during < before + 200,
         "the hub holds {during} descriptors (it held {before} before the flood)"
     );
-    // The camera port still accepts and challenges.
+    // The camera port still accepts and sends its banner.
     let mut camera = TcpStream::connect(("127.0.0.1", camera_port))?;
     camera.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut challenge = [0u8; 38];
-    camera.read_exact(&mut challenge)?;
-    ensure!(challenge[4] == 1, "not a challenge: {challenge:?}");
+    let mut banner = [0u8; 38];
+    camera.read_exact(&mut banner)?;
+    ensure!(
+        banner == vigil_camlink::BANNER,
+        "not the banner: {banner:?}"
+    );
     // The control FIFO still takes a command, and the hub saves its state.
     let fifo = stack.runtime_dir().join("control");
     std::fs::OpenOptions::new()
@@ -282,12 +285,15 @@ fn strangers_announcing_huge_camera_frames_cost_no_memory() -> Result<()> {
 }
 
 /// A TCP and UDP relay between a camera and the hub that records every
-/// datagram: the man in the middle who captures heartbeats. `cut` closes
-/// the relayed TCP connections and refuses new ones (heartbeats still
-/// pass).
+/// datagram and the TCP bytes both ways: the man in the middle who
+/// captures heartbeats and listens to the link. `cut` closes the relayed
+/// TCP connections and refuses new ones (heartbeats still pass).
 struct Relay {
     port: u16,
     datagrams: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// What the camera sent, and what the hub sent, on every connection.
+    to_hub: Arc<Mutex<Vec<u8>>>,
+    to_camera: Arc<Mutex<Vec<u8>>>,
     cut: Arc<AtomicBool>,
 }
 
@@ -297,10 +303,13 @@ impl Relay {
         let port = listener.local_addr()?.port();
         let udp = UdpSocket::bind(("127.0.0.1", port))?;
         let datagrams = Arc::new(Mutex::new(Vec::new()));
+        let to_hub: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let to_camera: Arc<Mutex<Vec<u8>>> = Arc::default();
         let cut = Arc::new(AtomicBool::new(false));
         let relayed: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         {
             let (cut, relayed) = (Arc::clone(&cut), Arc::clone(&relayed));
+            let (to_hub, to_camera) = (Arc::clone(&to_hub), Arc::clone(&to_camera));
             std::thread::spawn(move || {
                 for camera in listener.incoming().flatten() {
                     if cut.load(Ordering::SeqCst) {
@@ -313,8 +322,8 @@ impl Relay {
                         list.extend(camera.try_clone().ok());
                         list.extend(hub.try_clone().ok());
                     }
-                    pipe(&camera, &hub);
-                    pipe(&hub, &camera);
+                    pipe(&camera, &hub, Arc::clone(&to_hub));
+                    pipe(&hub, &camera, Arc::clone(&to_camera));
                 }
             });
         }
@@ -342,6 +351,8 @@ impl Relay {
         Ok(Relay {
             port,
             datagrams,
+            to_hub,
+            to_camera,
             cut,
         })
     }
@@ -351,13 +362,28 @@ impl Relay {
     }
 }
 
-/// Copies `from` to `to` until either ends.
-fn pipe(from: &TcpStream, to: &TcpStream) {
+/// Copies `from` to `to` until either ends, appending what passes to
+/// `record` (up to 64 MiB).
+fn pipe(from: &TcpStream, to: &TcpStream, record: Arc<Mutex<Vec<u8>>>) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
         return;
     };
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if let Ok(mut r) = record.lock()
+                && r.len() < 64 << 20
+            {
+                r.extend_from_slice(&buf[..n]);
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to.shutdown(std::net::Shutdown::Both);
     });
 }
@@ -436,6 +462,65 @@ fn a_replayed_heartbeat_does_not_keep_a_killed_camera_online() -> Result<()> {
         log_lines_matching(&hub, "ignored a replayed heartbeat")? >= 1,
         "the hub did not notice the replay"
     );
+    Ok(())
+}
+
+/// Finding 14: the camera link was authenticated but not encrypted. A
+/// passive relay between a real camd and the hub records every TCP byte
+/// both ways while video flows (frames reach the hub, a snapshot decodes):
+/// no H.264 start code with a parameter set or a slice, and not the
+/// camera's name, anywhere in either direction.
+#[test]
+fn a_passive_relay_sees_no_video_and_no_camera_name_in_clear() -> Result<()> {
+    let hub_port = free_port()?;
+    let relay = Relay::start(hub_port)?;
+    let camera = test_camera(hub_port, "s3cret", "clear").replace(
+        &format!("hub = \"127.0.0.1:{hub_port}\""),
+        &format!("hub = \"127.0.0.1:{}\"", relay.port),
+    );
+    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}{camera}"), RunAs::Me)?;
+    let hub = stack.start("vigil-hub")?;
+    let _camd = stack.start("vigil-camd")?;
+    hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
+    stack.pair_here("guest")?;
+    wait_until("porch online", Duration::from_secs(10), || {
+        Ok(porch(&stack)?["online"] == true)
+    })?;
+    let frames_before = porch(&stack)?["frames"].as_u64().unwrap_or(0);
+    // A few key frames (SPS and PPS in front of each) go by.
+    std::thread::sleep(Duration::from_secs(5));
+    let after = porch(&stack)?;
+    let frames = after["frames"].as_u64().unwrap_or(0);
+    ensure!(frames >= frames_before + 30, "video did not flow: {after}");
+    let jpeg = stack.state_dir().join("snap.jpg");
+    let (code, _, err) = stack.ctl(&["snapshot", "porch", "-o", &jpeg.display().to_string()])?;
+    ensure!(code == 0, "snapshot: {err}");
+
+    let to_hub = relay.to_hub.lock().map(|b| b.clone()).unwrap_or_default();
+    let to_camera = relay
+        .to_camera
+        .lock()
+        .map(|b| b.clone())
+        .unwrap_or_default();
+    // Over 5 s of video (the test pattern compresses to about 10 kB/s).
+    ensure!(to_hub.len() > 20_000, "only {} bytes relayed", to_hub.len());
+    let has = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    for (direction, bytes) in [("camera to hub", &to_hub), ("hub to camera", &to_camera)] {
+        ensure!(
+            !has(bytes, b"porch"),
+            "the camera's name in clear, {direction}"
+        );
+        // A start code and a NAL header: SPS (0x67), PPS (0x68), IDR slice
+        // (0x65), other slices (0x41, 0x01). In clear text every key frame
+        // starts with the first two; in random bytes one of these 5-byte
+        // patterns turns up once in about 200 GB.
+        for nal in [0x67u8, 0x68, 0x65, 0x41, 0x01] {
+            ensure!(
+                !has(bytes, &[0, 0, 0, 1, nal]),
+                "an H.264 start code (NAL header {nal:#04x}) in clear, {direction}"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -65,7 +65,11 @@ impl ExitError for CamdError {
                 | LinkError::BadKey(_)
                 | LinkError::HubNotProven
                 | LinkError::Refused(_)
-                | LinkError::Unexpected(_) => ExitStatus::Failure,
+                | LinkError::Unexpected(_)
+                | LinkError::Tampered
+                | LinkError::OldVersion(_)
+                | LinkError::NoKeyOpens
+                | LinkError::Noise(_) => ExitStatus::Failure,
             },
             CamdError::Udp { .. } | CamdError::Media(_) => ExitStatus::Failure,
         }

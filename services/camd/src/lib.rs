@@ -12,7 +12,8 @@
 //!
 //! Must never: block on the hub (frames go through a bounded queue to the
 //! connection's writer; when it is full, frames are dropped and counted),
-//! or send its key (it answers the hub's challenge).
+//! send its key (the Noise handshake proves it), or send anything in clear
+//! (a hub of the clear-text version 1 is refused, never fallen back to).
 
 #![forbid(unsafe_code)]
 
@@ -24,7 +25,7 @@ use std::time::Duration;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
-use vigil_camlink::{CommandKind, FrameReader, Key, LinkError, Message, write_message};
+use vigil_camlink::{CommandKind, Key, LinkError, Message};
 use vigil_config::{CameraConfig, Config};
 use vigil_media::{AccessUnit, Camera};
 
@@ -98,58 +99,44 @@ struct Link {
     outgoing: mpsc::Sender<Message>,
     /// Whether the hub wants frames (Start/Stop).
     streaming: bool,
-    /// The hub's challenge nonce on this connection: the heartbeats name it.
+    /// The link's id the hub sent in its welcome: the heartbeats name it.
     id: [u8; 32],
 }
 
-/// Connects to `hub`, answers its challenge, checks its proof, and
-/// starts the reader and writer.
+/// Connects to `hub`, runs the encrypted handshake (the hub proves it
+/// holds the key before the camera sends anything but its first handshake
+/// message), says hello, and starts the reader and writer. Nothing is ever
+/// sent in clear: a hub of the clear-text version 1 is refused.
 async fn connect(setup: &Setup, hub: &str) -> Result<(Link, mpsc::Receiver<Message>), LinkError> {
     let stream = tokio::time::timeout(HANDSHAKE, TcpStream::connect(hub))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
     let (mut read, mut write) = stream.into_split();
-    let mut reader = FrameReader::default();
     let handshake = async {
-        let Message::Challenge { nonce } = reader.read(&mut read).await? else {
-            return Err(LinkError::Unexpected("not a challenge"));
-        };
-        let challenge = nonce;
-        let mut ours = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut ours);
+        let (mut sealer, mut opener) =
+            vigil_camlink::camera_handshake(&mut read, &mut write, &setup.key).await?;
         let hello = Message::Hello {
             camera: setup.camera.name.clone(),
             width: u16::try_from(setup.camera.width).unwrap_or(u16::MAX),
             height: u16::try_from(setup.camera.height).unwrap_or(u16::MAX),
             fps: u8::try_from(setup.camera.framerate).unwrap_or(u8::MAX),
-            answer: setup.key.answer(&nonce, &setup.camera.name),
-            nonce: ours,
         };
-        write_message(&mut write, &hello).await?;
-        match reader.read(&mut read).await? {
-            Message::Welcome { proof } => {
-                if setup
-                    .key
-                    .verify_hub_proof(&ours, &setup.camera.name, &proof)
-                {
-                    Ok(challenge)
-                } else {
-                    Err(LinkError::HubNotProven)
-                }
-            }
+        sealer.send(&mut write, &hello).await?;
+        match opener.read(&mut read).await? {
+            Message::Welcome { link } => Ok((link, sealer, opener)),
             Message::Refused { reason } => Err(LinkError::Refused(reason)),
             _ => Err(LinkError::Unexpected("not a welcome")),
         }
     };
-    let id = tokio::time::timeout(HANDSHAKE, handshake)
+    let (id, mut sealer, mut opener) = tokio::time::timeout(HANDSHAKE, handshake)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out"))??;
 
     let (outgoing, mut to_send) = mpsc::channel::<Message>(SEND_QUEUE);
     tokio::spawn(async move {
         while let Some(m) = to_send.recv().await {
-            if let Err(e) = write_message(&mut write, &m).await {
+            if let Err(e) = sealer.send(&mut write, &m).await {
                 warn!("lost the hub while sending: {e}");
                 return;
             }
@@ -158,7 +145,7 @@ async fn connect(setup: &Setup, hub: &str) -> Result<(Link, mpsc::Receiver<Messa
     let (received, incoming) = mpsc::channel::<Message>(16);
     tokio::spawn(async move {
         loop {
-            match reader.read(&mut read).await {
+            match opener.read(&mut read).await {
                 Ok(m) => {
                     if received.send(m).await.is_err() {
                         return;
@@ -342,8 +329,8 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                         link = Some(l);
                         link_backoff = Duration::from_millis(100);
                     }
-                    Err(LinkError::HubNotProven) => {
-                        error!(%hub, "{}; retrying in {REFUSED_BACKOFF:?}", LinkError::HubNotProven);
+                    Err(e @ (LinkError::HubNotProven | LinkError::OldVersion(_))) => {
+                        error!(%hub, "{e}; retrying in {REFUSED_BACKOFF:?}");
                         link_backoff = REFUSED_BACKOFF;
                         next_connect = tokio::time::Instant::now() + link_backoff;
                     }

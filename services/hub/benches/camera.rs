@@ -6,7 +6,9 @@
 //!
 //! The frames are real 1080p30 H.264 (videotestsrc through x264enc, encoded
 //! once before the run); a child process plays four cameras, each sending
-//! them at 30 frames/s with the send time as the timestamp.
+//! them at 30 frames/s with the send time as the timestamp, over the
+//! encrypted link (Noise NNpsk0, ChaChaPoly); the baseline's camera sends
+//! the same frames unencrypted to a sink that only reads them.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vigil_alarm::users::Users;
-use vigil_camlink::{FrameReader, Key, Message, write_message};
+use vigil_camlink::{Key, Message, Sealer, camera_handshake};
 use vigil_config::{CameraConfig, Config};
 use vigil_hub::cameras::{CameraHub, serve};
 use vigil_hub::engine::Engine;
@@ -59,31 +61,29 @@ fn encode_frames() -> Vec<(bool, Vec<u8>)> {
     units.lock().expect("lock").clone()
 }
 
-/// The camera side of the link's handshake, as camera `cam<i>`.
+/// The camera side of the link's handshake, as camera `cam<i>`: the
+/// encrypted link's sending half.
 async fn handshake(
     read: &mut tokio::net::tcp::OwnedReadHalf,
     write: &mut tokio::net::tcp::OwnedWriteHalf,
     i: usize,
-) {
+) -> Sealer {
     let name = format!("cam{i}");
-    let mut reader = FrameReader::default();
-    let Message::Challenge { nonce } = reader.read(read).await.expect("challenge") else {
-        panic!("no challenge")
-    };
     let key = Key::new(&format!("key{i}")).expect("key");
+    let (mut sealer, mut opener) = camera_handshake(read, write, &key)
+        .await
+        .expect("handshake");
     let hello = Message::Hello {
-        camera: name.clone(),
+        camera: name,
         width: 1920,
         height: 1080,
         fps: 30,
-        answer: key.answer(&nonce, &name),
-        nonce: [7; 32],
     };
-    write_message(write, &hello).await.expect("hello");
-    let Message::Welcome { proof } = reader.read(read).await.expect("welcome") else {
+    sealer.send(write, &hello).await.expect("hello");
+    let Message::Welcome { .. } = opener.read(read).await.expect("welcome") else {
         panic!("not welcomed")
     };
-    assert!(key.verify_hub_proof(&[7; 32], &name, &proof));
+    sealer
 }
 
 /// Reads and drops what the hub sends (no commands are expected).
@@ -109,7 +109,7 @@ fn live_client(port: u16, seconds: u64) {
             .expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         let (mut read, mut write) = stream.into_split();
-        handshake(&mut read, &mut write, 0).await;
+        let mut sealer = handshake(&mut read, &mut write, 0).await;
         drain(read);
         let (units_tx, mut units) = tokio::sync::mpsc::unbounded_channel();
         let camera = CameraConfig::test_pattern("cam0", 1280, 720, 30, 2000);
@@ -129,7 +129,7 @@ fn live_client(port: u16, seconds: u64) {
                 key: unit.key,
                 data: unit.data.to_vec(),
             };
-            write.write_all(&message.encode()).await.expect("send");
+            sealer.send(&mut write, &message).await.expect("send");
         }
         drop(pipeline);
         write.shutdown().await.ok();
@@ -165,8 +165,10 @@ fn client(port: u16, raw: bool, seconds: u64, frames_file: &str) {
                     .expect("connect");
                 stream.set_nodelay(true).expect("nodelay");
                 let (mut read, mut write) = stream.into_split();
+                // The raw baseline sends the same frames unencrypted.
+                let mut sealer = None;
                 if !raw {
-                    handshake(&mut read, &mut write, i).await;
+                    sealer = Some(handshake(&mut read, &mut write, i).await);
                     drain(read);
                 }
                 let start = tokio::time::Instant::now();
@@ -180,7 +182,10 @@ fn client(port: u16, raw: bool, seconds: u64, frames_file: &str) {
                         key: *key,
                         data: data.clone(),
                     };
-                    write.write_all(&message.encode()).await.expect("send");
+                    match sealer.as_mut() {
+                        Some(sealer) => sealer.send(&mut write, &message).await.expect("send"),
+                        None => write.write_all(&message.encode()).await.expect("send"),
+                    }
                 }
                 write.shutdown().await.ok();
             }));

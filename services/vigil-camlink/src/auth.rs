@@ -49,25 +49,12 @@ impl Key {
         Key::new(&text)
     }
 
-    /// The camera's answer to a challenge.
-    pub fn answer(&self, nonce: &[u8; 32], camera: &str) -> [u8; 32] {
-        mac(self, &[b"vigil-cam/1", nonce, camera.as_bytes()])
-    }
-
-    /// The hub's answer to the camera's own challenge: proves to the
-    /// camera that it talks to the hub that holds its key.
-    pub fn hub_proof(&self, nonce: &[u8; 32], camera: &str) -> [u8; 32] {
-        mac(self, &[b"vigil-hub/1", nonce, camera.as_bytes()])
-    }
-
-    /// Whether `proof` is the hub's answer to `nonce`.
-    pub fn verify_hub_proof(&self, nonce: &[u8; 32], camera: &str, proof: &[u8; 32]) -> bool {
-        constant_time_eq(&self.hub_proof(nonce, camera), proof)
-    }
-
-    /// Whether `answer` proves the key for this challenge and camera.
-    pub fn verify(&self, nonce: &[u8; 32], camera: &str, answer: &[u8; 32]) -> bool {
-        constant_time_eq(&self.answer(nonce, camera), answer)
+    /// The Noise pre-shared key of the camera link: HMAC-SHA256 of the
+    /// key over a label, so the key file may hold any text (Noise wants
+    /// exactly 32 bytes) and the same secret never keys two protocols
+    /// (the heartbeats' MAC uses the key itself).
+    pub fn noise_psk(&self) -> [u8; 32] {
+        mac(self, &[b"vigil-camlink/2 noise psk"])
     }
 }
 
@@ -216,20 +203,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_verify_only_with_the_key_nonce_and_name() {
+    fn the_noise_key_is_the_keys_alone() {
         let key = Key::new(" secret\n").expect("key");
-        let other = Key::new("other").expect("key");
-        let nonce = [7u8; 32];
-        let answer = key.answer(&nonce, "porch");
-        assert!(key.verify(&nonce, "porch", &answer));
-        assert!(!other.verify(&nonce, "porch", &answer));
-        assert!(!key.verify(&[8u8; 32], "porch", &answer), "another nonce");
-        assert!(!key.verify(&nonce, "garden", &answer), "another camera");
+        assert_eq!(
+            key.noise_psk(),
+            Key::new("secret").expect("key").noise_psk()
+        );
+        assert_ne!(key.noise_psk(), Key::new("other").expect("key").noise_psk());
         assert!(Key::new("  \n").is_err());
-        let proof = key.hub_proof(&nonce, "porch");
-        assert!(key.verify_hub_proof(&nonce, "porch", &proof));
-        assert!(!other.verify_hub_proof(&nonce, "porch", &proof));
-        assert_ne!(proof, answer, "the two directions never share a MAC");
     }
 
     #[test]

@@ -28,21 +28,18 @@ pub enum CommandKind {
 /// One message of the link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
-    Challenge {
-        nonce: [u8; 32],
-    },
+    /// The camera's first message inside the encrypted link: it proves
+    /// the key (it decrypts only with the keys of this handshake).
     Hello {
         camera: String,
         width: u16,
         height: u16,
         fps: u8,
-        answer: [u8; 32],
-        /// The camera's own challenge to the hub.
-        nonce: [u8; 32],
     },
     Welcome {
-        /// The hub's answer to the camera's challenge.
-        proof: [u8; 32],
+        /// The link's id, fresh for each connection: the camera's
+        /// heartbeats name it.
+        link: [u8; 32],
     },
     Refused {
         reason: String,
@@ -62,8 +59,6 @@ pub enum Message {
         kind: CommandKind,
     },
 }
-
-const VERSION: u8 = 1;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     let bytes = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
@@ -125,7 +120,6 @@ impl Message {
     /// peer controls (and a frame's is megabytes).
     pub fn name(&self) -> &'static str {
         match self {
-            Message::Challenge { .. } => "Challenge",
             Message::Hello { .. } => "Hello",
             Message::Welcome { .. } => "Welcome",
             Message::Refused { .. } => "Refused",
@@ -139,30 +133,21 @@ impl Message {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![0, 0, 0, 0];
         match self {
-            Message::Challenge { nonce } => {
-                out.push(1);
-                out.push(VERSION);
-                out.extend_from_slice(nonce);
-            }
             Message::Hello {
                 camera,
                 width,
                 height,
                 fps,
-                answer,
-                nonce,
             } => {
                 out.push(2);
                 put_str(&mut out, camera);
                 out.extend_from_slice(&width.to_be_bytes());
                 out.extend_from_slice(&height.to_be_bytes());
                 out.push(*fps);
-                out.extend_from_slice(answer);
-                out.extend_from_slice(nonce);
             }
-            Message::Welcome { proof } => {
+            Message::Welcome { link } => {
                 out.push(3);
-                out.extend_from_slice(proof);
+                out.extend_from_slice(link);
             }
             Message::Refused { reason } => {
                 out.push(4);
@@ -203,7 +188,6 @@ impl Message {
     pub fn decode(frame: &[u8]) -> Result<Message, LinkError> {
         let (&kind, body) = frame.split_first().ok_or(LinkError::BadLength(0))?;
         let what = match kind {
-            1 => "Challenge",
             2 => "Hello",
             3 => "Welcome",
             4 => "Refused",
@@ -214,25 +198,13 @@ impl Message {
         };
         let mut b = Body { rest: body, what };
         let message = match kind {
-            1 => {
-                if b.u8()? != VERSION {
-                    return Err(LinkError::Malformed("Challenge (version)"));
-                }
-                Message::Challenge {
-                    nonce: b.array32()?,
-                }
-            }
             2 => Message::Hello {
                 camera: b.string()?,
                 width: b.u16()?,
                 height: b.u16()?,
                 fps: b.u8()?,
-                answer: b.array32()?,
-                nonce: b.array32()?,
             },
-            3 => Message::Welcome {
-                proof: b.array32()?,
-            },
+            3 => Message::Welcome { link: b.array32()? },
             4 => Message::Refused {
                 reason: b.string()?,
             },
@@ -319,9 +291,7 @@ impl FrameReader {
             Err(e) => return Err(e.into()),
         }
         let n = u32::from_be_bytes(len);
-        if n == 0 || n > self.limit {
-            return Err(LinkError::BadLength(n));
-        }
+        check_length(n, self.limit)?;
         self.buf.clear();
         let got = (&mut *reader)
             .take(u64::from(n))
@@ -332,6 +302,30 @@ impl FrameReader {
         }
         Message::decode(&self.buf)
     }
+}
+
+/// A frame's length must be 1 to `limit`.
+fn check_length(n: u32, limit: u32) -> Result<(), LinkError> {
+    if n == 0 || n > limit {
+        return Err(LinkError::BadLength(n));
+    }
+    Ok(())
+}
+
+/// The first message in `buf` (the plaintext of an encrypted link) and the
+/// bytes it took, or `None` if it has not all arrived yet. Its length is
+/// checked against `limit` as soon as the four bytes of it are there.
+pub(crate) fn parse_frame(buf: &[u8], limit: u32) -> Result<Option<(Message, usize)>, LinkError> {
+    let Some(len) = buf.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let n = u32::from_be_bytes(*len);
+    check_length(n, limit)?;
+    let end = 4 + n as usize;
+    if buf.len() < end {
+        return Ok(None);
+    }
+    Ok(Some((Message::decode(&buf[4..end])?, end)))
 }
 
 /// Reads one message of the handshake, at most [`MAX_HANDSHAKE_FRAME`]
@@ -355,16 +349,13 @@ mod tests {
 
     fn all() -> Vec<Message> {
         vec![
-            Message::Challenge { nonce: [9; 32] },
             Message::Hello {
                 camera: "porch".into(),
                 width: 1920,
                 height: 1080,
                 fps: 30,
-                answer: [1; 32],
-                nonce: [2; 32],
             },
-            Message::Welcome { proof: [3; 32] },
+            Message::Welcome { link: [3; 32] },
             Message::Refused {
                 reason: "bad key".into(),
             },

@@ -207,9 +207,13 @@ impl CameraHub {
         &self.clips_dir
     }
 
-    /// The key of `camera`, if it is configured and has one.
-    fn key(&self, camera: &str) -> Option<Key> {
-        self.lock().get(camera).and_then(|c| c.key.clone())
+    /// Every configured camera that has a key, with it: the handshake
+    /// finds a connecting camera by the key that opens its first message.
+    fn keys(&self) -> Vec<(String, Key)> {
+        self.lock()
+            .iter()
+            .filter_map(|(name, c)| Some((name.clone(), c.key.clone()?)))
+            .collect()
     }
 
     /// A heartbeat or a frame arrived.
@@ -220,8 +224,8 @@ impl CameraHub {
         }
     }
 
-    /// A camera connected and proved its key on the connection whose
-    /// challenge nonce was `link`; returns the connection id and its
+    /// A camera connected and proved its key on the connection whose id
+    /// (sent in the welcome) is `link`; returns the connection id and its
     /// command channel. A camera that reconnects replaces its old
     /// connection (usually a dead one the hub has not noticed yet, which
     /// then ends), and its heartbeats must name the new link.

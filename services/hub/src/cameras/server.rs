@@ -1,9 +1,12 @@
 //! The camera link's server side: TCP connections (one task each) and the
 //! UDP heartbeats.
 //!
-//! A connection that has not proven the key is a stranger's: it holds a
-//! place in [`CAMERA_HANDSHAKES`] (the oldest goes when they are full), has
-//! [`HANDSHAKE`] to prove the key, and may send frames of
+//! Every connection is encrypted (Noise, keyed by the camera's key:
+//! `vigil_camlink::secure`); the camera is known by the key that opens its
+//! handshake, and its hello must name that camera. A connection that has
+//! not proven the key is a stranger's: it holds a place in
+//! [`CAMERA_HANDSHAKES`] (the oldest goes when they are full), has
+//! [`HANDSHAKE`] to prove the key, and may send messages of
 //! [`vigil_camlink::MAX_HANDSHAKE_FRAME`] at most. Only then is it a
 //! camera's, with frames up to [`vigil_camlink::MAX_FRAME`]; a camera's new
 //! connection ends its previous one. A heartbeat counts only if it names
@@ -16,7 +19,7 @@ use std::time::Duration;
 use rand::RngCore;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tracing::{debug, info, warn};
-use vigil_camlink::{FrameReader, LinkError, Message, Stale, write_message};
+use vigil_camlink::{Key, LinkError, Message, Opener, Sealer, Stale};
 use vigil_domain::text::excerpt;
 use vigil_media::AccessUnit;
 
@@ -25,7 +28,7 @@ use crate::listen::{
     AcceptBackoff, CAMERA_HANDSHAKES, LogBudget, Pool, Ticket, keepalive, peer_of,
 };
 
-/// The longest a camera may take to answer the challenge.
+/// The longest a camera may take to make the handshake and say hello.
 const HANDSHAKE: Duration = Duration::from_secs(5);
 
 /// What the server logs at most a few times a minute.
@@ -153,31 +156,21 @@ fn heartbeat(hub: &CameraHub, datagram: &[u8], peer: SocketAddr, logs: &Logs) {
     }
 }
 
-/// Proves the peer's key within [`HANDSHAKE`]: (camera, size, the camera's
-/// nonce). Frames stay small until it has.
+/// The encrypted handshake and the camera's hello, within [`HANDSHAKE`]:
+/// (the camera whose key opened the handshake, its hello, the link's
+/// halves). Messages stay small until the key is proven.
 async fn handshake(
     read: &mut tokio::net::tcp::OwnedReadHalf,
     write: &mut tokio::net::tcp::OwnedWriteHalf,
-    reader: &mut FrameReader,
-    nonce: &[u8; 32],
-) -> Result<(String, (u32, u32, u32), [u8; 32], [u8; 32]), LinkError> {
-    write_message(write, &Message::Challenge { nonce: *nonce }).await?;
-    match reader.read(read).await? {
-        Message::Hello {
-            camera,
-            width,
-            height,
-            fps,
-            answer,
-            nonce,
-        } => Ok((
-            camera,
-            (u32::from(width), u32::from(height), u32::from(fps)),
-            answer,
-            nonce,
-        )),
-        _ => Err(LinkError::Unexpected("not a hello")),
-    }
+    keys: &[(String, Key)],
+) -> Result<(String, Message, Sealer, Opener), LinkError> {
+    let (camera, sealer, mut opener) = vigil_camlink::hub_handshake(read, write, keys).await?;
+    // The first transport message decrypts only with this connection's
+    // keys (the hub's fresh ephemeral key is in them): it proves the
+    // camera's key, where the handshake's first message alone could be
+    // replayed.
+    let hello = opener.read(read).await?;
+    Ok((camera, hello, sealer, opener))
 }
 
 async fn connection(
@@ -190,26 +183,40 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     keepalive(&stream);
     let (mut read, mut write) = stream.into_split();
-    let mut reader = FrameReader::default();
-    let mut nonce = [0u8; 32];
-    rand::rng().fill_bytes(&mut nonce);
     let dropped = |why: String| {
         if let Some(suppressed) = logs.strangers.allow() {
             warn!(%peer, suppressed, "dropped a camera connection before its hello: {why}");
         }
     };
+    let keys = hub.keys();
     let hello = tokio::select! {
         hello = tokio::time::timeout(
             HANDSHAKE,
-            handshake(&mut read, &mut write, &mut reader, &nonce),
+            handshake(&mut read, &mut write, &keys),
         ) => hello,
         () = stranger.stopped() => {
             dropped("it made room for newer connections".to_owned());
             return;
         }
     };
-    let (camera, size, answer, camera_nonce) = match hello {
+    let (camera, hello, mut sealer, mut opener) = match hello {
         Ok(Ok(hello)) => hello,
+        Ok(Err(LinkError::Closed)) => {
+            dropped(
+                "it closed the connection before its hello (a vigil-camd of the clear-text link \
+                 version 1 closes so on reading this hub's banner: update it)"
+                    .to_owned(),
+            );
+            return;
+        }
+        Ok(Err(e @ LinkError::NoKeyOpens)) => {
+            // Told to the camera too (in clear: there is no key to encrypt
+            // with, and the reason holds no secret).
+            if let Some(suppressed) = logs.strangers.allow() {
+                warn!(%peer, suppressed, "refused a camera: {e}");
+            }
+            return;
+        }
         Ok(Err(e)) => {
             dropped(e.to_string());
             return;
@@ -220,37 +227,56 @@ async fn connection(
         }
     };
     let refuse = |reason: String| Message::Refused { reason };
-    // The name is the peer's until its key is proven: only ever shown as an
-    // excerpt (escaped, short), so a newline in it cannot forge a log line.
-    let shown = excerpt(&camera);
-    let verdict = match hub.key(&camera) {
-        None => Err(format!(
-            "no camera named {shown} with a key is configured on the hub"
+    let verdict = match hello {
+        Message::Hello {
+            camera: named,
+            width,
+            height,
+            fps,
+        } => {
+            if named == camera {
+                Ok((u32::from(width), u32::from(height), u32::from(fps)))
+            } else {
+                // The name is the peer's: only ever shown as an excerpt
+                // (escaped, short), so a newline in it cannot forge a log
+                // line.
+                Err((
+                    excerpt(&named),
+                    format!(
+                        "it proved the key of camera {camera:?} but calls itself {}",
+                        excerpt(&named)
+                    ),
+                ))
+            }
+        }
+        other => Err((
+            excerpt(&camera),
+            format!("its first message was a {}, not a hello", other.name()),
         )),
-        Some(key) if !key.verify(&nonce, &camera, &answer) => Err(format!(
-            "the key of camera {shown} does not match the hub's"
-        )),
-        // The hub proves the key in turn, answering the camera's nonce.
-        Some(key) => Ok(key.hub_proof(&camera_nonce, &camera)),
     };
-    let proof = match verdict {
-        Ok(proof) => proof,
-        Err(reason) => {
+    let size = match verdict {
+        Ok(size) => size,
+        Err((shown, reason)) => {
             if let Some(suppressed) = logs.strangers.allow() {
                 warn!(%peer, camera = %shown, suppressed, "refused a camera: {reason}");
             }
-            let _ = write_message(&mut write, &refuse(reason)).await;
+            let _ = sealer.send(&mut write, &refuse(reason)).await;
             return;
         }
     };
     // A camera now: its place among strangers is given back, and it may
     // send frames of any size up to the link's limit.
     drop(stranger);
-    reader.authenticated();
-    let Some((id, mut commands)) = hub.connect(&camera, size, nonce) else {
+    opener.authenticated();
+    // The link's id, fresh for each connection: the camera's heartbeats
+    // name it, so one captured on an older connection is worth nothing.
+    let mut link = [0u8; 32];
+    rand::rng().fill_bytes(&mut link);
+    let Some((id, mut commands)) = hub.connect(&camera, size, link) else {
         return;
     };
-    if write_message(&mut write, &Message::Welcome { proof })
+    if sealer
+        .send(&mut write, &Message::Welcome { link })
         .await
         .is_err()
     {
@@ -262,14 +288,14 @@ async fn connection(
     // a write fails; either way the connection is over.
     let mut writer = tokio::spawn(async move {
         while let Some(m) = commands.recv().await {
-            if write_message(&mut write, &m).await.is_err() {
+            if sealer.send(&mut write, &m).await.is_err() {
                 return;
             }
         }
     });
     let why = loop {
         let read = tokio::select! {
-            read = reader.read(&mut read) => read,
+            read = opener.read(&mut read) => read,
             _ = &mut writer => break "replaced by a newer connection, or not writable".to_owned(),
         };
         match read {
