@@ -35,8 +35,6 @@
 //! tokens: that is the limit of this proof.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use tracing::{debug, error, warn};
@@ -62,21 +60,9 @@ pub struct AlertPoster {
 pub const JOURNAL: &str = "alerts-pending.json";
 
 fn write_journal(path: &Path, alerts: &[&AlertMessage]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    // Mode 0600: the journal holds the alerts' delivery tokens.
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(&serde_json::to_vec(alerts).map_err(std::io::Error::other)?)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    // Private: the journal holds the alerts' delivery tokens.
+    let json = serde_json::to_vec(alerts).map_err(std::io::Error::other)?;
+    crate::files::replace_private(path, &path.with_extension("json.tmp"), &json)
 }
 
 impl AlertPoster {

@@ -13,7 +13,7 @@ use vigil_proto::v1 as pb;
 use vigil_proto::v1::camera_service_server::CameraService;
 
 use crate::cameras::{CameraError, CameraHub, ClipInfo, Stamped};
-use crate::grpc::{Api, RevocationGuard, Streamed};
+use crate::grpc::{Api, RevocationGuard, RpcResult, Streamed};
 
 /// Bytes per GetClip chunk.
 const CHUNK: usize = 64 << 10;
@@ -68,7 +68,7 @@ impl CameraService for Api {
     async fn list_cameras(
         &self,
         request: Request<pb::ListCamerasRequest>,
-    ) -> Result<Response<pb::ListCamerasResponse>, Status> {
+    ) -> RpcResult<pb::ListCamerasResponse> {
         self.authorize(&request, Role::Guest)?;
         let cameras = match &self.cameras {
             Some(hub) => hub.list(),
@@ -95,7 +95,7 @@ impl CameraService for Api {
     async fn snapshot(
         &self,
         request: Request<pb::SnapshotRequest>,
-    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+    ) -> RpcResult<pb::SnapshotResponse> {
         let hub = self.cameras_for(&request, Role::Guest)?;
         let key = hub.latest_key_frame(&request.into_inner().camera).await?;
         let unix_ms = key.unix_ms;
@@ -111,7 +111,7 @@ impl CameraService for Api {
     async fn watch_live(
         &self,
         request: Request<pb::WatchLiveRequest>,
-    ) -> Result<Response<Self::WatchLiveStream>, Status> {
+    ) -> RpcResult<Self::WatchLiveStream> {
         let hub = self.cameras_for(&request, Role::Guest)?;
         let guard = self.revocation_guard(&request);
         let (backlog, mut live) = hub.watch(&request.into_inner().camera)?;
@@ -150,7 +150,7 @@ impl CameraService for Api {
     async fn record_clip(
         &self,
         request: Request<pb::RecordClipRequest>,
-    ) -> Result<Response<pb::RecordClipResponse>, Status> {
+    ) -> RpcResult<pb::RecordClipResponse> {
         let hub = Arc::clone(self.cameras_for(&request, Role::User)?);
         let clip = hub.record(&request.into_inner().camera, "request").await?;
         Ok(Response::new(pb::RecordClipResponse {
@@ -161,7 +161,7 @@ impl CameraService for Api {
     async fn list_clips(
         &self,
         request: Request<pb::ListClipsRequest>,
-    ) -> Result<Response<pb::ListClipsResponse>, Status> {
+    ) -> RpcResult<pb::ListClipsResponse> {
         let hub = self.cameras_for(&request, Role::Guest)?;
         let dir = hub.clips_dir().to_owned();
         let clips = tokio::task::spawn_blocking(move || crate::cameras::list_clips(&dir))
@@ -175,7 +175,7 @@ impl CameraService for Api {
     async fn get_clip(
         &self,
         request: Request<pb::GetClipRequest>,
-    ) -> Result<Response<Self::GetClipStream>, Status> {
+    ) -> RpcResult<Self::GetClipStream> {
         let hub = self.cameras_for(&request, Role::Guest)?;
         let name = request.into_inner().name;
         let path = crate::cameras::clip_path(hub.clips_dir(), &name).ok_or_else(|| {

@@ -33,7 +33,7 @@ pub enum HubError {
     /// Exit 78 when the config asks for more sensors, or longer names,
     /// than a table holds; exit 1 for the shared memory itself (memfd,
     /// mmap, the writer semaphore).
-    #[error(transparent)]
+    #[error("the sensor table: {0}")]
     Table(#[from] TableError),
     /// Exit 1: the doorbell's signal mask or signalfd.
     #[error(transparent)]
@@ -70,7 +70,7 @@ pub enum HubError {
     #[error(transparent)]
     Persist(#[from] PersistError),
     /// Exit 1: the hub's CA, keys or client registry.
-    #[error(transparent)]
+    #[error("the hub's CA or its client registry: {0}")]
     Pki(#[from] PkiError),
     /// Exit 1: the gRPC listener, among them a port another hub holds.
     #[error(transparent)]

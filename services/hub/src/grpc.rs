@@ -43,6 +43,9 @@ pub(crate) struct RevocationGuard {
     changes: watch::Receiver<u64>,
 }
 
+/// What every gRPC method answers.
+pub(crate) type RpcResult<T> = Result<Response<T>, Status>;
+
 /// A stream of a gRPC response.
 pub(crate) type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -271,17 +274,14 @@ impl AlarmService for Api {
     async fn get_status(
         &self,
         request: Request<pb::GetStatusRequest>,
-    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+    ) -> RpcResult<pb::GetStatusResponse> {
         self.authorize(&request, Role::Guest)?;
         Ok(Response::new(pb::GetStatusResponse {
             status: Some(self.status()),
         }))
     }
 
-    async fn arm(
-        &self,
-        request: Request<pb::ArmRequest>,
-    ) -> Result<Response<pb::ArmResponse>, Status> {
+    async fn arm(&self, request: Request<pb::ArmRequest>) -> RpcResult<pb::ArmResponse> {
         let (by, req) = self.by_user(request)?;
         let mode = from_pb_mode(req.mode)?;
         let pin = (!req.pin.is_empty()).then_some(req.pin);
@@ -297,10 +297,7 @@ impl AlarmService for Api {
         Ok(Response::new(pb::ArmResponse { status, bypassed }))
     }
 
-    async fn disarm(
-        &self,
-        request: Request<pb::DisarmRequest>,
-    ) -> Result<Response<pb::DisarmResponse>, Status> {
+    async fn disarm(&self, request: Request<pb::DisarmRequest>) -> RpcResult<pb::DisarmResponse> {
         let (by, req) = self.by_user(request)?;
         let (done, status) = self
             .command(|reply| Command::Disarm {
@@ -315,19 +312,13 @@ impl AlarmService for Api {
         }))
     }
 
-    async fn panic(
-        &self,
-        request: Request<pb::PanicRequest>,
-    ) -> Result<Response<pb::PanicResponse>, Status> {
+    async fn panic(&self, request: Request<pb::PanicRequest>) -> RpcResult<pb::PanicResponse> {
         let (by, _) = self.by_user(request)?;
         let ((), status) = self.command(|reply| Command::Panic { by, reply }).await?;
         Ok(Response::new(pb::PanicResponse { status }))
     }
 
-    async fn bypass(
-        &self,
-        request: Request<pb::BypassRequest>,
-    ) -> Result<Response<pb::BypassResponse>, Status> {
+    async fn bypass(&self, request: Request<pb::BypassRequest>) -> RpcResult<pb::BypassResponse> {
         let (by, req) = self.by_user(request)?;
         let ((), status) = self
             .command(|reply| Command::Bypass {
@@ -344,7 +335,7 @@ impl AlarmService for Api {
     async fn list_sensors(
         &self,
         request: Request<pb::ListSensorsRequest>,
-    ) -> Result<Response<pb::ListSensorsResponse>, Status> {
+    ) -> RpcResult<pb::ListSensorsResponse> {
         let view = self.view_for(&request, Role::Guest)?;
         let status = self.engine.status();
         let mut sensors = Vec::with_capacity(view.table.slot_count());
@@ -373,7 +364,7 @@ impl AlarmService for Api {
     async fn watch_events(
         &self,
         request: Request<pb::WatchEventsRequest>,
-    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+    ) -> RpcResult<Self::WatchEventsStream> {
         let guard = self.revocation_guard(&request);
         let mut after_seq = self.message_for(request, Role::Guest)?.after_seq;
         // Older than the ring: replay from the event log, then subscribe
@@ -430,10 +421,7 @@ impl AlarmService for Api {
 
 #[tonic::async_trait]
 impl AdminService for Api {
-    async fn pair(
-        &self,
-        request: Request<pb::PairRequest>,
-    ) -> Result<Response<pb::PairResponse>, Status> {
+    async fn pair(&self, request: Request<pb::PairRequest>) -> RpcResult<pb::PairResponse> {
         let pki = self.pairing()?;
         let req = request.into_inner();
         let (certificate_pem, role) = pki
@@ -457,7 +445,7 @@ impl AdminService for Api {
     async fn create_pairing_code(
         &self,
         request: Request<pb::CreatePairingCodeRequest>,
-    ) -> Result<Response<pb::CreatePairingCodeResponse>, Status> {
+    ) -> RpcResult<pb::CreatePairingCodeResponse> {
         self.authorize(&request, Role::Admin)?;
         let pki = self.pairing()?;
         let role = from_pb_role(request.into_inner().role)
@@ -473,7 +461,7 @@ impl AdminService for Api {
     async fn list_clients(
         &self,
         request: Request<pb::ListClientsRequest>,
-    ) -> Result<Response<pb::ListClientsResponse>, Status> {
+    ) -> RpcResult<pb::ListClientsResponse> {
         let Some(pki) = self.registry_for(&request)? else {
             return Ok(Response::new(pb::ListClientsResponse::default()));
         };
@@ -493,7 +481,7 @@ impl AdminService for Api {
     async fn revoke_client(
         &self,
         request: Request<pb::RevokeClientRequest>,
-    ) -> Result<Response<pb::RevokeClientResponse>, Status> {
+    ) -> RpcResult<pb::RevokeClientResponse> {
         let pki = self
             .registry_for(&request)?
             .ok_or_else(|| Status::unimplemented("no client registry"))?;
@@ -511,7 +499,7 @@ impl AdminService for Api {
     async fn list_users(
         &self,
         request: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+    ) -> RpcResult<pb::ListUsersResponse> {
         let view = self.view_for(&request, Role::Admin)?;
         let users = view
             .users

@@ -35,7 +35,7 @@
 //!   when one ends (a dead writer's table repair); [`watcher`]: doorbells
 //!   and rescans into observed changes.
 //! - [`clock`]: wall-clock time and the alarm's monotonic clock; `error`:
-//!   why the hub stops.
+//!   why the hub stops; `files`: secret files replaced whole and durably.
 //! - [`listen`]: what every peer-facing listener (gRPC, cameras,
 //!   `hub.sock`) keeps to: handshake deadlines, caps per peer and in all,
 //!   accept back-off, the descriptor budget; the gRPC server's own TLS
@@ -54,6 +54,7 @@ pub mod engine;
 mod error;
 mod event_loop;
 pub mod eventlog;
+mod files;
 pub mod grpc;
 pub mod listen;
 pub mod persist;

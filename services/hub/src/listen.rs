@@ -71,30 +71,43 @@ pub struct Limits {
     pub when_full: WhenFull,
 }
 
+impl Limits {
+    /// At most `total` connections, `per_peer` from one peer; `when_full`
+    /// says what a newcomer past either cap meets.
+    pub const fn new(
+        what: &'static str,
+        total: usize,
+        per_peer: usize,
+        when_full: WhenFull,
+    ) -> Limits {
+        Limits {
+            what,
+            total,
+            per_peer,
+            when_full,
+        }
+    }
+}
+
 /// The longest a gRPC client may take to finish its TLS handshake.
 pub const GRPC_HANDSHAKE: Duration = Duration::from_secs(5);
-pub const GRPC_HANDSHAKES: Limits = Limits {
-    what: "gRPC connections in their TLS handshake",
-    total: 64,
-    per_peer: 8,
-    when_full: WhenFull::DropOldest,
-};
+pub const GRPC_HANDSHAKES: Limits = Limits::new(
+    "gRPC connections in their TLS handshake",
+    64,
+    8,
+    WhenFull::DropOldest,
+);
 /// How long a connection without a paired certificate may live: long
 /// enough to pair or ask for health, not to camp.
 pub const GRPC_UNPAIRED_LIFETIME: Duration = Duration::from_secs(60);
-pub const GRPC_UNPAIRED: Limits = Limits {
-    what: "gRPC connections without a paired certificate",
-    total: 32,
-    per_peer: 4,
-    when_full: WhenFull::DropOldest,
-};
+pub const GRPC_UNPAIRED: Limits = Limits::new(
+    "gRPC connections without a paired certificate",
+    32,
+    4,
+    WhenFull::DropOldest,
+);
 /// Paired connections, counted per client (its certificate's name).
-pub const GRPC_PAIRED: Limits = Limits {
-    what: "paired gRPC connections",
-    total: 128,
-    per_peer: 16,
-    when_full: WhenFull::Refuse,
-};
+pub const GRPC_PAIRED: Limits = Limits::new("paired gRPC connections", 128, 16, WhenFull::Refuse);
 /// An HTTP/2 ping this often on an idle connection; no answer within
 /// [`GRPC_KEEPALIVE_TIMEOUT`] closes it: a vanished client's connection
 /// is gone within 30 s.
@@ -106,20 +119,20 @@ pub const GRPC_STREAMS_PER_CONNECTION: u32 = 32;
 /// Camera connections that have not proven the key yet (a proven camera's
 /// connection replaces its previous one: at most one per configured
 /// camera).
-pub const CAMERA_HANDSHAKES: Limits = Limits {
-    what: "camera connections before their key is proven",
-    total: 32,
-    per_peer: 4,
-    when_full: WhenFull::DropOldest,
-};
+pub const CAMERA_HANDSHAKES: Limits = Limits::new(
+    "camera connections before their key is proven",
+    32,
+    4,
+    WhenFull::DropOldest,
+);
 
 /// `hub.sock` clients that have not been admitted yet, per pid.
-pub const BOOTSTRAP_JOINS: Limits = Limits {
-    what: "hub.sock clients not yet admitted",
-    total: 32,
-    per_peer: 4,
-    when_full: WhenFull::DropOldest,
-};
+pub const BOOTSTRAP_JOINS: Limits = Limits::new(
+    "hub.sock clients not yet admitted",
+    32,
+    4,
+    WhenFull::DropOldest,
+);
 
 /// Every descriptor the peer-facing pools may hold at once (besides one
 /// connection per configured camera and one per admitted service).
@@ -780,12 +793,7 @@ pub fn grpc_server() -> tonic::transport::Server {
 mod tests {
     use super::*;
 
-    const SMALL: Limits = Limits {
-        what: "test",
-        total: 3,
-        per_peer: 2,
-        when_full: WhenFull::DropOldest,
-    };
+    const SMALL: Limits = Limits::new("test", 3, 2, WhenFull::DropOldest);
 
     fn stopped<K: Hash + Eq + Clone + Debug + Send + 'static>(t: &Ticket<K>) -> bool {
         *t.stop.borrow()

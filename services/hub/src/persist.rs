@@ -487,11 +487,16 @@ mod tests {
         crate::alarm_setup(&config)
     }
 
+    /// A fresh state directory, the test's house and its store.
+    fn fresh() -> (tempfile::TempDir, AlarmSetup, StateStore) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = StateStore::new(dir.path());
+        (dir, setup(), store)
+    }
+
     #[test]
     fn every_phase_round_trips_by_sensor_name() {
-        let dir = tempfile::tempdir().expect("dir");
-        let setup = setup();
-        let store = StateStore::new(dir.path());
+        let (_dir, setup, store) = fresh();
         assert_eq!(store.load(&setup).expect("fresh"), Restored::default());
         let phases = [
             Phase::Arming {
@@ -575,9 +580,7 @@ mod tests {
     /// disk), and the old state becomes the spare.
     #[test]
     fn a_save_swaps_the_reserved_files_and_allocates_nothing() {
-        let dir = tempfile::tempdir().expect("dir");
-        let setup = setup();
-        let store = StateStore::new(dir.path());
+        let (_dir, setup, store) = fresh();
         store.load(&setup).expect("fresh");
         let mut state = Restored::default();
         for (i, mode) in [ArmedMode::Away, ArmedMode::Night, ArmedMode::Home]
@@ -600,9 +603,7 @@ mod tests {
     /// loads, and gets its spare.
     #[test]
     fn a_state_file_without_a_spare_loads_and_gets_one() {
-        let dir = tempfile::tempdir().expect("dir");
-        let setup = setup();
-        let store = StateStore::new(dir.path());
+        let (_dir, setup, store) = fresh();
         let state = Restored {
             alarm: AlarmState {
                 phase: Phase::Armed {
@@ -623,9 +624,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_file_is_a_clear_error() {
-        let dir = tempfile::tempdir().expect("dir");
-        let setup = setup();
-        let store = StateStore::new(dir.path());
+        let (_dir, setup, store) = fresh();
         std::fs::write(store.path(), "{ half").expect("write");
         let err = store.load(&setup).expect_err("corrupt");
         assert!(err.to_string().contains("move it away"), "{err}");

@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -122,19 +121,8 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PkiErro
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io("write", &tmp))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("rename into", path))
+    crate::files::replace_private(path, &path.with_extension("tmp"), contents.as_bytes())
+        .map_err(io("write", path))
 }
 
 fn ca_params() -> CertificateParams {

@@ -11,7 +11,7 @@ use vigil_reports::{Cursor, EventFilter, Order, Period, PeriodKind, ReadOnly, Re
 
 use crate::clock::now_ms;
 use crate::convert::to_pb_event;
-use crate::grpc::Api;
+use crate::grpc::{Api, RpcResult};
 
 /// The page size when a request gives none.
 const DEFAULT_PAGE: u32 = 100;
@@ -45,7 +45,7 @@ impl ReportService for Api {
     async fn get_report(
         &self,
         request: Request<pb::GetReportRequest>,
-    ) -> Result<Response<pb::GetReportResponse>, Status> {
+    ) -> RpcResult<pb::GetReportResponse> {
         let req = self.message_for(request, Role::Guest)?;
         let kind = match pb::ReportPeriod::try_from(req.period) {
             Ok(pb::ReportPeriod::Unspecified | pb::ReportPeriod::Daily) => PeriodKind::Daily,
@@ -83,7 +83,7 @@ impl ReportService for Api {
     async fn query_events(
         &self,
         request: Request<pb::QueryEventsRequest>,
-    ) -> Result<Response<pb::QueryEventsResponse>, Status> {
+    ) -> RpcResult<pb::QueryEventsResponse> {
         let req = self.message_for(request, Role::Guest)?;
         let limit = match req.page_size {
             0 => DEFAULT_PAGE,

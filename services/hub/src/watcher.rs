@@ -153,6 +153,14 @@ mod tests {
         SensorTable::create(&slots, 1).expect("table")
     }
 
+    /// A table of `slots` doors and a watcher that has seen it once.
+    fn watched(slots: usize) -> (SensorTable, TableWatcher) {
+        let t = table(slots);
+        let mut w = TableWatcher::new(slots);
+        assert!(w.rescan(&t).is_empty(), "a new table has no changes");
+        (t, w)
+    }
+
     fn write(table: &SensorTable, slot: usize, state: SensorState) {
         let update = SensorUpdate {
             state,
@@ -175,9 +183,7 @@ mod tests {
 
     #[test]
     fn a_ring_reports_its_slot_once() {
-        let t = table(3);
-        let mut w = TableWatcher::new(3);
-        assert!(w.rescan(&t).is_empty());
+        let (t, mut w) = watched(3);
         write(&t, 1, SensorState::Active);
         let (observed, suspicious) = w.on_rings(&t, &[ring(1)]);
         assert!(suspicious.is_empty());
@@ -190,9 +196,7 @@ mod tests {
 
     #[test]
     fn coalesced_rings_lose_nothing() {
-        let t = table(4);
-        let mut w = TableWatcher::new(4);
-        w.rescan(&t);
+        let (t, mut w) = watched(4);
         // Three slots change, but only one ring arrives.
         for slot in [0, 2, 3] {
             write(&t, slot, SensorState::Active);
@@ -206,9 +210,7 @@ mod tests {
 
     #[test]
     fn forged_and_out_of_range_rings_are_flagged_and_still_rescan() {
-        let t = table(2);
-        let mut w = TableWatcher::new(2);
-        w.rescan(&t);
+        let (t, mut w) = watched(2);
         write(&t, 0, SensorState::Active);
         let forged = Ring {
             code: SI_USER,
@@ -229,9 +231,7 @@ mod tests {
 
     #[test]
     fn a_slot_left_mid_write_is_repaired_and_reported() {
-        let t = table(2);
-        let mut w = TableWatcher::new(2);
-        w.rescan(&t);
+        let (t, mut w) = watched(2);
         write(&t, 1, SensorState::Active);
         // The writer died mid-write: the slot's sequence stays odd.
         t.abandon_write_for_test(1).expect("abandon");

@@ -236,11 +236,46 @@ fn give_to_group(name: &str, mqd: &MqdT, gid: nix::unistd::Gid) -> Result<(), Qu
     })
 }
 
+/// A queue descriptor that is closed when dropped. nix's `MqdT` is not:
+/// dropping one leaks the descriptor (a hub that reopened its queue on
+/// every error would run out of descriptors).
+#[derive(Debug)]
+struct OwnedMqd(std::mem::ManuallyDrop<MqdT>);
+
+impl OwnedMqd {
+    fn new(mqd: MqdT) -> Self {
+        OwnedMqd(std::mem::ManuallyDrop::new(mqd))
+    }
+}
+
+impl std::ops::Deref for OwnedMqd {
+    type Target = MqdT;
+    fn deref(&self) -> &MqdT {
+        &self.0
+    }
+}
+
+impl std::os::fd::AsRawFd for OwnedMqd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl Drop for OwnedMqd {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is taken out exactly once, here, as the
+        // wrapper is dropped; nothing can use `self.0` afterwards.
+        let mqd = unsafe { std::mem::ManuallyDrop::take(&mut self.0) };
+        // A close that fails leaves nothing to do: the descriptor is gone.
+        let _ = nix::mqueue::mq_close(mqd);
+    }
+}
+
 /// One end of a queue.
 #[derive(Debug)]
 pub struct MessageQueue {
     name: String,
-    fd: AsyncFd<MqdT>,
+    fd: AsyncFd<OwnedMqd>,
     msg_size: usize,
 }
 
@@ -268,12 +303,13 @@ impl MessageQueue {
             Mode::from_bits_truncate(0o660),
             Some(&attr),
         ) {
-            Ok(mqd) => mqd,
+            Ok(mqd) => OwnedMqd::new(mqd),
             Err(Errno::EEXIST) => {
                 let mqd = mq_open(name, flags, Mode::empty(), None).map_err(|e| match e {
                     Errno::EACCES | Errno::EPERM => not_ours_by_path(name, e),
                     e => open_error(name, depth, msg_size, e),
                 })?;
+                let mqd = OwnedMqd::new(mqd);
                 check_owner(name, &mqd)?;
                 mqd
             }
@@ -301,6 +337,7 @@ impl MessageQueue {
             },
             e => open_error(name, depth, msg_size, e),
         })?;
+        let mqd = OwnedMqd::new(mqd);
         let stat = fstat(mqd.as_fd()).map_err(|e| os(name, e))?;
         let mode = stat.st_mode & 0o7777;
         if mode & 0o007 != 0 {
@@ -315,7 +352,7 @@ impl MessageQueue {
     /// Checks the attributes and registers the descriptor with tokio.
     fn register(
         name: &str,
-        mqd: MqdT,
+        mqd: OwnedMqd,
         depth: i64,
         msg_size: i64,
     ) -> Result<MessageQueue, QueueError> {
@@ -460,6 +497,7 @@ mod tests {
         // A queue others may open (as another user would make it).
         let mqd = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None).expect("open");
         nix::sys::stat::fchmod(mqd.as_fd(), Mode::from_bits_truncate(0o666)).expect("chmod");
+        nix::mqueue::mq_close(mqd).expect("close");
         let err = MessageQueue::create_owned(&name, 4, 128, None).expect_err("refused");
         let text = err.to_string();
         assert!(
@@ -491,7 +529,7 @@ mod tests {
         // Found again (a hub restarting) with the umask's mode: given back.
         let mqd = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None).expect("open");
         nix::sys::stat::fchmod(mqd.as_fd(), Mode::from_bits_truncate(0o660)).expect("chmod");
-        drop(mqd);
+        nix::mqueue::mq_close(mqd).expect("close");
         let again = MessageQueue::create_owned(&name, 4, 128, Some(gid)).expect("reuse");
         let reader = MessageQueue::open_existing(&name, 4, 128).expect("reader");
         assert_eq!(reader.recv().await.expect("recv").1, b"kept");
@@ -502,6 +540,7 @@ mod tests {
         // Open to others is still refused, group or not.
         let mqd = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None).expect("open");
         nix::sys::stat::fchmod(mqd.as_fd(), Mode::from_bits_truncate(0o644)).expect("chmod");
+        nix::mqueue::mq_close(mqd).expect("close");
         assert!(matches!(
             MessageQueue::create_owned(&name, 4, 128, Some(gid)),
             Err(QueueError::NotOurs { .. })
