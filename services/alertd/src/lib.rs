@@ -111,6 +111,19 @@ impl Filter {
     }
 }
 
+/// The operator's line for an alert taken from the queue.
+fn log_alert(alert: &AlertMessage, destinations: usize) {
+    info!(
+        id = %alert.id,
+        priority = %alert.priority,
+        kind = %alert.kind,
+        destinations,
+        trace_id = alert.trace_id.as_deref().unwrap_or(""),
+        "alert: {}",
+        alert.title
+    );
+}
+
 /// Runs alertd until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AlertdError> {
     tokio::pin!(shutdown);
@@ -214,15 +227,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .as_ref()
             .filter(|_| min_webhook.is_some_and(|m| alert.priority() >= m));
         let count = destinations.len() + usize::from(to_webhook.is_some());
-        info!(
-            id = %alert.id,
-            priority = %alert.priority,
-            kind = %alert.kind,
-            destinations = count,
-            trace_id = alert.trace_id.as_deref().unwrap_or(""),
-            "alert: {}",
-            alert.title
-        );
         let done = Arc::new(Completion {
             report,
             remaining: AtomicUsize::new(count.max(1)),
@@ -230,6 +234,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         });
         if count == 0 {
             done.complete();
+            log_alert(&alert, count);
             continue;
         }
         let span = tracing::info_span!("alert", id = %alert.id, kind = %alert.kind);
@@ -259,6 +264,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 d.done.complete();
             }
         }
+        // The hooks write first (this runtime has one thread: they run while
+        // this task yields), the log line after: it is not on the alert path.
+        tokio::task::yield_now().await;
+        log_alert(&alert, count);
     }
 
     info!("alertd stopping: closing the hooks' input");

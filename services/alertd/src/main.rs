@@ -26,7 +26,12 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let started = match vigil_service::start(NAME, &cli.config, vigil_service::nothing_first) {
+    let started = match vigil_service::start(
+        NAME,
+        &cli.config,
+        vigil_service::Threads::One,
+        vigil_service::nothing_first,
+    ) {
         Ok(started) => started,
         Err(code) => return code,
     };

@@ -269,11 +269,18 @@ impl Hub {
     /// (a child of sensord's, read from the slot).
     pub(crate) fn observe(&mut self, observed: Vec<Observed>) {
         for o in observed {
-            let span = sensor_change_span(&self.table, &o);
-            let _entered = span.enter();
-            let cause = Cause::of_change(o.reading.trace, vigil_telemetry::trace_context_of(&span));
-            let effects = self.core.engine.on_sensor(o.slot, &o.reading, cause);
-            self.apply(effects);
+            let change = SensorChange::read(&self.table, &o);
+            let _entered = change.span.enter();
+            let cause = Cause::of_change(
+                o.reading.trace,
+                vigil_telemetry::trace_context_of(&change.span),
+            );
+            let mut effects = self.core.engine.on_sensor(o.slot, &o.reading, cause);
+            // The alerts go out before the change's log line: a log line is
+            // not on the alert path.
+            let journal = self.post_alerts(&mut effects);
+            change.log(&self.table, &o);
+            self.apply_after_posting(effects, journal);
         }
     }
 
@@ -333,12 +340,24 @@ impl Hub {
     /// hub killed between 1 and 3 delivers an alert whose state it then
     /// does not have: at least once, never lost.
     pub(crate) fn apply(&mut self, mut effects: Effects) {
+        let journal = self.post_alerts(&mut effects);
+        self.apply_after_posting(effects, journal);
+    }
+
+    /// Step 1 of [`Hub::apply`]: posts the effects' alerts; whether they
+    /// must be journaled.
+    fn post_alerts(&mut self, effects: &mut Effects) -> bool {
         let alerts = std::mem::take(&mut effects.alerts);
         let posted = !alerts.is_empty();
         let journal = self.alerts.post(alerts);
         if posted {
             failpoint("alert-posted");
         }
+        journal
+    }
+
+    /// Steps 2 to 8 of [`Hub::apply`], once [`Hub::post_alerts`] has run.
+    fn apply_after_posting(&mut self, mut effects: Effects, journal: bool) {
         for event in &effects.hidden {
             self.log.append_hidden(event);
         }
@@ -395,18 +414,32 @@ impl Hub {
 }
 
 /// The hub's span for a sensor change, a child of sensord's (whose context
-/// the slot carries), with the change logged in it.
-fn sensor_change_span(table: &SensorTable, o: &Observed) -> tracing::Span {
-    let name = table
-        .descriptor(o.slot)
-        .map(|d| d.name.clone())
-        .unwrap_or_default();
-    let span = info_span!("hub.sensor_change", sensor = %name, slot = o.slot);
-    vigil_telemetry::set_remote_parent(&span, o.reading.trace);
-    if let Ok(descriptor) = table.descriptor(o.slot) {
+/// the slot carries), and how long the change took to reach the hub.
+struct SensorChange {
+    span: tracing::Span,
+    latency_us: u64,
+}
+
+impl SensorChange {
+    /// Opens the span and measures the latency as the change is read.
+    fn read(table: &SensorTable, o: &Observed) -> SensorChange {
+        let latency_us = vigil_ipc::monotonic_ns().saturating_sub(o.reading.changed_mono_ns) / 1000;
+        let name = table
+            .descriptor(o.slot)
+            .map(|d| d.name.clone())
+            .unwrap_or_default();
+        let span = info_span!("hub.sensor_change", sensor = %name, slot = o.slot);
+        vigil_telemetry::set_remote_parent(&span, o.reading.trace);
+        SensorChange { span, latency_us }
+    }
+
+    /// Logs the change, in its span.
+    fn log(&self, table: &SensorTable, o: &Observed) {
+        let Ok(descriptor) = table.descriptor(o.slot) else {
+            return;
+        };
         let r = &o.reading;
-        let latency_us = vigil_ipc::monotonic_ns().saturating_sub(r.changed_mono_ns) / 1000;
-        span.in_scope(|| {
+        self.span.in_scope(|| {
             tracing::info!(
                 sensor = %descriptor.name,
                 kind = %descriptor.kind,
@@ -414,14 +447,13 @@ fn sensor_change_span(table: &SensorTable, o: &Observed) -> tracing::Span {
                 fault = r.fault,
                 tamper = r.tamper,
                 change_count = r.change_count,
-                latency_us,
+                latency_us = self.latency_us,
                 changed_mono_ns = r.changed_mono_ns,
                 trace_id = %r.trace.trace_id_hex(),
                 "sensor changed"
             );
         });
     }
-    span
 }
 
 /// Stops the process at once (SIGABRT, no cleanup) when `VIGIL_FAILPOINT`

@@ -1,11 +1,12 @@
 //! The hub: the one process every other Vigil process talks to.
 //!
-//! Owns: the sensor table (it creates the region and hands it out over
-//! ipc-channel) and its system slot, the bootstrap socket and the sessions
-//! of every local service, the receiving end of the doorbell, the alarm
-//! engine and its persisted state, the event log (its only writer) and the
-//! live event stream, the alert queue's sending end, the gRPC API with its
-//! CA and paired clients, the control FIFO and the camera server.
+//! Owns: the sensor table (it makes the sealed memfd and hands it to each
+//! admitted service over `hub.sock`, SCM_RIGHTS) and its system slot, the
+//! bootstrap socket and the sessions of every local service, the receiving
+//! end of the doorbell, the alarm engine and its persisted state, the event
+//! log (its only writer) and the live event stream, the alert queue's
+//! sending end, the gRPC API with its CA and paired clients, the control
+//! FIFO and the camera server.
 //!
 //! Must never: block its async runtime (ipc-channel receives run on their
 //! own threads, the doorbell is a signalfd, argon2 runs on blocking

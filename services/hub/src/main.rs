@@ -37,21 +37,27 @@ fn main() -> ExitCode {
         return vigil_service::report(NAME, &HubError::from(e));
     }
     let cli = Cli::parse();
-    let started = match vigil_service::start(NAME, &cli.config, |config| {
-        // ipc-channel binds its rendezvous sockets in TMPDIR: keep them in
-        // the runtime directory every service shares (systemd may give each
-        // unit a private /tmp).
-        let dir = &config.runtime.runtime_dir;
-        vigil_hub::ensure_runtime_dir(dir)?;
-        vigil_ipc::process::set_temp_dir(dir).map_err(HubError::from)
-    }) {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
-    let result = started.runtime.block_on(vigil_hub::run(
-        started.source,
-        started.config,
-        vigil_service::terminated(),
-    ));
+    let started =
+        match vigil_service::start(NAME, &cli.config, vigil_service::Threads::Two, |config| {
+            // ipc-channel binds its rendezvous sockets in TMPDIR: keep them in
+            // the runtime directory every service shares (systemd may give each
+            // unit a private /tmp).
+            let dir = &config.runtime.runtime_dir;
+            vigil_hub::ensure_runtime_dir(dir)?;
+            vigil_ipc::process::set_temp_dir(dir).map_err(HubError::from)
+        }) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
+    // The hub's loop runs as a task on a worker, not on this thread: the
+    // worker that reads a doorbell (or a command) then runs the loop itself,
+    // with no wake-up of a second thread in between (on the alert path).
+    let hub = vigil_hub::run(started.source, started.config, vigil_service::terminated());
+    let result = started.runtime.block_on(async {
+        match tokio::spawn(hub).await {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    });
     vigil_service::finish(NAME, result)
 }

@@ -161,6 +161,9 @@ pub async fn run(
                 );
                 let trace = vigil_telemetry::trace_context_of(&span);
                 let _entered = span.enter();
+                // The change reaches the table (and the hub) first, the log
+                // after: a log line is not on the alert path.
+                link.publish(i, &report, trace);
                 match cause {
                     Cause::Level => info!(
                         trace_id = %trace.trace_id_hex(),
@@ -173,7 +176,6 @@ pub async fn run(
                     ),
                     Cause::Alive => info!("{} is active again", sensor.name),
                 }
-                link.publish(i, &report, trace);
             }
         }
     }

@@ -44,7 +44,12 @@ fn main() -> ExitCode {
             Err(e) => vigil_service::report("vigil-sensord sim", &e),
         };
     }
-    let started = match vigil_service::start(NAME, &cli.config, vigil_service::nothing_first) {
+    let started = match vigil_service::start(
+        NAME,
+        &cli.config,
+        vigil_service::Threads::One,
+        vigil_service::nothing_first,
+    ) {
         Ok(started) => started,
         Err(code) => return code,
     };

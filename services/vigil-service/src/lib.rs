@@ -53,6 +53,19 @@ impl ConfigArgs {
     }
 }
 
+/// The threads a daemon's async runtime runs its tasks on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// One: for a daemon on the alert path whose work is a chain of short
+    /// steps (sensord, alertd). A task woken by another runs on the same
+    /// thread next, with no wake-up of a second thread between them: on a
+    /// Pi's few cores that hop costs more than the step itself.
+    One,
+    /// Two workers: for a daemon that serves many peers at once or does
+    /// long work beside its loop (the hub, camd, reportd).
+    Two,
+}
+
 /// A daemon that has its config and telemetry and is ready to run.
 #[derive(Debug)]
 pub struct Started {
@@ -69,14 +82,22 @@ pub struct Started {
 pub fn start<E: ExitError>(
     name: &'static str,
     args: &ConfigArgs,
+    threads: Threads,
     before_threads: impl FnOnce(&Config) -> Result<(), E>,
 ) -> Result<Started, ExitCode> {
     let source = args.source();
     let config = source.load().map_err(|e| report(name, &e))?;
     before_threads(&config).map_err(|e| report(name, &e))?;
     let telemetry = vigil_telemetry::init(name, &config.telemetry).map_err(|e| report(name, &e))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let mut builder = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread(),
+        Threads::Two => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
+        }
+    };
+    let runtime = builder
         .thread_name(name)
         .enable_all()
         .build()
