@@ -303,3 +303,78 @@ fn alert_ids_posted_in_advance_do_not_make_a_real_alarm_vanish() -> Result<()> {
     })?;
     Ok(())
 }
+
+/// The ids of the alerts the hub's journal holds as not yet delivered.
+fn journaled_ids(stack: &Stack) -> Result<Vec<String>> {
+    let path = stack.state_dir().join("alerts-pending.json");
+    let alerts: Vec<serde_json::Value> = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(alerts
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Finding 8's last part: any process of the services' user could report
+/// any alert as delivered.
+#[test]
+fn a_forged_delivery_report_leaves_the_alarm_undelivered() -> Result<()> {
+    use vigil_bootstrap::{ServiceMessage, ServiceRole};
+    // No alertd yet: the panic's alert waits in the queue and the journal.
+    let (stack, hub, _sensord) = stack()?;
+    stack.ctl_json(&["panic"])?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let id = loop {
+        if let Some(id) = journaled_ids(&stack)?.into_iter().next() {
+            break id;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the panic's alert never reached the journal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let timeout = std::time::Duration::from_secs(5);
+    let hub_sock = stack.runtime_dir().join("hub.sock");
+    // A process of the services' user that joins as a reader, then one
+    // that joins as alertd without having read the queue, each report the
+    // alarm as delivered.
+    let reader = vigil_bootstrap::connect(&hub_sock, ServiceRole::Reader, timeout)?;
+    reader.to_hub.send(ServiceMessage::AlertDelivered {
+        id: id.clone(),
+        token: "0".repeat(32),
+    })?;
+    hub.wait_log(0, "the reader's report ignored", |l| {
+        message(l).contains("ignored a delivery report from a session that is not alertd")
+    })?;
+    let forger = vigil_bootstrap::connect(&hub_sock, ServiceRole::Alertd, timeout)?;
+    forger.to_hub.send(ServiceMessage::AlertDelivered {
+        id: id.clone(),
+        token: "0".repeat(32),
+    })?;
+    hub.wait_log(0, "the forged report ignored", |l| {
+        message(l).contains("ignored a delivery report without the alert's delivery token")
+    })?;
+    ensure!(
+        journaled_ids(&stack)?.contains(&id),
+        "a forged report cleared alert {id} from the journal"
+    );
+    drop((reader, forger));
+    // The real alertd reads it from the queue and reports it with its
+    // token: only then is it delivered.
+    let _alertd = stack.start("vigil-alertd")?;
+    loop {
+        if !journaled_ids(&stack)?.contains(&id) {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(10),
+            "alertd's own report never cleared alert {id}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}

@@ -177,6 +177,8 @@ impl CameraService for Api {
         request: Request<pb::GetClipRequest>,
     ) -> RpcResult<Self::GetClipStream> {
         let hub = self.cameras_for(&request, Role::Guest)?;
+        // A clip takes a while to download: revoking the client ends it.
+        let guard = self.revocation_guard(&request);
         let name = request.into_inner().name;
         let path = crate::cameras::clip_path(hub.clips_dir(), &name).ok_or_else(|| {
             Status::not_found(format!("no clip named {}: see ListClips", excerpt(&name)))
@@ -207,6 +209,9 @@ impl CameraService for Api {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(RevocationGuard::guard(
+            guard,
+            ReceiverStream::new(rx),
+        )))
     }
 }

@@ -43,6 +43,13 @@ pub(crate) struct RevocationGuard {
     changes: watch::Receiver<u64>,
 }
 
+/// The largest request message any call takes (tonic's default is 4 MiB):
+/// the biggest real one, a Pair with its CSR, is a few KiB, and a peer that
+/// has proven nothing (Pair is open to any TLS client) must not make the
+/// hub buffer more. A larger one is refused with OUT_OF_RANGE before it is
+/// decoded.
+const MAX_REQUEST: usize = 64 << 10;
+
 /// What every gRPC method answers.
 pub(crate) type RpcResult<T> = Result<Response<T>, Status>;
 
@@ -567,10 +574,10 @@ pub async fn serve(
     let router = crate::listen::grpc_server()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(AlarmServiceServer::new(api.clone()))
-        .add_service(AdminServiceServer::new(api.clone()))
-        .add_service(ReportServiceServer::new(api.clone()))
-        .add_service(CameraServiceServer::new(api));
+        .add_service(AlarmServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST))
+        .add_service(AdminServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST))
+        .add_service(ReportServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST))
+        .add_service(CameraServiceServer::new(api).max_decoding_message_size(MAX_REQUEST));
     match pki {
         Some(pki) => {
             let tls = pki.server_tls();

@@ -14,33 +14,33 @@
 //! [`watcher`]), or let a second writer of the sensor slots in while one is
 //! connected.
 //!
-//! Code map (each module imports only those listed after it, or none of
-//! the hub's; no module imports one that imports it back):
-//! - [`run`]: builds everything and runs the event loop; `event_loop`: the
-//!   loop's state and `Hub::apply`, where the engine's effects become I/O
-//!   in one documented order.
-//! - [`engine`]: the alarm (vigil-alarm), users and PINs, event numbering
-//!   and wording, alerts; returns [`engine::Effects`], does no I/O.
-//! - [`commands`]: what the loop is asked ([`commands::HubRequest`]) and
-//!   the handle that asks ([`commands::HubHandle`]); [`status`]: the status
-//!   every reader sees; [`stream`]: the event ring and broadcast.
-//! - [`eventlog`]: events into the memory-mapped log, replay;
-//!   [`persist`]: the state file; [`alerts`]: the POSIX queue to alertd and
-//!   the alert journal.
-//! - [`grpc`]: AlarmService and AdminService (`camera_api`, `reports`: the
-//!   other two services); [`convert`]: the one domain <-> proto boundary;
-//!   [`pki`]: the CA, pairing and the client registry.
-//! - [`cameras`]: the camera server (links, rings, clips, motion).
-//! - [`control_fifo`]: `echo "arm away" > /run/vigil/control`.
-//! - `sessions`: admitted services, their message threads, and what happens
-//!   when one ends (a dead writer's table repair); [`watcher`]: doorbells
-//!   and rescans into observed changes.
-//! - [`clock`]: wall-clock time and the alarm's monotonic clock; `error`:
-//!   why the hub stops; `files`: secret files replaced whole and durably.
-//! - [`listen`]: what every peer-facing listener (gRPC, cameras,
-//!   `hub.sock`) keeps to: handshake deadlines, caps per peer and in all,
-//!   accept back-off, the descriptor budget; the gRPC server's own TLS
-//!   incoming stream.
+//! Code map, in layers: a module imports only modules of the layers below
+//! its own (checked: `../shared/tools/module-cycles services/hub/src` finds
+//! no circle).
+//! 1. [`run`]: builds everything and runs the event loop; `event_loop`: the
+//!    loop's state and `Hub::apply`, where the engine's effects become I/O
+//!    in one documented order; `error`: why the hub stops; `camera_api`,
+//!    `reports`: the CameraService and ReportService of [`grpc`]'s `Api`.
+//! 2. [`engine`]: the alarm (vigil-alarm), users and PINs, event numbering
+//!    and wording, alerts; returns [`engine::Effects`], does no I/O.
+//!    [`grpc`]: AlarmService and AdminService. `sessions`: admitted
+//!    services, their message threads, and what happens when one ends (a
+//!    dead writer's table repair). [`control_fifo`]: `echo "arm away" >
+//!    /run/vigil/control`.
+//! 3. [`cameras`]: the camera server (links, rings, clips, motion);
+//!    [`convert`]: the one domain <-> proto boundary; [`eventlog`]: events
+//!    into the memory-mapped log, replay; [`persist`]: the state file;
+//!    [`pki`]: the CA, pairing and the client registry; [`alerts`]: the
+//!    POSIX queue to alertd and the alert journal; [`watcher`]: doorbells
+//!    and rescans into observed changes.
+//! 4. [`commands`]: what the loop is asked ([`commands::HubRequest`]) and
+//!    the handle that asks ([`commands::HubHandle`]).
+//! 5. [`status`]: the status every reader sees; [`stream`]: the event ring
+//!    and broadcast; [`clock`]: wall-clock time and the alarm's monotonic
+//!    clock; [`listen`]: what every peer-facing listener (gRPC, cameras,
+//!    `hub.sock`) keeps to (handshake deadlines, caps per peer and in all,
+//!    accept back-off, the descriptor budget, the gRPC server's TLS
+//!    incoming stream); `files`: secret files replaced whole and durably.
 
 #![forbid(unsafe_code)]
 

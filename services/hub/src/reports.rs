@@ -99,7 +99,8 @@ impl ReportService for Api {
             "" => None,
             token => Some(Cursor::from_token(token).ok_or_else(|| {
                 Status::invalid_argument(format!(
-                    "page_token {token:?} is not one this server gave: start without one"
+                    "page_token {} is not one this server gave: start without one",
+                    vigil_domain::text::excerpt(token)
                 ))
             })?),
         };

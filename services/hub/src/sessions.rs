@@ -259,7 +259,8 @@ impl Sessions {
                 session = id,
                 role = hello.role.as_str(),
                 pid = hello.pid,
-                release = %hello.release,
+                // The client's own words: quoted and cut, never raw.
+                release = %vigil_domain::text::excerpt(&hello.release),
                 "service joined"
             );
         }
@@ -289,7 +290,8 @@ impl Sessions {
                 let Some(role) = Role::parse(&role) else {
                     warn!(
                         session = id,
-                        "pairing code asked for an unknown role {role:?}"
+                        "pairing code asked for an unknown role {}",
+                        vigil_domain::text::excerpt(&role)
                     );
                     return;
                 };

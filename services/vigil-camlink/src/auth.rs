@@ -1,4 +1,5 @@
-//! The key, the challenge's MAC and the heartbeat's.
+//! The key, the Noise pre-shared key derived from it, and the heartbeat's
+//! MAC.
 
 use std::path::Path;
 
@@ -92,8 +93,8 @@ pub fn parse_beacon(datagram: &[u8]) -> Option<u16> {
     port.parse().ok().filter(|p| *p != 0)
 }
 
-/// A heartbeat whose MAC verified: the camera, the link it names (the
-/// hub's challenge nonce of the connection the camera last made) and its
+/// A heartbeat whose MAC verified: the camera, the link it names (the id
+/// the hub's `Welcome` gave the connection the camera last made) and its
 /// number on that link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
@@ -102,8 +103,8 @@ pub struct Heartbeat {
     pub seq: u64,
 }
 
-/// The heartbeat datagram of `camera`, number `seq` on the link whose
-/// challenge nonce was `link`.
+/// The heartbeat datagram of `camera`, number `seq` on the link whose id
+/// was `link`.
 pub fn heartbeat(key: &Key, camera: &str, link: &[u8; 32], seq: u64) -> String {
     let link = hex(link);
     let tag = mac(key, &[heartbeat_text(camera, &link, seq).as_bytes()]);
@@ -173,8 +174,8 @@ pub struct HeartbeatGuard {
 }
 
 impl HeartbeatGuard {
-    /// The camera proved its key on a connection whose challenge nonce was
-    /// `link`: its heartbeats name that link from now on, counting from 1.
+    /// The camera proved its key on a connection whose link id is `link`:
+    /// its heartbeats name that link from now on, counting from 1.
     pub fn linked(&mut self, link: [u8; 32]) {
         self.link = Some(link);
         self.last = 0;

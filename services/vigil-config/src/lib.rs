@@ -23,6 +23,8 @@
 //!   cameras' motion sensors), `outputs`, `users`, `cameras`, `recording`,
 //!   `hooks`, `alarm`, `grpc`, `alerts`, `events`, `webhook`, `telemetry`.
 
+#![forbid(unsafe_code)]
+
 mod check;
 mod file;
 mod limits;

@@ -690,7 +690,7 @@ impl SensorTable {
         loop {
             // SAFETY: `sem` is the initialised process-shared semaphore in
             // this valid mapping (create() initialised it before the magic
-            // was published; from_shared() checked the magic).
+            // was published; from_fd() checked the magic).
             if unsafe { libc::sem_trywait(sem) } == 0 {
                 return Ok(Some(WriterLock {
                     sem,
@@ -758,7 +758,7 @@ impl SensorTable {
         let sem = self.semaphore();
         // SAFETY: `sem` is the initialised process-shared semaphore in this
         // valid mapping (create() initialised it before the magic was
-        // published; from_shared() checked the magic).
+        // published; from_fd() checked the magic).
         if unsafe { libc::sem_trywait(sem) } == 0 {
             return Ok(WriterLock {
                 sem,
