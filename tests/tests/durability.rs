@@ -11,6 +11,8 @@
 //! Each case first brings the stack to its starting state with a hub that
 //! has no failpoint, then restarts the hub with one.
 
+use std::io::Write;
+
 use anyhow::{Result, ensure};
 use serde_json::Value;
 use vigil_e2e::{Service, Stack, message};
@@ -41,6 +43,9 @@ fn restart_after_failpoint(stack: &Stack, hub: &mut Service) -> Result<()> {
 struct Case {
     name: &'static str,
     before: &'static [&'static [&'static str]],
+    /// Lines written to the control FIFO after `before` (another source
+    /// of PINs), each waited for until the hub has refused or done it.
+    fifo_before: &'static [&'static str],
     command: &'static [&'static str],
     done: fn(&Value) -> bool,
     /// A command that must be refused as locked out (exit 6) after the
@@ -53,6 +58,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "arm",
             before: &[],
+            fifo_before: &[],
             command: &["arm", "away"],
             done: |s| s["mode"] == "away",
             then_locked_out: None,
@@ -60,6 +66,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "disarm",
             before: &[&["arm", "away"]],
+            fifo_before: &[],
             command: &["disarm", "--pin", "2468"],
             done: |s| s["mode"] == "disarmed",
             then_locked_out: None,
@@ -67,6 +74,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "duress disarm",
             before: &[&["arm", "away"]],
+            fifo_before: &[],
             command: &["disarm", "--pin", "1357"],
             done: |s| s["mode"] == "disarmed",
             then_locked_out: None,
@@ -74,6 +82,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "panic",
             before: &[],
+            fifo_before: &[],
             command: &["panic"],
             done: |s| s["state"] == "triggered" && s["siren"] == true,
             then_locked_out: None,
@@ -81,6 +90,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "bypass",
             before: &[],
+            fifo_before: &[],
             command: &["bypass", "back-door"],
             done: |s| s["bypassed"][0] == "back-door",
             then_locked_out: None,
@@ -93,8 +103,38 @@ fn cases() -> Vec<Case> {
                 &["disarm", "--pin", "0000"],
                 &["disarm", "--pin", "0000"],
             ],
+            fifo_before: &[],
             command: &["disarm", "--pin", "0000"],
             done: |_| true,
+            then_locked_out: Some(&["disarm", "--pin", "2468"]),
+        },
+        Case {
+            name: "bypass while armed, with a PIN",
+            before: &[&["arm", "away"]],
+            fifo_before: &[],
+            command: &["bypass", "back-door", "--pin", "2468"],
+            done: |s| s["mode"] == "away" && s["bypassed"][0] == "back-door",
+            then_locked_out: None,
+        },
+        Case {
+            // Four wrong from this client and five from the FIFO: this
+            // client's fifth is the tenth in a row, which locks every PIN.
+            name: "the PIN that locks the keypad out for every source",
+            before: &[
+                &["disarm", "--pin", "0000"],
+                &["disarm", "--pin", "0000"],
+                &["disarm", "--pin", "0000"],
+                &["disarm", "--pin", "0000"],
+            ],
+            fifo_before: &[
+                "disarm 0000",
+                "disarm 0000",
+                "disarm 0000",
+                "disarm 0000",
+                "disarm 0000",
+            ],
+            command: &["disarm", "--pin", "0000"],
+            done: |s| s["locked_until_unix_ms"].as_i64().is_some_and(|t| t > 0),
             then_locked_out: Some(&["disarm", "--pin", "2468"]),
         },
     ]
@@ -104,6 +144,29 @@ fn run_case(case: &Case, point: &str) -> Result<()> {
     let (stack, mut hub, _sensord) = stack()?;
     for args in case.before {
         stack.ctl(args)?;
+    }
+    let fifo_lines = |hub: &Service| -> Result<usize> {
+        Ok(hub
+            .log_lines()?
+            .iter()
+            .filter(|l| message(l).starts_with("control FIFO: disarm"))
+            .count())
+    };
+    for line in case.fifo_before {
+        let seen = fifo_lines(&hub)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(stack.runtime_dir().join("control"))?
+            .write_all(format!("{line}\n").as_bytes())?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while fifo_lines(&hub)? == seen {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "{}: the hub never took {line:?} from the FIFO",
+                case.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
     with_failpoint(&stack, &mut hub, point)?;
     let (code, stdout, stderr) = stack.ctl(case.command)?;

@@ -49,15 +49,13 @@ fn main() -> ExitCode {
             Ok(started) => started,
             Err(code) => return code,
         };
-    // The hub's loop runs as a task on a worker, not on this thread: the
-    // worker that reads a doorbell (or a command) then runs the loop itself,
-    // with no wake-up of a second thread in between (on the alert path).
-    let hub = vigil_hub::run(started.source, started.config, vigil_service::terminated());
-    let result = started.runtime.block_on(async {
-        match tokio::spawn(hub).await {
-            Ok(result) => result,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    });
+    // The loop runs on this thread, not on a worker: it does blocking work
+    // (fsync) in its documented order, which on a worker would hold up the
+    // tasks queued behind it there (a gRPC answer, a camera stream).
+    let result = started.runtime.block_on(vigil_hub::run(
+        started.source,
+        started.config,
+        vigil_service::terminated(),
+    ));
     vigil_service::finish(NAME, result)
 }
