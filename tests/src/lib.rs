@@ -578,6 +578,18 @@ impl Stack {
             .spawn()?)
     }
 
+    /// `vigilctl ARGS` with this stack's config and pairing, to spawn as
+    /// the test needs (its standard streams are the caller's to set).
+    pub fn ctl_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(self.bin.join("vigilctl"));
+        command
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .env("VIGIL_CREDENTIALS", self.credentials_dir());
+        command
+    }
+
     /// Where this stack's vigilctl keeps its pairing (`VIGIL_CREDENTIALS`).
     pub fn credentials_dir(&self) -> PathBuf {
         self.root.path().join("credentials")

@@ -180,3 +180,47 @@ fn an_invalid_config_file_says_what_78_means() -> Result<()> {
     }
     Ok(())
 }
+
+/// `vigilctl events --follow | head -1`: when its reader goes away,
+/// vigilctl ends at once, exit 0, with no panic on stderr.
+#[test]
+fn vigilctl_ends_quietly_when_its_reader_goes_away() -> Result<()> {
+    use std::io::{BufRead, Read};
+    use std::process::Stdio;
+    let (stack, _hub, _sensord) = vigil_e2e::alarm_stack("user")?;
+    stack.ctl_json(&["arm", "away"])?;
+    let mut follower = stack
+        .ctl_command(&["--json", "events", "--follow", "--after", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = follower.stdout.take().context("stdout")?;
+    let mut first = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut first)?;
+    ensure!(first.contains("\"seq\""), "the first event: {first:?}");
+    // The reader is gone (dropped with its BufReader); the next events
+    // find the pipe closed.
+    stack.ctl_json(&["disarm", "--pin", "2468"])?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = follower.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = follower.kill();
+            anyhow::bail!("vigilctl kept running after its reader went away");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    follower
+        .stderr
+        .take()
+        .context("stderr")?
+        .read_to_string(&mut stderr)?;
+    ensure!(
+        status.success() && !stderr.contains("panicked"),
+        "vigilctl ended {status}: {stderr}"
+    );
+    Ok(())
+}

@@ -54,7 +54,7 @@ impl Output {
     /// Prints a line that has one form only, whatever `--json` says: a
     /// confirmation that a file was written, a hash for a config file.
     pub(crate) fn say(self, line: impl std::fmt::Display) {
-        println!("{line}");
+        emit(format_args!("{line}\n"));
     }
 
     /// Prints the asked-for form, made only when asked for: for an answer
@@ -67,11 +67,27 @@ impl Output {
         text: impl FnOnce() -> Result<String, E>,
     ) -> Result<(), E> {
         if self.json {
-            println!("{}", json()?);
+            emit(format_args!("{}\n", json()?));
         } else {
-            print!("{}", text()?);
+            emit(format_args!("{}", text()?));
         }
         Ok(())
+    }
+}
+
+/// Writes to standard output. A reader that has gone (`vigilctl events
+/// --follow | head -1`) ends vigilctl at once and quietly, as SIGPIPE ends
+/// a C program (println! would panic); any other failure to write is said
+/// on stderr, exit 1.
+fn emit(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("vigilctl: cannot write to standard output: {e}");
+        std::process::exit(1);
     }
 }
 
