@@ -396,20 +396,28 @@ fn camera_events(stack: &Stack, kind: &str) -> Result<usize> {
         .count())
 }
 
+/// A stack whose camera `name` (camd, key "s3cret") reaches the hub
+/// through a [`Relay`]; the hub started (on the port returned), camd not
+/// yet.
+fn relayed_camera(name: &str) -> Result<(Relay, Stack, Service, u16)> {
+    let hub_port = free_port()?;
+    let relay = Relay::start(hub_port)?;
+    let camera = test_camera(hub_port, "s3cret", name).replace(
+        &format!("hub = \"127.0.0.1:{hub_port}\""),
+        &format!("hub = \"127.0.0.1:{}\"", relay.port),
+    );
+    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}{camera}"), RunAs::Me)?;
+    let hub = stack.start("vigil-hub")?;
+    Ok((relay, stack, hub, hub_port))
+}
+
 /// Finding 3: heartbeats captured on the way from a real camd, replayed
 /// once a second after the camera is killed, do not keep it online: the
 /// hub says `camera_offline` while the replay goes on. (Heartbeats do keep
 /// a live camera online on their own: shown first, with its TCP link cut.)
 #[test]
 fn a_replayed_heartbeat_does_not_keep_a_killed_camera_online() -> Result<()> {
-    let hub_port = free_port()?;
-    let relay = Relay::start(hub_port)?;
-    let camera = test_camera(hub_port, "s3cret", "replay").replace(
-        &format!("hub = \"127.0.0.1:{hub_port}\""),
-        &format!("hub = \"127.0.0.1:{}\"", relay.port),
-    );
-    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}{camera}"), RunAs::Me)?;
-    let hub = stack.start("vigil-hub")?;
+    let (relay, stack, hub, hub_port) = relayed_camera("replay")?;
     let mut camd = stack.start("vigil-camd")?;
     hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
     stack.pair_here("guest")?;
@@ -472,14 +480,7 @@ fn a_replayed_heartbeat_does_not_keep_a_killed_camera_online() -> Result<()> {
 /// camera's name, anywhere in either direction.
 #[test]
 fn a_passive_relay_sees_no_video_and_no_camera_name_in_clear() -> Result<()> {
-    let hub_port = free_port()?;
-    let relay = Relay::start(hub_port)?;
-    let camera = test_camera(hub_port, "s3cret", "clear").replace(
-        &format!("hub = \"127.0.0.1:{hub_port}\""),
-        &format!("hub = \"127.0.0.1:{}\"", relay.port),
-    );
-    let stack = Stack::new(&format!("{TEST_SENSORS}{TEST_ALARM}{camera}"), RunAs::Me)?;
-    let hub = stack.start("vigil-hub")?;
+    let (relay, stack, hub, _) = relayed_camera("clear")?;
     let _camd = stack.start("vigil-camd")?;
     hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
     stack.pair_here("guest")?;

@@ -337,32 +337,34 @@ fn a_forged_delivery_report_leaves_the_alarm_undelivered() -> Result<()> {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    let timeout = std::time::Duration::from_secs(5);
-    let hub_sock = stack.runtime_dir().join("hub.sock");
     // A process of the services' user that joins as a reader, then one
     // that joins as alertd without having read the queue, each report the
-    // alarm as delivered.
-    let reader = vigil_bootstrap::connect(&hub_sock, ServiceRole::Reader, timeout)?;
-    reader.to_hub.send(ServiceMessage::AlertDelivered {
-        id: id.clone(),
-        token: "0".repeat(32),
-    })?;
-    hub.wait_log(0, "the reader's report ignored", |l| {
-        message(l).contains("ignored a delivery report from a session that is not alertd")
-    })?;
-    let forger = vigil_bootstrap::connect(&hub_sock, ServiceRole::Alertd, timeout)?;
-    forger.to_hub.send(ServiceMessage::AlertDelivered {
-        id: id.clone(),
-        token: "0".repeat(32),
-    })?;
-    hub.wait_log(0, "the forged report ignored", |l| {
-        message(l).contains("ignored a delivery report without the alert's delivery token")
-    })?;
+    // alarm as delivered; the hub says why it ignores each.
+    let hub_sock = stack.runtime_dir().join("hub.sock");
+    let mut forgers = Vec::new();
+    for (role, ignored) in [
+        (
+            ServiceRole::Reader,
+            "ignored a delivery report from a session that is not alertd",
+        ),
+        (
+            ServiceRole::Alertd,
+            "ignored a delivery report without the alert's delivery token",
+        ),
+    ] {
+        let session = vigil_bootstrap::connect(&hub_sock, role, std::time::Duration::from_secs(5))?;
+        session.to_hub.send(ServiceMessage::AlertDelivered {
+            id: id.clone(),
+            token: "0".repeat(32),
+        })?;
+        hub.wait_log(0, ignored, |l| message(l).contains(ignored))?;
+        forgers.push(session);
+    }
     ensure!(
         journaled_ids(&stack)?.contains(&id),
         "a forged report cleared alert {id} from the journal"
     );
-    drop((reader, forger));
+    drop(forgers);
     // The real alertd reads it from the queue and reports it with its
     // token: only then is it delivered.
     let _alertd = stack.start("vigil-alertd")?;
