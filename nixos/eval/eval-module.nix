@@ -157,6 +157,17 @@ let
     type = types.listOf t;
     default = [ ];
   };
+  strOpt = mkOption {
+    type = types.str;
+    default = "";
+  };
+  # An attribute set of submodules with these options (users, units).
+  attrsOfOpt =
+    options:
+    mkOption {
+      default = { };
+      type = types.attrsOf (types.submodule { inherit options; });
+    };
 
   stubs =
     { config, ... }:
@@ -168,31 +179,18 @@ let
         };
         warnings = listOpt types.str;
 
-        users.users = mkOption {
-          default = { };
-          type = types.attrsOf (
-            types.submodule {
-              options = {
-                isSystemUser = mkOption {
-                  type = types.bool;
-                  default = false;
-                };
-                isNormalUser = mkOption {
-                  type = types.bool;
-                  default = false;
-                };
-                group = mkOption {
-                  type = types.str;
-                  default = "";
-                };
-                description = mkOption {
-                  type = types.str;
-                  default = "";
-                };
-                extraGroups = listOpt types.str;
-              };
-            }
-          );
+        users.users = attrsOfOpt {
+          isSystemUser = mkOption {
+            type = types.bool;
+            default = false;
+          };
+          isNormalUser = mkOption {
+            type = types.bool;
+            default = false;
+          };
+          group = strOpt;
+          description = strOpt;
+          extraGroups = listOpt types.str;
         };
         users.groups = mkOption {
           default = { };
@@ -248,41 +246,21 @@ let
 
         systemd.tmpfiles.rules = listOpt types.str;
 
-        systemd.targets = mkOption {
-          default = { };
-          type = types.attrsOf (
-            types.submodule {
-              options = {
-                description = mkOption {
-                  type = types.str;
-                  default = "";
-                };
-                wantedBy = listOpt types.str;
-              };
-            }
-          );
+        systemd.targets = attrsOfOpt {
+          description = strOpt;
+          wantedBy = listOpt types.str;
         };
 
         # nixos/lib/systemd-unit-options.nix (socketOptions).
-        systemd.sockets = mkOption {
-          default = { };
-          type = types.attrsOf (
-            types.submodule {
-              options = {
-                description = mkOption {
-                  type = types.str;
-                  default = "";
-                };
-                wantedBy = listOpt types.str;
-                partOf = listOpt types.str;
-                listenStreams = listOpt types.str;
-                socketConfig = mkOption {
-                  type = types.attrsOf unitValue;
-                  default = { };
-                };
-              };
-            }
-          );
+        systemd.sockets = attrsOfOpt {
+          description = strOpt;
+          wantedBy = listOpt types.str;
+          partOf = listOpt types.str;
+          listenStreams = listOpt types.str;
+          socketConfig = mkOption {
+            type = types.attrsOf unitValue;
+            default = { };
+          };
         };
 
         systemd.services = mkOption {

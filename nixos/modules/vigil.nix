@@ -1407,40 +1407,38 @@ in
 
       # One uid per trust domain; the groups are what they share
       # (ARCHITECTURE.md, "Users and groups").
-      users.users = {
-        vigil = {
+      users.users = lib.mapAttrs
+        (name: u: {
           isSystemUser = true;
-          group = "vigil";
+          group = name;
+          inherit (u) description extraGroups;
+        })
+        {
           # To give alertd the queue and hub.sock; to read reportd's index.
-          extraGroups = [
-            "vigil-alerts"
-            "vigil-reportd"
-          ];
-          description = "Vigil hub and sensor daemon";
+          vigil = {
+            description = "Vigil hub and sensor daemon";
+            extraGroups = [
+              "vigil-alerts"
+              "vigil-reportd"
+            ];
+          };
+          vigil-alertd = {
+            description = "Vigil alert daemon";
+            extraGroups = [ "vigil-alerts" ];
+          };
+          vigil-hook = {
+            description = "Vigil hook programs";
+            extraGroups = [ ];
+          };
+          vigil-reportd = {
+            description = "Vigil report daemon";
+            extraGroups = [ "vigil-log" ];
+          };
+          vigil-camd = {
+            description = "Vigil camera daemon";
+            extraGroups = [ ];
+          };
         };
-        vigil-alertd = {
-          isSystemUser = true;
-          group = "vigil-alertd";
-          extraGroups = [ "vigil-alerts" ];
-          description = "Vigil alert daemon";
-        };
-        vigil-hook = {
-          isSystemUser = true;
-          group = "vigil-hook";
-          description = "Vigil hook programs";
-        };
-        vigil-reportd = {
-          isSystemUser = true;
-          group = "vigil-reportd";
-          extraGroups = [ "vigil-log" ];
-          description = "Vigil report daemon";
-        };
-        vigil-camd = {
-          isSystemUser = true;
-          group = "vigil-camd";
-          description = "Vigil camera daemon";
-        };
-      };
       users.groups = {
         vigil = { };
         vigil-alertd = { };
