@@ -250,12 +250,7 @@ fn strangers_announcing_huge_camera_frames_cost_no_memory() -> Result<()> {
         RunAs::Me,
     )?;
     let hub = stack.start("vigil-hub")?;
-    let _camd = stack.start("vigil-camd")?;
-    hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
-    stack.pair_here("guest")?;
-    wait_until("porch online", Duration::from_secs(10), || {
-        Ok(porch(&stack)?["online"] == true)
-    })?;
+    let _camd = camera_online(&stack, &hub)?;
     // The ring fills for a while first, so that its growth is not counted.
     std::thread::sleep(Duration::from_secs(12));
     let rss_before = rss_kib(hub.pid())?;
@@ -396,6 +391,18 @@ fn camera_events(stack: &Stack, kind: &str) -> Result<usize> {
         .count())
 }
 
+/// Starts camd, pairs a guest and waits until the hub says the porch
+/// camera is online.
+fn camera_online(stack: &Stack, hub: &Service) -> Result<Service> {
+    let camd = stack.start("vigil-camd")?;
+    hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
+    stack.pair_here("guest")?;
+    wait_until("porch online", Duration::from_secs(10), || {
+        Ok(porch(stack)?["online"] == true)
+    })?;
+    Ok(camd)
+}
+
 /// A stack whose camera `name` (camd, key "s3cret") reaches the hub
 /// through a [`Relay`]; the hub started (on the port returned), camd not
 /// yet.
@@ -481,12 +488,7 @@ fn a_replayed_heartbeat_does_not_keep_a_killed_camera_online() -> Result<()> {
 #[test]
 fn a_passive_relay_sees_no_video_and_no_camera_name_in_clear() -> Result<()> {
     let (relay, stack, hub, _) = relayed_camera("clear")?;
-    let _camd = stack.start("vigil-camd")?;
-    hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
-    stack.pair_here("guest")?;
-    wait_until("porch online", Duration::from_secs(10), || {
-        Ok(porch(&stack)?["online"] == true)
-    })?;
+    let _camd = camera_online(&stack, &hub)?;
     let frames_before = porch(&stack)?["frames"].as_u64().unwrap_or(0);
     // A few key frames (SPS and PPS in front of each) go by.
     std::thread::sleep(Duration::from_secs(5));
