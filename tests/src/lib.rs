@@ -216,6 +216,9 @@ pub struct Stack {
     bin: PathBuf,
 }
 
+/// The longest a one-shot command (`vigilctl ...`) may take in a test.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
 /// A running service whose stderr goes to a log file.
 #[derive(Debug)]
 pub struct Service {
@@ -519,7 +522,49 @@ impl Stack {
 
     /// Runs a command of `binary` to completion (vigilctl, `vigil-sensord sim`).
     pub fn run(&self, binary: &str, args: &[&str]) -> Result<Output> {
-        Ok(self.command(binary).args(args).output()?)
+        // A command that never ends (a stream that is not closed) fails
+        // the test after RUN_LIMIT instead of hanging it.
+        let mut child = self
+            .command(binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let (mut stdout, mut stderr) = (
+            child.stdout.take().context("stdout")?,
+            child.stderr.take().context("stderr")?,
+        );
+        let out = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
+        });
+        let err = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut stderr, &mut buf).map(|_| buf)
+        });
+        let deadline = Instant::now() + RUN_LIMIT;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{binary} {args:?} did not end within {RUN_LIMIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let join = |t: std::thread::JoinHandle<std::io::Result<Vec<u8>>>| {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a reader thread panicked"))?
+                .map_err(anyhow::Error::from)
+        };
+        Ok(Output {
+            status,
+            stdout: join(out)?,
+            stderr: join(err)?,
+        })
     }
 
     /// Starts `name` with another config file (a second camera, a wrong key).

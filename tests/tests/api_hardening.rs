@@ -81,15 +81,17 @@ fn errors_quote_a_short_escaped_excerpt_of_what_they_were_given() -> Result<()> 
     let (stack, _hub, _sensord) = stack("user")?;
     let runtime = tokio::runtime::Runtime::new()?;
     let mut client = alarm_client(&stack, &runtime)?;
-    let huge = format!("x\n{}", "a".repeat(100_000));
+    // A name as long as a request may be (64 KiB in all): NOT_FOUND with
+    // a short excerpt, not RESOURCE_EXHAUSTED from an oversized
+    // grpc-message.
+    let long = format!("x\n{}", "a".repeat(60_000));
     let err = runtime
         .block_on(client.bypass(pb::BypassRequest {
-            sensor: huge,
+            sensor: long,
             bypass: true,
             pin: String::new(),
         }))
         .expect_err("no such sensor");
-    // NOT_FOUND, not RESOURCE_EXHAUSTED from an oversized grpc-message.
     ensure!(err.code() == Code::NotFound, "{err:?}");
     ensure!(
         err.message().len() < 200,
@@ -97,9 +99,22 @@ fn errors_quote_a_short_escaped_excerpt_of_what_they_were_given() -> Result<()> 
         err.message().len()
     );
     ensure!(
-        !err.message().contains('\n') && err.message().contains("100002 bytes"),
+        !err.message().contains('\n') && err.message().contains("60002 bytes"),
         "{}",
         err.message()
+    );
+    // Finding 7's 100 kB name: refused before it is decoded, with a short
+    // message.
+    let err = runtime
+        .block_on(client.bypass(pb::BypassRequest {
+            sensor: "a".repeat(100_000),
+            bypass: true,
+            pin: String::new(),
+        }))
+        .expect_err("too large");
+    ensure!(
+        err.code() == Code::OutOfRange && err.message().len() < 200,
+        "{err:?}"
     );
     Ok(())
 }
@@ -111,15 +126,17 @@ fn pins_that_cannot_be_pins_are_refused_unhashed_and_uncounted() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let mut client = alarm_client(&stack, &runtime)?;
     let cursor = hub.log_len()?;
-    for (pin, says) in [
-        (String::new(), "no PIN was given"),
-        ("7".repeat(3_900_000), "4 to 12 digits"),
-        ("12ab".to_owned(), "4 to 12 digits"),
+    for (pin, code, says) in [
+        (String::new(), Code::InvalidArgument, "no PIN was given"),
+        ("7".repeat(60_000), Code::InvalidArgument, "4 to 12 digits"),
+        ("12ab".to_owned(), Code::InvalidArgument, "4 to 12 digits"),
+        // Finding 7's 3.9 MiB "PIN": refused before it is even decoded.
+        ("7".repeat(3_900_000), Code::OutOfRange, "too large"),
     ] {
         let err = runtime
             .block_on(client.disarm(pb::DisarmRequest { pin }))
             .expect_err("refused");
-        ensure!(err.code() == Code::InvalidArgument, "{err:?}");
+        ensure!(err.code() == code, "{err:?}");
         ensure!(err.message().contains(says), "{}", err.message());
     }
     // None of them counted: the first wrong PIN still has 4 attempts left

@@ -40,11 +40,15 @@ pub(crate) async fn run(socket: PathBuf, mut delivered: mpsc::UnboundedReceiver<
         info!(session = session.welcome.session, "joined the hub");
         // The hub's end of the session closing is seen on the next send.
         while let Some(Delivered { id, token }) = delivered.recv().await {
-            if session
-                .to_hub
-                .send(ServiceMessage::AlertDelivered { id, token })
-                .is_err()
-            {
+            // The send blocks when the hub stops reading (its socket
+            // full): on a blocking thread, so that alertd's one thread
+            // goes on handing alerts to the hooks meanwhile.
+            let to_hub = session.to_hub.clone();
+            let sent = tokio::task::spawn_blocking(move || {
+                to_hub.send(ServiceMessage::AlertDelivered { id, token })
+            })
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
                 info!("lost the hub; rejoining");
                 break;
             }

@@ -5,21 +5,31 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Replaces `path` with `contents`: written to `tmp` (mode 0600, made
-/// anew), synced, renamed over `path`, and the directory synced, so a
-/// crash leaves the old file or the new one, never half of either, and no
-/// other user can read it at any point.
+/// Replaces `path` with `contents`: written to `tmp` (made anew, mode
+/// 0600: a file left at `tmp` by a crash, whatever its mode or owner, is
+/// removed first, never reused), synced, renamed over `path`, and the
+/// directory synced, so a crash leaves the old file or the new one, never
+/// half of either, and no other user can read it at any point. A failed
+/// write removes `tmp` (a full disk keeps no partial copy).
 pub(crate) fn replace_private(path: &Path, tmp: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
+    match std::fs::remove_file(tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let written = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(tmp, path)?;
+        .open(tmp)
+        .and_then(|mut file| {
+            file.write_all(contents)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
     }

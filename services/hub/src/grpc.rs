@@ -43,10 +43,11 @@ pub(crate) struct RevocationGuard {
     changes: watch::Receiver<u64>,
 }
 
-/// The largest request message any call takes (tonic's default is 4 MiB):
-/// the biggest real one, a Pair with its CSR, is a few KiB, and a peer that
-/// has proven nothing (Pair is open to any TLS client) must not make the
-/// hub buffer more. A larger one is refused with OUT_OF_RANGE before it is
+/// The largest request message any call takes, health and reflection
+/// included (tonic's default is 4 MiB): the biggest real one, a Pair with
+/// its CSR, is a few KiB, and a peer that has proven nothing (Pair, health
+/// and reflection are open to any TLS client) must not make the hub
+/// buffer more. A larger one is refused with OUT_OF_RANGE before it is
 /// decoded.
 const MAX_REQUEST: usize = 64 << 10;
 
@@ -58,8 +59,11 @@ pub(crate) type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Sen
 
 impl RevocationGuard {
     /// `stream`, ended with UNAUTHENTICATED when the client is revoked
-    /// (tonic ends a stream at its first error); unguarded without a
-    /// client certificate (the benchmark's open server).
+    /// (tonic ends a stream at its first error), and ended when `stream`
+    /// ends (a clip sent whole); unguarded without a client certificate
+    /// (the benchmark's open server). A client revoked before the guard
+    /// was made is refused at the first item: the registry is read at
+    /// once, not only at its next change.
     pub(crate) fn guard<T: Send + 'static>(
         guard: Option<RevocationGuard>,
         stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
@@ -72,15 +76,18 @@ impl RevocationGuard {
         else {
             return Box::pin(stream);
         };
-        let revoked = tokio_stream::wrappers::WatchStream::from_changes(changes)
+        let revoked = tokio_stream::wrappers::WatchStream::new(changes)
             .filter(move |_| !pki.is_paired(&fingerprint))
             .map(|_| {
-                Err(Status::unauthenticated(
+                Some(Err(Status::unauthenticated(
                     "this client has been revoked: pair it again to watch",
-                ))
+                )))
             })
             .take(1);
-        Box::pin(stream.merge(revoked))
+        // `merge` ends only when both sides have: the data's end is an
+        // item of its own (None) that ends the merged stream.
+        let data = stream.map(Some).chain(tokio_stream::once(None));
+        Box::pin(data.merge(revoked).map_while(std::convert::identity))
     }
 }
 
@@ -572,8 +579,8 @@ pub async fn serve(
         })?;
     let pki = api.pki().cloned();
     let router = crate::listen::grpc_server()
-        .add_service(health_service)
-        .add_service(reflection)
+        .add_service(health_service.max_decoding_message_size(MAX_REQUEST))
+        .add_service(reflection.max_decoding_message_size(MAX_REQUEST))
         .add_service(AlarmServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST))
         .add_service(AdminServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST))
         .add_service(ReportServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST))

@@ -392,9 +392,16 @@ impl HubLink {
                             if cmd.on { "on" } else { "off" }
                         );
                         if let Some(c) = &self.connected {
-                            let _ = c.to_hub.send(ServiceMessage::OutputState {
+                            // A blocking send (a hub that stopped reading
+                            // fills the socket) must not hold this loop,
+                            // which is the sensors' only thread: off it.
+                            let to_hub = c.to_hub.clone();
+                            let state = ServiceMessage::OutputState {
                                 output: cmd.output,
                                 on: cmd.on,
+                            };
+                            tokio::task::spawn_blocking(move || {
+                                let _ = to_hub.send(state);
                             });
                         }
                     }
