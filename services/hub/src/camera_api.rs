@@ -58,6 +58,18 @@ impl Api {
             .as_ref()
             .ok_or_else(|| Status::not_found("this hub has no cameras configured"))
     }
+
+    /// [`Api::cameras_for`] a guest, for a stream that lasts (live view, a
+    /// clip's download): with the guard that ends it when the client is
+    /// revoked, made before the client is checked so that no revocation
+    /// falls between the two.
+    fn cameras_streaming<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(&Arc<CameraHub>, Option<RevocationGuard>), Status> {
+        let guard = self.revocation_guard(request);
+        Ok((self.cameras_for(request, Role::Guest)?, guard))
+    }
 }
 
 #[tonic::async_trait]
@@ -112,8 +124,7 @@ impl CameraService for Api {
         &self,
         request: Request<pb::WatchLiveRequest>,
     ) -> RpcResult<Self::WatchLiveStream> {
-        let hub = self.cameras_for(&request, Role::Guest)?;
-        let guard = self.revocation_guard(&request);
+        let (hub, guard) = self.cameras_streaming(&request)?;
         let (backlog, mut live) = hub.watch(&request.into_inner().camera)?;
         let (tx, rx) = mpsc::channel(32);
         tokio::spawn(async move {
@@ -176,9 +187,8 @@ impl CameraService for Api {
         &self,
         request: Request<pb::GetClipRequest>,
     ) -> RpcResult<Self::GetClipStream> {
-        let hub = self.cameras_for(&request, Role::Guest)?;
         // A clip takes a while to download: revoking the client ends it.
-        let guard = self.revocation_guard(&request);
+        let (hub, guard) = self.cameras_streaming(&request)?;
         let name = request.into_inner().name;
         let path = crate::cameras::clip_path(hub.clips_dir(), &name).ok_or_else(|| {
             Status::not_found(format!("no clip named {}: see ListClips", excerpt(&name)))
