@@ -138,6 +138,11 @@ pub(crate) enum Slot {
     Invalid(String),
 }
 
+/// The numbers a record or a segment can have: from 1, and never near
+/// 2^64 (no log comes near 2^63), so that `seq + 1` and `seq - 1` never
+/// overflow. A segment named, or a record numbered, outside it is not ours.
+pub(crate) const SEQ_RANGE: std::ops::RangeInclusive<u64> = 1..=i64::MAX as u64;
+
 /// Reads the record at `at` of `seg`, where `len` is the record length
 /// word already loaded (readers load it atomically). The record's bytes are
 /// copied out first and checked on the copy, so bytes that change while
@@ -160,6 +165,13 @@ pub(crate) fn read_slot(seg: &[u8], at: usize, len: u32) -> Slot {
     }
     if u32_at(&header, 28) as usize != payload.len() {
         return Slot::Invalid("payload length disagrees with the record length".into());
+    }
+    let seq = u64_at(&header, 8);
+    if !SEQ_RANGE.contains(&seq) {
+        // No log numbers a record there: damage whose checksum happens to
+        // match, or a record made by hand. Taken as a record, the writer
+        // would number on from it, in a segment no reader lists.
+        return Slot::Invalid(format!("a sequence number of {seq}, outside {SEQ_RANGE:?}"));
     }
     Slot::Record(
         Record {

@@ -228,15 +228,14 @@ fn listing(dir: &Path) -> Result<Listing, LogError> {
         let entry = entry.map_err(LogError::io("read the log directory", dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        // Sequence numbers start at 1 and no log comes near 2^63, so a
-        // name outside 1..=i64::MAX is no segment of ours. (Found by
-        // fuzzing: a file named 0, or u64::MAX, made the writer's sequence
-        // arithmetic overflow at open, a panic in a debug build.)
+        // A name outside `format::SEQ_RANGE` is no segment of ours. (Found
+        // by fuzzing: a file named 0, or u64::MAX, made the writer's
+        // sequence arithmetic overflow at open, a panic in a debug build.)
         let number = |digits: &str| {
             digits
                 .parse::<u64>()
                 .ok()
-                .filter(|n| (1..=i64::MAX as u64).contains(n))
+                .filter(|n| format::SEQ_RANGE.contains(n))
         };
         if let Some(first) = name.strip_suffix(format::SEGMENT_SUFFIX).and_then(number) {
             segments.push((first, entry.path()));

@@ -100,3 +100,56 @@ fn a_record_numbered_below_the_one_due_is_stepped_over_not_looped_on() {
         .expect("the reader ends within 10 s");
     assert_eq!(entries, ["gap 1..=1", "record 2", "record 3"]);
 }
+
+#[test]
+fn a_record_numbered_past_the_last_sequence_is_damage_not_a_jump() {
+    // The hour-long fuzzing run found: a record with a valid checksum
+    // numbered near u64::MAX, after damage in the newest segment, was taken
+    // as the writer's numbering moving on. The writer then numbered from
+    // there, in a new segment whose name no reader lists: the record
+    // appended after recovery could not be read back. Such a record is
+    // damage now, on both sides.
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let (mut log, _) = LogWriter::open(dir.path(), OPTIONS).expect("open");
+        log.append(1, 0, 7, b"one").expect("append");
+        log.append(1, 0, 7, b"two").expect("append");
+        log.sync().expect("sync");
+    }
+    // The second record renumbered u64::MAX - 5, its checksum made right.
+    let path = dir.path().join("00000000000000000001.vlog");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let first_len = u32::from_le_bytes(bytes[64..68].try_into().expect("4 bytes")) as usize;
+    let second = 64 + ((first_len + 7) & !7);
+    bytes[second + 8..second + 16].copy_from_slice(&(u64::MAX - 5).to_le_bytes());
+    let len = u32::from_le_bytes(bytes[second..second + 4].try_into().expect("4 bytes")) as usize;
+    let crc = crc32c::crc32c(&bytes[second + 8..second + len]);
+    bytes[second + 4..second + 8].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, bytes).expect("write");
+
+    let (mut log, recovery) = LogWriter::open(dir.path(), OPTIONS).expect("open");
+    // Numbering goes on after the last valid record (2 or, with the
+    // damaged record's number kept as a gap, 3), not from u64::MAX - 4.
+    assert!(
+        (2..=3).contains(&recovery.next_seq),
+        "numbering goes on from {}",
+        recovery.next_seq
+    );
+    let seq = log.append(1, 0, 8, b"after").expect("append");
+    log.sync().expect("sync");
+    drop(log);
+    let mut reader = LogReader::open(dir.path(), 1).expect("reader");
+    let mut seen = Vec::new();
+    while let Some(entry) = reader.next_entry().expect("read") {
+        match entry {
+            Entry::Record(r) => seen.push(r.seq),
+            Entry::Gap(g) => assert!(g.last < seq, "the appended record inside a gap"),
+        }
+    }
+    assert_eq!(seen.first(), Some(&1));
+    assert_eq!(
+        seen.last(),
+        Some(&seq),
+        "the record appended after recovery reads back"
+    );
+}
