@@ -492,12 +492,19 @@ mod tests {
         assert!(!has(&[0, 0, 0, 1, 0x67]));
     }
 
-    #[tokio::test]
-    async fn a_tampered_message_is_refused_and_ends_the_link() {
+    /// The camera's sealer and the hub's opener of a link whose handshake
+    /// went through, the camera's key proven.
+    async fn camera_to_proven_hub() -> (Sealer, Opener) {
         let (camera, hub, _c, _h) = pair("porch-secret").await;
-        let (mut seal, _) = camera.expect("camera");
+        let (seal, _) = camera.expect("camera");
         let (_, _, mut open) = hub.expect("hub");
         open.authenticated();
+        (seal, open)
+    }
+
+    #[tokio::test]
+    async fn a_tampered_message_is_refused_and_ends_the_link() {
+        let (mut seal, mut open) = camera_to_proven_hub().await;
         let mut wire = Vec::new();
         seal.send(&mut wire, &frame(100)).await.expect("seal");
         seal.send(&mut wire, &frame(100)).await.expect("seal");
@@ -510,10 +517,7 @@ mod tests {
         ));
 
         // Replayed, or a message dropped on the way: the nonce differs.
-        let (camera, hub, _c, _h) = pair("porch-secret").await;
-        let (mut seal, _) = camera.expect("camera");
-        let (_, _, mut open) = hub.expect("hub");
-        open.authenticated();
+        let (mut seal, mut open) = camera_to_proven_hub().await;
         let mut first = Vec::new();
         seal.send(&mut first, &frame(100)).await.expect("seal");
         let mut twice = first.clone();

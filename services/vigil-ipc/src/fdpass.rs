@@ -27,24 +27,37 @@ const SEND_SPACE: usize = unsafe { libc::CMSG_SPACE(FD_BYTES) } as usize;
 // SAFETY: as above.
 const RECV_SPACE: usize = unsafe { libc::CMSG_SPACE(FD_BYTES * MAX_FDS as u32) } as usize;
 
+/// The data of a message: the one byte in `data`.
+fn one_byte(data: &mut [u8; 1]) -> libc::iovec {
+    libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    }
+}
+
+/// A message of `iov` with `control` for its ancillary data. It holds raw
+/// pointers to both: they must outlive every use of it (the caller's
+/// locals, for one system call).
+fn message(iov: &mut libc::iovec, control: &mut [u8]) -> libc::msghdr {
+    // SAFETY: msghdr is a plain C struct for which all zeroes is a valid
+    // value (null pointers, zero lengths); some targets have private
+    // padding fields, so it cannot be built field by field.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = control.len() as _;
+    msg
+}
+
 /// Sends `byte` with a duplicate of `fd` on `socket` (the receiver gets its
 /// own descriptor for the same open file). The socket may be non-blocking:
 /// one byte on a connection whose peer is waiting for it does not block.
 pub fn send_fd(socket: impl AsFd, byte: u8, fd: impl AsFd) -> io::Result<()> {
     let mut data = [byte];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
+    let mut iov = one_byte(&mut data);
     let mut control = Control([0u8; SEND_SPACE]);
-    // SAFETY: msghdr is a plain C struct for which all zeroes is a valid
-    // value (null pointers, zero lengths); some targets have private
-    // padding fields, so it cannot be built field by field.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
-    msg.msg_controllen = SEND_SPACE as _;
+    let msg = message(&mut iov, &mut control.0);
     // SAFETY: `msg` points at a control buffer of SEND_SPACE bytes, enough
     // for one header with one descriptor, aligned for cmsghdr; CMSG_FIRSTHDR
     // returns its start (never null, as msg_controllen >= the header size),
@@ -91,17 +104,9 @@ pub fn send_fd(socket: impl AsFd, byte: u8, fd: impl AsFd) -> io::Result<()> {
 /// beyond the first are closed.
 pub fn recv_fd(socket: impl AsFd) -> io::Result<(u8, Option<OwnedFd>)> {
     let mut data = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
+    let mut iov = one_byte(&mut data);
     let mut control = Control([0u8; RECV_SPACE]);
-    // SAFETY: as in send_fd: all zeroes is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
-    msg.msg_controllen = RECV_SPACE as _;
+    let mut msg = message(&mut iov, &mut control.0);
     let received = loop {
         // SAFETY: `msg` points to a one-byte buffer and a control buffer of
         // RECV_SPACE bytes, both alive and writable for the call.
