@@ -35,3 +35,36 @@ pub(crate) fn replace_private(path: &Path, tmp: &Path, contents: &[u8]) -> std::
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_left_over_temporary_file_is_never_reused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (path, tmp) = (dir.path().join("ca.key"), dir.path().join("ca.tmp"));
+        // A crash (or another writer) left the temporary file, readable by
+        // all and longer than what comes.
+        std::fs::write(&tmp, "left over, and longer than the key").expect("write");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        replace_private(&path, &tmp, b"key").expect("replace");
+        assert_eq!(std::fs::read(&path).expect("read"), b"key");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("clients.json");
+        std::fs::write(&path, "old").expect("write");
+        // The temporary file cannot be made: its directory is missing.
+        let tmp = dir.path().join("missing").join("clients.tmp");
+        assert!(replace_private(&path, &tmp, b"new").is_err());
+        assert_eq!(std::fs::read(&path).expect("read"), b"old");
+    }
+}
