@@ -264,14 +264,26 @@ fn api_view(config: &Config, table: &Arc<SensorTable>) -> Arc<ApiView> {
 /// reloads the configuration from `source`. The doorbell signal must have
 /// been blocked in every thread (`vigil_ipc::doorbell::block_doorbell_signal`
 /// first thing in main).
+///
+/// Two runtimes: `run` is polled on a one-thread runtime of its own (the
+/// loop's), which reads the doorbell, the loop's timers and SIGHUP itself,
+/// so a ring reaches the loop with no wake-up of another thread; every
+/// server (gRPC, cameras, `hub.sock`, the FIFO, retention) runs on
+/// `servers`, a multi-thread runtime, so that the loop's fsyncs never hold
+/// one up.
 pub async fn run(
     source: ConfigSource,
     mut config: Config,
     shutdown: impl Future<Output = ()>,
+    servers: tokio::runtime::Handle,
 ) -> Result<(), HubError> {
     ensure_runtime_dir(&config.runtime.runtime_dir)?;
     ensure_runtime_dir(&config.runtime.state_dir)?;
+    // Registered with the loop's runtime (the current one).
     let doorbell = DoorbellReceiver::new()?;
+    // Everything made from here until the loop starts (listeners, spawned
+    // servers) belongs to `servers`.
+    let on_servers = servers.enter();
     let table = Arc::new(SensorTable::create(
         &descriptors(&config),
         std::process::id(),
@@ -426,6 +438,8 @@ pub async fn run(
         "hub ready"
     );
     let accept_task = tokio::spawn(sessions::accept_loop(rendezvous, session_tx));
+    // The loop's own: its signals and timers wake this thread.
+    drop(on_servers);
 
     let mut hangup = signal(SignalKind::hangup()).map_err(HubError::Signal)?;
     let mut rescan = tokio::time::interval(RESCAN_INTERVAL);

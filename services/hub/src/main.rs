@@ -49,13 +49,21 @@ fn main() -> ExitCode {
             Ok(started) => started,
             Err(code) => return code,
         };
-    // The loop runs on this thread, not on a worker: it does blocking work
-    // (fsync) in its documented order, which on a worker would hold up the
-    // tasks queued behind it there (a gRPC answer, a camera stream).
-    let result = started.runtime.block_on(vigil_hub::run(
-        started.source,
-        started.config,
-        vigil_service::terminated(),
-    ));
+    // The loop runs on this thread, on a one-thread runtime of its own that
+    // reads the doorbell itself (no hop from a worker); the servers run on
+    // `started.runtime`'s workers, which the loop's fsyncs never hold up.
+    let result = match tokio::runtime::Builder::new_current_thread()
+        .thread_name(NAME)
+        .enable_all()
+        .build()
+    {
+        Ok(loop_runtime) => loop_runtime.block_on(vigil_hub::run(
+            started.source,
+            started.config,
+            vigil_service::terminated(),
+            started.runtime.handle().clone(),
+        )),
+        Err(e) => Err(HubError::Signal(e)),
+    };
     vigil_service::finish(NAME, result)
 }
