@@ -201,16 +201,18 @@ fn vigilctl_ends_quietly_when_its_reader_goes_away() -> Result<()> {
     // The reader is gone (dropped with its BufReader); the next events
     // find the pipe closed.
     stack.ctl_json(&["disarm", "--pin", "2468"])?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = follower.try_wait()? {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = follower.kill();
-            anyhow::bail!("vigilctl kept running after its reader went away");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut status = None;
+    let ended = vigil_e2e::wait_until(
+        "vigilctl ending after its reader went away",
+        std::time::Duration::from_secs(20),
+        || {
+            status = follower.try_wait()?;
+            Ok(status.is_some())
+        },
+    );
+    let Some(status) = status else {
+        let _ = follower.kill();
+        return ended;
     };
     let mut stderr = String::new();
     follower

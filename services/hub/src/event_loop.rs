@@ -14,7 +14,7 @@ use tracing::{error, info_span, warn};
 use vigil_alarm::Outputs;
 use vigil_alarm::users::lookup;
 use vigil_domain::{AlarmState, ArmedMode};
-use vigil_ipc::table::{SensorTable, SystemUpdate};
+use vigil_ipc::table::{SensorTable, SlotDescriptor, SystemUpdate};
 
 use crate::alerts::AlertPoster;
 use crate::commands::{CommandError, HubHandle, HubInbox, HubRequest};
@@ -279,7 +279,7 @@ impl Hub {
             // The alerts go out before the change's log line: a log line is
             // not on the alert path.
             let journal = self.post_alerts(&mut effects);
-            change.log(&self.table, &o);
+            change.log(&o);
             self.apply_after_posting(effects, journal);
         }
     }
@@ -418,24 +418,28 @@ impl Hub {
 struct SensorChange {
     span: tracing::Span,
     latency_us: u64,
+    /// The slot's name and kind, read from the table once.
+    descriptor: Option<SlotDescriptor>,
 }
 
 impl SensorChange {
     /// Opens the span and measures the latency as the change is read.
     fn read(table: &SensorTable, o: &Observed) -> SensorChange {
         let latency_us = vigil_ipc::monotonic_ns().saturating_sub(o.reading.changed_mono_ns) / 1000;
-        let name = table
-            .descriptor(o.slot)
-            .map(|d| d.name.clone())
-            .unwrap_or_default();
+        let descriptor = table.descriptor(o.slot).ok();
+        let name = descriptor.as_ref().map_or("", |d| d.name.as_str());
         let span = info_span!("hub.sensor_change", sensor = %name, slot = o.slot);
         vigil_telemetry::set_remote_parent(&span, o.reading.trace);
-        SensorChange { span, latency_us }
+        SensorChange {
+            span,
+            latency_us,
+            descriptor,
+        }
     }
 
     /// Logs the change, in its span.
-    fn log(&self, table: &SensorTable, o: &Observed) {
-        let Ok(descriptor) = table.descriptor(o.slot) else {
+    fn log(&self, o: &Observed) {
+        let Some(descriptor) = &self.descriptor else {
             return;
         };
         let r = &o.reading;
