@@ -635,6 +635,28 @@ impl Stack {
         command
     }
 
+    /// The camera named `porch` as `vigilctl cameras` lists it.
+    pub fn porch(&self) -> Result<Value> {
+        let (code, out, err) = self.ctl(&["--json", "cameras"])?;
+        ensure!(code == 0, "vigilctl cameras: {err}");
+        json_lines(&out)
+            .into_iter()
+            .find(|c| c["name"] == "porch")
+            .context("porch is not listed")
+    }
+
+    /// Starts camd, pairs this stack's vigilctl as `role` and waits until
+    /// `hub` has the porch camera and says it is online.
+    pub fn camd_online(&self, hub: &Service, role: &str) -> Result<Service> {
+        let camd = self.start("vigil-camd")?;
+        hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
+        self.pair_here(role)?;
+        wait_until("porch online", Duration::from_secs(10), || {
+            Ok(self.porch()?["online"] == true)
+        })?;
+        Ok(camd)
+    }
+
     /// Where this stack's vigilctl keeps its pairing (`VIGIL_CREDENTIALS`).
     pub fn credentials_dir(&self) -> PathBuf {
         self.root.path().join("credentials")

@@ -16,15 +16,6 @@ const PRE_ROLL: f64 = 2.0;
 const POST_CAPTURE: f64 = 2.0;
 const OFFLINE_AFTER: u64 = 2;
 
-fn porch(stack: &Stack) -> Result<Value> {
-    let (code, out, err) = stack.ctl(&["--json", "cameras"])?;
-    ensure!(code == 0, "vigilctl cameras: {err}");
-    json_lines(&out)
-        .into_iter()
-        .find(|c| c["name"] == "porch")
-        .context("porch is not listed")
-}
-
 fn event_kinds(stack: &Stack) -> Result<Vec<(String, String)>> {
     let (_, out, _) = stack.ctl(&["--json", "events", "--after", "0"])?;
     Ok(json_lines(&out)
@@ -41,12 +32,7 @@ fn event_kinds(stack: &Stack) -> Result<Vec<(String, String)>> {
 fn start(stack: &Stack) -> Result<(Service, Service, Service)> {
     let hub = stack.start("vigil-hub")?;
     let sensord = stack.start("vigil-sensord")?;
-    let camd = stack.start("vigil-camd")?;
-    hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
-    stack.pair_here("user")?;
-    wait_until("porch online", Duration::from_secs(10), || {
-        Ok(porch(stack)?["online"] == true)
-    })?;
+    let camd = stack.camd_online(&hub, "user")?;
     Ok((hub, sensord, camd))
 }
 
@@ -162,7 +148,7 @@ fn offline_and_back_reconnects_and_hostile_clients() -> Result<()> {
 
     // A client that sends garbage, and one that claims a 2 GiB frame, are
     // dropped; the camera streams on.
-    let frames_before = porch(&stack)?["frames"].as_u64().unwrap_or(0);
+    let frames_before = stack.porch()?["frames"].as_u64().unwrap_or(0);
     let mut garbage = std::net::TcpStream::connect(("127.0.0.1", port))?;
     // The hub's banner (38 bytes, the only thing it sends in clear).
     let mut banner = [0u8; 38];
@@ -179,7 +165,7 @@ fn offline_and_back_reconnects_and_hostile_clients() -> Result<()> {
         message(l).starts_with("dropped a camera connection before its hello")
     })?;
     std::thread::sleep(Duration::from_millis(500));
-    let after = porch(&stack)?;
+    let after = stack.porch()?;
     ensure!(after["online"] == true, "{after}");
     ensure!(
         after["frames"].as_u64().unwrap_or(0) > frames_before,
@@ -229,7 +215,7 @@ fn offline_and_back_reconnects_and_hostile_clients() -> Result<()> {
     // Restarted: back online (and an info alert).
     let camd = stack.start("vigil-camd")?;
     wait_until("porch back online", Duration::from_secs(10), || {
-        Ok(porch(&stack)?["online"] == true)
+        Ok(stack.porch()?["online"] == true)
     })?;
     wait_until("the online alert", Duration::from_secs(10), || {
         let text = std::fs::read_to_string(&hook_file).unwrap_or_default();
@@ -246,7 +232,7 @@ fn offline_and_back_reconnects_and_hostile_clients() -> Result<()> {
     wait_until(
         "porch online after the hub restart",
         Duration::from_secs(10),
-        || Ok(porch(&stack)?["online"] == true),
+        || Ok(stack.porch()?["online"] == true),
     )?;
     drop(camd);
     Ok(())
@@ -276,7 +262,7 @@ fn a_camera_finds_the_hub_by_its_beacon_and_sends_nothing_to_an_impostor() -> Re
     hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
     stack.pair_here("guest")?;
     wait_until("porch online", Duration::from_secs(10), || {
-        Ok(porch(&stack)?["online"] == true)
+        Ok(stack.porch()?["online"] == true)
     })?;
     drop(camd);
 
@@ -438,7 +424,7 @@ fn a_camera_that_never_connects_is_announced_offline() -> Result<()> {
         "not before the window"
     );
     hub.wait_log(0, "why", |l| message(l).contains("has not connected"))?;
-    ensure!(porch(&stack)?["online"] == false);
+    ensure!(stack.porch()?["online"] == false);
     Ok(())
 }
 

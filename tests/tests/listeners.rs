@@ -86,15 +86,6 @@ fn grpc_status(stack: &Stack) -> Result<Value> {
     stack.ctl_json(&["status"])
 }
 
-fn porch(stack: &Stack) -> Result<Value> {
-    let (code, out, err) = stack.ctl(&["--json", "cameras"])?;
-    ensure!(code == 0, "vigilctl cameras: {err}");
-    json_lines(&out)
-        .into_iter()
-        .find(|c| c["name"] == "porch")
-        .context("porch is not listed")
-}
-
 /// Finding 1: idle TCP connections to the gRPC port, far more than the
 /// hub's descriptors, and the hub keeps its caps: a paired client still
 /// gets its status, the camera port and the control FIFO still work, the
@@ -250,11 +241,11 @@ fn strangers_announcing_huge_camera_frames_cost_no_memory() -> Result<()> {
         RunAs::Me,
     )?;
     let hub = stack.start("vigil-hub")?;
-    let _camd = camera_online(&stack, &hub)?;
+    let _camd = stack.camd_online(&hub, "guest")?;
     // The ring fills for a while first, so that its growth is not counted.
     std::thread::sleep(Duration::from_secs(12));
     let rss_before = rss_kib(hub.pid())?;
-    let frames_before = porch(&stack)?["frames"].as_u64().unwrap_or(0);
+    let frames_before = stack.porch()?["frames"].as_u64().unwrap_or(0);
 
     let to: SocketAddr = ([127, 0, 0, 1], port).into();
     let announce = (4u32 << 20).to_be_bytes();
@@ -269,7 +260,7 @@ fn strangers_announcing_huge_camera_frames_cost_no_memory() -> Result<()> {
         rss_during < rss_before + 96 * 1024,
         "the hub's RSS went from {rss_before} KiB to {rss_during} KiB"
     );
-    let after = porch(&stack)?;
+    let after = stack.porch()?;
     ensure!(after["online"] == true, "{after}");
     ensure!(
         after["frames"].as_u64().unwrap_or(0) > frames_before,
@@ -391,18 +382,6 @@ fn camera_events(stack: &Stack, kind: &str) -> Result<usize> {
         .count())
 }
 
-/// Starts camd, pairs a guest and waits until the hub says the porch
-/// camera is online.
-fn camera_online(stack: &Stack, hub: &Service) -> Result<Service> {
-    let camd = stack.start("vigil-camd")?;
-    hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
-    stack.pair_here("guest")?;
-    wait_until("porch online", Duration::from_secs(10), || {
-        Ok(porch(stack)?["online"] == true)
-    })?;
-    Ok(camd)
-}
-
 /// A stack whose camera `name` (camd, key "s3cret") reaches the hub
 /// through a [`Relay`]; the hub started (on the port returned), camd not
 /// yet.
@@ -429,7 +408,7 @@ fn a_replayed_heartbeat_does_not_keep_a_killed_camera_online() -> Result<()> {
     hub.wait_log(0, "the camera", |l| message(l) == "camera connected")?;
     stack.pair_here("guest")?;
     wait_until("porch online", Duration::from_secs(10), || {
-        Ok(porch(&stack)?["online"] == true)
+        Ok(stack.porch()?["online"] == true)
     })?;
 
     // The link cut, the live camera's heartbeats alone keep it online for
@@ -440,7 +419,7 @@ fn a_replayed_heartbeat_does_not_keep_a_killed_camera_online() -> Result<()> {
     })?;
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
-        let now = porch(&stack)?;
+        let now = stack.porch()?;
         ensure!(now["online"] == true, "heartbeats did not keep it: {now}");
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -471,7 +450,7 @@ fn a_replayed_heartbeat_does_not_keep_a_killed_camera_online() -> Result<()> {
         attacker.send_to(datagram, ("127.0.0.1", hub_port))?;
     }
     std::thread::sleep(Duration::from_millis(500));
-    let now = porch(&stack)?;
+    let now = stack.porch()?;
     ensure!(now["online"] == false, "{now}");
     ensure!(
         log_lines_matching(&hub, "ignored a replayed heartbeat")? >= 1,
@@ -488,11 +467,11 @@ fn a_replayed_heartbeat_does_not_keep_a_killed_camera_online() -> Result<()> {
 #[test]
 fn a_passive_relay_sees_no_video_and_no_camera_name_in_clear() -> Result<()> {
     let (relay, stack, hub, _) = relayed_camera("clear")?;
-    let _camd = camera_online(&stack, &hub)?;
-    let frames_before = porch(&stack)?["frames"].as_u64().unwrap_or(0);
+    let _camd = stack.camd_online(&hub, "guest")?;
+    let frames_before = stack.porch()?["frames"].as_u64().unwrap_or(0);
     // A few key frames (SPS and PPS in front of each) go by.
     std::thread::sleep(Duration::from_secs(5));
-    let after = porch(&stack)?;
+    let after = stack.porch()?;
     let frames = after["frames"].as_u64().unwrap_or(0);
     ensure!(frames >= frames_before + 30, "video did not flow: {after}");
     let jpeg = stack.state_dir().join("snap.jpg");

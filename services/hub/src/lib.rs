@@ -8,9 +8,9 @@
 //! sending end, the gRPC API with its CA and paired clients, the control
 //! FIFO and the camera server.
 //!
-//! Must never: block its async runtime (ipc-channel receives run on their
-//! own threads, the doorbell is a signalfd, argon2 runs on blocking
-//! threads), trust a doorbell (the table's counters are the truth, see
+//! Must never: block the servers' runtime (the loop, which fsyncs, has a
+//! one-thread runtime of its own; ipc-channel receives run on their own
+//! threads, the doorbell is a signalfd, argon2 runs on blocking threads), trust a doorbell (the table's counters are the truth, see
 //! [`watcher`]), or let a second writer of the sensor slots in while one is
 //! connected.
 //!
