@@ -23,7 +23,13 @@ fn event_kinds(stack: &Stack) -> Result<Vec<(String, String)>> {
         .map(|e| {
             (
                 e["kind"].as_str().unwrap_or("").to_owned(),
-                e["sensor"].as_str().unwrap_or("").to_owned(),
+                // A camera's events name it in `camera`, a sensor's in
+                // `sensor`.
+                e["camera"]
+                    .as_str()
+                    .or(e["sensor"].as_str())
+                    .unwrap_or("")
+                    .to_owned(),
             )
         })
         .collect())

@@ -378,7 +378,7 @@ fn camera_events(stack: &Stack, kind: &str) -> Result<usize> {
     let (_, out, _) = stack.ctl(&["--json", "events", "--after", "0"])?;
     Ok(json_lines(&out)
         .iter()
-        .filter(|e| e["kind"] == kind && e["sensor"] == "porch")
+        .filter(|e| e["kind"] == kind && e["camera"] == "porch")
         .count())
 }
 

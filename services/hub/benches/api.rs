@@ -95,7 +95,12 @@ async fn start(setup: &Setup, auth: Auth) -> String {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
-    let api = Api::new(setup.engine.clone(), setup.view.clone(), auth);
+    let api = Api::new(
+        setup.engine.clone(),
+        setup.view.clone(),
+        auth,
+        vigil_hub::identity::HubInfo::ephemeral(),
+    );
     tokio::spawn(grpc::serve(listener, api, std::future::pending()));
     addr
 }
@@ -115,7 +120,8 @@ fn tls_from_pems(ca: &str, cert: &str, key: &str) -> ClientTlsConfig {
 
 /// A paired client's (CA, certificate, key) in PEM.
 fn client_pems(pki: &Pki) -> (String, String, String) {
-    let (code, _) = pki.create_code(Role::Admin, 0);
+    let now = vigil_hub::clock::now_ms();
+    let (code, _) = pki.create_code(Role::Admin, None, now);
     let key = rcgen::KeyPair::generate().expect("key");
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())
         .expect("params")
@@ -124,7 +130,10 @@ fn client_pems(pki: &Pki) -> (String, String, String) {
         .pem()
         .expect("pem");
     let name = format!("bench-{}", rand_suffix());
-    let (cert, _) = pki.pair(&code, &name, &csr, 0).expect("pair");
+    let cert = pki
+        .pair(&code, &name, &csr, now)
+        .expect("pair")
+        .certificate_pem;
     (pki.server_tls().ca_pem.clone(), cert, key.serialize_pem())
 }
 

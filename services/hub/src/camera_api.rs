@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -39,7 +39,23 @@ fn to_pb_clip(c: ClipInfo) -> pb::Clip {
         unix_ms: c.unix_ms,
         bytes: c.bytes,
         seconds: c.seconds,
+        alarm_seq: c.alarm_seq.unwrap_or(0),
+        has_thumbnail: c.has_thumbnail,
     }
+}
+
+/// The path of the clip a request names: INVALID_ARGUMENT for a name
+/// that cannot be a clip's (a path, say), NOT_FOUND for one that names no
+/// clip.
+fn named_clip(hub: &CameraHub, name: &str) -> Result<std::path::PathBuf, Status> {
+    if !crate::cameras::well_formed(name) {
+        return Err(Status::invalid_argument(format!(
+            "{} is not a clip name (<camera>-<UTC time>-<reason>.mp4, as ListClips gives)",
+            excerpt(name)
+        )));
+    }
+    crate::cameras::clip_path(hub.clips_dir(), name)
+        .ok_or_else(|| Status::not_found(format!("no clip named {}: see ListClips", excerpt(name))))
 }
 
 fn frame(s: &Stamped) -> pb::LiveFrame {
@@ -163,7 +179,9 @@ impl CameraService for Api {
         request: Request<pb::RecordClipRequest>,
     ) -> RpcResult<pb::RecordClipResponse> {
         let hub = Arc::clone(self.cameras_for(&request, Role::User)?);
-        let clip = hub.record(&request.into_inner().camera, "request").await?;
+        let clip = hub
+            .record(&request.into_inner().camera, "request", None)
+            .await?;
         Ok(Response::new(pb::RecordClipResponse {
             clip: Some(to_pb_clip(clip)),
         }))
@@ -189,23 +207,47 @@ impl CameraService for Api {
     ) -> RpcResult<Self::GetClipStream> {
         // A clip takes a while to download: revoking the client ends it.
         let (hub, guard) = self.cameras_streaming(&request)?;
-        let name = request.into_inner().name;
-        let path = crate::cameras::clip_path(hub.clips_dir(), &name).ok_or_else(|| {
-            Status::not_found(format!("no clip named {}: see ListClips", excerpt(&name)))
-        })?;
+        let pb::GetClipRequest {
+            name,
+            offset,
+            length,
+        } = request.into_inner();
+        let path = named_clip(hub, &name)?;
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Status::not_found(format!("clip {}: {e}", excerpt(&name))))?;
+        let total_bytes = file
+            .metadata()
+            .await
+            .map_err(|e| Status::internal(format!("clip {}: {e}", excerpt(&name))))?
+            .len();
+        if offset >= total_bytes {
+            return Err(Status::out_of_range(format!(
+                "offset {offset} is at or past the end of the clip ({total_bytes} bytes)"
+            )));
+        }
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| Status::internal(format!("clip {}: {e}", excerpt(&name))))?;
+        let end = match length {
+            0 => total_bytes,
+            n => total_bytes.min(offset.saturating_add(n)),
+        };
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
             let mut buf = vec![0u8; CHUNK];
-            loop {
-                match file.read(&mut buf).await {
+            let mut at = offset;
+            while at < end {
+                let want = usize::try_from(end - at).map_or(CHUNK, |left| left.min(CHUNK));
+                match file.read(&mut buf[..want]).await {
                     Ok(0) => return,
                     Ok(n) => {
                         let chunk = pb::ClipChunk {
                             data: buf[..n].to_vec(),
+                            offset: at,
+                            total_bytes,
                         };
+                        at += n as u64;
                         if tx.send(Ok(chunk)).await.is_err() {
                             return;
                         }
@@ -223,5 +265,94 @@ impl CameraService for Api {
             guard,
             ReceiverStream::new(rx),
         )))
+    }
+
+    async fn get_clip_thumbnail(
+        &self,
+        request: Request<pb::GetClipThumbnailRequest>,
+    ) -> RpcResult<pb::GetClipThumbnailResponse> {
+        let hub = self.cameras_for(&request, Role::Guest)?;
+        let name = request.into_inner().name;
+        named_clip(hub, &name)?;
+        let still = crate::cameras::thumbnail_path(hub.clips_dir(), &name);
+        let jpeg = tokio::fs::read(&still)
+            .await
+            .map_err(|_| Status::not_found(format!("clip {} has no still", excerpt(&name))))?;
+        Ok(Response::new(pb::GetClipThumbnailResponse { jpeg }))
+    }
+
+    async fn delete_clip(
+        &self,
+        request: Request<pb::DeleteClipRequest>,
+    ) -> RpcResult<pb::DeleteClipResponse> {
+        let id = self.authorize(&request, Role::Admin)?;
+        let hub = self.cameras_for(&request, Role::Admin)?;
+        let name = request.into_inner().name;
+        named_clip(hub, &name)?;
+        let dir = hub.clips_dir().to_owned();
+        let file = name.clone();
+        tokio::task::spawn_blocking(move || crate::cameras::remove_clip(&dir, &file))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Status::not_found(format!("no clip named {}", excerpt(&name)))
+                }
+                _ => Status::internal(format!("cannot delete clip {}: {e}", excerpt(&name))),
+            })?;
+        // Deleting evidence is on the record: who, and which clip.
+        let camera = crate::cameras::list_clips(hub.clips_dir())
+            .into_iter()
+            .find(|c| c.name == name)
+            .map_or_else(
+                || name.split('-').next().unwrap_or("").to_owned(),
+                |c| c.camera,
+            );
+        let _ = self
+            .engine
+            .tell(crate::commands::Command::CameraEvent {
+                kind: vigil_domain::EventKind::from_name("clip_deleted"),
+                camera,
+                message: format!("clip {name} deleted by {}", id.name),
+            })
+            .await;
+        tracing::info!(clip = %name, client = %id.name, "clip deleted");
+        Ok(Response::new(pb::DeleteClipResponse {}))
+    }
+
+    async fn control_camera(
+        &self,
+        request: Request<pb::ControlCameraRequest>,
+    ) -> RpcResult<pb::ControlCameraResponse> {
+        use pb::control_camera_request::Action;
+        let hub = self.cameras_for(&request, Role::Admin)?;
+        let req = request.into_inner();
+        let kind = match Action::try_from(req.action) {
+            Ok(Action::Start) => vigil_camlink::CommandKind::Start,
+            Ok(Action::Stop) => vigil_camlink::CommandKind::Stop,
+            Ok(Action::SetBitrate) if (100..=20_000).contains(&req.bitrate_kbps) => {
+                vigil_camlink::CommandKind::Bitrate(req.bitrate_kbps)
+            }
+            Ok(Action::SetBitrate) => {
+                return Err(Status::invalid_argument(format!(
+                    "bitrate_kbps {} is outside 100 to 20000",
+                    req.bitrate_kbps
+                )));
+            }
+            _ => {
+                return Err(Status::invalid_argument(
+                    "action must be ACTION_START, ACTION_STOP or ACTION_SET_BITRATE",
+                ));
+            }
+        };
+        let (ok, message) = hub.command(&req.camera, kind).await?;
+        if !ok {
+            return Err(Status::failed_precondition(format!(
+                "camera {} refused: {}",
+                excerpt(&req.camera),
+                excerpt(&message)
+            )));
+        }
+        Ok(Response::new(pb::ControlCameraResponse { message }))
     }
 }

@@ -49,6 +49,13 @@ pub enum CommandError {
          log keeps them all)"
     )]
     ResumeTooOld { oldest: u64 },
+    #[error(
+        "after_seq is beyond the last event ({last}) of this hub's log: the numbers come from \
+         another log (the hub was reset: compare log_id); start again without after_seq"
+    )]
+    ResumeBeyondLast { last: u64 },
+    #[error("the siren can be tested only while the system is disarmed")]
+    SirenTestWhileArmed,
     /// The PIN check itself failed (it panicked): not counted as a wrong
     /// PIN, since nobody entered one.
     #[error("the PIN could not be checked (an internal error); try again")]

@@ -72,6 +72,9 @@ pub enum HubError {
     /// Exit 1: the hub's CA, keys or client registry.
     #[error("the hub's CA or its client registry: {0}")]
     Pki(#[from] PkiError),
+    /// Exit 1: the hub's or its log's identity file cannot be written.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
     /// Exit 1: the gRPC listener, among them a port another hub holds.
     #[error(transparent)]
     Grpc(#[from] grpc::GrpcError),
@@ -133,6 +136,7 @@ impl ExitError for HubError {
             | HubError::Signal(_)
             | HubError::Persist(_)
             | HubError::Pki(_)
+            | HubError::Identity(_)
             | HubError::Grpc(_)
             | HubError::Alerts(_)
             | HubError::EventLog(_)

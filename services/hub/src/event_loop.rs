@@ -158,10 +158,12 @@ impl Core {
         after_seq: Option<u64>,
         reply: crate::commands::Reply<crate::stream::Subscription>,
     ) {
-        let subscribed = self
-            .stream
-            .subscribe(after_seq)
-            .map_err(|e| CommandError::ResumeTooOld { oldest: e.oldest });
+        let subscribed = self.stream.subscribe(after_seq).map_err(|e| match e {
+            crate::stream::ResumeError::TooOld { oldest } => CommandError::ResumeTooOld { oldest },
+            crate::stream::ResumeError::BeyondLast { last } => {
+                CommandError::ResumeBeyondLast { last }
+            }
+        });
         let _ = reply.send(subscribed);
     }
 

@@ -32,7 +32,8 @@ use crate::commands::{Command, CommandError, HubHandle, HubRequest, Reply};
 use crate::convert::{
     from_pb_mode, from_pb_role, ms_i64, to_pb_event, to_pb_mode, to_pb_role, to_pb_status,
 };
-use crate::pki::{ClientIdentity, Pki};
+use crate::identity::HubInfo;
+use crate::pki::{ClientIdentity, Pki, PkiError};
 
 /// Ends a client's stream the moment the client is revoked: a lost phone
 /// stops watching the house at once, not at its next reconnection.
@@ -47,9 +48,9 @@ pub(crate) struct RevocationGuard {
 /// included (tonic's default is 4 MiB): the biggest real one, a Pair with
 /// its CSR, is a few KiB, and a peer that has proven nothing (Pair, health
 /// and reflection are open to any TLS client) must not make the hub
-/// buffer more. A larger one is refused with OUT_OF_RANGE before it is
-/// decoded.
-const MAX_REQUEST: usize = 64 << 10;
+/// buffer more. A larger one is refused with RESOURCE_EXHAUSTED before it
+/// is decoded ([`OversizedIsExhausted`]).
+pub(crate) const MAX_REQUEST: usize = 64 << 10;
 
 /// What every gRPC method answers.
 pub(crate) type RpcResult<T> = Result<Response<T>, Status>;
@@ -77,7 +78,7 @@ impl RevocationGuard {
             return Box::pin(stream);
         };
         let revoked = tokio_stream::wrappers::WatchStream::new(changes)
-            .filter(move |_| !pki.is_paired(&fingerprint))
+            .filter(move |_| !pki.is_paired(&fingerprint, now_ms()))
             .map(|_| {
                 Some(Err(Status::unauthenticated(
                     "this client has been revoked: pair it again to watch",
@@ -118,20 +119,28 @@ pub enum Auth {
 
 #[derive(Clone, Debug)]
 pub struct Api {
-    engine: HubHandle,
+    pub(crate) engine: HubHandle,
     pub(crate) view: watch::Receiver<Arc<ApiView>>,
     auth: Auth,
     /// The camera server, when cameras are configured.
     pub(crate) cameras: Option<Arc<crate::cameras::CameraHub>>,
+    /// The hub's identities, version and start.
+    info: Arc<HubInfo>,
 }
 
 impl Api {
-    pub fn new(engine: HubHandle, view: watch::Receiver<Arc<ApiView>>, auth: Auth) -> Api {
+    pub fn new(
+        engine: HubHandle,
+        view: watch::Receiver<Arc<ApiView>>,
+        auth: Auth,
+        info: HubInfo,
+    ) -> Api {
         Api {
             engine,
             view,
             auth,
             cameras: None,
+            info: Arc::new(info),
         }
     }
 
@@ -151,6 +160,9 @@ impl Api {
                 return Ok(ClientIdentity {
                     name: "benchmark".into(),
                     role: Role::Admin,
+                    user: None,
+                    fingerprint: String::new(),
+                    expires_unix_ms: None,
                 });
             }
             Auth::Certificates(pki) => pki,
@@ -164,12 +176,9 @@ impl Api {
         let der = certs
             .first()
             .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
-        let id = pki.identify(der).ok_or_else(|| {
-            Status::unauthenticated(
-                "this client's certificate is not paired with this hub (revoked, or paired with \
-                 another hub): pair it again",
-            )
-        })?;
+        let id = pki
+            .identify(der, now_ms())
+            .map_err(|why| Status::unauthenticated(why.explain()))?;
         if id.role < need {
             return Err(Status::permission_denied(format!(
                 "client {} is a {} client; this needs the {} role",
@@ -181,8 +190,6 @@ impl Api {
         Ok(id)
     }
 
-    /// A user's request, authorized: who sent it, as the actor of what it
-    /// asks, and its message.
     /// What ends a stream of the client of `request` when it is revoked.
     pub(crate) fn revocation_guard<T>(&self, request: &Request<T>) -> Option<RevocationGuard> {
         let pki = self.pki()?;
@@ -201,13 +208,20 @@ impl Api {
         Ok(request.into_inner())
     }
 
-    fn by_user<T>(&self, request: Request<T>) -> Result<(Actor, T), Status> {
-        let id = self.authorize(&request, Role::User)?;
+    /// A request for the `need` role, authorized: who sent it, as the
+    /// actor of what it asks (the client's user, until a PIN says who),
+    /// and its message.
+    fn by_client<T>(&self, request: Request<T>, need: Role) -> Result<(Actor, T), Status> {
+        let id = self.authorize(&request, need)?;
         let by = Actor {
-            user: None,
-            source: format!("grpc:{}", id.name),
+            user: id.user,
+            source: format!("{}{}", vigil_domain::source::GRPC_PREFIX, id.name),
         };
         Ok((by, request.into_inner()))
+    }
+
+    fn by_user<T>(&self, request: Request<T>) -> Result<(Actor, T), Status> {
+        self.by_client(request, Role::User)
     }
 
     /// Asks the engine for `command` (made around its reply channel);
@@ -222,7 +236,7 @@ impl Api {
     }
 
     fn status(&self) -> pb::Status {
-        to_pb_status(&self.engine.status())
+        to_pb_status(&self.engine.status(), &self.info)
     }
 
     /// The view as it is now (a config reload replaces it).
@@ -272,7 +286,10 @@ impl From<CommandError> for Status {
             CommandError::LockedOut { .. } => Status::resource_exhausted(message),
             CommandError::Arm(_) | CommandError::Bypass(_) => Status::failed_precondition(message),
             CommandError::NoSuchSensor(_) => Status::not_found(message),
-            CommandError::ResumeTooOld { .. } => Status::out_of_range(message),
+            CommandError::ResumeTooOld { .. } | CommandError::ResumeBeyondLast { .. } => {
+                Status::out_of_range(message)
+            }
+            CommandError::SirenTestWhileArmed => Status::failed_precondition(message),
             CommandError::PinCheckFailed => Status::internal(message),
             CommandError::Busy | CommandError::Stopped => Status::unavailable(message),
         }
@@ -426,10 +443,76 @@ impl AlarmService for Api {
                 "this watcher fell {n} events behind; resume with after_seq={last}"
             ))),
         });
-        Ok(Response::new(RevocationGuard::guard(
-            guard,
-            backlog.chain(live),
+        let mut response = Response::new(RevocationGuard::guard(guard, backlog.chain(live)));
+        let headers = response.metadata_mut();
+        for (key, value) in [
+            ("vigil-hub-id", self.info.hub_id.clone()),
+            ("vigil-log-id", self.info.log_id.clone()),
+            ("vigil-last-seq", self.engine.status().last_seq.to_string()),
+        ] {
+            if let Ok(value) = value.parse() {
+                headers.insert(key, value);
+            }
+        }
+        Ok(response)
+    }
+
+    async fn get_system(
+        &self,
+        request: Request<pb::GetSystemRequest>,
+    ) -> RpcResult<pb::GetSystemResponse> {
+        let view = self.view_for(&request, Role::Guest)?;
+        let offline: Vec<String> = self.cameras.as_ref().map_or_else(Vec::new, |cameras| {
+            cameras
+                .list()
+                .into_iter()
+                .filter(|c| !c.online)
+                .map(|c| c.name)
+                .collect()
+        });
+        Ok(Response::new(crate::convert::to_pb_system(
+            &self.info,
+            &view,
+            &self.engine.status(),
+            &offline,
         )))
+    }
+
+    async fn test_siren(
+        &self,
+        request: Request<pb::TestSirenRequest>,
+    ) -> RpcResult<pb::TestSirenResponse> {
+        let (by, _) = self.by_client(request, Role::Admin)?;
+        let ((), status) = self
+            .command(|reply| Command::SirenTest { by, reply })
+            .await?;
+        Ok(Response::new(pb::TestSirenResponse { status }))
+    }
+}
+
+/// A client's record as the API shows it.
+fn to_pb_client(c: crate::pki::ClientRecord) -> pb::Client {
+    pb::Client {
+        name: c.name,
+        role: Role::parse(&c.role).map_or(pb::Role::Unspecified, to_pb_role) as i32,
+        certificate_sha256: c.certificate_sha256,
+        paired_unix_ms: ms_i64(c.paired_unix_ms),
+        user: c.user.unwrap_or_default(),
+        expires_unix_ms: c.expires_unix_ms.map_or(0, ms_i64),
+    }
+}
+
+/// What pairing and renewal errors are on the wire.
+fn pki_status(e: PkiError) -> Status {
+    let message = e.to_string();
+    match e {
+        PkiError::BadCode => Status::permission_denied(message),
+        PkiError::NameTaken(_) => Status::already_exists(message),
+        PkiError::BadCsr(_) | PkiError::BadName(_) => Status::invalid_argument(message),
+        PkiError::Gone => Status::unauthenticated(message),
+        PkiError::Io { .. } | PkiError::Cert(_) | PkiError::Registry { .. } => {
+            Status::internal(message)
+        }
     }
 }
 
@@ -438,21 +521,21 @@ impl AdminService for Api {
     async fn pair(&self, request: Request<pb::PairRequest>) -> RpcResult<pb::PairResponse> {
         let pki = self.pairing()?;
         let req = request.into_inner();
-        let (certificate_pem, role) = pki
+        let paired = pki
             .pair(&req.code, &req.client_name, &req.csr_pem, now_ms())
-            .map_err(|e| match e {
-                crate::pki::PkiError::BadCode => Status::permission_denied(e.to_string()),
-                crate::pki::PkiError::NameTaken(_) => Status::already_exists(e.to_string()),
-                crate::pki::PkiError::BadCsr(_) | crate::pki::PkiError::BadName(_) => {
-                    Status::invalid_argument(e.to_string())
-                }
-                _ => Status::internal(e.to_string()),
-            })?;
-        tracing::info!(client = %req.client_name, role = role.as_str(), "client paired");
+            .map_err(pki_status)?;
+        tracing::info!(
+            client = %req.client_name,
+            role = paired.role.as_str(),
+            user = paired.user.as_deref().unwrap_or(""),
+            "client paired"
+        );
         Ok(Response::new(pb::PairResponse {
-            certificate_pem,
+            certificate_pem: paired.certificate_pem,
             ca_certificate_pem: pki.server_tls().ca_pem.clone(),
-            role: to_pb_role(role) as i32,
+            role: to_pb_role(paired.role) as i32,
+            expires_unix_ms: ms_i64(paired.expires_unix_ms),
+            user: paired.user.unwrap_or_default(),
         }))
     }
 
@@ -460,11 +543,22 @@ impl AdminService for Api {
         &self,
         request: Request<pb::CreatePairingCodeRequest>,
     ) -> RpcResult<pb::CreatePairingCodeResponse> {
-        self.authorize(&request, Role::Admin)?;
+        let view = self.view_for(&request, Role::Admin)?;
         let pki = self.pairing()?;
-        let role = from_pb_role(request.into_inner().role)
+        let req = request.into_inner();
+        let role = from_pb_role(req.role)
             .ok_or_else(|| Status::invalid_argument("role must be guest, user or admin"))?;
-        let (code, expires) = pki.create_code(role, now_ms());
+        let user = match req.user.as_str() {
+            "" => None,
+            name if view.users.iter().any(|(user, _, _)| user == name) => Some(req.user),
+            name => {
+                return Err(Status::not_found(format!(
+                    "no user named {}: see ListUsers",
+                    vigil_domain::text::excerpt(name)
+                )));
+            }
+        };
+        let (code, expires) = pki.create_code(role, user, now_ms());
         Ok(Response::new(pb::CreatePairingCodeResponse {
             code,
             expires_unix_ms: ms_i64(expires),
@@ -479,16 +573,7 @@ impl AdminService for Api {
         let Some(pki) = self.registry_for(&request)? else {
             return Ok(Response::new(pb::ListClientsResponse::default()));
         };
-        let clients = pki
-            .clients()
-            .into_iter()
-            .map(|c| pb::Client {
-                name: c.name,
-                role: Role::parse(&c.role).map_or(pb::Role::Unspecified, to_pb_role) as i32,
-                certificate_sha256: c.certificate_sha256,
-                paired_unix_ms: ms_i64(c.paired_unix_ms),
-            })
-            .collect();
+        let clients = pki.clients().into_iter().map(to_pb_client).collect();
         Ok(Response::new(pb::ListClientsResponse { clients }))
     }
 
@@ -526,6 +611,86 @@ impl AdminService for Api {
             .collect();
         Ok(Response::new(pb::ListUsersResponse { users }))
     }
+
+    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> RpcResult<pb::WhoAmIResponse> {
+        let id = self.authorize(&request, Role::Guest)?;
+        let client = self
+            .pki()
+            .and_then(|pki| {
+                pki.clients()
+                    .into_iter()
+                    .find(|c| c.certificate_sha256 == id.fingerprint)
+            })
+            .map(to_pb_client)
+            .unwrap_or_else(|| pb::Client {
+                name: id.name.clone(),
+                role: to_pb_role(id.role) as i32,
+                user: id.user.clone().unwrap_or_default(),
+                certificate_sha256: id.fingerprint.clone(),
+                expires_unix_ms: id.expires_unix_ms.map_or(0, ms_i64),
+                paired_unix_ms: 0,
+            });
+        Ok(Response::new(pb::WhoAmIResponse {
+            client: Some(client),
+        }))
+    }
+
+    async fn revoke_self(
+        &self,
+        request: Request<pb::RevokeSelfRequest>,
+    ) -> RpcResult<pb::RevokeSelfResponse> {
+        let id = self.authorize(&request, Role::Guest)?;
+        let pki = self.pairing()?;
+        pki.revoke(&id.name)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(client = %id.name, "client revoked itself");
+        Ok(Response::new(pb::RevokeSelfResponse {}))
+    }
+
+    async fn renew(&self, request: Request<pb::RenewRequest>) -> RpcResult<pb::RenewResponse> {
+        let id = self.authorize(&request, Role::Guest)?;
+        let pki = self.pairing()?;
+        let csr_pem = request.into_inner().csr_pem;
+        let (certificate_pem, expires) = pki
+            .renew(&id.fingerprint, &csr_pem, now_ms())
+            .map_err(pki_status)?;
+        tracing::info!(client = %id.name, "client renewed its certificate");
+        Ok(Response::new(pb::RenewResponse {
+            certificate_pem,
+            expires_unix_ms: ms_i64(expires),
+        }))
+    }
+}
+
+type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
+
+/// The answer to a request over [`MAX_REQUEST`], as the API's error table
+/// has it: RESOURCE_EXHAUSTED (a limit; send less), as gRPC's own servers
+/// answer, where tonic says OUT_OF_RANGE, which the table keeps for
+/// positions outside the event log. tonic refuses such a request before
+/// any handler runs, with a trailers-only response whose status is in
+/// the headers: that is where it is rewritten.
+pub(crate) fn oversized_is_exhausted(mut response: HttpResponse) -> HttpResponse {
+    use tonic::codegen::http::HeaderValue;
+    let headers = response.headers_mut();
+    let oversized = headers.get("grpc-status").is_some_and(|v| v == "11")
+        && headers.get("grpc-message").is_some_and(|m| {
+            // tonic's words, percent-encoded or not.
+            [
+                &b"message%20length%20too%20large"[..],
+                b"message length too large",
+            ]
+            .iter()
+            .any(|words| m.as_bytes().windows(words.len()).any(|w| w == *words))
+        });
+    if oversized {
+        headers.insert("grpc-status", HeaderValue::from_static("8"));
+        headers.insert(
+            "grpc-message",
+            HeaderValue::from_static("the request message is larger than the 64 KiB the hub takes"),
+        );
+    }
+    response
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -569,18 +734,27 @@ pub async fn serve(
     health.set_serving::<AdminServiceServer<Api>>().await;
     health.set_serving::<ReportServiceServer<Api>>().await;
     health.set_serving::<CameraServiceServer<Api>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| GrpcError::Bind {
-            addr,
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    // Both versions of reflection: v1alpha is what many tools and
+    // language libraries still speak (grpcurl before 1.9, grpcio's).
+    let reflection_error = |e: tonic_reflection::server::Error| GrpcError::Bind {
+        addr,
+        source: std::io::Error::other(e.to_string()),
+    };
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
     let pki = api.pki().cloned();
     let router = crate::listen::grpc_server()
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_exhausted as fn(HttpResponse) -> HttpResponse,
+        ))
         .add_service(health_service.max_decoding_message_size(MAX_REQUEST))
-        .add_service(reflection.max_decoding_message_size(MAX_REQUEST))
+        .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST))
+        .add_service(reflection_v1alpha.max_decoding_message_size(MAX_REQUEST))
         .add_service(AlarmServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST))
         .add_service(AdminServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST))
         .add_service(ReportServiceServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST))
@@ -591,7 +765,7 @@ pub async fn serve(
             let config = crate::listen::tls_config(&tls.chain_pem, &tls.key_pem, &tls.ca_pem)
                 .map_err(|e| GrpcError::Tls(e.to_string()))?;
             let identify: crate::listen::Identify =
-                Arc::new(move |der: &[u8]| pki.identify(der).map(|id| id.name));
+                Arc::new(move |der: &[u8]| pki.identify(der, now_ms()).ok().map(|id| id.name));
             let incoming = crate::listen::grpc_tls(listener, config, identify);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)

@@ -57,6 +57,7 @@ mod event_loop;
 pub mod eventlog;
 mod files;
 pub mod grpc;
+pub mod identity;
 pub mod listen;
 pub mod persist;
 pub mod pki;
@@ -318,6 +319,8 @@ pub async fn run(
     // log's numbering on: a gap readers see, never stand-ins; a log ahead
     // of the state file moves the engine's numbering on.
     let mut log = EventLog::open(&config.runtime.state_dir, config.events.sync_window)?;
+    // After the log made its directory (with the mode it wants).
+    let info = identity::HubInfo::load_or_create(&config.runtime.state_dir)?;
     engine.skip_to(log.last_seq());
     log.skip_to(engine.last_seq());
     let (core, engine_handle, mut checked_pins) =
@@ -332,6 +335,7 @@ pub async fn run(
         engine_handle.clone(),
         view_rx,
         Auth::Certificates(Arc::clone(&pki)),
+        info,
     );
     // Motion seen on video, for the hub to write into its sensor table.
     let (motion_tx, mut motion_rx) = mpsc::unbounded_channel::<cameras::MotionChange>();

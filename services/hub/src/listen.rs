@@ -44,6 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::server::danger::ClientCertVerifier;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
@@ -640,9 +641,81 @@ pub type TlsIo = tokio_rustls::server::TlsStream<Guarded>;
 /// Accepted connections, on their way to tonic.
 const HANDOVER: usize = 16;
 
-/// The hub's TLS server configuration: its certificate chain and key,
-/// client certificates asked for (from `ca_pem`) but not required, so that
-/// `Pair` works; HTTP/2 by ALPN.
+/// A verifier of client certificates against the hub's CA (`ca_pem`);
+/// a client may present none (Pair, health, reflection).
+pub fn ca_verifier(ca_pem: &str) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(ca.map_err(|e| rustls::Error::General(format!("the CA certificate: {e}")))?)?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))
+}
+
+/// The TLS layer's check of a client certificate: the peer must prove it
+/// holds the key of the certificate it presents (the handshake's
+/// signature, checked as the CA's verifier checks it), and nothing more.
+/// Whose certificate it is, and whether it is still honoured, is the
+/// client registry's question ([`crate::pki::Pki::identify`]): a
+/// certificate of another hub's then gets UNAUTHENTICATED saying so,
+/// instead of a failed handshake that an app cannot tell from "hub
+/// offline".
+#[derive(Debug)]
+struct ProvenKeyOnly(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for ProvenKeyOnly {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The gRPC server's TLS configuration: the hub's chain and key, HTTP/2,
+/// and client certificates asked for (not required) and checked only for
+/// the proof of their key ([`ProvenKeyOnly`]).
 pub fn tls_config(
     chain_pem: &str,
     key_pem: &str,
@@ -654,15 +727,7 @@ pub fn tls_config(
         rustls::Error::General(format!("{what}: {e}"))
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(ca.map_err(|e| bad("the CA certificate", e))?)?;
-    }
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let verifier = Arc::new(ProvenKeyOnly(ca_verifier(ca_pem)?));
     let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad("the server certificate", e))?;

@@ -16,6 +16,55 @@ use crate::grpc::{Api, RpcResult};
 /// The page size when a request gives none.
 const DEFAULT_PAGE: u32 = 100;
 
+/// Between a page token's cursor and the digest of the filters it was
+/// given for.
+const TOKEN_BINDING: char = '/';
+
+/// A short digest of everything in a query but its page (token and size,
+/// which may change from page to page): a page token carries it, so a
+/// token cannot be replayed with other filters (which would skip or
+/// repeat events without a word).
+fn filters_digest(req: &pb::QueryEventsRequest) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = format!(
+        "{}\0{}\0{}\0{}\0{}\0{}\0{}",
+        req.from_unix_ms,
+        req.to_unix_ms,
+        req.kinds.join("\x01"),
+        req.sensor,
+        req.user,
+        req.newest_first,
+        req.after_seq
+    );
+    Sha256::digest(canonical.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The cursor of a page token given for the filters with digest
+/// `bound_to`; INVALID_ARGUMENT for anything else.
+fn page_cursor(token: &str, bound_to: &str) -> Result<Cursor, Status> {
+    let shown = vigil_domain::text::excerpt(token);
+    let (cursor, digest) = token.rsplit_once(TOKEN_BINDING).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "page_token {shown} is not one this server gave: start without one"
+        ))
+    })?;
+    let cursor = Cursor::from_token(cursor).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "page_token {shown} is not one this server gave: start without one"
+        ))
+    })?;
+    if digest != bound_to {
+        return Err(Status::invalid_argument(
+            "page_token was given for other filters: ask again with the filters of the first \
+             page, or start without a token",
+        ));
+    }
+    Ok(cursor)
+}
+
 fn to_status(e: ReportsError) -> Status {
     match e {
         ReportsError::BadPeriod(m) => Status::invalid_argument(m),
@@ -95,14 +144,14 @@ impl ReportService for Api {
                 )));
             }
         };
+        let last = self.engine.status().last_seq;
+        if req.after_seq > last {
+            return Err(crate::commands::CommandError::ResumeBeyondLast { last }.into());
+        }
+        let bound_to = filters_digest(&req);
         let cursor = match req.page_token.as_str() {
             "" => None,
-            token => Some(Cursor::from_token(token).ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "page_token {} is not one this server gave: start without one",
-                    vigil_domain::text::excerpt(token)
-                ))
-            })?),
+            token => Some(page_cursor(token, &bound_to)?),
         };
         let nonzero = |t: i64| (t != 0).then_some(t);
         let filter = EventFilter {
@@ -110,9 +159,10 @@ impl ReportService for Api {
             to_unix_ms: nonzero(req.to_unix_ms),
             // A kind this build does not know is asked for by its name.
             kinds: req.kinds.iter().map(|k| EventKind::from_name(k)).collect(),
-            // The API's `sensor` names a sensor or a camera (see `to_pb_event`).
+            // The request's `sensor` names a sensor or a camera.
             sensor_or_camera: (!req.sensor.is_empty()).then_some(req.sensor),
             user: (!req.user.is_empty()).then_some(req.user),
+            after_seq: (req.after_seq != 0).then_some(req.after_seq),
         };
         let order = if req.newest_first {
             Order::NewestFirst
@@ -126,10 +176,11 @@ impl ReportService for Api {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::QueryEventsResponse {
-            // A camera's event names the camera in `sensor` there: the API
-            // has no camera field, and its `sensor` filter matches both.
             events: page.events.iter().map(to_pb_event).collect(),
-            next_page_token: page.next_cursor.map(Cursor::to_token).unwrap_or_default(),
+            next_page_token: page
+                .next_cursor
+                .map(|c| format!("{}{TOKEN_BINDING}{bound_to}", c.to_token()))
+                .unwrap_or_default(),
             indexed_through_seq,
         }))
     }

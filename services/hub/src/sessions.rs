@@ -295,7 +295,7 @@ impl Sessions {
                     );
                     return;
                 };
-                let (code, expires_unix_ms) = ctx.pki.create_code(role, now_ms());
+                let (code, expires_unix_ms) = ctx.pki.create_code(role, None, now_ms());
                 info!(
                     pid = session.pid,
                     role = role.as_str(),

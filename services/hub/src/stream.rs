@@ -11,12 +11,18 @@ use vigil_domain::Event;
 /// Events kept in memory for WatchEvents to resume from.
 pub const EVENT_RING: usize = 4096;
 
-/// A resume point older than the ring: the caller replays the log up to
-/// `oldest` first.
+/// A resume point the ring cannot serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ResumeTooOld {
-    /// The oldest event the ring still holds.
-    pub oldest: u64,
+pub enum ResumeError {
+    /// Older than the ring: the caller replays the log up to `oldest`
+    /// first.
+    TooOld {
+        /// The oldest event the ring still holds.
+        oldest: u64,
+    },
+    /// Beyond the last event: numbers the client saw from another log
+    /// (the hub was reset), or made up.
+    BeyondLast { last: u64 },
 }
 
 /// A past-and-future view of the event stream.
@@ -60,8 +66,14 @@ impl EventStream {
 
     /// New events only (`None`), or the kept events after `after_seq` and
     /// then new ones. An `after_seq` older than the ring is
-    /// [`ResumeTooOld`] (the caller replays the log).
-    pub fn subscribe(&self, after_seq: Option<u64>) -> Result<Subscription, ResumeTooOld> {
+    /// [`ResumeError::TooOld`] (the caller replays the log); one beyond the
+    /// last event is [`ResumeError::BeyondLast`].
+    pub fn subscribe(&self, after_seq: Option<u64>) -> Result<Subscription, ResumeError> {
+        if after_seq.is_some_and(|a| a > self.last_seq) {
+            return Err(ResumeError::BeyondLast {
+                last: self.last_seq,
+            });
+        }
         let live = self.live.subscribe();
         let Some(after_seq) = after_seq.filter(|&a| a < self.last_seq) else {
             return Ok(Subscription {
@@ -72,7 +84,7 @@ impl EventStream {
         let oldest = self.ring.front().map_or(self.last_seq + 1, |e| e.seq);
         // 0 means "every kept event"; otherwise a gap is data loss.
         if after_seq != 0 && after_seq + 1 < oldest {
-            return Err(ResumeTooOld { oldest });
+            return Err(ResumeError::TooOld { oldest });
         }
         Ok(Subscription {
             backlog: self

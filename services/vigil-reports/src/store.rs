@@ -37,6 +37,8 @@ pub struct EventFilter {
     /// (the API carries both in `Event.sensor`).
     pub sensor_or_camera: Option<String>,
     pub user: Option<String>,
+    /// Only events numbered after this one.
+    pub after_seq: Option<u64>,
 }
 
 /// The order of a query's events, by sequence number.
@@ -546,6 +548,7 @@ impl ReadOnly {
         let by_kind = !filter.kinds.is_empty() && filter.kinds.iter().all(in_kind_index);
         let kinds_or_all = (!filter.kinds.is_empty()).then_some(kinds.as_str());
         let (sensor, user) = (filter.sensor_or_camera.as_deref(), filter.user.as_deref());
+        let after = filter.after_seq.map(to_i64);
         // One more than asked: whether there is a next page.
         let fetch = i64::from(limit) + 1;
         let conn = &mut self.conn;
@@ -561,6 +564,7 @@ impl ReadOnly {
                          AND (?5 IS NULL OR sensor = ?5 OR camera = ?5)
                          AND (?6 IS NULL OR user = ?6)
                          AND (?8 IS NULL OR kind IN (SELECT value FROM json_each(?8)))
+                         AND (?9 IS NULL OR seq > ?9)
                        ORDER BY unix_ms ASC, seq ASC LIMIT ?7"#,
                     from,
                     to,
@@ -569,7 +573,8 @@ impl ReadOnly {
                     sensor,
                     user,
                     fetch,
-                    kinds_or_all
+                    kinds_or_all,
+                    after
                 )
                 .fetch_all(conn)
                 .await?
@@ -585,6 +590,7 @@ impl ReadOnly {
                          AND (?5 IS NULL OR sensor = ?5 OR camera = ?5)
                          AND (?6 IS NULL OR user = ?6)
                          AND (?8 IS NULL OR kind IN (SELECT value FROM json_each(?8)))
+                         AND (?9 IS NULL OR seq > ?9)
                        ORDER BY unix_ms DESC, seq DESC LIMIT ?7"#,
                     from,
                     to,
@@ -593,7 +599,8 @@ impl ReadOnly {
                     sensor,
                     user,
                     fetch,
-                    kinds_or_all
+                    kinds_or_all,
+                    after
                 )
                 .fetch_all(conn)
                 .await?
@@ -610,6 +617,7 @@ impl ReadOnly {
                          AND (unix_ms, seq) > (?4, ?5)
                          AND (?6 IS NULL OR sensor = ?6 OR camera = ?6)
                          AND (?7 IS NULL OR user = ?7)
+                         AND (?9 IS NULL OR seq > ?9)
                        ORDER BY unix_ms ASC, seq ASC LIMIT ?8"#,
                     kinds,
                     from,
@@ -618,7 +626,8 @@ impl ReadOnly {
                     cursor_seq,
                     sensor,
                     user,
-                    fetch
+                    fetch,
+                    after
                 )
                 .fetch_all(conn)
                 .await?
@@ -635,6 +644,7 @@ impl ReadOnly {
                          AND (unix_ms, seq) < (?4, ?5)
                          AND (?6 IS NULL OR sensor = ?6 OR camera = ?6)
                          AND (?7 IS NULL OR user = ?7)
+                         AND (?9 IS NULL OR seq > ?9)
                        ORDER BY unix_ms DESC, seq DESC LIMIT ?8"#,
                     kinds,
                     from,
@@ -643,7 +653,8 @@ impl ReadOnly {
                     cursor_seq,
                     sensor,
                     user,
-                    fetch
+                    fetch,
+                    after
                 )
                 .fetch_all(conn)
                 .await?

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use tonic::Code;
 
 use crate::local::LocalError;
+use crate::remote::TokenError;
 
 /// Exit codes (also in `vigilctl --help`, the README and ARCHITECTURE.md).
 pub mod exit {
@@ -42,6 +43,8 @@ pub enum Error {
          ago (90m, 2h, 7days)"
     )]
     BadTime { text: String },
+    #[error("--address {address:?} cannot go in a pairing token: {reason}")]
+    PairAddress { address: String, reason: TokenError },
 
     // Exit 3: nothing answered.
     #[error("cannot reach the hub at {hub}: {source}; {hint}", hint = REACH_HINT)]
@@ -102,10 +105,14 @@ pub enum Error {
     #[error("TLS set-up: {0}")]
     Tls(tonic::transport::Error),
     #[error(
-        "not a pairing token; it looks like vigil-pair:1:HOST:PORT:CODE:FINGERPRINT (copy it \
-         whole from `vigilctl pair` on the hub)"
+        "not a pairing token: {0}; a token looks like vigil-pair:1:HOST:PORT:CODE:FINGERPRINT \
+         (copy it whole from `vigilctl pair` on the hub; its grammar is in docs/pairing.md)"
     )]
-    BadToken,
+    BadToken(TokenError),
+    /// What `vigilctl pair` cannot put in a token it makes (this host's
+    /// name, the hub's listening address, the hub's code).
+    #[error("cannot make a pairing token: {0}")]
+    MakeToken(String),
     #[error("give this client a --name")]
     NoName,
     #[error("the hub listens on {0:?}")]
@@ -137,6 +144,8 @@ pub enum Error {
     BadReport(serde_json::Error),
     #[error("internal task failed: {0}")]
     Task(tokio::task::JoinError),
+    #[error("{what} stopped short after {got} bytes, several times; try again")]
+    Truncated { what: &'static str, got: u64 },
 }
 
 impl Error {
@@ -152,9 +161,11 @@ impl Error {
             Code::Unauthenticated => Error::Unauthenticated(message),
             Code::PermissionDenied => Error::Denied(message),
             Code::ResourceExhausted => Error::LockedOut(message),
-            Code::FailedPrecondition | Code::NotFound | Code::InvalidArgument => {
-                Error::Refused(message)
-            }
+            Code::FailedPrecondition
+            | Code::NotFound
+            | Code::InvalidArgument
+            | Code::AlreadyExists
+            | Code::OutOfRange => Error::Refused(message),
             code => Error::HubFailed { code, message },
         }
     }
@@ -162,7 +173,7 @@ impl Error {
     /// The exit code this error ends vigilctl with.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::BadTime { .. } => exit::USAGE,
+            Error::BadTime { .. } | Error::PairAddress { .. } => exit::USAGE,
             Error::Unreachable { .. }
             | Error::HubUnavailable { .. }
             | Error::UnreachableForPairing { .. }
@@ -176,7 +187,8 @@ impl Error {
             Error::HubFailed { .. }
             | Error::BadAddress { .. }
             | Error::Tls(_)
-            | Error::BadToken
+            | Error::BadToken(_)
+            | Error::MakeToken(_)
             | Error::NoName
             | Error::HubListen(_)
             | Error::Key(_)
@@ -187,6 +199,7 @@ impl Error {
             | Error::Create { .. }
             | Error::Stream(_)
             | Error::BadReport(_)
+            | Error::Truncated { .. }
             | Error::Task(_) => exit::FAILED,
         }
     }
@@ -212,6 +225,8 @@ mod tests {
             (Code::FailedPrecondition, exit::REFUSED),
             (Code::NotFound, exit::REFUSED),
             (Code::InvalidArgument, exit::REFUSED),
+            (Code::AlreadyExists, exit::REFUSED),
+            (Code::OutOfRange, exit::REFUSED),
             (Code::Internal, exit::FAILED),
         ];
         for (code, want) in cases {

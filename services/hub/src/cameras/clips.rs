@@ -1,5 +1,9 @@
 //! Clip files: `<state_dir>/clips/<camera>-<UTC yyyymmddThhmmssZ>-<reason>.mp4`,
 //! their listing and their retention (by age, and a free-disk floor).
+//!
+//! Beside a clip, two optional files of its own, removed with it: a still
+//! of its first key frame (`<name>.jpg`, for the app's list) and its record
+//! (`<name>.json`, [`ClipRecord`]: the alarm event that made it).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -17,6 +21,42 @@ pub struct ClipInfo {
     pub unix_ms: i64,
     pub bytes: u64,
     pub seconds: f64,
+    /// The "triggered" event that made it, for an alarm's clip.
+    pub alarm_seq: Option<u64>,
+    pub has_thumbnail: bool,
+}
+
+/// What the hub keeps about a clip beside it (a wire type: it derives
+/// serde), in `<name>.json`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(super) struct ClipRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_seq: Option<u64>,
+}
+
+/// The still beside the clip `name`.
+pub fn thumbnail_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.jpg"))
+}
+
+/// The record beside the clip `name`.
+pub(super) fn record_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.json"))
+}
+
+/// Removes the clip `name` and what is kept beside it; the clip's own
+/// removal decides the answer.
+pub fn remove_clip(dir: &Path, name: &str) -> std::io::Result<()> {
+    std::fs::remove_file(dir.join(name))?;
+    for beside in [thumbnail_path(dir, name), record_path(dir, name)] {
+        match std::fs::remove_file(&beside) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                warn!(path = %beside.display(), "cannot remove a clip's companion file: {e}");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The file name of a clip started at `unix_ms`.
@@ -30,17 +70,24 @@ pub(super) fn clip_name(camera: &str, unix_ms: i64, reason: &str) -> String {
     format!("{camera}-{stamp}-{reason}.mp4")
 }
 
-/// The path of the clip called `name`, if it is one (a plain file name
-/// ending in .mp4, no path, no hidden file) that exists.
-pub fn clip_path(dir: &Path, name: &str) -> Option<PathBuf> {
-    let plain = !name.is_empty()
+/// Whether `name` has the form of a clip's name: a plain file name (no
+/// path, not hidden) of `-`, `_`, `.` and ASCII letters and digits,
+/// ending in `.mp4`, at most 255 bytes.
+pub fn well_formed(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
         && !name.starts_with('.')
         && name.ends_with(".mp4")
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The path of the clip called `name`, if it is one ([`well_formed`])
+/// that exists.
+pub fn clip_path(dir: &Path, name: &str) -> Option<PathBuf> {
     let path = dir.join(name);
-    (plain && path.is_file()).then_some(path)
+    (well_formed(name) && path.is_file()).then_some(path)
 }
 
 /// The duration in an MP4's `moov/mvhd` box, in seconds.
@@ -125,6 +172,10 @@ pub(super) fn describe(dir: &Path, name: &str) -> Option<ClipInfo> {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(0))
         .unwrap_or(0);
     let _ = stamp;
+    let record: ClipRecord = std::fs::read(record_path(dir, name))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
     Some(ClipInfo {
         name: name.to_owned(),
         camera,
@@ -132,6 +183,8 @@ pub(super) fn describe(dir: &Path, name: &str) -> Option<ClipInfo> {
         unix_ms,
         bytes: meta.len(),
         seconds: mp4_seconds(&path).unwrap_or(0.0),
+        alarm_seq: record.alarm_seq,
+        has_thumbnail: thumbnail_path(dir, name).is_file(),
     })
 }
 
@@ -158,12 +211,9 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 pub(super) fn retire(dir: &Path, config: &RecordingConfig) {
     let mut clips = list_clips(dir);
     let now_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
-    let remove = |clip: &ClipInfo, why: &str| {
-        let path = dir.join(&clip.name);
-        match std::fs::remove_file(&path) {
-            Ok(()) => info!(clip = %clip.name, "removed a clip: {why}"),
-            Err(e) => warn!(clip = %clip.name, "cannot remove a clip ({why}): {e}"),
-        }
+    let remove = |clip: &ClipInfo, why: &str| match remove_clip(dir, &clip.name) {
+        Ok(()) => info!(clip = %clip.name, "removed a clip: {why}"),
+        Err(e) => warn!(clip = %clip.name, "cannot remove a clip ({why}): {e}"),
     };
     if let Some(max_age) = config.max_age {
         let cutoff = now_ms - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
@@ -194,13 +244,26 @@ mod tests {
         assert!(clip_path(dir.path(), &name).is_some());
         for bad in ["../etc/passwd", ".hidden.mp4", "a/b.mp4", "x.txt", ""] {
             assert!(clip_path(dir.path(), bad).is_none(), "{bad}");
+            assert!(!well_formed(bad), "{bad}");
         }
+        assert!(
+            well_formed("porch-20990101T000000Z-alarm.mp4"),
+            "absent but well formed"
+        );
         let info = describe(dir.path(), &name).expect("describe");
         assert_eq!(
             (info.camera.as_str(), info.reason.as_str()),
             ("porch", "alarm")
         );
         assert_eq!(info.seconds, 0.0, "not an MP4: no duration");
+        assert_eq!((info.alarm_seq, info.has_thumbnail), (None, false));
+        // Its record and still are read with it, and removed with it.
+        std::fs::write(record_path(dir.path(), &name), br#"{"alarm_seq":42}"#).expect("record");
+        std::fs::write(thumbnail_path(dir.path(), &name), b"jpeg").expect("still");
+        let info = describe(dir.path(), &name).expect("describe");
+        assert_eq!((info.alarm_seq, info.has_thumbnail), (Some(42), true));
+        remove_clip(dir.path(), &name).expect("remove");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     }
 
     fn config(max_age_days: Option<u64>, min_free_bytes: u64) -> RecordingConfig {

@@ -27,7 +27,7 @@ use vigil_domain::EventKind;
 use vigil_ipc::semaphore::NamedSemaphore;
 use vigil_media::AccessUnit;
 
-pub use clips::{ClipInfo, clip_path, list_clips};
+pub use clips::{ClipInfo, clip_path, list_clips, remove_clip, thumbnail_path, well_formed};
 pub use motion::{MotionChange, watch_motion};
 pub use ring::{Ring, Stamped};
 pub use server::{beacon, serve};
@@ -444,10 +444,12 @@ impl CameraHub {
         loop {
             match events.recv().await {
                 Ok(e) if e.kind == EventKind::Triggered => {
+                    let alarm_seq = e.seq;
                     for view in self.list().into_iter().filter(|c| c.online) {
                         let hub = Arc::clone(&self);
                         tokio::spawn(async move {
-                            if let Err(e) = hub.record(&view.name, "alarm").await {
+                            let clip = hub.record(&view.name, "alarm", Some(alarm_seq)).await;
+                            if let Err(e) = clip {
                                 warn!(camera = %view.name, "no alarm clip: {e}");
                             }
                         });
@@ -463,8 +465,16 @@ impl CameraHub {
     }
 
     /// Records a clip now: the pre-roll before this moment (from the last
-    /// key frame before it) and the post-capture after it.
-    pub async fn record(&self, camera: &str, reason: &str) -> Result<ClipInfo, CameraError> {
+    /// key frame before it) and the post-capture after it; `alarm_seq` is
+    /// the "triggered" event it records, for an alarm's clip. Beside it go
+    /// its record and a still of its first key frame (a clip without the
+    /// still is still a clip: its failure is only logged).
+    pub async fn record(
+        &self,
+        camera: &str,
+        reason: &str,
+        alarm_seq: Option<u64>,
+    ) -> Result<ClipInfo, CameraError> {
         let now = Instant::now();
         let started_unix_ms = unix_ms();
         let from = now.checked_sub(self.config.pre_roll).unwrap_or(now);
@@ -487,6 +497,7 @@ impl CameraHub {
         let config = self.config.clone();
         let path = dir.join(&name);
         let units: Vec<AccessUnit> = units.iter().map(|s| s.unit.clone()).collect();
+        let file_name = name.clone();
         let slots_total = self.config.slots;
         let slots = self.slots.clone();
         let written = tokio::task::spawn_blocking(move || {
@@ -507,11 +518,32 @@ impl CameraHub {
             };
             let part = path.with_extension("mp4.part");
             let length = vigil_media::write_mp4(&part, &units)?;
+            // The record first: a listed clip has its alarm's number.
+            if alarm_seq.is_some() {
+                let record = clips::ClipRecord { alarm_seq };
+                let written = serde_json::to_vec(&record)
+                    .map_err(std::io::Error::other)
+                    .and_then(|bytes| std::fs::write(clips::record_path(&dir, &file_name), bytes));
+                if let Err(e) = written {
+                    warn!(clip = %file_name, "cannot write the clip's record: {e}");
+                }
+            }
             std::fs::rename(&part, &path).map_err(|source| CameraError::Io {
                 what: "rename",
                 path: part.clone(),
                 source,
             })?;
+            if let Some(key) = units.iter().find(|u| u.key) {
+                let still = vigil_media::key_frame_to_jpeg(key, Duration::from_secs(5))
+                    .map_err(|e| e.to_string())
+                    .and_then(|jpeg| {
+                        std::fs::write(clips::thumbnail_path(&dir, &file_name), jpeg)
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(e) = still {
+                    warn!(clip = %file_name, "no still for the clip: {e}");
+                }
+            }
             Ok::<_, CameraError>(length)
         })
         .await

@@ -367,12 +367,17 @@ impl Engine {
                 }
             }
             Command::SirenTest { by, reply } => {
-                if self.table_codes().0 == ArmedMode::Disarmed {
+                // While armed the siren means an alarm: a test then would
+                // teach the neighbours to ignore it.
+                let answer = if self.table_codes().0 == ArmedMode::Disarmed {
                     self.siren_test_until = Some(Instant::now() + SIREN_TEST);
                     let message = wording::siren_test(SIREN_TEST.as_secs());
                     self.emit(&mut fx, Draft::new(EventKind::SirenTest, &by, message));
-                }
-                fx.answers.push(Answer::Done(reply, Ok(())));
+                    Ok(())
+                } else {
+                    Err(CommandError::SirenTestWhileArmed)
+                };
+                fx.answers.push(Answer::Done(reply, answer));
             }
             Command::CameraEvent {
                 kind,

@@ -1,5 +1,6 @@
-//! The camera commands: `cameras`, `snapshot`, `live`, `record`, `clips`
-//! and `clip`. Video and pictures go to files; what is printed describes
+//! The camera commands: `cameras`, `snapshot`, `live`, `record`, `clips`,
+//! `clip`, `clip-still`, `clip-delete` and `camera` (start, stop,
+//! bitrate). Video and pictures go to files; what is printed describes
 //! them.
 
 use std::io::Write;
@@ -122,15 +123,45 @@ pub struct Clip {
     pub output: PathBuf,
 }
 
+/// How many times a cut download resumes before it gives up.
+const CLIP_RESUMES: u32 = 3;
+
 impl Ask for Clip {
     async fn ask(&self, hub: &Hub, out: Output) -> Result<(), Error> {
         // The hub sends the clip in chunks; the file is written whole, so a
-        // broken download leaves no half a clip behind.
+        // broken download leaves no half a clip behind. A stream cut short
+        // resumes from the bytes already here (GetClip's offset).
         let mut bytes = Vec::new();
-        let name = self.name.clone();
-        let mut stream = hub.answer(hub.cameras().get_clip(pb::GetClipRequest { name }).await)?;
-        while let Some(chunk) = hub.next(&mut stream).await? {
-            bytes.extend_from_slice(&chunk.data);
+        let mut resumes = 0;
+        loop {
+            let request = pb::GetClipRequest {
+                name: self.name.clone(),
+                offset: bytes.len() as u64,
+                length: 0,
+            };
+            let mut stream = hub.answer(hub.cameras().get_clip(request).await)?;
+            let mut total = None;
+            let cut = loop {
+                match hub.next(&mut stream).await {
+                    Ok(Some(chunk)) => {
+                        total = Some(chunk.total_bytes);
+                        bytes.extend_from_slice(&chunk.data);
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            match cut {
+                None if total.is_none_or(|t| bytes.len() as u64 >= t) => break,
+                Some(e) if resumes >= CLIP_RESUMES => return Err(e),
+                None | Some(_) if resumes >= CLIP_RESUMES => {
+                    return Err(Error::Truncated {
+                        what: "the clip",
+                        got: bytes.len() as u64,
+                    });
+                }
+                _ => resumes += 1,
+            }
         }
         write_file(&self.output, &bytes)?;
         out.say(format_args!(
@@ -138,6 +169,85 @@ impl Ask for Clip {
             self.output.display(),
             bytes.len()
         ));
+        Ok(())
+    }
+}
+
+/// Save the still of a clip's first frame (JPEG).
+#[derive(Debug, clap::Args)]
+pub struct ClipStill {
+    pub name: String,
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+impl Ask for ClipStill {
+    async fn ask(&self, hub: &Hub, out: Output) -> Result<(), Error> {
+        let name = self.name.clone();
+        let request = pb::GetClipThumbnailRequest { name };
+        let still = hub.answer(hub.cameras().get_clip_thumbnail(request).await)?;
+        write_file(&self.output, &still.jpeg)?;
+        let path = self.output.display();
+        out.say(format_args!(
+            "wrote a {} byte JPEG to {path}",
+            still.jpeg.len()
+        ));
+        Ok(())
+    }
+}
+
+/// Delete a clip and its still (admin; an event records who).
+#[derive(Debug, clap::Args)]
+pub struct ClipDelete {
+    pub name: String,
+}
+
+impl Ask for ClipDelete {
+    async fn ask(&self, hub: &Hub, out: Output) -> Result<(), Error> {
+        let name = self.name.clone();
+        hub.answer(
+            hub.cameras()
+                .delete_clip(pb::DeleteClipRequest { name })
+                .await,
+        )?;
+        out.say(format_args!("deleted {}", self.name));
+        Ok(())
+    }
+}
+
+/// Start or stop a camera's frames, or set its bitrate (admin).
+#[derive(Debug, clap::Args)]
+pub struct Camera {
+    pub camera: String,
+    #[command(subcommand)]
+    pub action: CameraAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CameraAction {
+    /// Send frames again.
+    Start,
+    /// Stop sending frames (the camera stays online; no clips from it).
+    Stop,
+    /// Encode at this many kbit/s (100 to 20000).
+    Bitrate { kbps: u32 },
+}
+
+impl Ask for Camera {
+    async fn ask(&self, hub: &Hub, out: Output) -> Result<(), Error> {
+        use pb::control_camera_request::Action;
+        let (action, bitrate_kbps) = match self.action {
+            CameraAction::Start => (Action::Start, 0),
+            CameraAction::Stop => (Action::Stop, 0),
+            CameraAction::Bitrate { kbps } => (Action::SetBitrate, kbps),
+        };
+        let request = pb::ControlCameraRequest {
+            camera: self.camera.clone(),
+            action: action as i32,
+            bitrate_kbps,
+        };
+        let answer = hub.answer(hub.cameras().control_camera(request).await)?;
+        out.say(format_args!("{}: {}", self.camera, answer.message));
         Ok(())
     }
 }
@@ -180,6 +290,8 @@ impl Render for pb::Clip {
         json!({
             "name": self.name, "camera": self.camera, "reason": self.reason,
             "unix_ms": self.unix_ms, "bytes": self.bytes, "seconds": self.seconds,
+            "alarm_seq": (self.alarm_seq != 0).then_some(self.alarm_seq),
+            "has_thumbnail": self.has_thumbnail,
         })
     }
 

@@ -1,4 +1,4 @@
-//! The paired clients (admin): `clients` and `revoke`.
+//! The paired clients: `clients` and `revoke` (admin), and `whoami`.
 
 use serde_json::json;
 use vigil_proto::v1 as pb;
@@ -7,7 +7,7 @@ use super::Ask;
 use super::list::Row;
 use crate::error::Error;
 use crate::hub::Hub;
-use crate::output::{Output, Render, role_name};
+use crate::output::{Output, Render, role_name, time_text};
 
 /// Forget a paired client (admin).
 #[derive(Debug, clap::Args)]
@@ -29,16 +29,44 @@ impl Ask for Revoke {
     }
 }
 
+/// This client as the hub knows it: name, role, user, certificate and
+/// its expiry.
+#[derive(Debug, clap::Args)]
+pub struct Whoami {}
+
+impl Ask for Whoami {
+    async fn ask(&self, hub: &Hub, out: Output) -> Result<(), Error> {
+        let answer = hub.answer(hub.admin().who_am_i(pb::WhoAmIRequest {}).await)?;
+        out.show(&answer.client.unwrap_or_default());
+        Ok(())
+    }
+}
+
 impl Render for pb::Client {
     fn json(&self) -> serde_json::Value {
         json!({"name": self.name, "role": role_name(self.role),
+            "user": (!self.user.is_empty()).then_some(&self.user),
             "certificate_sha256": self.certificate_sha256,
-            "paired_unix_ms": self.paired_unix_ms})
+            "paired_unix_ms": self.paired_unix_ms,
+            "expires_unix_ms": (self.expires_unix_ms != 0).then_some(self.expires_unix_ms)})
     }
 
     fn text(&self) -> String {
         let role = role_name(self.role);
-        format!("{:<24} {role:<11} {}\n", self.name, self.certificate_sha256)
+        let user = if self.user.is_empty() {
+            "-"
+        } else {
+            &self.user
+        };
+        let expires = match self.expires_unix_ms {
+            0 => "never".to_owned(),
+            at => time_text(at),
+        };
+        format!(
+            "{:<24} {role:<6} {user:<12} expires {expires}  {}\n",
+            self.name,
+            &self.certificate_sha256[..self.certificate_sha256.len().min(16)]
+        )
     }
 }
 

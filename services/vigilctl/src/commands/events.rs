@@ -87,6 +87,17 @@ async fn watch(
     Ok(())
 }
 
+/// A sensor event's state ("active", "inactive", "unknown"); none for
+/// other events.
+fn sensor_state_word(state: i32) -> Option<&'static str> {
+    match pb::SensorState::try_from(state) {
+        Ok(pb::SensorState::Active) => Some("active"),
+        Ok(pb::SensorState::Inactive) => Some("inactive"),
+        Ok(pb::SensorState::Unknown) => Some("unknown"),
+        Ok(pb::SensorState::Unspecified) | Err(_) => None,
+    }
+}
+
 impl Render for pb::Event {
     fn json(&self) -> serde_json::Value {
         let given = |s: &String| (!s.is_empty()).then(|| s.clone());
@@ -95,6 +106,8 @@ impl Render for pb::Event {
             "unix_ms": self.unix_ms,
             "kind": self.kind,
             "sensor": given(&self.sensor),
+            "sensor_state": sensor_state_word(self.sensor_state),
+            "camera": given(&self.camera),
             "mode": mode_word(self.mode),
             "state": state_name(self.state),
             "user": given(&self.user),

@@ -25,6 +25,9 @@ pub struct History {
     /// Newest first.
     #[arg(long)]
     pub newest_first: bool,
+    /// Only events numbered after this one (as `events --after-seq`).
+    #[arg(long, default_value_t = 0)]
+    pub after_seq: u64,
     /// At most this many events (all pages are fetched up to it).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
@@ -45,6 +48,7 @@ impl Run for History {
             newest_first: self.newest_first,
             page_size: 0,
             page_token: String::new(),
+            after_seq: self.after_seq,
         };
         let hub = ctx.connect().await?;
         let mut printed = 0;

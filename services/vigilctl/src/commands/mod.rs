@@ -35,6 +35,7 @@ pub mod pair;
 pub mod report;
 pub mod sensors;
 pub mod status;
+pub mod system;
 pub mod users;
 
 /// What a command does with its flags.
@@ -84,6 +85,8 @@ commands! {
     Disarm(alarm::Disarm),
     Panic(alarm::Panic),
     Bypass(alarm::Bypass),
+    SirenTest(system::SirenTest),
+    System(system::System),
     Sensors(sensors::Sensors),
     Events(events::Events),
     Report(report::Report),
@@ -94,9 +97,13 @@ commands! {
     Record(cameras::Record),
     Clips(List<pb::Clip>),
     Clip(cameras::Clip),
+    ClipStill(cameras::ClipStill),
+    ClipDelete(cameras::ClipDelete),
+    Camera(cameras::Camera),
     Pair(pair::Pair),
     Clients(List<pb::Client>),
     Revoke(clients::Revoke),
+    Whoami(clients::Whoami),
     Users(List<pb::User>),
     HashPin(users::HashPin),
     Completions(completions::Completions),
