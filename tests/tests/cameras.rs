@@ -536,3 +536,139 @@ fn announce(client: &mut std::net::TcpStream, name: &str) -> Result<()> {
         Ok(())
     })
 }
+
+/// The clip calls an app needs (issue 15): an alarm's clip names the
+/// alarm's event, has a still, downloads in ranges that resume, and only
+/// an admin deletes it (an event says who); names that cannot be a clip's
+/// are INVALID_ARGUMENT, absent ones NOT_FOUND; camera control goes to
+/// the camera and comes back with its answer.
+#[test]
+fn clips_name_their_alarm_have_stills_resume_and_only_admins_delete_them() -> Result<()> {
+    use vigil_proto::v1 as pb;
+    use vigil_proto::v1::camera_service_client::CameraServiceClient;
+
+    let port = free_port()?;
+    let stack = Stack::new(
+        &format!(
+            "{TEST_SENSORS}{TEST_ALARM}{}",
+            test_camera(port, "s3cret", "clipapi")
+        ),
+        RunAs::Me,
+    )?;
+    let hub = stack.start("vigil-hub")?;
+    let _sensord = stack.start("vigil-sensord")?;
+    let _camd = stack.camd_online(&hub, "admin")?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, _, err) = stack.ctl(&["panic"])?;
+    ensure!(code == 0, "panic: {err}");
+    let clip = stack.wait_clip("alarm")?;
+    let name = clip["name"].as_str().context("a name")?.to_owned();
+    let (_, out, _) = stack.ctl(&["--json", "events", "--after", "0"])?;
+    let triggered = json_lines(&out)
+        .into_iter()
+        .find(|e| e["kind"] == "triggered")
+        .context("the triggered event")?;
+    ensure!(
+        clip["alarm_seq"] == triggered["seq"] && clip["has_thumbnail"] == true,
+        "the clip names its alarm and has a still: {clip} vs {triggered}"
+    );
+
+    // The still is a JPEG.
+    let still = stack.state_dir().join("still.jpg");
+    let still_arg = still.display().to_string();
+    let (code, _, err) = stack.ctl(&["clip-still", &name, "-o", &still_arg])?;
+    ensure!(code == 0, "clip-still: {err}");
+    let jpeg = std::fs::read(&still)?;
+    ensure!(jpeg.len() > 500 && jpeg[..2] == [0xff, 0xd8], "a JPEG");
+
+    // Ranges, with a raw client.
+    let creds = vigilctl::remote::Credentials {
+        dir: stack.credentials_dir(),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (channel, _) = runtime.block_on(vigilctl::remote::connect(&creds, None))?;
+    let mut cameras = CameraServiceClient::new(channel);
+    let whole = std::fs::read(stack.state_dir().join("clips").join(&name))?;
+    let fetch = |cameras: &mut CameraServiceClient<_>, offset: u64, length: u64| {
+        runtime.block_on(async {
+            let request = pb::GetClipRequest {
+                name: name.clone(),
+                offset,
+                length,
+            };
+            let mut stream = cameras.get_clip(request).await?.into_inner();
+            let mut bytes = Vec::new();
+            let mut first = None;
+            while let Some(chunk) = stream.message().await? {
+                first.get_or_insert((chunk.offset, chunk.total_bytes));
+                bytes.extend_from_slice(&chunk.data);
+            }
+            Ok::<_, tonic::Status>((bytes, first))
+        })
+    };
+    let (part, first) = fetch(&mut cameras, 100, 50)?;
+    ensure!(part == whole[100..150], "bytes 100 to 150");
+    ensure!(first == Some((100, whole.len() as u64)), "{first:?}");
+    let (tail, _) = fetch(&mut cameras, 1000, 0)?;
+    ensure!(tail == whole[1000..], "from 1000 to the end");
+    let past = fetch(&mut cameras, whole.len() as u64, 0).expect_err("past the end");
+    ensure!(past.code() == tonic::Code::OutOfRange, "{past:?}");
+    for (bad, want) in [
+        ("../../etc/passwd", tonic::Code::InvalidArgument),
+        ("porch-20990101T000000Z-alarm.mp4", tonic::Code::NotFound),
+    ] {
+        let err = runtime
+            .block_on(cameras.get_clip_thumbnail(pb::GetClipThumbnailRequest { name: bad.into() }))
+            .expect_err(bad);
+        ensure!(err.code() == want, "{bad}: {err:?}");
+    }
+
+    // Camera control reaches the camera; a bitrate out of range does not.
+    let (code, out, err) = stack.ctl(&["camera", "porch", "bitrate", "50"])?;
+    ensure!(code == 7, "refused (exit 7): {code} {out} {err}");
+    let (code, out, err) = stack.ctl(&["camera", "porch", "stop"])?;
+    ensure!(code == 0, "stop: {out} {err}");
+    let (code, out, err) = stack.ctl(&["camera", "porch", "start"])?;
+    ensure!(code == 0, "start: {out} {err}");
+
+    // Only an admin deletes, and the stream says who.
+    let (code, _, err) = stack.ctl(&["clip-delete", &name])?;
+    ensure!(code == 0, "clip-delete: {err}");
+    let dir = stack.state_dir().join("clips");
+    ensure!(
+        !dir.join(&name).exists() && !dir.join(format!("{name}.jpg")).exists(),
+        "the clip and its still are gone"
+    );
+    let (_, out, _) = stack.ctl(&["--json", "events", "--after", "0"])?;
+    let deleted = json_lines(&out)
+        .into_iter()
+        .find(|e| e["kind"] == "clip_deleted")
+        .context("a clip_deleted event")?;
+    ensure!(
+        deleted["camera"] == "porch"
+            && deleted["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("e2e")),
+        "{deleted}"
+    );
+    let viewer = stack.state_dir().join("viewer-credentials");
+    let viewer = viewer.display().to_string();
+    let (code, _, err) = stack.ctl(&[
+        "--credentials",
+        &viewer,
+        "pair",
+        "--here",
+        "viewer",
+        "--role",
+        "user",
+    ])?;
+    ensure!(code == 0, "pairing a user client: {err}");
+    let (code, _, err) = stack.ctl(&[
+        "--credentials",
+        &viewer,
+        "clip-delete",
+        "porch-x-request.mp4",
+    ])?;
+    ensure!(code == 5, "a user may not delete (exit 5): {code} {err}");
+    Ok(())
+}

@@ -56,12 +56,24 @@ pub enum CommandError {
     ResumeBeyondLast { last: u64 },
     #[error("the siren can be tested only while the system is disarmed")]
     SirenTestWhileArmed,
+    #[error(
+        "that PIN is not an admin user's: changing users needs the PIN of a user with the admin role"
+    )]
+    NotAnAdminPin,
     /// The PIN check itself failed (it panicked): not counted as a wrong
     /// PIN, since nobody entered one.
     #[error("the PIN could not be checked (an internal error); try again")]
     PinCheckFailed,
     #[error("the alarm engine has stopped")]
     Stopped,
+}
+
+/// Whose admin PIN confirmed a change of users, and the users then (for
+/// the change's own checks, off the loop).
+#[derive(Clone, Debug)]
+pub struct Confirmed {
+    pub admin: String,
+    pub users: Arc<Vec<vigil_alarm::users::User>>,
 }
 
 /// What a disarm did.
@@ -99,6 +111,21 @@ pub enum Command {
     },
     SirenTest {
         by: Actor,
+        reply: Reply<()>,
+    },
+    /// Checks an admin user's PIN before a change of users (it counts
+    /// toward the lockout like any PIN).
+    ConfirmAdmin {
+        pin: String,
+        by: Actor,
+        reply: Reply<Confirmed>,
+    },
+    /// Replaces the users (the config file's and the API's, merged), the
+    /// lockout kept, and records `audit` as an event by `by`.
+    SetUsers {
+        users: Vec<vigil_alarm::users::User>,
+        by: Actor,
+        audit: (EventKind, String),
         reply: Reply<()>,
     },
     /// Something a camera did: `CameraOnline`, `CameraOffline` (a fault

@@ -72,6 +72,10 @@ pub enum HubError {
     /// Exit 1: the hub's CA, keys or client registry.
     #[error("the hub's CA or its client registry: {0}")]
     Pki(#[from] PkiError),
+    /// Exit 1: the users added over the API (`users.json`) cannot be read
+    /// or are damaged (the message names the file and what to do).
+    #[error("the users added over the API: {0}")]
+    UserStore(#[from] crate::users::UserStoreError),
     /// Exit 1: the hub's or its log's identity file cannot be written.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
@@ -137,6 +141,7 @@ impl ExitError for HubError {
             | HubError::Persist(_)
             | HubError::Pki(_)
             | HubError::Identity(_)
+            | HubError::UserStore(_)
             | HubError::Grpc(_)
             | HubError::Alerts(_)
             | HubError::EventLog(_)

@@ -96,6 +96,9 @@ impl RevocationGuard {
 #[derive(Debug)]
 pub struct ApiView {
     pub table: Arc<SensorTable>,
+    /// The config file's users, checked (the engine takes these and the
+    /// API's, merged).
+    pub configured_users: Arc<Vec<vigil_alarm::users::User>>,
     pub setup: AlarmSetup,
     /// (name, role, has a duress code) of every keypad user.
     pub users: Vec<(String, Role, bool)>,
@@ -126,6 +129,8 @@ pub struct Api {
     pub(crate) cameras: Option<Arc<crate::cameras::CameraHub>>,
     /// The hub's identities, version and start.
     info: Arc<HubInfo>,
+    /// The users added over the API; none on the benchmark's server.
+    pub(crate) user_store: Option<Arc<crate::users::UserStore>>,
 }
 
 impl Api {
@@ -141,7 +146,14 @@ impl Api {
             auth,
             cameras: None,
             info: Arc::new(info),
+            user_store: None,
         }
+    }
+
+    /// Manages users in `store`.
+    pub fn with_user_store(mut self, store: Arc<crate::users::UserStore>) -> Api {
+        self.user_store = Some(store);
+        self
     }
 
     /// Serves CameraService from `cameras`.
@@ -252,7 +264,7 @@ impl Api {
 
     /// The hub's CA and client registry; the benchmark's open server has
     /// none.
-    fn pki(&self) -> Option<&Arc<Pki>> {
+    pub(crate) fn pki(&self) -> Option<&Arc<Pki>> {
         match &self.auth {
             Auth::Certificates(pki) => Some(pki),
             Auth::OpenForBenchmarks => None,
@@ -290,6 +302,7 @@ impl From<CommandError> for Status {
                 Status::out_of_range(message)
             }
             CommandError::SirenTestWhileArmed => Status::failed_precondition(message),
+            CommandError::NotAnAdminPin => Status::permission_denied(message),
             CommandError::PinCheckFailed => Status::internal(message),
             CommandError::Busy | CommandError::Stopped => Status::unavailable(message),
         }
@@ -550,7 +563,7 @@ impl AdminService for Api {
             .ok_or_else(|| Status::invalid_argument("role must be guest, user or admin"))?;
         let user = match req.user.as_str() {
             "" => None,
-            name if view.users.iter().any(|(user, _, _)| user == name) => Some(req.user),
+            name if self.users(&view).iter().any(|u| u.name == name) => Some(req.user),
             name => {
                 return Err(Status::not_found(format!(
                     "no user named {}: see ListUsers",
@@ -600,16 +613,33 @@ impl AdminService for Api {
         request: Request<pb::ListUsersRequest>,
     ) -> RpcResult<pb::ListUsersResponse> {
         let view = self.view_for(&request, Role::Admin)?;
-        let users = view
-            .users
-            .iter()
-            .map(|(name, role, duress)| pb::User {
-                name: name.clone(),
-                role: to_pb_role(*role) as i32,
-                has_duress_code: *duress,
-            })
-            .collect();
-        Ok(Response::new(pb::ListUsersResponse { users }))
+        Ok(Response::new(pb::ListUsersResponse {
+            users: self.users(&view),
+        }))
+    }
+
+    async fn add_user(
+        &self,
+        request: Request<pb::AddUserRequest>,
+    ) -> RpcResult<pb::AddUserResponse> {
+        let view = self.view_for(&request, Role::Admin)?;
+        let (by, req) = self.by_client(request, Role::Admin)?;
+        Ok(Response::new(self.add_user(by, view, req).await?))
+    }
+
+    async fn remove_user(
+        &self,
+        request: Request<pb::RemoveUserRequest>,
+    ) -> RpcResult<pb::RemoveUserResponse> {
+        let view = self.view_for(&request, Role::Admin)?;
+        let (by, req) = self.by_client(request, Role::Admin)?;
+        Ok(Response::new(self.remove_user(by, view, req).await?))
+    }
+
+    async fn set_pin(&self, request: Request<pb::SetPinRequest>) -> RpcResult<pb::SetPinResponse> {
+        let view = self.view_for(&request, Role::Admin)?;
+        let (by, req) = self.by_client(request, Role::Admin)?;
+        Ok(Response::new(self.set_pin(by, view, req).await?))
     }
 
     async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> RpcResult<pb::WhoAmIResponse> {

@@ -65,6 +65,8 @@ mod reports;
 mod sessions;
 pub mod status;
 pub mod stream;
+mod user_api;
+pub mod users;
 pub mod watcher;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -97,6 +99,7 @@ use crate::grpc::{Api, ApiView, Auth};
 use crate::persist::StateStore;
 use crate::pki::Pki;
 use crate::sessions::{SessionAction, SessionContext, SessionEvent, Sessions};
+use crate::users::UserStore;
 use crate::watcher::{Suspicious, TableWatcher};
 
 /// How often the hub rescans the table without a doorbell: the bound on how
@@ -172,7 +175,8 @@ pub fn alertd_group(config: &Config) -> Result<Option<vigil_bootstrap::AlertdGro
 /// Reads every user's PIN hashes (inline or from their files). A file that
 /// cannot be read is [`HubError::PinHashFile`] and a hash that does not
 /// parse [`HubError::User`]: both the configuration's (exit 78).
-pub fn load_users(config: &Config) -> Result<Users, HubError> {
+/// The users of the config file, with their hashes read and checked.
+pub fn configured_users(config: &Config) -> Result<Vec<User>, HubError> {
     let read = |index: usize,
                 user: &str,
                 key: &'static str,
@@ -204,10 +208,20 @@ pub fn load_users(config: &Config) -> Result<Users, HubError> {
         )?;
         users.push(User::new(&u.name, u.role, &pin, duress.as_deref())?);
     }
+    Ok(users)
+}
+
+/// Everyone whose PIN the engine takes: the config file's users and those
+/// added over the API ([`users::merged`]).
+pub fn all_users(configured: &[User], store: &UserStore) -> Vec<User> {
+    let users = users::merged(configured, &store.list());
     if users.is_empty() {
-        warn!("no users are configured: nobody can disarm; add [[users]] to the config");
+        warn!(
+            "no users are configured: nobody can disarm; add [[users]] to the config, or a user \
+             with `vigilctl users add`"
+        );
     }
-    Ok(Users::new(users, Default::default()))
+    users
 }
 
 /// How often old event-log segments are looked at.
@@ -243,8 +257,9 @@ async fn retention_loop(
     }
 }
 
-fn api_view(config: &Config, table: &Arc<SensorTable>) -> Arc<ApiView> {
+fn api_view(config: &Config, table: &Arc<SensorTable>, configured: Vec<User>) -> Arc<ApiView> {
     Arc::new(ApiView {
+        configured_users: Arc::new(configured),
         events_dir: Some(config.runtime.state_dir.join("events")),
         reports_db: Some(config.runtime.reports_db()),
         cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
@@ -292,7 +307,10 @@ pub async fn run(
     let setup = alarm_setup(&config);
     let store = StateStore::new(&config.runtime.state_dir);
     let restored = store.load(&setup)?;
-    let mut engine = Engine::new(setup, load_users(&config)?, restored);
+    let user_store = Arc::new(UserStore::load(&config.runtime.state_dir)?);
+    let configured = configured_users(&config)?;
+    let users = Users::new(all_users(&configured, &user_store), Default::default());
+    let mut engine = Engine::new(setup, users, restored);
     // Before anything else listens: an unprivileged hub whose kernel limits
     // are too small for the alert queue stops here, saying what to set.
     let alertd_group = alertd_group(&config)?;
@@ -326,7 +344,7 @@ pub async fn run(
     let (core, engine_handle, mut checked_pins) =
         Core::new(engine, store).map_err(HubError::Signal)?;
 
-    let (view_tx, view_rx) = watch::channel(api_view(&config, &table));
+    let (view_tx, view_rx) = watch::channel(api_view(&config, &table, configured));
     // The listeners' caps must fit the descriptor limit (raised if it can be).
     listen::reserve_descriptors(config.cameras.len());
     let listener = grpc::bind(config.grpc.listen).await?;
@@ -336,7 +354,8 @@ pub async fn run(
         view_rx,
         Auth::Certificates(Arc::clone(&pki)),
         info,
-    );
+    )
+    .with_user_store(Arc::clone(&user_store));
     // Motion seen on video, for the hub to write into its sensor table.
     let (motion_tx, mut motion_rx) = mpsc::unbounded_channel::<cameras::MotionChange>();
     // The camera server: TCP for the link, UDP (same port) for heartbeats.
@@ -517,8 +536,8 @@ pub async fn run(
                 }
             }
             _ = hangup.recv() => {
-                if let Some(new) = reload(&source, &config, &mut hub) {
-                    view_tx.send_replace(api_view(&new, &hub.table));
+                if let Some((new, configured)) = reload(&source, &config, &user_store, &mut hub) {
+                    view_tx.send_replace(api_view(&new, &hub.table, configured));
                     config = new;
                     info!(source = %config.source, "configuration reloaded");
                 }
@@ -549,12 +568,19 @@ pub async fn run(
 /// Reloads the configuration from `source` into `hub` (SIGHUP): the new
 /// config, or `None` when it is refused — an invalid file, an unreadable
 /// PIN hash, a table that cannot be made — and the running one is kept.
-fn reload(source: &ConfigSource, running: &Config, hub: &mut Hub) -> Option<Config> {
-    let loaded = source
-        .load()
-        .map_err(|e| e.to_string())
-        .and_then(|config| Ok((load_users(&config).map_err(|e| e.to_string())?, config)));
-    let (users, new) = match loaded {
+fn reload(
+    source: &ConfigSource,
+    running: &Config,
+    store: &UserStore,
+    hub: &mut Hub,
+) -> Option<(Config, Vec<User>)> {
+    let loaded = source.load().map_err(|e| e.to_string()).and_then(|config| {
+        Ok((
+            configured_users(&config).map_err(|e| e.to_string())?,
+            config,
+        ))
+    });
+    let (configured, new) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
             error!("configuration not reloaded, keeping the running one: {e}");
@@ -578,6 +604,7 @@ fn reload(source: &ConfigSource, running: &Config, hub: &mut Hub) -> Option<Conf
             }
         }
     }
+    let users = Users::new(all_users(&configured, store), Default::default());
     hub.core.engine.reconfigure(alarm_setup(&new), users);
     // The engine starts the new setup without live sensor states: the
     // watcher reports every slot to it again.
@@ -586,7 +613,7 @@ fn reload(source: &ConfigSource, running: &Config, hub: &mut Hub) -> Option<Conf
         save: true,
         ..Default::default()
     });
-    Some(new)
+    Some((new, configured))
 }
 
 async fn sleep_until(deadline: Option<std::time::Instant>) {

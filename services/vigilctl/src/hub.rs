@@ -43,6 +43,16 @@ impl Hub {
         CameraServiceClient::new(self.channel.clone())
     }
 
+    /// The connection itself (for a call made outside these clients).
+    pub(crate) fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The hub's address, for messages.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
     /// The answer to one call, e.g.
     /// `hub.answer(hub.alarm().panic(request).await)`: a refusal becomes
     /// an [`Error`] here.

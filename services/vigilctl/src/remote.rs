@@ -57,6 +57,27 @@ impl Credentials {
         Ok(self.read("hub")?.trim().to_owned())
     }
 
+    /// Renames the stored file `from` over `to`.
+    fn replace(&self, from: &str, to: &str) -> Result<(), Error> {
+        let path = self.dir.join(to);
+        std::fs::rename(self.dir.join(from), &path).map_err(|source| Error::Write { path, source })
+    }
+
+    /// Forgets this client's pairing (after RevokeSelf): the key and
+    /// certificate go; the CA and the hub's address stay for pairing again.
+    pub fn forget(&self) -> Result<(), Error> {
+        for name in ["client.key", "client.pem"] {
+            let path = self.dir.join(name);
+            match std::fs::remove_file(&path) {
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Write { path, source });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     fn write(&self, name: &str, contents: &str, mode: u32) -> Result<(), Error> {
         use std::io::Write;
         let path = self.dir.join(name);
@@ -540,14 +561,38 @@ impl ServerCertVerifier for PinnedCa {
     }
 }
 
-/// Pairs this client with the hub named in `token`, storing the
-/// credentials; returns the role the hub granted.
-pub async fn pair(creds: &Credentials, token: &Token, name: &str) -> Result<String, Error> {
+/// A new key pair (ECDSA P-256) and a CSR for it, as Pair and Renew take.
+fn key_and_csr() -> Result<(rcgen::KeyPair, String), Error> {
     let key = rcgen::KeyPair::generate().map_err(Error::Key)?;
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())
         .and_then(|p| p.serialize_request(&key))
         .and_then(|c| c.pem())
         .map_err(Error::Csr)?;
+    Ok((key, csr))
+}
+
+/// Renews this client's certificate over `channel` (a new key, the same
+/// client): the new key and certificate replace the stored ones, the key
+/// first written beside, so a failure leaves the old pair usable.
+/// Returns the new expiry.
+pub async fn renew(creds: &Credentials, channel: Channel, hub: &str) -> Result<i64, Error> {
+    let (key, csr) = key_and_csr()?;
+    let answer = pb::admin_service_client::AdminServiceClient::new(channel)
+        .renew(pb::RenewRequest { csr_pem: csr })
+        .await
+        .map_err(|s| Error::from_status(&s, hub))?
+        .into_inner();
+    creds.write("client.key.new", &key.serialize_pem(), 0o600)?;
+    creds.write("client.pem.new", &answer.certificate_pem, 0o644)?;
+    creds.replace("client.key.new", "client.key")?;
+    creds.replace("client.pem.new", "client.pem")?;
+    Ok(answer.expires_unix_ms)
+}
+
+/// Pairs this client with the hub named in `token`, storing the
+/// credentials; returns the role the hub granted.
+pub async fn pair(creds: &Credentials, token: &Token, name: &str) -> Result<String, Error> {
+    let (key, csr) = key_and_csr()?;
     let verifier = Arc::new(PinnedCa {
         sha256: token.ca_sha256.clone(),
         provider: Arc::new(rustls::crypto::ring::default_provider()),

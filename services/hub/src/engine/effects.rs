@@ -7,7 +7,7 @@ use vigil_alarm::users::User;
 use vigil_alerts::AlertMessage;
 use vigil_domain::Event;
 
-use crate::commands::{CommandError, Disarmed, Reply};
+use crate::commands::{CommandError, Confirmed, Disarmed, Reply};
 use crate::engine::pins::PinAction;
 
 /// Everything one command, sensor change or tick caused.
@@ -47,6 +47,7 @@ pub enum Answer {
     Armed(Reply<Vec<String>>, Result<Vec<String>, CommandError>),
     Disarmed(Reply<Disarmed>, Result<Disarmed, CommandError>),
     Done(Reply<()>, Result<(), CommandError>),
+    Confirmed(Reply<Confirmed>, Result<Confirmed, CommandError>),
 }
 
 impl Answer {
@@ -62,6 +63,9 @@ impl Answer {
             Answer::Done(reply, result) => {
                 let _ = reply.send(result);
             }
+            Answer::Confirmed(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -71,6 +75,7 @@ impl Answer {
             Answer::Armed(_, r) => r.as_ref().err(),
             Answer::Disarmed(_, r) => r.as_ref().err(),
             Answer::Done(_, r) => r.as_ref().err(),
+            Answer::Confirmed(_, r) => r.as_ref().err(),
         }
     }
 }

@@ -379,6 +379,20 @@ impl Engine {
                 };
                 fx.answers.push(Answer::Done(reply, answer));
             }
+            Command::ConfirmAdmin { pin, by, reply } => {
+                let source = by.source.clone();
+                self.check_pin(&mut fx, pin, source, PinAction::Confirm { by, reply });
+            }
+            Command::SetUsers {
+                users,
+                by,
+                audit: (kind, message),
+                reply,
+            } => {
+                self.replace_users(users);
+                self.emit(&mut fx, Draft::new(kind, &by, message));
+                fx.answers.push(Answer::Done(reply, Ok(())));
+            }
             Command::CameraEvent {
                 kind,
                 camera,
@@ -538,12 +552,17 @@ impl Engine {
     /// replaced, the lockout kept.
     pub fn reconfigure(&mut self, setup: AlarmSetup, users: Users) {
         let carried = carry_over(&self.to_save(), self.alarm.setup(), &setup);
-        let lockout = self.users.lockout;
-        let by_source = self.users.source_lockouts().clone();
-        self.users = users.with_source_lockouts(by_source);
-        self.users.lockout = lockout;
-        self.users_snapshot = self.users.snapshot();
+        self.replace_users(users.users().to_vec());
         self.alarm = Alarm::new(setup, carried.alarm);
         self.alarm.clamp_deadlines(self.clock.now());
+    }
+
+    /// Replaces the users; the lockout's counters stay, so changing users
+    /// never clears a lockout.
+    fn replace_users(&mut self, users: Vec<vigil_alarm::users::User>) {
+        let lockout = self.users.lockout;
+        let by_source = self.users.source_lockouts().clone();
+        self.users = Users::new(users, lockout).with_source_lockouts(by_source);
+        self.users_snapshot = self.users.snapshot();
     }
 }

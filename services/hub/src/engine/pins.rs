@@ -11,7 +11,7 @@ use vigil_domain::{ArmedMode, EventKind};
 
 use super::effects::{Answer, Effects, PinCheck};
 use super::{Cause, Draft, Engine, wording};
-use crate::commands::{CommandError, Disarmed, Reply};
+use crate::commands::{CommandError, Confirmed, Disarmed, Reply};
 
 /// What a PIN was entered for, finished once it is checked.
 #[derive(Debug)]
@@ -31,6 +31,11 @@ pub enum PinAction {
         by: Actor,
         reply: Reply<()>,
     },
+    /// Confirming a change of users: an admin user's PIN.
+    Confirm {
+        by: Actor,
+        reply: Reply<Confirmed>,
+    },
 }
 
 impl PinAction {
@@ -40,6 +45,7 @@ impl PinAction {
             PinAction::Disarm { reply } => Answer::Disarmed(reply, Err(e)),
             PinAction::Arm { reply, .. } => Answer::Armed(reply, Err(e)),
             PinAction::Bypass { reply, .. } => Answer::Done(reply, Err(e)),
+            PinAction::Confirm { reply, .. } => Answer::Confirmed(reply, Err(e)),
         }
     }
 }
@@ -113,7 +119,7 @@ impl Engine {
             source: source.clone(),
         };
         match check {
-            CodeCheck::Valid { user, duress, .. } => match then {
+            CodeCheck::Valid { user, duress, role } => match then {
                 PinAction::Disarm { reply } => {
                     let by = Actor {
                         user: Some(user.clone()),
@@ -148,6 +154,24 @@ impl Engine {
                         self.raise_duress(fx, &by, &what);
                     }
                     self.bypass(fx, slot, true, by, reply);
+                }
+                PinAction::Confirm { mut by, reply } => {
+                    if role != vigil_domain::Role::Admin {
+                        // A valid PIN, so not counted as wrong; but not
+                        // one that may change who can disarm.
+                        fx.answers
+                            .push(Answer::Confirmed(reply, Err(CommandError::NotAnAdminPin)));
+                        return;
+                    }
+                    by.user = Some(user.clone());
+                    if duress {
+                        self.raise_duress(fx, &by, "changed the users");
+                    }
+                    let confirmed = Confirmed {
+                        admin: user,
+                        users: Arc::clone(&self.users_snapshot),
+                    };
+                    fx.answers.push(Answer::Confirmed(reply, Ok(confirmed)));
                 }
             },
             CodeCheck::Wrong { attempts_left } => {

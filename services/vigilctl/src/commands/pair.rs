@@ -46,6 +46,15 @@ pub enum RoleArg {
 }
 
 impl RoleArg {
+    /// The role as the API has it.
+    pub(crate) fn pb(self) -> vigil_proto::v1::Role {
+        match self {
+            RoleArg::Guest => vigil_proto::v1::Role::Guest,
+            RoleArg::User => vigil_proto::v1::Role::User,
+            RoleArg::Admin => vigil_proto::v1::Role::Admin,
+        }
+    }
+
     /// The role as the hub names it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -210,9 +219,17 @@ impl Render for Paired {
 }
 
 /// A pairing code offered for another client to use.
-struct Offer {
+pub(crate) struct Offer {
     code: PairingCode,
     token: Token,
+}
+
+impl Offer {
+    /// The offer of `code` for the hub at `hub`.
+    pub(crate) fn new(code: PairingCode, hub: HubAddress) -> Result<Offer, Error> {
+        let token = hub_token(hub, &code)?;
+        Ok(Offer { code, token })
+    }
 }
 
 impl Render for Offer {

@@ -1,0 +1,248 @@
+//! The keypad users added over the API (AddUser, RemoveUser, SetPin),
+//! kept in `<state_dir>/users.json` (mode 0600, replaced whole and durably)
+//! beside the users of the config file, which stay the config file's.
+//!
+//! Owns the file and its lock: one change at a time, written before the
+//! engine is told, so a hub killed in between starts with the change. A
+//! wire type ([`StoredUser`]) holds only names, roles and argon2 hashes;
+//! a PIN never reaches this module.
+//!
+//! Must never: let a stored user shadow a configured one (the config's
+//! name wins, with a warning), or keep a user whose hash does not parse
+//! (refused at load, with the file named).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use vigil_alarm::users::{User, UserError};
+use vigil_domain::Role;
+
+/// A user as stored (a wire type: it derives serde).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredUser {
+    pub name: String,
+    pub role: String,
+    pub pin_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duress_pin_hash: Option<String>,
+}
+
+impl StoredUser {
+    /// The user with checked hashes.
+    pub fn checked(&self) -> Result<User, UserStoreError> {
+        let role = Role::parse(&self.role).ok_or_else(|| UserStoreError::Damaged {
+            path: PathBuf::new(),
+            message: format!("user {}: unknown role {:?}", self.name, self.role),
+        })?;
+        Ok(User::new(
+            &self.name,
+            role,
+            &self.pin_hash,
+            self.duress_pin_hash.as_deref(),
+        )?)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserStoreError {
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a valid list of users ({message}); restore it from a backup, or move it \
+         away to start without the users added over the API"
+    )]
+    Damaged { path: PathBuf, message: String },
+    #[error(transparent)]
+    User(#[from] UserError),
+}
+
+/// The users added over the API.
+#[derive(Debug)]
+pub struct UserStore {
+    path: PathBuf,
+    /// Held across a whole change (read, check, write): one at a time.
+    users: tokio::sync::Mutex<Vec<StoredUser>>,
+}
+
+impl UserStore {
+    /// The store of `state_dir`; empty when the file does not exist yet.
+    pub fn load(state_dir: &Path) -> Result<UserStore, UserStoreError> {
+        let path = state_dir.join("users.json");
+        let users = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let users: Vec<StoredUser> =
+                    serde_json::from_slice(&bytes).map_err(|e| UserStoreError::Damaged {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                for user in &users {
+                    user.checked().map_err(|e| UserStoreError::Damaged {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                }
+                users
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(UserStoreError::Io {
+                    what: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        Ok(UserStore {
+            path,
+            users: tokio::sync::Mutex::new(users),
+        })
+    }
+
+    /// The stored users now.
+    pub fn list(&self) -> Vec<StoredUser> {
+        match self.users.try_lock() {
+            Ok(users) => users.clone(),
+            // A change is being written: the list from before it.
+            Err(_) => self.read_file().unwrap_or_default(),
+        }
+    }
+
+    fn read_file(&self) -> Option<Vec<StoredUser>> {
+        serde_json::from_slice(&std::fs::read(&self.path).ok()?).ok()
+    }
+
+    /// Applies `change` to the stored users and writes the result
+    /// durably before returning it; an error from `change` leaves
+    /// everything as it was.
+    pub async fn change<E: From<UserStoreError>>(
+        &self,
+        change: impl FnOnce(&mut Vec<StoredUser>) -> Result<(), E>,
+    ) -> Result<ChangeGuard<'_>, E> {
+        let mut guard = self.users.lock().await;
+        let mut next = guard.clone();
+        change(&mut next)?;
+        let text = serde_json::to_vec_pretty(&next).map_err(|e| UserStoreError::Damaged {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::files::replace_private(&path, &path.with_extension("tmp"), &text).map_err(
+                |source| UserStoreError::Io {
+                    what: "write",
+                    path,
+                    source,
+                },
+            )
+        })
+        .await
+        .map_err(|e| UserStoreError::Io {
+            what: "write",
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })??;
+        *guard = next;
+        Ok(ChangeGuard { users: guard })
+    }
+}
+
+/// The stored users just written, still locked: the engine is told
+/// before the next change may begin, so changes reach it in order.
+#[derive(Debug)]
+pub struct ChangeGuard<'a> {
+    users: tokio::sync::MutexGuard<'a, Vec<StoredUser>>,
+}
+
+impl ChangeGuard<'_> {
+    pub fn users(&self) -> &[StoredUser] {
+        &self.users
+    }
+}
+
+/// The users the engine checks PINs against: the config file's, then the
+/// stored ones whose names the config does not use.
+pub fn merged(configured: &[User], stored: &[StoredUser]) -> Vec<User> {
+    let mut users = configured.to_vec();
+    for s in stored {
+        if configured.iter().any(|c| c.name == s.name) {
+            tracing::warn!(
+                user = %s.name,
+                "a user added over the API has the name of a user in the config file; the \
+                 config file's is used: remove one of them"
+            );
+            continue;
+        }
+        match s.checked() {
+            Ok(user) => users.push(user),
+            Err(e) => tracing::error!(user = %s.name, "a stored user is unusable: {e}"),
+        }
+    }
+    users
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(name: &str) -> StoredUser {
+        StoredUser {
+            name: name.into(),
+            role: "user".into(),
+            // argon2's smallest parameters: the tests hash nothing.
+            pin_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$9mS1nBhqzC3jJ0XQy3lVtg".into(),
+            duress_pin_hash: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn changes_are_kept_across_a_restart_and_a_failed_change_changes_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = UserStore::load(dir.path()).expect("load");
+        assert!(store.list().is_empty());
+        store
+            .change(|users| {
+                users.push(stored("bob"));
+                Ok::<_, UserStoreError>(())
+            })
+            .await
+            .expect("add");
+        let refused = store
+            .change(|users| {
+                users.clear();
+                Err(UserStoreError::Damaged {
+                    path: PathBuf::new(),
+                    message: "no".into(),
+                })
+            })
+            .await;
+        assert!(refused.is_err());
+        let again = UserStore::load(dir.path()).expect("reload");
+        assert_eq!(again.list(), vec![stored("bob")]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("users.json"))
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_damaged_file_is_refused_with_its_name() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("users.json"), b"[{\"name\":").expect("write");
+        let e = UserStore::load(dir.path()).expect_err("damaged");
+        assert!(e.to_string().contains("users.json"), "{e}");
+    }
+
+    #[test]
+    fn the_config_files_users_win() {
+        let config = vec![stored("alice").checked().expect("user")];
+        let merged = merged(&config, &[stored("alice"), stored("bob")]);
+        let names: Vec<&str> = merged.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+    }
+}
