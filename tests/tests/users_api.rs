@@ -247,6 +247,13 @@ fn an_admin_adds_changes_and_removes_users_confirmed_by_an_admin_pin() -> Result
         "bob's PIN after a restart"
     );
 
+    // A pairing code for nobody's user is refused on the hub machine too.
+    let (status, _, err) = setup.stack.ctl(&["pair", "--user", "nobody"])?;
+    ensure!(
+        status == 7 && err.contains("no user"),
+        "exit 7: {status} {err}"
+    );
+
     // A phone of bob's is revoked with him.
     let mut admin = setup.admin()?;
     let code = setup

@@ -526,6 +526,7 @@ pub async fn run(
                     outputs: hub.core.engine.outputs(),
                     pki: &hub.pki,
                     grpc_listen: hub.grpc_listen,
+                    users: hub.core.engine.user_names(),
                 };
                 match hub.sessions.handle(event, &ctx) {
                     Some(SessionAction::AlertdJoined) => hub.alerts.repost_in_flight(),

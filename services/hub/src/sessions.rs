@@ -38,6 +38,8 @@ pub(crate) struct SessionContext<'a> {
     pub(crate) outputs: Outputs,
     pub(crate) pki: &'a Pki,
     pub(crate) grpc_listen: std::net::SocketAddr,
+    /// The names of the keypad users, for pairing codes that name one.
+    pub(crate) users: Vec<String>,
 }
 
 /// What session threads and the accept loop tell the event loop.
@@ -286,7 +288,7 @@ impl Sessions {
                 output.as_str(),
                 if on { "on" } else { "off" }
             ),
-            ServiceMessage::CreatePairingCode { role } => {
+            ServiceMessage::CreatePairingCode { role, user } => {
                 let Some(role) = Role::parse(&role) else {
                     warn!(
                         session = id,
@@ -295,7 +297,18 @@ impl Sessions {
                     );
                     return;
                 };
-                let (code, expires_unix_ms) = ctx.pki.create_code(role, None, now_ms());
+                if let Some(name) = user
+                    .as_deref()
+                    .filter(|n| !ctx.users.iter().any(|u| u == n))
+                {
+                    let reason = format!(
+                        "there is no user {}: see `vigilctl users`",
+                        vigil_domain::text::excerpt(name)
+                    );
+                    let _ = session.reply.send(HubMessage::Refused { reason });
+                    return;
+                }
+                let (code, expires_unix_ms) = ctx.pki.create_code(role, user, now_ms());
                 info!(
                     pid = session.pid,
                     role = role.as_str(),

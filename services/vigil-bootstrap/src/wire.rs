@@ -65,9 +65,11 @@ pub enum ServiceMessage {
         on: bool,
     },
     /// A local administrator (`vigilctl pair`) asks for a pairing code for
-    /// a client of `role` ("guest", "user", "admin").
+    /// a client of `role` ("guest", "user", "admin") that belongs to the
+    /// keypad user `user` (the hub refuses a name that is no user's).
     CreatePairingCode {
         role: String,
+        user: Option<String>,
     },
     /// alertd delivered the alert with this id to every hook and webhook;
     /// `token` is the alert's delivery token, read from the queue, which

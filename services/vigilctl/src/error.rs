@@ -174,6 +174,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::BadTime { .. } | Error::PairAddress { .. } => exit::USAGE,
+            Error::Local(LocalError::Refused(_)) => exit::REFUSED,
             Error::Unreachable { .. }
             | Error::HubUnavailable { .. }
             | Error::UnreachableForPairing { .. }

@@ -22,6 +22,8 @@ pub enum LocalError {
     Bootstrap(#[from] BootstrapError),
     #[error("the hub's sensor table cannot be read: {0}")]
     Table(#[from] TableError),
+    #[error("the hub refused: {0}")]
+    Refused(String),
 }
 
 /// One sensor as read from the table.
@@ -46,6 +48,7 @@ pub struct LocalStatus {
 pub fn request_pairing_code(
     config: &Config,
     role: &str,
+    user: Option<String>,
     timeout: Duration,
 ) -> Result<vigil_bootstrap::PairingCode, LocalError> {
     let session =
@@ -54,10 +57,12 @@ pub fn request_pairing_code(
         .to_hub
         .send(vigil_bootstrap::ServiceMessage::CreatePairingCode {
             role: role.to_owned(),
+            user,
         })
         .map_err(|_| LocalError::Bootstrap(BootstrapError::Disconnected { step: "asking" }))?;
     match session.from_hub.try_recv_timeout(timeout) {
         Ok(vigil_bootstrap::HubMessage::PairingCode(code)) => Ok(code),
+        Ok(vigil_bootstrap::HubMessage::Refused { reason }) => Err(LocalError::Refused(reason)),
         _ => Err(LocalError::Bootstrap(BootstrapError::Timeout {
             step: "waiting for a pairing code",
         })),

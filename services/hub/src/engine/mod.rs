@@ -557,6 +557,11 @@ impl Engine {
         self.alarm.clamp_deadlines(self.clock.now());
     }
 
+    /// The names of the users whose PINs the engine takes.
+    pub fn user_names(&self) -> Vec<String> {
+        self.users.users().iter().map(|u| u.name.clone()).collect()
+    }
+
     /// Replaces the users; the lockout's counters stay, so changing users
     /// never clears a lockout.
     fn replace_users(&mut self, users: Vec<vigil_alarm::users::User>) {

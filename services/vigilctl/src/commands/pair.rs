@@ -27,6 +27,10 @@ pub struct Pair {
     /// The role of the client the token is for.
     #[arg(long, value_enum, default_value = "user")]
     pub role: RoleArg,
+    /// The keypad user the client belongs to: what it does is attributed
+    /// to them (a shared device, such as a wall keypad, belongs to nobody).
+    #[arg(long, conflicts_with = "token")]
+    pub user: Option<String>,
     /// The hub address to put in the token, HOST:PORT, an IPv6 address in
     /// brackets (default: the hub's gRPC listening address, or, if that is
     /// a wildcard such as [::], this host's name and the gRPC port).
@@ -94,8 +98,11 @@ impl Pair {
     /// or with `--here` uses it at once.
     async fn on_hub(&self, ctx: &Context) -> Result<(), Error> {
         let role = self.role.as_str();
+        let user = self.user.clone();
         let code = ctx
-            .on_hub_machine(move |config| local::request_pairing_code(config, role, local::TIMEOUT))
+            .on_hub_machine(move |config| {
+                local::request_pairing_code(config, role, user, local::TIMEOUT)
+            })
             .await?;
         let listen: SocketAddr = code
             .grpc_listen
