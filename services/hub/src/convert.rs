@@ -7,7 +7,6 @@ use tonic::Status;
 use vigil_domain::{AlarmState, ArmedMode, Event, Role, SensorState};
 use vigil_proto::v1 as pb;
 
-use crate::grpc::ApiView;
 use crate::identity::HubInfo;
 use crate::status::StatusSnapshot;
 
@@ -112,11 +111,12 @@ fn secs_u32(d: std::time::Duration) -> u32 {
 /// GetSystem's answer: the hub, its setup and its faults.
 pub fn to_pb_system(
     info: &HubInfo,
-    view: &ApiView,
+    setup: &vigil_alarm::AlarmSetup,
+    cameras: &[String],
     status: &StatusSnapshot,
     offline_cameras: &[String],
 ) -> pb::GetSystemResponse {
-    let alarm = &view.setup.alarm;
+    let alarm = &setup.alarm;
     let modes = ArmedMode::ARMED
         .iter()
         .map(|&mode| {
@@ -133,8 +133,7 @@ pub fn to_pb_system(
             }
         })
         .collect();
-    let sensors = view
-        .setup
+    let sensors = setup
         .sensors
         .iter()
         .map(|s| pb::SensorSetup {
@@ -146,7 +145,7 @@ pub fn to_pb_system(
         })
         .collect();
     let sensor_names: std::collections::HashSet<&str> =
-        view.setup.sensors.iter().map(|s| s.name.as_str()).collect();
+        setup.sensors.iter().map(|s| s.name.as_str()).collect();
     // The status lists sensors by name and the system's own faults by
     // what they say.
     let mut faults: Vec<pb::Fault> = status
@@ -181,7 +180,7 @@ pub fn to_pb_system(
         pin_required_to_arm: alarm.require_pin_to_arm,
         chime: alarm.chime,
         sensors,
-        cameras: view.cameras.clone(),
+        cameras: cameras.to_vec(),
         faults,
     }
 }

@@ -485,7 +485,8 @@ impl AlarmService for Api {
         });
         Ok(Response::new(crate::convert::to_pb_system(
             &self.info,
-            &view,
+            &view.setup,
+            &view.cameras,
             &self.engine.status(),
             &offline,
         )))

@@ -20,7 +20,9 @@
 //! 1. [`run`]: builds everything and runs the event loop; `event_loop`: the
 //!    loop's state and `Hub::apply`, where the engine's effects become I/O
 //!    in one documented order; `error`: why the hub stops; `camera_api`,
-//!    `reports`: the CameraService and ReportService of [`grpc`]'s `Api`.
+//!    `reports`: the CameraService and ReportService of [`grpc`]'s `Api`;
+//!    `user_api`: AdminService's user management (confirmed by an admin's
+//!    PIN through the engine, stored by [`users`], then told the engine).
 //! 2. [`engine`]: the alarm (vigil-alarm), users and PINs, event numbering
 //!    and wording, alerts; returns [`engine::Effects`], does no I/O.
 //!    [`grpc`]: AlarmService and AdminService. `sessions`: admitted
@@ -30,7 +32,8 @@
 //! 3. [`cameras`]: the camera server (links, rings, clips, motion);
 //!    [`convert`]: the one domain <-> proto boundary; [`eventlog`]: events
 //!    into the memory-mapped log, replay; [`persist`]: the state file;
-//!    [`pki`]: the CA, pairing and the client registry; [`alerts`]: the
+//!    [`pki`]: the CA, pairing, renewal and the client registry (who a
+//!    certificate is, or why nobody); [`alerts`]: the
 //!    POSIX queue to alertd and the alert journal; [`watcher`]: doorbells
 //!    and rescans into observed changes.
 //! 4. [`commands`]: what the loop is asked ([`commands::HubRequest`]) and
@@ -40,7 +43,11 @@
 //!    clock; [`listen`]: what every peer-facing listener (gRPC, cameras,
 //!    `hub.sock`) keeps to (handshake deadlines, caps per peer and in all,
 //!    accept back-off, the descriptor budget, the gRPC server's TLS
-//!    incoming stream); `files`: secret files replaced whole and durably.
+//!    incoming stream and its client-certificate check); `files`: secret
+//!    files replaced whole and durably; [`identity`]: the hub's and its
+//!    log's identities (`hub-id`, `events/log-id`); [`users`]: the users
+//!    added over the API (`users.json`) and how they merge with the config
+//!    file's.
 
 #![forbid(unsafe_code)]
 

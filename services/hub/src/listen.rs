@@ -661,7 +661,7 @@ pub fn ca_verifier(ca_pem: &str) -> Result<Arc<dyn ClientCertVerifier>, rustls::
 /// holds the key of the certificate it presents (the handshake's
 /// signature, checked as the CA's verifier checks it), and nothing more.
 /// Whose certificate it is, and whether it is still honoured, is the
-/// client registry's question ([`crate::pki::Pki::identify`]): a
+/// client registry's question (the hub's `Pki::identify`, a layer up): a
 /// certificate of another hub's then gets UNAUTHENTICATED saying so,
 /// instead of a failed handshake that an app cannot tell from "hub
 /// offline".
