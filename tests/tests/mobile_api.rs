@@ -476,3 +476,62 @@ fn pairing_errors_follow_the_table_and_a_refused_name_keeps_the_code() -> Result
     ensure!(err.code() == Code::PermissionDenied, "{err:?}");
     Ok(())
 }
+
+/// GetStatus right after an event arrived on a stream is never older than
+/// that event (the status is published before the events it follows from).
+#[test]
+fn the_status_is_never_older_than_an_event_already_streamed() -> Result<()> {
+    let (stack, _hub, _sensord, api) = admin_stack()?;
+    let channel = api.paired(&stack)?;
+    let mut alarm = AlarmServiceClient::new(channel.clone());
+    let mut stream = api
+        .runtime
+        .block_on(alarm.watch_events(pb::WatchEventsRequest { after_seq: None }))?
+        .into_inner();
+    let mut checked = 0;
+    for round in 0..25 {
+        let state = if round % 2 == 0 { "open" } else { "closed" };
+        // Arming and the door give events of several kinds, entry delays
+        // included, each checked the moment it arrives.
+        stack.sim(&format!("set back-door {state}"))?;
+        // Every event up to this round's sensor event (a chime may come
+        // with it), each checked the moment it arrives.
+        loop {
+            let event = api
+                .runtime
+                .block_on(async {
+                    tokio::time::timeout(Duration::from_secs(5), stream.message()).await
+                })
+                .context("an event within 5 s")??
+                .context("the stream ended")?;
+            let status = api
+                .runtime
+                .block_on(alarm.get_status(pb::GetStatusRequest {}))?
+                .into_inner()
+                .status
+                .context("no status")?;
+            ensure!(
+                status.last_event_seq >= event.seq,
+                "round {round}: status at {} after event {} ({})",
+                status.last_event_seq,
+                event.seq,
+                event.kind
+            );
+            let want = if state == "open" {
+                pb::SensorState::Active
+            } else {
+                pb::SensorState::Inactive
+            };
+            if event.kind == "sensor" && event.sensor_state == want as i32 {
+                if status.last_event_seq == event.seq {
+                    let open = status.open.iter().any(|s| s == "back-door");
+                    ensure!(open == (state == "open"), "round {round}: {status:?}");
+                }
+                break;
+            }
+        }
+        checked += 1;
+    }
+    ensure!(checked == 25);
+    Ok(())
+}

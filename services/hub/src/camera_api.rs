@@ -311,7 +311,7 @@ impl CameraService for Api {
         let _ = self
             .engine
             .tell(crate::commands::Command::CameraEvent {
-                kind: vigil_domain::EventKind::from_name("clip_deleted"),
+                kind: vigil_domain::EventKind::ClipDeleted,
                 camera,
                 message: format!("clip {name} deleted by {}", id.name),
             })

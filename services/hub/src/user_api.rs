@@ -229,7 +229,7 @@ impl Api {
             role.as_str(),
             by.user.as_deref().unwrap_or("")
         );
-        let audit = (EventKind::from_name("user_added"), message);
+        let audit = (EventKind::UserAdded, message);
         self.publish_users(&view, changed.users(), by, audit)
             .await?;
         tracing::info!(user = %req.name, role = role.as_str(), "user added");
@@ -280,7 +280,7 @@ impl Api {
                 format!("; clients revoked: {}", revoked_clients.join(", "))
             }
         );
-        let audit = (EventKind::from_name("user_removed"), message);
+        let audit = (EventKind::UserRemoved, message);
         self.publish_users(&view, changed.users(), by, audit)
             .await?;
         tracing::info!(user = %req.name, "user removed");
@@ -352,7 +352,7 @@ impl Api {
             req.name,
             by.user.as_deref().unwrap_or("")
         );
-        let audit = (EventKind::from_name("user_pin_changed"), message);
+        let audit = (EventKind::UserPinChanged, message);
         self.publish_users(&view, changed.users(), by, audit)
             .await?;
         tracing::info!(user = %req.name, "user's PIN changed");

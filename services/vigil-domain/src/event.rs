@@ -42,12 +42,18 @@ pub enum EventKind {
     CameraOffline,
     CameraOnline,
     ClipRecorded,
+    /// An admin deleted a clip.
+    ClipDeleted,
+    /// An admin added a keypad user, removed one, or changed a PIN.
+    UserAdded,
+    UserRemoved,
+    UserPinChanged,
     /// A kind this build does not know, from a newer or older log.
     Other(String),
 }
 
 /// Every kind this build knows, for parsing and tests.
-pub const KNOWN_KINDS: [EventKind; 22] = [
+pub const KNOWN_KINDS: [EventKind; 26] = [
     EventKind::Arming,
     EventKind::Armed,
     EventKind::Disarmed,
@@ -70,6 +76,10 @@ pub const KNOWN_KINDS: [EventKind; 22] = [
     EventKind::CameraOffline,
     EventKind::CameraOnline,
     EventKind::ClipRecorded,
+    EventKind::ClipDeleted,
+    EventKind::UserAdded,
+    EventKind::UserRemoved,
+    EventKind::UserPinChanged,
 ];
 
 impl EventKind {
@@ -99,6 +109,10 @@ impl EventKind {
             EventKind::CameraOffline => "camera_offline",
             EventKind::CameraOnline => "camera_online",
             EventKind::ClipRecorded => "clip_recorded",
+            EventKind::ClipDeleted => "clip_deleted",
+            EventKind::UserAdded => "user_added",
+            EventKind::UserRemoved => "user_removed",
+            EventKind::UserPinChanged => "user_pin_changed",
             EventKind::Other(name) => name,
         }
     }
@@ -126,7 +140,13 @@ impl EventKind {
             | EventKind::Disarmed
             | EventKind::FaultCleared
             | EventKind::SirenTimedOut
-            | EventKind::Bypass => Some(AlertPriority::Info),
+            | EventKind::Bypass
+            // Who may disarm, and what evidence there is: the owner hears
+            // of every change.
+            | EventKind::ClipDeleted
+            | EventKind::UserAdded
+            | EventKind::UserRemoved
+            | EventKind::UserPinChanged => Some(AlertPriority::Info),
             _ => None,
         }
     }
@@ -145,6 +165,12 @@ impl EventKind {
                 | EventKind::Lockout
                 | EventKind::EntryDelay
                 | EventKind::Duress
+                // Audit records of changes already made durable elsewhere
+                // (users.json, a deleted file): on disk before the reply.
+                | EventKind::ClipDeleted
+                | EventKind::UserAdded
+                | EventKind::UserRemoved
+                | EventKind::UserPinChanged
         )
     }
 }
