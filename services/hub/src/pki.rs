@@ -449,7 +449,7 @@ impl Pki {
             &rcgen::PKCS_ECDSA_P384_SHA384,
             &rcgen::PKCS_ED25519,
         ];
-        if !allowed.iter().any(|a| *a == algorithm) {
+        if !allowed.contains(&algorithm) {
             return Err(PkiError::BadCsr(
                 "the key must be ECDSA P-256 or P-384, or Ed25519".to_owned(),
             ));
