@@ -126,18 +126,19 @@ impl Setup {
 fn an_admin_adds_changes_and_removes_users_confirmed_by_an_admin_pin() -> Result<()> {
     let setup = Setup::start()?;
 
-    // Confirmation: a user's PIN is not an admin's (not counted); a wrong
-    // PIN is counted like a disarm's.
+    // Confirmation: a user's valid PIN is not an admin's, and is answered
+    // exactly as a wrong one (counted, the same words): the confirmation
+    // tells no valid PIN from a wrong one.
     let err = setup
         .add("bob", "1111", ALICE_PIN)
         .expect_err("alice is no admin");
     ensure!(
-        err.code() == Code::PermissionDenied && err.message().contains("admin"),
+        err.code() == Code::PermissionDenied && err.message().contains("4 attempts left"),
         "{err:?}"
     );
     let err = setup.add("bob", "1111", "0000").expect_err("a wrong PIN");
     ensure!(
-        err.code() == Code::PermissionDenied && err.message().contains("attempts left"),
+        err.code() == Code::PermissionDenied && err.message().contains("3 attempts left"),
         "{err:?}"
     );
     // Checked before any PIN: the form, the config's users, PINs in use.
@@ -153,10 +154,15 @@ fn an_admin_adds_changes_and_removes_users_confirmed_by_an_admin_pin() -> Result
         .add("alice", "1111", OWNER_PIN)
         .expect_err("in the config");
     ensure!(err.code() == Code::FailedPrecondition, "{err:?}");
+    // A PIN someone has is refused, and costs an attempt like a wrong PIN
+    // (the owner's valid PIN had reset the counter).
     let err = setup
         .add("carol", ALICE_PIN, OWNER_PIN)
         .expect_err("alice's PIN");
-    ensure!(err.code() == Code::AlreadyExists, "{err:?}");
+    ensure!(
+        err.code() == Code::AlreadyExists && err.message().contains("4 attempts left"),
+        "{err:?}"
+    );
 
     let added = setup.add("bob", "1111", OWNER_PIN)?;
     let bob = added.user.context("the user")?;
@@ -207,6 +213,14 @@ fn an_admin_adds_changes_and_removes_users_confirmed_by_an_admin_pin() -> Result
     ensure!(
         setup.disarm_with("2222")?.ok().as_deref() == Some("bob"),
         "the new one does"
+    );
+    // A duress PIN equal to the user's own PIN would make every disarm a
+    // silent alarm: refused.
+    let mut duress = setup.stack.ctl_command(&["user-pin", "bob", "--duress"]);
+    let out = run_with_stdin(&mut duress, &format!("{OWNER_PIN}\n2222\n"))?;
+    ensure!(
+        out.status.code() == Some(7),
+        "bob's own PIN as his duress PIN: {out:?}"
     );
 
     // Kept across a restart, as hashes only, in a private file; never in

@@ -213,15 +213,21 @@ impl CameraService for Api {
             length,
         } = request.into_inner();
         let path = named_clip(hub, &name)?;
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| Status::not_found(format!("clip {}: {e}", excerpt(&name))))?;
+        let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+            let message = format!("clip {}: {e}", excerpt(&name));
+            match e.kind() {
+                // Removed since it was named (retention, a deletion).
+                std::io::ErrorKind::NotFound => Status::not_found(message),
+                _ => Status::internal(message),
+            }
+        })?;
         let total_bytes = file
             .metadata()
             .await
             .map_err(|e| Status::internal(format!("clip {}: {e}", excerpt(&name))))?
             .len();
-        if offset >= total_bytes {
+        // Offset 0 of an empty file is its (empty) whole.
+        if offset >= total_bytes && offset > 0 {
             return Err(Status::out_of_range(format!(
                 "offset {offset} is at or past the end of the clip ({total_bytes} bytes)"
             )));
@@ -285,13 +291,20 @@ impl CameraService for Api {
         &self,
         request: Request<pb::DeleteClipRequest>,
     ) -> RpcResult<pb::DeleteClipResponse> {
-        let id = self.authorize(&request, Role::Admin)?;
         let hub = self.cameras_for(&request, Role::Admin)?;
-        let name = request.into_inner().name;
-        named_clip(hub, &name)?;
         let dir = hub.clips_dir().to_owned();
-        let file = name.clone();
-        tokio::task::spawn_blocking(move || crate::cameras::remove_clip(&dir, &file))
+        let (by, req) = self.by_client(request, Role::Admin)?;
+        let name = req.name;
+        named_clip(hub, &name)?;
+        let engine = self.engine.clone();
+        // Whole, whether or not the client waits: a deletion is never
+        // without its record.
+        crate::grpc::whole(async move {
+            let file = name.clone();
+            let camera = tokio::task::spawn_blocking(move || {
+                let camera = crate::cameras::describe(&dir, &file).map(|c| c.camera);
+                crate::cameras::remove_clip(&dir, &file).map(|()| camera)
+            })
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| match e.kind() {
@@ -300,24 +313,22 @@ impl CameraService for Api {
                 }
                 _ => Status::internal(format!("cannot delete clip {}: {e}", excerpt(&name))),
             })?;
-        // Deleting evidence is on the record: who, and which clip.
-        let camera = crate::cameras::list_clips(hub.clips_dir())
-            .into_iter()
-            .find(|c| c.name == name)
-            .map_or_else(
-                || name.split('-').next().unwrap_or("").to_owned(),
-                |c| c.camera,
-            );
-        let _ = self
-            .engine
-            .tell(crate::commands::Command::CameraEvent {
-                kind: vigil_domain::EventKind::ClipDeleted,
-                camera,
-                message: format!("clip {name} deleted by {}", id.name),
-            })
-            .await;
-        tracing::info!(clip = %name, client = %id.name, "clip deleted");
-        Ok(Response::new(pb::DeleteClipResponse {}))
+            tracing::info!(clip = %name, client = %by.source, "clip deleted");
+            // Deleting evidence is on the record, on disk before the
+            // answer: who, and which clip.
+            let message = format!("clip {name} deleted by {}", by.source);
+            engine
+                .ask(|reply| crate::commands::Command::Audit {
+                    kind: vigil_domain::EventKind::ClipDeleted,
+                    camera,
+                    by,
+                    message,
+                    reply,
+                })
+                .await?;
+            Ok(pb::DeleteClipResponse {})
+        })
+        .await
     }
 
     async fn control_camera(

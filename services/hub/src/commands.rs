@@ -56,10 +56,6 @@ pub enum CommandError {
     ResumeBeyondLast { last: u64 },
     #[error("the siren can be tested only while the system is disarmed")]
     SirenTestWhileArmed,
-    #[error(
-        "that PIN is not an admin user's: changing users needs the PIN of a user with the admin role"
-    )]
-    NotAnAdminPin,
     /// The PIN check itself failed (it panicked): not counted as a wrong
     /// PIN, since nobody entered one.
     #[error("the PIN could not be checked (an internal error); try again")]
@@ -120,12 +116,28 @@ pub enum Command {
         by: Actor,
         reply: Reply<Confirmed>,
     },
+    /// A new PIN that someone already has: booked as a wrong PIN from
+    /// `by`'s source (toward the lockout), answered as a refused
+    /// confirmation.
+    RefuseTakenPin {
+        by: Actor,
+        reply: Reply<Confirmed>,
+    },
     /// Replaces the users (the config file's and the API's, merged), the
     /// lockout kept, and records `audit` as an event by `by`.
     SetUsers {
         users: Vec<vigil_alarm::users::User>,
         by: Actor,
         audit: (EventKind, String),
+        reply: Reply<()>,
+    },
+    /// A change made outside the alarm that must be on the record (a clip
+    /// deleted): an event by `by`, on disk before the answer.
+    Audit {
+        kind: EventKind,
+        camera: Option<String>,
+        by: Actor,
+        message: String,
         reply: Reply<()>,
     },
     /// Something a camera did: `CameraOnline`, `CameraOffline` (a fault

@@ -48,8 +48,11 @@ pub(crate) struct RevocationGuard {
 /// included (tonic's default is 4 MiB): the biggest real one, a Pair with
 /// its CSR, is a few KiB, and a peer that has proven nothing (Pair, health
 /// and reflection are open to any TLS client) must not make the hub
-/// buffer more. A larger one is refused with RESOURCE_EXHAUSTED before it
-/// is decoded ([`OversizedIsExhausted`]).
+/// buffer more. A larger one is refused before it is decoded: with
+/// RESOURCE_EXHAUSTED for every vigil.v1 call (unary or server-streaming:
+/// tonic answers in the headers, which [`oversized_is_exhausted`]
+/// rewrites); reflection, a client stream, gets tonic's OUT_OF_RANGE in
+/// its trailers (a standard service, outside the API's table).
 pub(crate) const MAX_REQUEST: usize = 64 << 10;
 
 /// What every gRPC method answers.
@@ -59,12 +62,13 @@ pub(crate) type RpcResult<T> = Result<Response<T>, Status>;
 pub(crate) type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl RevocationGuard {
-    /// `stream`, ended with UNAUTHENTICATED when the client is revoked
-    /// (tonic ends a stream at its first error), and ended when `stream`
-    /// ends (a clip sent whole); unguarded without a client certificate
-    /// (the benchmark's open server). A client revoked before the guard
-    /// was made is refused at the first item: the registry is read at
-    /// once, not only at its next change.
+    /// `stream`, ended with UNAUTHENTICATED when the client's certificate
+    /// is no longer honoured (revoked, expired, or past its grace after a
+    /// renewal; tonic ends a stream at its first error), and ended when
+    /// `stream` ends (a clip sent whole); unguarded without a client
+    /// certificate (the benchmark's open server). A client revoked before
+    /// the guard was made is refused at the first item: the registry is
+    /// read at once, not only at its next change.
     pub(crate) fn guard<T: Send + 'static>(
         guard: Option<RevocationGuard>,
         stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
@@ -77,14 +81,45 @@ impl RevocationGuard {
         else {
             return Box::pin(stream);
         };
-        let revoked = tokio_stream::wrappers::WatchStream::new(changes)
-            .filter(move |_| !pki.is_paired(&fingerprint, now_ms()))
-            .map(|_| {
-                Some(Err(Status::unauthenticated(
-                    "this client has been revoked: pair it again to watch",
-                )))
-            })
-            .take(1);
+        // A watcher of the registry for this stream: it looks again at
+        // every revocation or renewal, and when the certificate's life or
+        // grace runs out, and ends the stream the moment it is no longer
+        // honoured. It stops with the stream.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            let mut changes = changes;
+            loop {
+                let now = now_ms();
+                if !pki.is_paired(&fingerprint, now) {
+                    let ended = Status::unauthenticated(
+                        "this client's certificate is no longer honoured (revoked, expired, or \
+                         replaced by a renewal): pair it again, or use the renewed one",
+                    );
+                    let _ = tx.send(Some(Err(ended))).await;
+                    return;
+                }
+                let until = pki.honoured_until(&fingerprint);
+                let runs_out = async move {
+                    match until {
+                        Some(at) => {
+                            let left = at.saturating_sub(now);
+                            tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    () = tx.closed() => return,
+                    changed = changes.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    () = runs_out => {}
+                }
+            }
+        });
+        let revoked = tokio_stream::wrappers::ReceiverStream::new(rx);
         // `merge` ends only when both sides have: the data's end is an
         // item of its own (None) that ends the merged stream.
         let data = stream.map(Some).chain(tokio_stream::once(None));
@@ -223,7 +258,11 @@ impl Api {
     /// A request for the `need` role, authorized: who sent it, as the
     /// actor of what it asks (the client's user, until a PIN says who),
     /// and its message.
-    fn by_client<T>(&self, request: Request<T>, need: Role) -> Result<(Actor, T), Status> {
+    pub(crate) fn by_client<T>(
+        &self,
+        request: Request<T>,
+        need: Role,
+    ) -> Result<(Actor, T), Status> {
         let id = self.authorize(&request, need)?;
         let by = Actor {
             user: id.user,
@@ -302,7 +341,6 @@ impl From<CommandError> for Status {
                 Status::out_of_range(message)
             }
             CommandError::SirenTestWhileArmed => Status::failed_precondition(message),
-            CommandError::NotAnAdminPin => Status::permission_denied(message),
             CommandError::PinCheckFailed => Status::internal(message),
             CommandError::Busy | CommandError::Stopped => Status::unavailable(message),
         }
@@ -504,6 +542,18 @@ impl AlarmService for Api {
     }
 }
 
+/// Runs `change` to its end on a task of its own, whether or not the
+/// client waits for the answer (a request dropped midway would otherwise
+/// stop a change between its steps).
+pub(crate) async fn whole<T: Send + 'static>(
+    change: impl Future<Output = Result<T, Status>> + Send + 'static,
+) -> RpcResult<T> {
+    tokio::spawn(change)
+        .await
+        .map_err(|e| Status::internal(format!("the change failed: {e}")))?
+        .map(Response::new)
+}
+
 /// A client's record as the API shows it.
 fn to_pb_client(c: crate::pki::ClientRecord) -> pb::Client {
     pb::Client {
@@ -524,6 +574,7 @@ fn pki_status(e: PkiError) -> Status {
         PkiError::NameTaken(_) => Status::already_exists(message),
         PkiError::BadCsr(_) | PkiError::BadName(_) => Status::invalid_argument(message),
         PkiError::Gone => Status::unauthenticated(message),
+        PkiError::TooSoon { .. } => Status::resource_exhausted(message),
         PkiError::Io { .. } | PkiError::Cert(_) | PkiError::Registry { .. } => {
             Status::internal(message)
         }
@@ -625,7 +676,8 @@ impl AdminService for Api {
     ) -> RpcResult<pb::AddUserResponse> {
         let view = self.view_for(&request, Role::Admin)?;
         let (by, req) = self.by_client(request, Role::Admin)?;
-        Ok(Response::new(self.add_user(by, view, req).await?))
+        let api = self.clone();
+        whole(async move { api.add_user(by, view, req).await }).await
     }
 
     async fn remove_user(
@@ -634,13 +686,15 @@ impl AdminService for Api {
     ) -> RpcResult<pb::RemoveUserResponse> {
         let view = self.view_for(&request, Role::Admin)?;
         let (by, req) = self.by_client(request, Role::Admin)?;
-        Ok(Response::new(self.remove_user(by, view, req).await?))
+        let api = self.clone();
+        whole(async move { api.remove_user(by, view, req).await }).await
     }
 
     async fn set_pin(&self, request: Request<pb::SetPinRequest>) -> RpcResult<pb::SetPinResponse> {
         let view = self.view_for(&request, Role::Admin)?;
         let (by, req) = self.by_client(request, Role::Admin)?;
-        Ok(Response::new(self.set_pin(by, view, req).await?))
+        let api = self.clone();
+        whole(async move { api.set_pin(by, view, req).await }).await
     }
 
     async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> RpcResult<pb::WhoAmIResponse> {

@@ -44,6 +44,8 @@ pub const PAIRING_CODE_LIFETIME: Duration = Duration::from_secs(600);
 pub const CLIENT_CERT_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How long a renewed-away certificate still works.
 pub const RENEWAL_GRACE: Duration = Duration::from_secs(600);
+/// The least time between two renewals of one client.
+pub const RENEWAL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why a certificate is not (or no longer) a paired client's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +111,8 @@ pub enum PkiError {
     NameTaken(String),
     #[error("the client is no longer paired")]
     Gone,
+    #[error("this client renewed less than a minute ago; try again in {} s", retry_after_ms.div_ceil(1000))]
+    TooSoon { retry_after_ms: u64 },
 }
 
 /// SHA-256 of DER bytes, lowercase hex.
@@ -141,6 +145,13 @@ pub struct ClientRecord {
 }
 
 impl ClientRecord {
+    /// When its certificate was issued (its expiry less its lifetime).
+    fn issued_unix_ms(&self) -> u64 {
+        self.expires_unix_ms.map_or(self.paired_unix_ms, |e| {
+            e.saturating_sub(CLIENT_CERT_LIFETIME.as_millis() as u64)
+        })
+    }
+
     /// Whether this certificate is honoured at `now_ms`, and why not.
     fn valid_at(&self, now_ms: u64) -> Result<Role, NotPaired> {
         if let Some(at) = self.expires_unix_ms.filter(|&at| at <= now_ms) {
@@ -318,8 +329,15 @@ impl Pki {
                     path: registry_path.clone(),
                     message: e.to_string(),
                 })?;
+            // Certificates issued before lifetimes were finite say 2124:
+            // they get a year from now, like a new one.
+            let now = crate::clock::now_ms();
             list.into_iter()
-                .map(|c| (c.certificate_sha256.clone(), c))
+                .map(|mut c| {
+                    c.expires_unix_ms
+                        .get_or_insert(now + CLIENT_CERT_LIFETIME.as_millis() as u64);
+                    (c.certificate_sha256.clone(), c)
+                })
                 .collect()
         } else {
             HashMap::new()
@@ -387,15 +405,8 @@ impl Pki {
         if !valid_name {
             return Err(PkiError::BadName(name.to_owned()));
         }
-        if self
-            .clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .any(|c| c.name == name)
-        {
-            return Err(PkiError::NameTaken(name.to_owned()));
-        }
+        // The code first: a stranger without one learns nothing, not even
+        // which names are paired.
         let code = code.trim();
         let known = {
             let codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
@@ -403,6 +414,9 @@ impl Pki {
         };
         if !known {
             return Err(PkiError::BadCode);
+        }
+        if self.name_taken(name) {
+            return Err(PkiError::NameTaken(name.to_owned()));
         }
         let csr = Self::parse_csr(csr_pem)?;
         // Used up only now that everything else is right; taken under the
@@ -426,6 +440,10 @@ impl Pki {
         };
         {
             let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+            // Again under the lock: two pairings racing for one name.
+            if clients.values().any(|c| c.name == name) {
+                return Err(PkiError::NameTaken(name.to_owned()));
+            }
             clients.insert(record.certificate_sha256.clone(), record);
             self.save(&clients)?;
         }
@@ -481,9 +499,18 @@ impl Pki {
         Ok((cert.pem(), sha256_hex(cert.der()), expires_unix_ms))
     }
 
+    /// Whether a client of this name is paired.
+    fn name_taken(&self, name: &str) -> bool {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.values().any(|c| c.name == name)
+    }
+
     /// A new certificate for the client holding the certificate with
     /// `fingerprint`, for the key of `csr_pem`; the old one is honoured for
-    /// [`RENEWAL_GRACE`] more.
+    /// [`RENEWAL_GRACE`] more. A client has two certificates at most: a
+    /// renewal from the old one within its grace (its answer was lost)
+    /// replaces the successor it had made. Once per [`RENEWAL_INTERVAL`]
+    /// per client: each renewal rewrites the registry.
     pub fn renew(
         &self,
         fingerprint: &str,
@@ -497,8 +524,27 @@ impl Pki {
             .filter(|c| c.valid_at(now_ms).is_ok())
             .cloned()
             .ok_or(PkiError::Gone)?;
+        let interval = RENEWAL_INTERVAL.as_millis() as u64;
+        // The last renewal's time (pairing does not count: an app may renew
+        // right after it pairs).
+        if let Some(last) = clients
+            .values()
+            .filter(|c| c.name == old.name)
+            .map(|c| c.issued_unix_ms())
+            .filter(|&issued| issued > old.paired_unix_ms)
+            .max()
+            .filter(|&last| now_ms < last + interval)
+        {
+            return Err(PkiError::TooSoon {
+                retry_after_ms: last + interval - now_ms,
+            });
+        }
         let (pem, new_fingerprint, expires_unix_ms) = self.sign(&csr, &old.name, now_ms)?;
         let grace_ends = now_ms + RENEWAL_GRACE.as_millis() as u64;
+        // The client's other certificates go (an older one in its grace,
+        // or the successor whose answer was lost): two at most, this one
+        // in its grace and the new one.
+        clients.retain(|fp, c| c.name != old.name || fp == fingerprint);
         if let Some(record) = clients.get_mut(fingerprint) {
             let until = record.replaced_until_unix_ms.unwrap_or(grace_ends);
             record.replaced_until_unix_ms = Some(until.min(grace_ends));
@@ -515,7 +561,29 @@ impl Pki {
         // Certificates past their grace or their life go at each change.
         clients.retain(|_, c| !matches!(c.valid_at(now_ms), Err(NotPaired::Replaced)));
         self.save(&clients)?;
+        drop(clients);
+        // Streams of the old certificate end with its grace: they look
+        // again when it ends (`Pki::honoured_until`).
+        self.revocations.send_modify(|generation| *generation += 1);
         Ok((pem, expires_unix_ms))
+    }
+
+    /// Until when the certificate with this fingerprint is honoured
+    /// (its expiry, or the end of its grace after a renewal); `None` for
+    /// one issued before lifetimes were finite.
+    pub fn honoured_until(&self, fingerprint: &str) -> Option<u64> {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let c = clients.get(fingerprint)?;
+        [c.expires_unix_ms, c.replaced_until_unix_ms]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Forgets the pairing codes made for `user` (a user removed).
+    pub fn cancel_codes_for(&self, user: &str) {
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        codes.retain(|_, c| c.user.as_deref() != Some(user));
     }
 
     /// Whether the certificate with this fingerprint is still honoured.
@@ -682,6 +750,17 @@ mod tests {
             pki.pair(&second, "phone", &csr, NOW),
             Err(PkiError::NameTaken(_))
         ));
+        // Without a valid code, a paired name is not told apart from a free
+        // one; with one, it is (and the code stays).
+        assert!(matches!(
+            pki.pair("wrong", "phone", &csr, NOW),
+            Err(PkiError::BadCode)
+        ));
+        let (another, _) = pki.create_code(Role::Guest, None, NOW);
+        assert!(matches!(
+            pki.pair(&another, "phone", &csr, NOW),
+            Err(PkiError::NameTaken(_))
+        ));
         let der = pem_to_der(&paired.certificate_pem).expect("der");
         let id = pki.identify(&der, NOW).expect("paired");
         assert_eq!((id.name.as_str(), id.role), ("phone", Role::User));
@@ -736,6 +815,22 @@ mod tests {
             ("phone", Role::User, Some("bob"))
         );
         let grace = RENEWAL_GRACE.as_millis() as u64;
+        assert!(
+            matches!(
+                pki.renew(&sha256_hex(&new), &csr(), later + 1000),
+                Err(PkiError::TooSoon { .. })
+            ),
+            "once a minute"
+        );
+        // The answer was lost: the old certificate renews again, and its
+        // first successor goes (two certificates at most).
+        let minute = RENEWAL_INTERVAL.as_millis() as u64;
+        let (retried, _) = pki
+            .renew(&sha256_hex(&old), &csr(), later + minute)
+            .expect("a retry within the grace");
+        let retried = pem_to_der(&retried).expect("der");
+        assert!(pki.identify(&new, later + minute).is_err(), "the lost one");
+        let new = retried;
         assert!(pki.identify(&old, later + grace - 1).is_ok(), "the grace");
         assert_eq!(pki.identify(&old, later + grace), Err(NotPaired::Replaced));
         // One client, listed once, with its new certificate.
@@ -751,6 +846,21 @@ mod tests {
         assert!(pki.revoke("phone").expect("revoke"));
         assert!(pki.identify(&new, later).is_err());
         assert!(pki.identify(&old, later).is_err());
+    }
+
+    #[test]
+    fn certificates_of_before_get_a_year_from_the_upgrade() {
+        let dir = tempfile::tempdir().expect("dir");
+        let record =
+            r#"[{"name":"old","role":"user","certificate_sha256":"ab","paired_unix_ms":1}]"#;
+        std::fs::write(dir.path().join("clients.json"), record).expect("write");
+        let pki = Pki::load_or_create(dir.path(), &[]).expect("pki");
+        let expires = pki.clients()[0].expires_unix_ms.expect("an expiry now");
+        let year = CLIENT_CERT_LIFETIME.as_millis() as u64;
+        assert!(
+            expires > crate::clock::now_ms() + year - 60_000,
+            "{expires}"
+        );
     }
 
     #[test]

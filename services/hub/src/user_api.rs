@@ -5,9 +5,17 @@
 //! order of effects: the store written durably, then the engine told (with
 //! the audit event), then the answer.
 //!
+//! Concurrency: every change runs whole on a task of its own (a client
+//! that goes away mid-change cannot leave the file, the engine and the
+//! clients out of step: the gRPC handlers spawn and await it), and one
+//! change at a time from its confirmation to the engine told
+//! ([`UserStore::one_change_at_a_time`]), so a check ("nobody has this
+//! PIN") still holds when its change is made.
+//!
 //! Must never: log or store a PIN; hash a PIN before the admin's PIN is
-//! confirmed (a stranger's flood would cost argon2 time); change a user of
-//! the config file.
+//! confirmed (a stranger's flood would cost argon2 time); answer a taken
+//! PIN without booking it as a wrong one (or an admin could test every
+//! user's PIN for free); change a user of the config file.
 
 use std::sync::Arc;
 
@@ -61,29 +69,57 @@ fn check_pin(what: &str, pin: &str) -> Result<(), Status> {
     }
 }
 
-/// The new PIN and duress PIN of a change (None: unchanged), hashed off
-/// the runtime, after checking that no other user has either.
+/// The new codes of a change, hashed (None: unchanged).
+#[derive(Debug)]
+struct NewHashes {
+    pin: Option<String>,
+    duress: Option<String>,
+}
+
+/// A new code that someone already has.
+#[derive(Debug)]
+struct Taken;
+
+/// Hashes the new PIN and duress PIN of `changing` (None: unchanged), off
+/// the runtime, after checking that nobody has either: no other user, and
+/// not `changing` itself under its other code (a duress PIN equal to the
+/// PIN would make every disarm a silent alarm).
 async fn hash_new(
     users: Arc<Vec<User>>,
     changing: &str,
-    pins: Vec<String>,
-) -> Result<Vec<String>, Status> {
+    pin: Option<String>,
+    duress: Option<String>,
+) -> Result<Result<NewHashes, Taken>, Status> {
     let changing = changing.to_owned();
     tokio::task::spawn_blocking(move || {
-        let others: Vec<User> = users
-            .iter()
-            .filter(|u| u.name != changing)
-            .cloned()
-            .collect();
-        if pins.iter().any(|pin| lookup(&others, pin).is_some()) {
-            // Two users with one PIN would make a disarm's "who" a guess.
-            return Err(Status::already_exists(
-                "another user has that PIN (or duress PIN): choose another",
-            ));
+        let (me, others): (Vec<User>, Vec<User>) =
+            users.iter().cloned().partition(|u| u.name == changing);
+        // Whether `code` is someone's code that stays: another user's, or
+        // this user's other code when that one is not being replaced.
+        let taken = |code: &str, replacing_duress: bool| {
+            lookup(&others, code).is_some()
+                || lookup(&me, code).is_some_and(|f| {
+                    if f.duress {
+                        !replacing_duress
+                    } else {
+                        pin.is_none()
+                    }
+                })
+        };
+        let pin_taken = pin.as_deref().is_some_and(|p| taken(p, duress.is_some()));
+        let duress_taken = duress.as_deref().is_some_and(|d| taken(d, true));
+        if pin_taken || duress_taken {
+            return Ok(Err(Taken));
         }
-        pins.iter()
-            .map(|pin| hash_pin(pin).map_err(|e| Status::internal(e.to_string())))
-            .collect()
+        let hash = |code: &Option<String>| {
+            code.as_deref()
+                .map(|c| hash_pin(c).map_err(|e| Status::internal(e.to_string())))
+                .transpose()
+        };
+        Ok(Ok(NewHashes {
+            pin: hash(&pin)?,
+            duress: hash(&duress)?,
+        }))
     })
     .await
     .map_err(|e| Status::internal(e.to_string()))?
@@ -117,6 +153,27 @@ impl Api {
         self.user_store
             .as_ref()
             .ok_or_else(|| Status::unimplemented("this server keeps no users"))
+    }
+
+    /// A new code someone already has: refused with ALREADY_EXISTS, and
+    /// booked as a wrong PIN from this client (toward the lockout, with
+    /// its event), so that checking codes this way costs what guessing
+    /// them at the keypad does.
+    async fn refuse_taken(&self, by: Actor) -> Status {
+        let booked = self
+            .engine
+            .ask(|reply| Command::RefuseTakenPin { by, reply })
+            .await;
+        match booked {
+            Err(crate::commands::CommandError::WrongPin { attempts_left }) => {
+                Status::already_exists(format!(
+                    "someone already has that PIN (or duress PIN): choose another; counted as a \
+                     wrong PIN, {attempts_left} attempts left before a 90 s lockout"
+                ))
+            }
+            Err(e) => e.into(),
+            Ok(_) => Status::internal("a taken PIN was not booked"),
+        }
     }
 
     /// The admin client's actor and its admin PIN, confirmed by the engine.
@@ -197,17 +254,19 @@ impl Api {
                 req.name
             )));
         }
+        let _one_change = store.one_change_at_a_time().await;
         let (by, confirmed) = self.confirm_admin(by, req.admin_pin).await?;
-        let mut pins = vec![req.pin];
-        pins.extend(duress);
-        let mut hashes = hash_new(confirmed.users, &req.name, pins)
-            .await?
-            .into_iter();
+        let hashes = match hash_new(confirmed.users, &req.name, Some(req.pin), duress).await? {
+            Ok(hashes) => hashes,
+            Err(Taken) => return Err(self.refuse_taken(by).await),
+        };
         let user = StoredUser {
             name: req.name.clone(),
             role: role.as_str().to_owned(),
-            pin_hash: hashes.next().unwrap_or_default(),
-            duress_pin_hash: hashes.next(),
+            pin_hash: hashes
+                .pin
+                .ok_or_else(|| Status::internal("the PIN was not hashed"))?,
+            duress_pin_hash: hashes.duress,
         };
         let added = to_pb_user(&user);
         let changed = store
@@ -248,6 +307,7 @@ impl Api {
         if !store.list().iter().any(|u| u.name == req.name) {
             return Err(Status::not_found(format!("no user named {}", req.name)));
         }
+        let _one_change = store.one_change_at_a_time().await;
         let (by, _) = self.confirm_admin(by, req.admin_pin).await?;
         let changed = store
             .change(|users| {
@@ -259,9 +319,10 @@ impl Api {
                 Ok(())
             })
             .await?;
-        // A user who is gone has no phones either.
+        // A user who is gone has no phones either, nor codes to pair one.
         let mut revoked_clients = Vec::new();
         if let Some(pki) = self.pki() {
+            pki.cancel_codes_for(&req.name);
             for client in pki.clients() {
                 if client.user.as_deref() == Some(req.name.as_str()) {
                     pki.revoke(&client.name)
@@ -321,13 +382,13 @@ impl Api {
         if !store.list().iter().any(|u| u.name == req.name) {
             return Err(Status::not_found(format!("no user named {}", req.name)));
         }
+        let _one_change = store.one_change_at_a_time().await;
         let (by, confirmed) = self.confirm_admin(by, req.admin_pin).await?;
-        let pins: Vec<String> = new_pin.iter().chain(&new_duress).cloned().collect();
-        let mut hashes = hash_new(confirmed.users, &req.name, pins)
-            .await?
-            .into_iter();
-        let pin_hash = new_pin.as_ref().and_then(|_| hashes.next());
-        let duress_hash = new_duress.as_ref().and_then(|_| hashes.next());
+        let hashes = match hash_new(confirmed.users, &req.name, new_pin, new_duress).await? {
+            Ok(hashes) => hashes,
+            Err(Taken) => return Err(self.refuse_taken(by).await),
+        };
+        let (pin_hash, duress_hash) = (hashes.pin, hashes.duress);
         let mut updated = None;
         let changed = store
             .change(|users| {

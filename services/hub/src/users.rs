@@ -66,6 +66,9 @@ pub struct UserStore {
     path: PathBuf,
     /// Held across a whole change (read, check, write): one at a time.
     users: tokio::sync::Mutex<Vec<StoredUser>>,
+    /// Held across a whole change as the API makes it, from the admin's
+    /// confirmation to the engine told.
+    changes: tokio::sync::Mutex<()>,
 }
 
 impl UserStore {
@@ -99,7 +102,14 @@ impl UserStore {
         Ok(UserStore {
             path,
             users: tokio::sync::Mutex::new(users),
+            changes: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Waits for the changes before this one to end; the change holds the
+    /// guard until it is done.
+    pub async fn one_change_at_a_time(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.changes.lock().await
     }
 
     /// The stored users now.

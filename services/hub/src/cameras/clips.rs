@@ -157,7 +157,7 @@ fn mp4_seconds(path: &Path) -> Option<f64> {
 }
 
 /// What a clip file is.
-pub(super) fn describe(dir: &Path, name: &str) -> Option<ClipInfo> {
+pub fn describe(dir: &Path, name: &str) -> Option<ClipInfo> {
     let path = clip_path(dir, name)?;
     let stem = name.strip_suffix(".mp4")?;
     let mut parts = stem.rsplitn(3, '-');

@@ -27,7 +27,9 @@ use vigil_domain::EventKind;
 use vigil_ipc::semaphore::NamedSemaphore;
 use vigil_media::AccessUnit;
 
-pub use clips::{ClipInfo, clip_path, list_clips, remove_clip, thumbnail_path, well_formed};
+pub use clips::{
+    ClipInfo, clip_path, describe, list_clips, remove_clip, thumbnail_path, well_formed,
+};
 pub use motion::{MotionChange, watch_motion};
 pub use ring::{Ring, Stamped};
 pub use server::{beacon, serve};
@@ -518,7 +520,8 @@ impl CameraHub {
             };
             let part = path.with_extension("mp4.part");
             let length = vigil_media::write_mp4(&part, &units)?;
-            // The record first: a listed clip has its alarm's number.
+            // The record and the still first: a listed clip has its
+            // alarm's number and its still.
             if alarm_seq.is_some() {
                 let record = clips::ClipRecord { alarm_seq };
                 let written = serde_json::to_vec(&record)
@@ -528,11 +531,6 @@ impl CameraHub {
                     warn!(clip = %file_name, "cannot write the clip's record: {e}");
                 }
             }
-            std::fs::rename(&part, &path).map_err(|source| CameraError::Io {
-                what: "rename",
-                path: part.clone(),
-                source,
-            })?;
             if let Some(key) = units.iter().find(|u| u.key) {
                 let still = vigil_media::key_frame_to_jpeg(key, Duration::from_secs(5))
                     .map_err(|e| e.to_string())
@@ -544,6 +542,11 @@ impl CameraHub {
                     warn!(clip = %file_name, "no still for the clip: {e}");
                 }
             }
+            std::fs::rename(&part, &path).map_err(|source| CameraError::Io {
+                what: "rename",
+                path: part.clone(),
+                source,
+            })?;
             Ok::<_, CameraError>(length)
         })
         .await

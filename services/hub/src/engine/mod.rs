@@ -383,6 +383,12 @@ impl Engine {
                 let source = by.source.clone();
                 self.check_pin(&mut fx, pin, source, PinAction::Confirm { by, reply });
             }
+            Command::RefuseTakenPin { by, reply } => {
+                let source = by.source.clone();
+                let check = self.users.record(None, &source, now);
+                fx.save = true;
+                self.finish_pin(&mut fx, check, source, PinAction::Confirm { by, reply });
+            }
             Command::SetUsers {
                 users,
                 by,
@@ -391,6 +397,20 @@ impl Engine {
             } => {
                 self.replace_users(users);
                 self.emit(&mut fx, Draft::new(kind, &by, message));
+                fx.answers.push(Answer::Done(reply, Ok(())));
+            }
+            Command::Audit {
+                kind,
+                camera,
+                by,
+                message,
+                reply,
+            } => {
+                let draft = Draft {
+                    camera,
+                    ..Draft::new(kind, &by, message)
+                };
+                self.emit(&mut fx, draft);
                 fx.answers.push(Answer::Done(reply, Ok(())));
             }
             Command::CameraEvent {

@@ -101,7 +101,24 @@ impl Engine {
             then,
         } = checked;
         match found {
-            Ok(found) => {
+            Ok(mut found) => {
+                if let PinAction::Confirm { by, .. } = &then {
+                    // Only an admin's PIN confirms a change of users;
+                    // anyone else's counts as wrong, exactly like an
+                    // unknown one (same answer, same lockout), so the
+                    // confirmation is no way to find a valid PIN nor to
+                    // reset the lockout's counters with one. A duress
+                    // code still raises its silent alarm.
+                    if let Some(other) = found.take_if(|f| f.role != vigil_domain::Role::Admin) {
+                        if other.duress {
+                            let by = Actor {
+                                user: Some(other.user),
+                                source: by.source.clone(),
+                            };
+                            self.raise_duress(&mut fx, &by, "tried to change the users");
+                        }
+                    }
+                }
                 let check = self.users.record(found, &source, self.clock.now());
                 // The lockout's counters changed (a wrong PIN counts, a
                 // valid one clears them): saved before the answer.
@@ -113,7 +130,13 @@ impl Engine {
         fx
     }
 
-    fn finish_pin(&mut self, fx: &mut Effects, check: CodeCheck, source: String, then: PinAction) {
+    pub(super) fn finish_pin(
+        &mut self,
+        fx: &mut Effects,
+        check: CodeCheck,
+        source: String,
+        then: PinAction,
+    ) {
         let anonymous = Actor {
             user: None,
             source: source.clone(),
@@ -156,13 +179,8 @@ impl Engine {
                     self.bypass(fx, slot, true, by, reply);
                 }
                 PinAction::Confirm { mut by, reply } => {
-                    if role != vigil_domain::Role::Admin {
-                        // A valid PIN, so not counted as wrong; but not
-                        // one that may change who can disarm.
-                        fx.answers
-                            .push(Answer::Confirmed(reply, Err(CommandError::NotAnAdminPin)));
-                        return;
-                    }
+                    // `code_checked` let only admins' PINs through.
+                    debug_assert_eq!(role, vigil_domain::Role::Admin);
                     by.user = Some(user.clone());
                     if duress {
                         self.raise_duress(fx, &by, "changed the users");
