@@ -109,14 +109,13 @@ impl Engine {
                     // confirmation is no way to find a valid PIN nor to
                     // reset the lockout's counters with one. A duress
                     // code still raises its silent alarm.
-                    if let Some(other) = found.take_if(|f| f.role != vigil_domain::Role::Admin) {
-                        if other.duress {
-                            let by = Actor {
-                                user: Some(other.user),
-                                source: by.source.clone(),
-                            };
-                            self.raise_duress(&mut fx, &by, "tried to change the users");
-                        }
+                    let other = found.take_if(|f| f.role != vigil_domain::Role::Admin);
+                    if let Some(other) = other.filter(|f| f.duress) {
+                        let by = Actor {
+                            user: Some(other.user),
+                            source: by.source.clone(),
+                        };
+                        self.raise_duress(&mut fx, &by, "tried to change the users");
                     }
                 }
                 let check = self.users.record(found, &source, self.clock.now());
