@@ -55,6 +55,13 @@ impl Hub {
         Ok(self.runtime.block_on(endpoint.connect())?)
     }
 
+    /// GetStatus over `channel`.
+    fn status(&self, channel: &Channel) -> Result<pb::Status, tonic::Status> {
+        self.runtime
+            .block_on(AlarmServiceClient::new(channel.clone()).get_status(pb::GetStatusRequest {}))
+            .map(|r| r.into_inner().status.unwrap_or_default())
+    }
+
     /// This stack's own paired client (vigilctl's credentials).
     fn paired(&self, stack: &Stack) -> Result<Channel> {
         let creds = stack.credentials_dir();
@@ -142,10 +149,7 @@ fn a_certificate_from_another_ca_is_unauthenticated_and_says_so() -> Result<()> 
     drop(ca);
 
     let channel = api.channel(&cert.pem(), &key.serialize_pem())?;
-    let err = api
-        .runtime
-        .block_on(AlarmServiceClient::new(channel).get_status(pb::GetStatusRequest {}))
-        .expect_err("a stranger's certificate");
+    let err = api.status(&channel).expect_err("a stranger's certificate");
     ensure!(err.code() == Code::Unauthenticated, "{err:?}");
     ensure!(
         err.message().contains("not issued by this hub's CA"),
@@ -240,10 +244,7 @@ fn a_client_knows_itself_renews_and_signs_out() -> Result<()> {
     api.runtime
         .block_on(AdminServiceClient::new(fresh.clone()).revoke_self(pb::RevokeSelfRequest {}))?;
     for channel in [fresh, phone] {
-        let err = api
-            .runtime
-            .block_on(AlarmServiceClient::new(channel).get_status(pb::GetStatusRequest {}))
-            .expect_err("signed out");
+        let err = api.status(&channel).expect_err("signed out");
         ensure!(err.code() == Code::Unauthenticated, "{err:?}");
     }
     Ok(())
@@ -277,12 +278,7 @@ fn identities_come_with_the_status_and_every_stream() -> Result<()> {
     let (stack, hub, sensord, api) = admin_stack()?;
     let channel = api.paired(&stack)?;
     let mut alarm = AlarmServiceClient::new(channel.clone());
-    let status = api
-        .runtime
-        .block_on(alarm.get_status(pb::GetStatusRequest {}))?
-        .into_inner()
-        .status
-        .context("no status")?;
+    let status = api.status(&channel)?;
     let hex32 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
     ensure!(
         hex32(&status.hub_id) && hex32(&status.log_id) && status.hub_id != status.log_id,
@@ -341,11 +337,7 @@ fn identities_come_with_the_status_and_every_stream() -> Result<()> {
         let Ok(channel) = api.paired(&stack) else {
             return Ok(None);
         };
-        Ok(api
-            .runtime
-            .block_on(AlarmServiceClient::new(channel).get_status(pb::GetStatusRequest {}))
-            .ok()
-            .and_then(|r| r.into_inner().status))
+        Ok(api.status(&channel).ok())
     })?;
     ensure!(
         again.hub_id == status.hub_id && again.log_id == status.log_id,
@@ -504,12 +496,7 @@ fn the_status_is_never_older_than_an_event_already_streamed() -> Result<()> {
                 })
                 .context("an event within 5 s")??
                 .context("the stream ended")?;
-            let status = api
-                .runtime
-                .block_on(alarm.get_status(pb::GetStatusRequest {}))?
-                .into_inner()
-                .status
-                .context("no status")?;
+            let status = api.status(&channel)?;
             ensure!(
                 status.last_event_seq >= event.seq,
                 "round {round}: status at {} after event {} ({})",

@@ -224,11 +224,11 @@ mod tests {
             (HubError::User(UserError::BadPin), 78),
             (HubError::User(UserError::Hash("out of memory".into())), 1),
             (
-                HubError::Persist(PersistError::Io {
+                HubError::Persist(PersistError::Io(crate::files::FileError {
                     what: "read",
                     path: path.join("alarm-state.json"),
                     source: io_error(),
-                }),
+                })),
                 1,
             ),
             (HubError::Pki(PkiError::BadCode), 1),

@@ -3,7 +3,25 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A file of the hub's that cannot be read or written: what was being
+/// done to which file, and why it failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {what} {path}: {source}")]
+pub struct FileError {
+    pub what: &'static str,
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+impl FileError {
+    /// The error of doing `what` to `path`, for `map_err`.
+    pub fn on(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileError {
+        let path = path.to_owned();
+        move |source| FileError { what, path, source }
+    }
+}
 
 /// Replaces `path` with `contents`: written to `tmp` (made anew, mode
 /// 0600: a file left at `tmp` by a crash, whatever its mode or owner, is

@@ -575,7 +575,7 @@ fn pki_status(e: PkiError) -> Status {
         PkiError::BadCsr(_) | PkiError::BadName(_) => Status::invalid_argument(message),
         PkiError::Gone => Status::unauthenticated(message),
         PkiError::TooSoon { .. } => Status::resource_exhausted(message),
-        PkiError::Io { .. } | PkiError::Cert(_) | PkiError::Registry { .. } => {
+        PkiError::Io(_) | PkiError::Cert(_) | PkiError::Registry { .. } => {
             Status::internal(message)
         }
     }

@@ -34,12 +34,8 @@ pub const RESERVED: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
-    #[error("cannot {what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::files::FileError),
     #[error(
         "{path} is not a valid alarm state ({message}); move it away to start disarmed, \
          after checking the premises"
@@ -119,12 +115,12 @@ pub struct StateStore {
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PersistError {
-    let path = path.to_owned();
-    move |source| PersistError::Io { what, path, source }
+    let on = crate::files::FileError::on(what, path);
+    move |source| PersistError::Io(on(source))
 }
 
 fn is_no_space(e: &PersistError) -> bool {
-    matches!(e, PersistError::Io { source, .. } if vigil_eventlog::is_no_space(source))
+    matches!(e, PersistError::Io(f) if vigil_eventlog::is_no_space(&f.source))
 }
 
 /// Allocates `size` bytes of `file` (a no-op where they are allocated).

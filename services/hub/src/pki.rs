@@ -84,12 +84,8 @@ impl NotPaired {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
-    #[error("cannot {what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::files::FileError),
     #[error("certificate error: {0}")]
     Cert(#[from] rcgen::Error),
     #[error("{path} is not a valid client registry: {message}; move it away to start afresh")]
@@ -239,8 +235,8 @@ fn unix_ms_to_time(ms: u64) -> time::OffsetDateTime {
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PkiError {
-    let path = path.to_owned();
-    move |source| PkiError::Io { what, path, source }
+    let on = crate::files::FileError::on(what, path);
+    move |source| PkiError::Io(on(source))
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {

@@ -45,12 +45,8 @@ impl StoredUser {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserStoreError {
-    #[error("cannot {what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::files::FileError),
     #[error(
         "{path} is not a valid list of users ({message}); restore it from a backup, or move it \
          away to start without the users added over the API"
@@ -91,13 +87,7 @@ impl UserStore {
                 users
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(source) => {
-                return Err(UserStoreError::Io {
-                    what: "read",
-                    path,
-                    source,
-                });
-            }
+            Err(source) => return Err(crate::files::FileError::on("read", &path)(source).into()),
         };
         Ok(UserStore {
             path,
@@ -141,20 +131,13 @@ impl UserStore {
         })?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            crate::files::replace_private(&path, &path.with_extension("tmp"), &text).map_err(
-                |source| UserStoreError::Io {
-                    what: "write",
-                    path,
-                    source,
-                },
-            )
+            crate::files::replace_private(&path, &path.with_extension("tmp"), &text)
+                .map_err(crate::files::FileError::on("write", &path))
         })
         .await
-        .map_err(|e| UserStoreError::Io {
-            what: "write",
-            path: self.path.clone(),
-            source: std::io::Error::other(e),
-        })??;
+        .map_err(|e| crate::files::FileError::on("write", &self.path)(std::io::Error::other(e)))
+        .and_then(|written| written)
+        .map_err(UserStoreError::from)?;
         *guard = next;
         Ok(ChangeGuard { users: guard })
     }
