@@ -78,8 +78,8 @@ pub struct Disarmed {
     pub user: String,
 }
 
-/// Commands to the alarm engine.
-#[derive(Debug)]
+/// Commands to the alarm engine. Its `Debug` shows which command and from
+/// where, never a PIN or a hash.
 pub enum Command {
     Arm {
         mode: ArmedMode,
@@ -148,6 +148,27 @@ pub enum Command {
         camera: String,
         message: String,
     },
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, source): (&str, &str) = match self {
+            Command::Arm { by, .. } => ("Arm", &by.source),
+            Command::Disarm { source, .. } => ("Disarm", source),
+            Command::Panic { by, .. } => ("Panic", &by.source),
+            Command::Bypass { by, .. } => ("Bypass", &by.source),
+            Command::SirenTest { by, .. } => ("SirenTest", &by.source),
+            Command::ConfirmAdmin { by, .. } => ("ConfirmAdmin", &by.source),
+            Command::RefuseTakenPin { by, .. } => ("RefuseTakenPin", &by.source),
+            Command::SetUsers { by, .. } => ("SetUsers", &by.source),
+            Command::Audit { by, .. } => ("Audit", &by.source),
+            Command::CameraEvent { camera, .. } => ("CameraEvent", camera),
+        };
+        f.debug_struct("Command")
+            .field("name", &name)
+            .field("source", &source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Requests to the hub's loop.
@@ -233,5 +254,26 @@ impl HubHandle {
             .send(request.into())
             .await
             .map_err(|_| CommandError::Stopped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_never_shows_its_pin() {
+        let (reply, _) = oneshot::channel();
+        let command = Command::Disarm {
+            pin: "8642".into(),
+            source: "grpc:phone".into(),
+            reply,
+        };
+        let shown = format!("{command:?}");
+        assert!(
+            shown.contains("Disarm") && shown.contains("grpc:phone"),
+            "{shown}"
+        );
+        assert!(!shown.contains("8642"), "{shown}");
     }
 }

@@ -17,14 +17,25 @@ use serde::{Deserialize, Serialize};
 use vigil_alarm::users::{User, UserError};
 use vigil_domain::Role;
 
-/// A user as stored (a wire type: it derives serde).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A user as stored (a wire type: it derives serde). Its `Debug` leaves
+/// the hashes out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredUser {
     pub name: String,
     pub role: String,
     pub pin_hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duress_pin_hash: Option<String>,
+}
+
+impl std::fmt::Debug for StoredUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredUser")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("has_duress_code", &self.duress_pin_hash.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl StoredUser {

@@ -80,8 +80,17 @@ impl Answer {
     }
 }
 
+impl std::fmt::Debug for PinCheck {
+    /// Never the PIN.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinCheck")
+            .field("source", &self.source)
+            .field("then", &self.then)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A PIN to look up among `users` on a blocking thread.
-#[derive(Debug)]
 pub struct PinCheck {
     pub users: Arc<Vec<User>>,
     pub pin: String,
