@@ -522,3 +522,39 @@ fn the_status_is_never_older_than_an_event_already_streamed() -> Result<()> {
     ensure!(checked == 25);
     Ok(())
 }
+
+/// A revoked client's connections close at once and give their places in
+/// the pool of paired connections back (else eight revoked phones with 16
+/// connections each would fill its 128 places and shut every paired
+/// client out).
+#[test]
+fn a_revoked_clients_connections_close_at_once() -> Result<()> {
+    let (stack, hub, _sensord, api) = admin_stack()?;
+    let admin = api.paired(&stack)?;
+    let (_, paired, key) = api.pair(&admin, "old-phone", pb::Role::Guest, "")?;
+    let sockets = || -> Result<usize> {
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", hub.pid()))?
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.to_string_lossy().starts_with("socket:"))
+            .count())
+    };
+    let before = sockets()?;
+    let mut channels = Vec::new();
+    for _ in 0..8 {
+        let channel = api.channel(&paired.certificate_pem, &key.serialize_pem())?;
+        api.status(&channel)?;
+        channels.push(channel);
+    }
+    let open = sockets()?;
+    ensure!(open > before + 5, "eight connections: {before} -> {open}");
+    api.runtime
+        .block_on(
+            AdminServiceClient::new(admin).revoke_client(pb::RevokeClientRequest {
+                name: "old-phone".into(),
+            }),
+        )?;
+    wait_for("the revoked client's connections to close", || {
+        Ok((sockets()? <= before).then_some(()))
+    })?;
+    Ok(())
+}

@@ -41,7 +41,6 @@ use crate::pki::{ClientIdentity, Pki, PkiError};
 pub(crate) struct RevocationGuard {
     pki: Arc<Pki>,
     fingerprint: String,
-    changes: watch::Receiver<u64>,
 }
 
 /// The largest request message any call takes, health and reflection
@@ -54,6 +53,10 @@ pub(crate) struct RevocationGuard {
 /// rewrites); reflection, a client stream, gets tonic's OUT_OF_RANGE in
 /// its trailers (a standard service, outside the API's table).
 pub(crate) const MAX_REQUEST: usize = 64 << 10;
+
+/// How long a paired connection lives on once its certificate is no
+/// longer honoured: the answer that revoked it gets out first.
+const CLOSE_AFTER_REVOCATION: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What every gRPC method answers.
 pub(crate) type RpcResult<T> = Result<Response<T>, Status>;
@@ -73,49 +76,21 @@ impl RevocationGuard {
         guard: Option<RevocationGuard>,
         stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
     ) -> Streamed<T> {
-        let Some(RevocationGuard {
-            pki,
-            fingerprint,
-            changes,
-        }) = guard
-        else {
+        let Some(RevocationGuard { pki, fingerprint }) = guard else {
             return Box::pin(stream);
         };
-        // A watcher of the registry for this stream: it looks again at
-        // every revocation or renewal, and when the certificate's life or
-        // grace runs out, and ends the stream the moment it is no longer
-        // honoured. It stops with the stream.
+        // The stream ends the moment its certificate is no longer
+        // honoured; the watcher stops with the stream.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(async move {
-            let mut changes = changes;
-            loop {
-                let now = now_ms();
-                if !pki.is_paired(&fingerprint, now) {
+            tokio::select! {
+                () = tx.closed() => {}
+                () = pki.until_dishonoured(fingerprint) => {
                     let ended = Status::unauthenticated(
                         "this client's certificate is no longer honoured (revoked, expired, or \
                          replaced by a renewal): pair it again, or use the renewed one",
                     );
                     let _ = tx.send(Some(Err(ended))).await;
-                    return;
-                }
-                let until = pki.honoured_until(&fingerprint);
-                let runs_out = async move {
-                    match until {
-                        Some(at) => {
-                            let left = at.saturating_sub(now);
-                            tokio::time::sleep(std::time::Duration::from_millis(left)).await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                tokio::select! {
-                    () = tx.closed() => return,
-                    changed = changes.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                    }
-                    () = runs_out => {}
                 }
             }
         });
@@ -245,7 +220,6 @@ impl Api {
         Some(RevocationGuard {
             pki: Arc::clone(pki),
             fingerprint: crate::pki::sha256_hex(der),
-            changes: pki.revocations(),
         })
     }
 
@@ -849,8 +823,20 @@ pub async fn serve(
             let tls = pki.server_tls();
             let config = crate::listen::tls_config(&tls.chain_pem, &tls.key_pem, &tls.ca_pem)
                 .map_err(|e| GrpcError::Tls(e.to_string()))?;
-            let identify: crate::listen::Identify =
-                Arc::new(move |der: &[u8]| pki.identify(der, now_ms()).ok().map(|id| id.name));
+            // A paired connection lasts as long as its certificate is
+            // honoured, and a moment more (the answer to the RevokeSelf or
+            // RevokeClient that ended it is on its way): a revoked
+            // client's connections close and give their places in the
+            // pool back. Its streams end at once (`RevocationGuard`).
+            let identify: crate::listen::Identify = Arc::new(move |der: &[u8]| {
+                let id = pki.identify(der, now_ms()).ok()?;
+                let dishonoured = Arc::clone(&pki).until_dishonoured(id.fingerprint);
+                let ends = async move {
+                    dishonoured.await;
+                    tokio::time::sleep(CLOSE_AFTER_REVOCATION).await;
+                };
+                Some((id.name, Box::pin(ends) as crate::listen::Ends))
+            });
             let incoming = crate::listen::grpc_tls(listener, config, identify);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)

@@ -24,7 +24,7 @@
 //! |---|---|---|---|---|---|
 //! | gRPC | TLS handshakes | 64 | 8 per address | 5 s | the oldest goes |
 //! | gRPC | no paired certificate (Pair, health) | 32 | 4 per address | 60 s lifetime | the oldest goes |
-//! | gRPC | paired | 128 | 16 per client | none (HTTP/2 keepalive) | refused (per client: its oldest goes) |
+//! | gRPC | paired | 128 | 16 per client | while its certificate is honoured (+1 s), HTTP/2 keepalive | refused (per client: its oldest goes) |
 //! | cameras | before the key is proven | 32 | 4 per address | 5 s | the oldest goes |
 //! | `hub.sock` | not yet admitted | 32 | 4 per pid | 2 s first line, 5 s hello | the oldest goes |
 //!
@@ -568,6 +568,18 @@ impl Guarded {
         self.held = Box::new(ticket);
     }
 
+    /// Moves the connection to another pool for as long as `until` has not
+    /// ended (nor the pool made room with it: `until` must include the
+    /// ticket's own [`Ticket::stopped`]).
+    pub fn hold_until<K: Hash + Eq + Clone + Debug + Send + 'static>(
+        &mut self,
+        ticket: Ticket<K>,
+        until: impl Future<Output = ()> + Send + 'static,
+    ) {
+        self.stop = Some(Box::pin(until));
+        self.held = Box::new(ticket);
+    }
+
     /// Whether the connection must end now (polling registers the waker).
     fn stopped(&mut self, cx: &mut Context<'_>) -> bool {
         match self.stop.as_mut() {
@@ -741,8 +753,12 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
-/// Who a client certificate (DER) belongs to, if it is paired.
-pub type Identify = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
+/// What ends a paired connection (its certificate no longer honoured).
+pub type Ends = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Who a client certificate (DER) belongs to, if it is paired, and what
+/// ends its connection.
+pub type Identify = Arc<dyn Fn(&[u8]) -> Option<(String, Ends)> + Send + Sync>;
 
 /// The gRPC server's incoming TLS connections from `listener`: accepted
 /// under [`GRPC_HANDSHAKES`], handshaken within [`GRPC_HANDSHAKE`], then
@@ -802,8 +818,16 @@ async fn accept_tls(
                 .and_then(|certs| certs.first())
                 .and_then(|der| identify(der.as_ref()));
             match client {
-                Some(name) => match paired.admit(name) {
-                    Some(ticket) => io.hold(ticket, None),
+                Some((name, ends)) => match paired.admit(name) {
+                    Some(ticket) => {
+                        let stopped = ticket.stopped();
+                        io.hold_until(ticket, async move {
+                            tokio::select! {
+                                () = stopped => {}
+                                () = ends => {}
+                            }
+                        });
+                    }
                     None => return,
                 },
                 None => match unpaired.admit(peer) {

@@ -576,6 +576,40 @@ impl Pki {
             .min()
     }
 
+    /// Ends when the certificate with `fingerprint` is no longer honoured
+    /// (revoked, expired, past its grace after a renewal): it looks again
+    /// at every revocation or renewal, and when the certificate's life or
+    /// grace runs out. What ends a paired connection and a client's open
+    /// streams.
+    pub async fn until_dishonoured(self: Arc<Pki>, fingerprint: String) {
+        let mut changes = self.revocations();
+        loop {
+            let now = crate::clock::now_ms();
+            if !self.is_paired(&fingerprint, now) {
+                return;
+            }
+            let until = self.honoured_until(&fingerprint);
+            let runs_out = async move {
+                match until {
+                    Some(at) => {
+                        let left = at.saturating_sub(now);
+                        tokio::time::sleep(Duration::from_millis(left)).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        // The registry is gone: the hub is stopping.
+                        return std::future::pending().await;
+                    }
+                }
+                () = runs_out => {}
+            }
+        }
+    }
+
     /// Forgets the pairing codes made for `user` (a user removed).
     pub fn cancel_codes_for(&self, user: &str) {
         let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
@@ -590,7 +624,7 @@ impl Pki {
             .is_some_and(|c| c.valid_at(now_ms).is_ok())
     }
 
-    /// Changes at every revocation.
+    /// Changes at every revocation and renewal.
     pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
         self.revocations.subscribe()
     }
