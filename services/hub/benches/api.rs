@@ -75,7 +75,6 @@ fn setup() -> Setup {
     let (view_tx, view) = watch::channel(Arc::new(ApiView {
         table,
         setup: alarm,
-        configured_users: Arc::new(Vec::new()),
         users: Vec::new(),
         events_dir: None,
         reports_db: None,

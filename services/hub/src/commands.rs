@@ -123,10 +123,11 @@ pub enum Command {
         by: Actor,
         reply: Reply<Confirmed>,
     },
-    /// Replaces the users (the config file's and the API's, merged), the
-    /// lockout kept, and records `audit` as an event by `by`.
+    /// Replaces the users added over the API (the engine merges them
+    /// after the config file's), the lockout kept, and records `audit` as
+    /// an event by `by`.
     SetUsers {
-        users: Vec<vigil_alarm::users::User>,
+        managed: Vec<vigil_alarm::users::User>,
         by: Actor,
         audit: (EventKind, String),
         reply: Reply<()>,

@@ -106,9 +106,6 @@ impl RevocationGuard {
 #[derive(Debug)]
 pub struct ApiView {
     pub table: Arc<SensorTable>,
-    /// The config file's users, checked (the engine takes these and the
-    /// API's, merged).
-    pub configured_users: Arc<Vec<vigil_alarm::users::User>>,
     pub setup: AlarmSetup,
     /// (name, role, has a duress code) of every keypad user.
     pub users: Vec<(String, Role, bool)>,

@@ -218,17 +218,14 @@ pub fn configured_users(config: &Config) -> Result<Vec<User>, HubError> {
     Ok(users)
 }
 
-/// Everyone whose PIN the engine takes: the config file's users and those
-/// added over the API ([`users::merged`]).
-pub fn all_users(configured: &[User], store: &UserStore) -> Vec<User> {
-    let users = users::merged(configured, &store.list());
-    if users.is_empty() {
+/// Warns when nobody could disarm.
+fn warn_if_no_users(configured: &[User], store: &UserStore) {
+    if configured.is_empty() && store.list().is_empty() {
         warn!(
             "no users are configured: nobody can disarm; add [[users]] to the config, or a user \
-             with `vigilctl users add`"
+             with `vigilctl user-add`"
         );
     }
-    users
 }
 
 /// How often old event-log segments are looked at.
@@ -264,9 +261,8 @@ async fn retention_loop(
     }
 }
 
-fn api_view(config: &Config, table: &Arc<SensorTable>, configured: Vec<User>) -> Arc<ApiView> {
+fn api_view(config: &Config, table: &Arc<SensorTable>) -> Arc<ApiView> {
     Arc::new(ApiView {
-        configured_users: Arc::new(configured),
         events_dir: Some(config.runtime.state_dir.join("events")),
         reports_db: Some(config.runtime.reports_db()),
         cameras: config.cameras.iter().map(|c| c.name.clone()).collect(),
@@ -316,8 +312,9 @@ pub async fn run(
     let restored = store.load(&setup)?;
     let user_store = Arc::new(UserStore::load(&config.runtime.state_dir)?);
     let configured = configured_users(&config)?;
-    let users = Users::new(all_users(&configured, &user_store), Default::default());
-    let mut engine = Engine::new(setup, users, restored);
+    warn_if_no_users(&configured, &user_store);
+    let mut engine = Engine::new(setup, Users::new(configured, Default::default()), restored);
+    engine.set_managed_users(users::checked(&user_store.list()));
     // Before anything else listens: an unprivileged hub whose kernel limits
     // are too small for the alert queue stops here, saying what to set.
     let alertd_group = alertd_group(&config)?;
@@ -351,7 +348,7 @@ pub async fn run(
     let (core, engine_handle, mut checked_pins) =
         Core::new(engine, store).map_err(HubError::Signal)?;
 
-    let (view_tx, view_rx) = watch::channel(api_view(&config, &table, configured));
+    let (view_tx, view_rx) = watch::channel(api_view(&config, &table));
     // The listeners' caps must fit the descriptor limit (raised if it can be).
     listen::reserve_descriptors(config.cameras.len());
     let listener = grpc::bind(config.grpc.listen).await?;
@@ -544,8 +541,8 @@ pub async fn run(
                 }
             }
             _ = hangup.recv() => {
-                if let Some((new, configured)) = reload(&source, &config, &user_store, &mut hub) {
-                    view_tx.send_replace(api_view(&new, &hub.table, configured));
+                if let Some(new) = reload(&source, &config, &user_store, &mut hub) {
+                    view_tx.send_replace(api_view(&new, &hub.table));
                     config = new;
                     info!(source = %config.source, "configuration reloaded");
                 }
@@ -581,7 +578,7 @@ fn reload(
     running: &Config,
     store: &UserStore,
     hub: &mut Hub,
-) -> Option<(Config, Vec<User>)> {
+) -> Option<Config> {
     let loaded = source.load().map_err(|e| e.to_string()).and_then(|config| {
         Ok((
             configured_users(&config).map_err(|e| e.to_string())?,
@@ -612,7 +609,8 @@ fn reload(
             }
         }
     }
-    let users = Users::new(all_users(&configured, store), Default::default());
+    warn_if_no_users(&configured, store);
+    let users = Users::new(configured, Default::default());
     hub.core.engine.reconfigure(alarm_setup(&new), users);
     // The engine starts the new setup without live sensor states: the
     // watcher reports every slot to it again.
@@ -621,7 +619,7 @@ fn reload(
         save: true,
         ..Default::default()
     });
-    Some((new, configured))
+    Some(new)
 }
 
 async fn sleep_until(deadline: Option<std::time::Instant>) {

@@ -197,18 +197,18 @@ impl Api {
         Ok((by, confirmed))
     }
 
-    /// Tells the engine the users after a change, with its audit event.
+    /// Tells the engine the stored users after a change (it merges them
+    /// with the config file's, as they are now), with its audit event.
     async fn publish_users(
         &self,
-        view: &ApiView,
         stored: &[StoredUser],
         by: Actor,
         audit: (EventKind, String),
     ) -> Result<(), Status> {
-        let users = crate::users::merged(&view.configured_users, stored);
+        let managed = crate::users::checked(stored);
         self.engine
             .ask(|reply| Command::SetUsers {
-                users,
+                managed,
                 by,
                 audit,
                 reply,
@@ -289,8 +289,7 @@ impl Api {
             by.user.as_deref().unwrap_or("")
         );
         let audit = (EventKind::UserAdded, message);
-        self.publish_users(&view, changed.users(), by, audit)
-            .await?;
+        self.publish_users(changed.users(), by, audit).await?;
         tracing::info!(user = %req.name, role = role.as_str(), "user added");
         Ok(pb::AddUserResponse { user: Some(added) })
     }
@@ -342,8 +341,7 @@ impl Api {
             }
         );
         let audit = (EventKind::UserRemoved, message);
-        self.publish_users(&view, changed.users(), by, audit)
-            .await?;
+        self.publish_users(changed.users(), by, audit).await?;
         tracing::info!(user = %req.name, "user removed");
         Ok(pb::RemoveUserResponse { revoked_clients })
     }
@@ -414,8 +412,7 @@ impl Api {
             by.user.as_deref().unwrap_or("")
         );
         let audit = (EventKind::UserPinChanged, message);
-        self.publish_users(&view, changed.users(), by, audit)
-            .await?;
+        self.publish_users(changed.users(), by, audit).await?;
         tracing::info!(user = %req.name, "user's PIN changed");
         Ok(pb::SetPinResponse { user: updated })
     }

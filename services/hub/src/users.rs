@@ -7,9 +7,9 @@
 //! wire type ([`StoredUser`]) holds only names, roles and argon2 hashes;
 //! a PIN never reaches this module.
 //!
-//! Must never: let a stored user shadow a configured one (the config's
-//! name wins, with a warning), or keep a user whose hash does not parse
-//! (refused at load, with the file named).
+//! Must never: keep a user whose hash does not parse (refused at load,
+//! with the file named). (A stored user never shadows a configured one:
+//! the engine merges them, the config's names first.)
 
 use std::path::{Path, PathBuf};
 
@@ -167,25 +167,20 @@ impl ChangeGuard<'_> {
     }
 }
 
-/// The users the engine checks PINs against: the config file's, then the
-/// stored ones whose names the config does not use.
-pub fn merged(configured: &[User], stored: &[StoredUser]) -> Vec<User> {
-    let mut users = configured.to_vec();
-    for s in stored {
-        if configured.iter().any(|c| c.name == s.name) {
-            tracing::warn!(
-                user = %s.name,
-                "a user added over the API has the name of a user in the config file; the \
-                 config file's is used: remove one of them"
-            );
-            continue;
-        }
-        match s.checked() {
-            Ok(user) => users.push(user),
-            Err(e) => tracing::error!(user = %s.name, "a stored user is unusable: {e}"),
-        }
-    }
-    users
+/// The stored users as the engine takes them (it merges them after the
+/// config file's, whose names win); one that is unusable is left out and
+/// said (the file was checked at load, so only a bug gets here).
+pub fn checked(stored: &[StoredUser]) -> Vec<User> {
+    stored
+        .iter()
+        .filter_map(|s| match s.checked() {
+            Ok(user) => Some(user),
+            Err(e) => {
+                tracing::error!(user = %s.name, "a stored user is unusable: {e}");
+                None
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -243,10 +238,9 @@ mod tests {
     }
 
     #[test]
-    fn the_config_files_users_win() {
-        let config = vec![stored("alice").checked().expect("user")];
-        let merged = merged(&config, &[stored("alice"), stored("bob")]);
-        let names: Vec<&str> = merged.iter().map(|u| u.name.as_str()).collect();
+    fn stored_users_are_checked() {
+        let users = checked(&[stored("alice"), stored("bob")]);
+        let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(names, ["alice", "bob"]);
     }
 }

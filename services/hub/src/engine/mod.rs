@@ -102,7 +102,12 @@ impl Draft {
 #[derive(Debug)]
 pub struct Engine {
     alarm: Alarm,
+    /// Everyone whose PIN counts: `configured` and then `managed`, merged.
     users: Users,
+    /// The config file's users (replaced by a reload).
+    configured: Vec<User>,
+    /// The users added over the API (replaced by a change of users).
+    managed: Vec<User>,
     /// The users for PIN lookups on blocking threads.
     users_snapshot: Arc<Vec<User>>,
     /// The number of the last event.
@@ -136,6 +141,8 @@ impl Engine {
         Engine {
             alarm,
             users_snapshot: users.snapshot(),
+            configured: users.users().to_vec(),
+            managed: Vec::new(),
             users,
             seq: restored.event_seq,
             clock,
@@ -390,12 +397,12 @@ impl Engine {
                 self.finish_pin(&mut fx, check, source, PinAction::Confirm { by, reply });
             }
             Command::SetUsers {
-                users,
+                managed,
                 by,
                 audit: (kind, message),
                 reply,
             } => {
-                self.replace_users(users);
+                self.set_managed_users(managed);
                 self.emit(&mut fx, Draft::new(kind, &by, message));
                 fx.answers.push(Answer::Done(reply, Ok(())));
             }
@@ -568,11 +575,13 @@ impl Engine {
     }
 
     /// Takes a new configuration: sensors are matched by name, so the
-    /// state (bypasses, a running delay) carries over in memory; users are
-    /// replaced, the lockout kept.
-    pub fn reconfigure(&mut self, setup: AlarmSetup, users: Users) {
+    /// state (bypasses, a running delay) carries over in memory; the
+    /// config file's users are replaced (`configured`), those added over
+    /// the API kept, the lockout kept.
+    pub fn reconfigure(&mut self, setup: AlarmSetup, configured: Users) {
         let carried = carry_over(&self.to_save(), self.alarm.setup(), &setup);
-        self.replace_users(users.users().to_vec());
+        self.configured = configured.users().to_vec();
+        self.merge_users();
         self.alarm = Alarm::new(setup, carried.alarm);
         self.alarm.clamp_deadlines(self.clock.now());
     }
@@ -580,6 +589,29 @@ impl Engine {
     /// The names of the users whose PINs the engine takes.
     pub fn user_names(&self) -> Vec<String> {
         self.users.users().iter().map(|u| u.name.clone()).collect()
+    }
+
+    /// The users added over the API (at start, and after each change of
+    /// users): merged after the config file's, whose names win.
+    pub fn set_managed_users(&mut self, managed: Vec<User>) {
+        self.managed = managed;
+        self.merge_users();
+    }
+
+    fn merge_users(&mut self) {
+        let mut users = self.configured.clone();
+        for user in &self.managed {
+            if self.configured.iter().any(|c| c.name == user.name) {
+                warn!(
+                    user = %user.name,
+                    "a user added over the API has the name of a user in the config file; the \
+                     config file's is used: remove one of them"
+                );
+                continue;
+            }
+            users.push(user.clone());
+        }
+        self.replace_users(users);
     }
 
     /// Replaces the users; the lockout's counters stay, so changing users

@@ -663,3 +663,19 @@ fn the_status_lists_open_sensors_and_a_failed_save() {
     rig.engine.saved(Ok(()));
     assert!(rig.engine.status().faults.is_empty());
 }
+
+#[test]
+fn a_reload_replaces_the_config_files_users_and_keeps_the_apis() {
+    let mut rig = Rig::new();
+    let bob = User::new("bob", Role::User, &hash_pin("5555").expect("hash"), None).expect("bob");
+    let shadow =
+        User::new("alice", Role::User, &hash_pin("7777").expect("hash"), None).expect("shadow");
+    rig.engine.set_managed_users(vec![bob, shadow]);
+    // The config file's alice wins over the API's of the same name.
+    assert_eq!(rig.engine.user_names(), strings(&["alice", "bob"]));
+    // A reload whose config has no users: the config's alice goes; the
+    // API's users stay, its alice no longer shadowed.
+    rig.engine
+        .reconfigure(setup(), Users::new(Vec::new(), Default::default()));
+    assert_eq!(rig.engine.user_names(), strings(&["bob", "alice"]));
+}
