@@ -388,6 +388,19 @@ fn get_system_explains_the_setup_and_test_siren_is_for_admins_while_disarmed() -
         .find(|s| s.name == "front-door")
         .context("the door")?;
     ensure!(!door.modes.is_empty() && !door.twenty_four_hour, "{door:?}");
+    // A hub without cameras has no clips: an empty list, not an error an
+    // app would take for a name of nothing.
+    let clips = api
+        .runtime
+        .block_on(
+            vigil_proto::v1::camera_service_client::CameraServiceClient::new(admin.clone())
+                .list_clips(pb::ListClipsRequest {}),
+        )?
+        .into_inner();
+    ensure!(
+        clips.clips.is_empty() && system.cameras.is_empty(),
+        "{clips:?}"
+    );
 
     // A user may not test the siren; an admin may, while disarmed only.
     let (user, _, _) = api.pair(&admin, "kid-phone", pb::Role::User, "")?;

@@ -23,8 +23,16 @@ pub type Reply<T> = oneshot::Sender<Result<T, CommandError>>;
 pub enum CommandError {
     #[error("wrong PIN; {attempts_left} attempts left before a 90 s lockout")]
     WrongPin { attempts_left: u32 },
-    #[error("too many wrong PINs: every PIN is refused for {} more s", retry_after_ms.div_ceil(1000))]
-    LockedOut { retry_after_ms: u64 },
+    #[error(
+        "too many wrong PINs: {} refused for {} more s",
+        if *everyone { "every PIN is" } else { "this client's PINs are" },
+        retry_after_ms.div_ceil(1000)
+    )]
+    LockedOut {
+        retry_after_ms: u64,
+        /// Every source is locked out (else only the one that asked).
+        everyone: bool,
+    },
     #[error("this system needs a PIN to arm")]
     PinRequired,
     #[error("bypassing a sensor while the system is armed needs a PIN")]

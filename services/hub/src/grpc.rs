@@ -49,7 +49,7 @@ pub(crate) struct RevocationGuard {
 /// and reflection are open to any TLS client) must not make the hub
 /// buffer more. A larger one is refused before it is decoded: with
 /// RESOURCE_EXHAUSTED for every vigil.v1 call (unary or server-streaming:
-/// tonic answers in the headers, which [`oversized_is_exhausted`]
+/// tonic answers in the headers, which [`tidy_error_headers`]
 /// rewrites); reflection, a client stream, gets tonic's OUT_OF_RANGE in
 /// its trailers (a standard service, outside the API's table).
 pub(crate) const MAX_REQUEST: usize = 64 << 10;
@@ -672,11 +672,7 @@ impl AdminService for Api {
         let id = self.authorize(&request, Role::Guest)?;
         let client = self
             .pki()
-            .and_then(|pki| {
-                pki.clients()
-                    .into_iter()
-                    .find(|c| c.certificate_sha256 == id.fingerprint)
-            })
+            .and_then(|pki| pki.record(&id.fingerprint))
             .map(to_pb_client)
             .unwrap_or_else(|| pb::Client {
                 name: id.name.clone(),
@@ -726,9 +722,22 @@ type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
 /// positions outside the event log. tonic refuses such a request before
 /// any handler runs, with a trailers-only response whose status is in
 /// the headers: that is where it is rewritten.
-pub(crate) fn oversized_is_exhausted(mut response: HttpResponse) -> HttpResponse {
+///
+/// It also writes every error message in the headers with the escaping
+/// the gRPC protocol asks (only `%` and bytes outside printable ASCII):
+/// tonic escapes more (a space, `?`, `#`, a quote), which gRPC's own
+/// clients undo but grpc-js, whose `decodeURI` leaves `%3F` and `%23` as
+/// they are, shows to its people as written.
+pub(crate) fn tidy_error_headers(mut response: HttpResponse) -> HttpResponse {
     use tonic::codegen::http::HeaderValue;
     let headers = response.headers_mut();
+    if let Some(tidy) = headers
+        .get("grpc-message")
+        .filter(|m| m.as_bytes().contains(&b'%'))
+        .and_then(|m| minimally_escaped(m.as_bytes()))
+    {
+        headers.insert("grpc-message", tidy);
+    }
     let oversized = headers.get("grpc-status").is_some_and(|v| v == "11")
         && headers.get("grpc-message").is_some_and(|m| {
             // tonic's words, percent-encoded or not.
@@ -747,6 +756,57 @@ pub(crate) fn oversized_is_exhausted(mut response: HttpResponse) -> HttpResponse
         );
     }
     response
+}
+
+/// A percent-encoded `grpc-message`, decoded and escaped again as the gRPC
+/// protocol has it: `%` and bytes outside 0x20 to 0x7E only.
+fn minimally_escaped(encoded: &[u8]) -> Option<tonic::codegen::http::HeaderValue> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut raw = Vec::with_capacity(encoded.len());
+    let mut at = 0;
+    while at < encoded.len() {
+        match encoded[at..] {
+            [b'%', high, low, ..] if hex(high).is_some() && hex(low).is_some() => {
+                raw.push(u8::try_from(hex(high)? * 16 + hex(low)?).ok()?);
+                at += 3;
+            }
+            [byte, ..] => {
+                raw.push(byte);
+                at += 1;
+            }
+            [] => break,
+        }
+    }
+    let mut out = String::with_capacity(raw.len());
+    for byte in raw {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    tonic::codegen::http::HeaderValue::from_str(&out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minimally_escaped;
+
+    #[test]
+    fn error_messages_are_escaped_as_grpc_asks_and_no_more() {
+        let tidy = |s: &str| {
+            minimally_escaped(s.as_bytes())
+                .map(|v| v.to_str().expect("ascii").to_owned())
+                .expect("a header")
+        };
+        assert_eq!(
+            tidy("no%20client%20named%20%22Bad/Name%3F%22"),
+            "no client named \"Bad/Name?\""
+        );
+        // What must stay escaped does: a newline, a percent, UTF-8.
+        assert_eq!(tidy("a%0Ab%25c%C3%A9"), "a%0Ab%25c%C3%A9");
+        assert_eq!(tidy("50%"), "50%25");
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -806,7 +866,7 @@ pub async fn serve(
     let pki = api.pki().cloned();
     let router = crate::listen::grpc_server()
         .layer(tower::util::MapResponseLayer::new(
-            oversized_is_exhausted as fn(HttpResponse) -> HttpResponse,
+            tidy_error_headers as fn(HttpResponse) -> HttpResponse,
         ))
         .add_service(health_service.max_decoding_message_size(MAX_REQUEST))
         .add_service(reflection_v1.max_decoding_message_size(MAX_REQUEST))

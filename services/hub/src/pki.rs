@@ -675,6 +675,13 @@ impl Pki {
         }
     }
 
+    /// The record of the certificate with `fingerprint` (an old one in its
+    /// grace too).
+    pub fn record(&self, fingerprint: &str) -> Option<ClientRecord> {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.get(fingerprint).cloned()
+    }
+
     /// One record per client (its newest certificate), by name.
     pub fn clients(&self) -> Vec<ClientRecord> {
         let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());

@@ -68,11 +68,16 @@ fn page_cursor(token: &str, bound_to: &str) -> Result<Cursor, Status> {
 fn to_status(e: ReportsError) -> Status {
     match e {
         ReportsError::BadPeriod(m) => Status::invalid_argument(m),
-        ReportsError::Open { path, source } => Status::unavailable(format!(
-            "the reports index {} cannot be opened ({source}): is vigil-reportd running? It \
-             creates the file when it starts",
-            path.display()
-        )),
+        ReportsError::Open { path, source } => {
+            // The operator's log has the path; a guest gets its name only.
+            tracing::warn!(path = %path.display(), "the reports index cannot be opened: {source}");
+            Status::unavailable(format!(
+                "the reports index ({}) cannot be opened: is vigil-reportd running? It creates \
+                 the file when it starts",
+                path.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            ))
+        }
         other => Status::unavailable(format!("the reports index: {other}")),
     }
 }

@@ -210,8 +210,10 @@ impl Engine {
                     let message = wording::locked_out(&source, everyone, retry_after_ms);
                     self.emit(fx, Draft::new(EventKind::Lockout, &anonymous, message));
                 }
-                fx.answers
-                    .push(then.refuse(CommandError::LockedOut { retry_after_ms }));
+                fx.answers.push(then.refuse(CommandError::LockedOut {
+                    retry_after_ms,
+                    everyone,
+                }));
             }
         }
     }
