@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tonic::Code;
 
 use crate::local::LocalError;
-use crate::remote::TokenError;
+use crate::token::TokenError;
 
 /// Exit codes (also in `vigilctl --help`, the README and ARCHITECTURE.md).
 pub mod exit {
@@ -215,6 +215,13 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_token_says_so_before_why() {
+        let message = Error::BadToken(TokenError::Code).to_string();
+        assert!(message.starts_with("not a pairing token: "), "{message}");
+        assert!(message.contains("docs/pairing.md"), "{message}");
+    }
 
     #[test]
     fn grpc_codes_map_to_the_documented_exit_codes() {

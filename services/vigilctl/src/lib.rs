@@ -24,8 +24,10 @@
 //!   API's enums.
 //! - [`error`]: every failure, typed, with its exit code; gRPC codes map
 //!   to exit codes there.
-//! - [`remote`]: credentials on disk, TLS channels, pairing tokens, and
-//!   pairing itself (a key made here, a CA pinned by the token).
+//! - [`remote`]: credentials on disk, TLS channels, renewal, and pairing
+//!   itself (a key made here, a CA pinned by the token).
+//! - [`token`]: the pairing token's grammar (docs/pairing.md) and its QR
+//!   code; it depends on no other module here (`error` wraps its errors).
 //! - [`local`]: the sensor table and the bootstrap socket on the hub
 //!   machine.
 
@@ -38,6 +40,7 @@ pub mod hub;
 pub mod local;
 pub mod output;
 pub mod remote;
+pub mod token;
 
 pub use error::Error;
 pub use local::{

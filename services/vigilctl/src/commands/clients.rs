@@ -84,7 +84,7 @@ impl Run for Invite {
             None => ctx.credentials.hub()?,
         };
         let hub_address =
-            crate::remote::HubAddress::parse(&address).map_err(|reason| Error::PairAddress {
+            crate::token::HubAddress::parse(&address).map_err(|reason| Error::PairAddress {
                 address: address.clone(),
                 reason,
             })?;

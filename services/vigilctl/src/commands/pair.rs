@@ -12,7 +12,8 @@ use super::{Context, Run};
 use crate::error::Error;
 use crate::local;
 use crate::output::Render;
-use crate::remote::{self, Host, HubAddress, Token};
+use crate::remote;
+use crate::token::{self, Host, HubAddress, Token};
 
 /// Pair a client. On the hub (as its user or root): make a one-time
 /// token, and with --here pair this machine too. Elsewhere: --token.
@@ -82,7 +83,7 @@ impl Pair {
     /// Pairs this client with the hub named in `token`.
     async fn with_token(&self, ctx: &Context, token: &str) -> Result<(), Error> {
         let name = self.name.clone().ok_or(Error::NoName)?;
-        let token = Token::parse(token)?;
+        let token = Token::parse(token).map_err(Error::BadToken)?;
         let role = remote::pair(&ctx.credentials, &token, &name).await?;
         ctx.out.show(&Paired {
             name,
@@ -255,7 +256,7 @@ impl Render for Offer {
         out.push_str(&format!(
             "On the client:\n\n  vigilctl pair --name NAME --token '{token}'\n\n"
         ));
-        if let Some(qr) = remote::qr(&token) {
+        if let Some(qr) = token::qr(&token) {
             out.push_str(&format!("or scan this in the app:\n{qr}\n"));
         }
         out
