@@ -180,6 +180,37 @@ fn an_admin_adds_changes_and_removes_users_confirmed_by_an_admin_pin() -> Result
         "bob disarms"
     );
 
+    // Two admins at once, the same new PIN for two users: changes are made
+    // one at a time, so the second sees the first's PIN as taken.
+    let request = |name: &str| pb::AddUserRequest {
+        name: name.into(),
+        role: pb::Role::Guest as i32,
+        pin: "4444".into(),
+        duress_pin: String::new(),
+        admin_pin: OWNER_PIN.into(),
+    };
+    let (mut first, mut second) = (setup.admin()?, setup.admin()?);
+    let (dave, erin) = setup.runtime.block_on(async {
+        tokio::join!(
+            first.add_user(request("dave")),
+            second.add_user(request("erin"))
+        )
+    });
+    let codes = [&dave, &erin].map(|r| r.as_ref().map_or_else(|e| e.code(), |_| Code::Ok));
+    ensure!(
+        codes.contains(&Code::Ok) && codes.contains(&Code::AlreadyExists),
+        "one of two racing users gets the PIN: {dave:?} {erin:?}"
+    );
+    let listed = setup.users()?;
+    ensure!(
+        listed
+            .iter()
+            .filter(|u| u.name == "dave" || u.name == "erin")
+            .count()
+            == 1,
+        "{listed:?}"
+    );
+
     // A user-role client may not manage users, whatever PIN it has.
     let viewer = setup.stack.state_dir().join("user-credentials");
     let viewer = viewer.display().to_string();

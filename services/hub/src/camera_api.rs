@@ -70,6 +70,11 @@ impl Api {
     /// The camera server, for a caller with `need`.
     fn cameras_for<T>(&self, request: &Request<T>, need: Role) -> Result<&Arc<CameraHub>, Status> {
         self.authorize(request, need)?;
+        self.configured_cameras()
+    }
+
+    /// The camera server, for a caller already authorized.
+    fn configured_cameras(&self) -> Result<&Arc<CameraHub>, Status> {
         self.cameras
             .as_ref()
             .ok_or_else(|| Status::not_found("this hub has no cameras configured"))
@@ -295,9 +300,9 @@ impl CameraService for Api {
         &self,
         request: Request<pb::DeleteClipRequest>,
     ) -> RpcResult<pb::DeleteClipResponse> {
-        let hub = self.cameras_for(&request, Role::Admin)?;
-        let dir = hub.clips_dir().to_owned();
         let (by, req) = self.by_client(request, Role::Admin)?;
+        let hub = self.configured_cameras()?;
+        let dir = hub.clips_dir().to_owned();
         let name = req.name;
         named_clip(hub, &name)?;
         let engine = self.engine.clone();

@@ -645,8 +645,8 @@ impl AdminService for Api {
         &self,
         request: Request<pb::AddUserRequest>,
     ) -> RpcResult<pb::AddUserResponse> {
-        let view = self.view_for(&request, Role::Admin)?;
         let (by, req) = self.by_client(request, Role::Admin)?;
+        let view = self.view();
         let api = self.clone();
         whole(async move { api.add_user(by, view, req).await }).await
     }
@@ -655,15 +655,15 @@ impl AdminService for Api {
         &self,
         request: Request<pb::RemoveUserRequest>,
     ) -> RpcResult<pb::RemoveUserResponse> {
-        let view = self.view_for(&request, Role::Admin)?;
         let (by, req) = self.by_client(request, Role::Admin)?;
+        let view = self.view();
         let api = self.clone();
         whole(async move { api.remove_user(by, view, req).await }).await
     }
 
     async fn set_pin(&self, request: Request<pb::SetPinRequest>) -> RpcResult<pb::SetPinResponse> {
-        let view = self.view_for(&request, Role::Admin)?;
         let (by, req) = self.by_client(request, Role::Admin)?;
+        let view = self.view();
         let api = self.clone();
         whole(async move { api.set_pin(by, view, req).await }).await
     }

@@ -393,12 +393,7 @@ impl Pki {
         csr_pem: &str,
         now_ms: u64,
     ) -> Result<Paired, PkiError> {
-        let valid_name = !name.is_empty()
-            && name.len() < 32
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !valid_name {
+        if !vigil_domain::is_valid_name(name) {
             return Err(PkiError::BadName(name.to_owned()));
         }
         // The code first: a stranger without one learns nothing, not even

@@ -25,7 +25,6 @@ const TOKEN_BINDING: char = '/';
 /// token cannot be replayed with other filters (which would skip or
 /// repeat events without a word).
 fn filters_digest(req: &pb::QueryEventsRequest) -> String {
-    use sha2::{Digest, Sha256};
     let canonical = format!(
         "{}\0{}\0{}\0{}\0{}\0{}\0{}",
         req.from_unix_ms,
@@ -36,10 +35,9 @@ fn filters_digest(req: &pb::QueryEventsRequest) -> String {
         req.newest_first,
         req.after_seq
     );
-    Sha256::digest(canonical.as_bytes())[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut digest = crate::pki::sha256_hex(canonical.as_bytes());
+    digest.truncate(12);
+    digest
 }
 
 /// The cursor of a page token given for the filters with digest

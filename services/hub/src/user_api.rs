@@ -43,12 +43,7 @@ impl From<UserStoreError> for Status {
 
 /// A user's name: what a client's may be (1 to 31 of a-z 0-9 - _).
 fn check_name(name: &str) -> Result<(), Status> {
-    let valid = !name.is_empty()
-        && name.len() < 32
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if valid {
+    if vigil_domain::is_valid_name(name) {
         Ok(())
     } else {
         Err(Status::invalid_argument(format!(
@@ -289,7 +284,7 @@ impl Api {
             by.user.as_deref().unwrap_or("")
         );
         let audit = (EventKind::UserAdded, message);
-        self.publish_users(changed.users(), by, audit).await?;
+        self.publish_users(&changed, by, audit).await?;
         tracing::info!(user = %req.name, role = role.as_str(), "user added");
         Ok(pb::AddUserResponse { user: Some(added) })
     }
@@ -341,7 +336,7 @@ impl Api {
             }
         );
         let audit = (EventKind::UserRemoved, message);
-        self.publish_users(changed.users(), by, audit).await?;
+        self.publish_users(&changed, by, audit).await?;
         tracing::info!(user = %req.name, "user removed");
         Ok(pb::RemoveUserResponse { revoked_clients })
     }
@@ -412,7 +407,7 @@ impl Api {
             by.user.as_deref().unwrap_or("")
         );
         let audit = (EventKind::UserPinChanged, message);
-        self.publish_users(changed.users(), by, audit).await?;
+        self.publish_users(&changed, by, audit).await?;
         tracing::info!(user = %req.name, "user's PIN changed");
         Ok(pb::SetPinResponse { user: updated })
     }

@@ -71,10 +71,11 @@ pub enum UserStoreError {
 #[derive(Debug)]
 pub struct UserStore {
     path: PathBuf,
-    /// Held across a whole change (read, check, write): one at a time.
-    users: tokio::sync::Mutex<Vec<StoredUser>>,
+    /// The users as last written; held only to read or replace it.
+    users: std::sync::Mutex<Vec<StoredUser>>,
     /// Held across a whole change as the API makes it, from the admin's
-    /// confirmation to the engine told.
+    /// confirmation to the engine told: changes are made, and reach the
+    /// engine, one at a time and in order.
     changes: tokio::sync::Mutex<()>,
 }
 
@@ -102,39 +103,34 @@ impl UserStore {
         };
         Ok(UserStore {
             path,
-            users: tokio::sync::Mutex::new(users),
+            users: std::sync::Mutex::new(users),
             changes: tokio::sync::Mutex::new(()),
         })
     }
 
     /// Waits for the changes before this one to end; the change holds the
-    /// guard until it is done.
+    /// guard until it is done (the engine told).
     pub async fn one_change_at_a_time(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.changes.lock().await
     }
 
     /// The stored users now.
     pub fn list(&self) -> Vec<StoredUser> {
-        match self.users.try_lock() {
-            Ok(users) => users.clone(),
-            // A change is being written: the list from before it.
-            Err(_) => self.read_file().unwrap_or_default(),
-        }
-    }
-
-    fn read_file(&self) -> Option<Vec<StoredUser>> {
-        serde_json::from_slice(&std::fs::read(&self.path).ok()?).ok()
+        self.users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Applies `change` to the stored users and writes the result
-    /// durably before returning it; an error from `change` leaves
-    /// everything as it was.
+    /// durably before returning it; an error from `change` or the write
+    /// leaves everything as it was. Made under
+    /// [`UserStore::one_change_at_a_time`].
     pub async fn change<E: From<UserStoreError>>(
         &self,
         change: impl FnOnce(&mut Vec<StoredUser>) -> Result<(), E>,
-    ) -> Result<ChangeGuard<'_>, E> {
-        let mut guard = self.users.lock().await;
-        let mut next = guard.clone();
+    ) -> Result<Vec<StoredUser>, E> {
+        let mut next = self.list();
         change(&mut next)?;
         let text = serde_json::to_vec_pretty(&next).map_err(|e| UserStoreError::Damaged {
             path: self.path.clone(),
@@ -149,21 +145,11 @@ impl UserStore {
         .map_err(|e| crate::files::FileError::on("write", &self.path)(std::io::Error::other(e)))
         .and_then(|written| written)
         .map_err(UserStoreError::from)?;
-        *guard = next;
-        Ok(ChangeGuard { users: guard })
-    }
-}
-
-/// The stored users just written, still locked: the engine is told
-/// before the next change may begin, so changes reach it in order.
-#[derive(Debug)]
-pub struct ChangeGuard<'a> {
-    users: tokio::sync::MutexGuard<'a, Vec<StoredUser>>,
-}
-
-impl ChangeGuard<'_> {
-    pub fn users(&self) -> &[StoredUser] {
-        &self.users
+        *self
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next.clone();
+        Ok(next)
     }
 }
 

@@ -132,10 +132,7 @@ impl Checker {
 
     pub(crate) fn name(&mut self, key: &str, name: Option<String>, what: &str) -> Option<String> {
         let name = self.required(key, name, &format!("give the {what} a `name`"))?;
-        let valid_chars = name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if name.is_empty() || name.len() > MAX_NAME_LEN || !valid_chars {
+        if !vigil_domain::is_valid_name(&name) {
             self.report(
                 key,
                 format!("{name:?} is not a valid name"),

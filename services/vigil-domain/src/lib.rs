@@ -24,5 +24,5 @@ pub use event::{Event, EventKind, KNOWN_KINDS, source};
 pub use sensor::{AlarmState, ArmedMode, Level, Pull, SensorKind, SensorState, TraceContext};
 pub use settings::{
     AlarmConfig, AlertPriority, MAX_ENTRY_DELAY, MAX_EXIT_DELAY, MAX_NAME_LEN, MAX_SENSORS,
-    ModeTiming, Response, Role, TRIGGER_TIME_RANGE,
+    ModeTiming, Response, Role, TRIGGER_TIME_RANGE, is_valid_name,
 };

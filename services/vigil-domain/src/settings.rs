@@ -8,6 +8,16 @@ use crate::ArmedMode;
 
 /// The longest sensor name; the shared table stores names in a fixed field.
 pub const MAX_NAME_LEN: usize = 31;
+
+/// Whether `name` is a name Vigil takes for a sensor, a user or a paired
+/// client: 1 to [`MAX_NAME_LEN`] of `a-z`, `0-9`, `-` and `_`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
 /// The most sensors one table holds.
 pub const MAX_SENSORS: usize = 64;
 /// The alarm's timing and options.
