@@ -25,6 +25,10 @@ pub enum SensordError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// Exit 78: the `[mqtt]` broker's files (CA, client certificate,
+    /// credentials) cannot be read, so the Zigbee sensors cannot be heard.
+    #[error(transparent)]
+    Broker(#[from] vigil_mqtt::broker::BrokerSetupError),
     /// Exit 1: a signal handler.
     #[error("cannot install a signal handler: {0}")]
     Signal(std::io::Error),
@@ -37,7 +41,7 @@ pub enum SensordError {
 impl ExitError for SensordError {
     fn exit_status(&self) -> ExitStatus {
         match self {
-            SensordError::Config(_) => ExitStatus::Config,
+            SensordError::Config(_) | SensordError::Broker(_) => ExitStatus::Config,
             SensordError::Gpio(_)
             | SensordError::SimSocket { .. }
             | SensordError::Signal(_)

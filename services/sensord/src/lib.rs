@@ -1,6 +1,7 @@
-//! sensord: the GPIO service.
+//! sensord: the sensor service.
 //!
-//! Owns: the GPIO pins (through [`gpio::Gpio`]), debouncing and supervision
+//! Owns: the GPIO pins (through [`gpio::Gpio`]), the Zigbee sensors'
+//! zigbee2mqtt topics (through the `[mqtt]` broker), debouncing and supervision
 //! ([`sensors`]), the sensor slots of the shared table (it is their only
 //! writer), the doorbell to the hub, the siren and buzzer outputs (driven on
 //! the hub's command), and the simulated board's control socket.
@@ -12,6 +13,7 @@
 //! Code map:
 //! - [`run`]: the event loop (edges, timers, hub link, signals).
 //! - `link`: the session with the hub: connect with backoff, publish, ring.
+//! - `zigbee`: the Zigbee sensors' subscription: device messages in.
 //! - [`sim_control`]: the simulated board's line protocol and its client.
 
 #![forbid(unsafe_code)]
@@ -21,6 +23,7 @@ pub mod gpio;
 mod link;
 pub mod sensors;
 pub mod sim_control;
+mod zigbee;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,7 +37,8 @@ use vigil_domain::Level;
 pub use crate::error::SensordError;
 use crate::gpio::{Edge, Gpio, GpioError};
 use crate::link::{HubLink, LinkEvent};
-use crate::sensors::{Cause, SensorTracker};
+use crate::sensors::{Cause, DeviceHealth, SensorTracker};
+use crate::zigbee::{DeviceMessage, Update};
 
 /// The pins of one configuration, claimed.
 struct Board {
@@ -53,13 +57,18 @@ impl Board {
         let now = Instant::now();
         let mut trackers = Vec::with_capacity(config.sensors.len());
         let mut by_pin = std::collections::HashMap::new();
-        // Camera motion sensors come last and are the hub's to write.
+        // Camera motion sensors come last and are the hub's to write; a
+        // tracker's index is its sensor's slot.
         for (i, sensor) in config
             .sensors
             .iter()
             .enumerate()
             .filter(|(_, s)| s.camera.is_none())
         {
+            if !sensor.is_gpio() {
+                trackers.push(SensorTracker::new_wireless(sensor.clone(), now));
+                continue;
+            }
             let resting = inactive(sensor.active_level);
             let level = gpio.claim_input(sensor.pin, sensor.pull, resting, edges.clone())?;
             by_pin.insert(sensor.pin, i);
@@ -76,6 +85,40 @@ impl Board {
 
     fn next_deadline(&self) -> Option<Instant> {
         self.trackers.iter().filter_map(|t| t.next_deadline()).min()
+    }
+}
+
+/// Feeds a Zigbee device's message to its sensor's tracker: its active
+/// flag as the level a wire would show (so debounce applies), its health
+/// as a fault.
+fn apply_device_message(tracker: &mut SensorTracker, message: DeviceMessage) {
+    let mut health: DeviceHealth = tracker.device();
+    match message.update {
+        Update::Report(report) => {
+            if let Some(active) = report.active {
+                let level = if active {
+                    tracker.config.active_level
+                } else {
+                    inactive(tracker.config.active_level)
+                };
+                tracker.edge(level, message.at);
+            }
+            if let Some(tamper) = report.tamper {
+                health.tamper = tamper;
+            }
+            if let Some(low) = report.battery_low {
+                health.battery_low = low;
+            }
+            tracker.set_device(health, Some(message.at));
+        }
+        Update::Available(online) => {
+            health.offline = !online;
+            tracker.set_device(health, online.then_some(message.at));
+        }
+        Update::Heard(heard) => {
+            health.unheard = !heard;
+            tracker.set_device(health, None);
+        }
     }
 }
 
@@ -99,6 +142,8 @@ pub async fn run(
     } = gpio::open(&config)?;
     let (edge_tx, mut edge_rx) = mpsc::unbounded_channel::<Edge>();
     let mut board = Board::claim(&config, gpio.as_ref(), &edge_tx)?;
+    let (zigbee_tx, mut zigbee_rx) = mpsc::channel::<DeviceMessage>(zigbee::QUEUE);
+    let mut zigbee = zigbee::start(&config, zigbee_tx.clone())?;
     info!(
         backend = gpio.name(),
         sensors = board.trackers.len(),
@@ -130,6 +175,11 @@ pub async fn run(
                 }
             }
             () = sleep_until(deadline) => {}
+            Some(message) = zigbee_rx.recv() => {
+                if let Some(tracker) = board.trackers.get_mut(message.index) {
+                    apply_device_message(tracker, message);
+                }
+            }
             Some(event) = link_rx.recv() => {
                 link.handle(event, &config, &board.trackers, gpio.as_ref());
             }
@@ -140,6 +190,11 @@ pub async fn run(
                             warn!("gpio.backend changed; restart sensord to switch backends");
                         }
                         board = Board::claim(&new, gpio.as_ref(), &edge_tx)?;
+                        // The devices' indices change with the config:
+                        // subscribe again (and drop what the old one queued).
+                        drop(zigbee.take());
+                        while zigbee_rx.try_recv().is_ok() {}
+                        zigbee = zigbee::start(&new, zigbee_tx.clone())?;
                         config = new;
                         config_tx.send_replace(Arc::new(config.clone()));
                         link.republish(&config, &board.trackers);
@@ -175,6 +230,14 @@ pub async fn run(
                         sensor.name
                     ),
                     Cause::Alive => info!("{} is active again", sensor.name),
+                    Cause::Device => {
+                        let health = tracker.device();
+                        if report.fault {
+                            warn!("{} {}", sensor.name, health.describe());
+                        } else {
+                            info!("{} {}", sensor.name, health.describe());
+                        }
+                    }
                 }
             }
         }

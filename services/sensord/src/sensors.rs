@@ -6,6 +6,9 @@
 //! - Supervision: a sensor with a `supervision` window that shows no edge
 //!   for that long is reported as a fault until it shows life again.
 //! - Tamper: a tamper loop that opens is both tampered and a fault.
+//! - A wireless device (Zigbee) also reports its own health: offline,
+//!   unheard (the broker is away), a low battery or its tamper switch,
+//!   each a fault until it clears ([`DeviceHealth`]).
 
 use std::time::Instant;
 
@@ -29,6 +32,41 @@ pub enum Cause {
     Silent,
     /// Life after a supervision fault.
     Alive,
+    /// A wireless device's own health changed.
+    Device,
+}
+
+/// What a wireless device says about itself. All false for a wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceHealth {
+    /// zigbee2mqtt says the device is offline.
+    pub offline: bool,
+    /// sensord cannot hear it: the broker is unreachable.
+    pub unheard: bool,
+    pub battery_low: bool,
+    /// The device's tamper switch (its case is open).
+    pub tamper: bool,
+}
+
+impl DeviceHealth {
+    fn is_fault(self) -> bool {
+        self.offline || self.unheard || self.battery_low || self.tamper
+    }
+
+    /// The first fault, for the log.
+    pub fn describe(self) -> &'static str {
+        if self.unheard {
+            "cannot be heard (the MQTT broker is unreachable)"
+        } else if self.offline {
+            "is offline in zigbee2mqtt"
+        } else if self.tamper {
+            "reports its case opened (tamper)"
+        } else if self.battery_low {
+            "reports a low battery"
+        } else {
+            "is healthy again"
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -39,6 +77,9 @@ pub struct SensorTracker {
     state: SensorState,
     silent: bool,
     last_activity: Instant,
+    device: DeviceHealth,
+    /// `device` changed since the last poll.
+    device_changed: bool,
 }
 
 impl SensorTracker {
@@ -52,6 +93,41 @@ impl SensorTracker {
             state,
             silent: false,
             last_activity: now,
+            device: DeviceHealth::default(),
+            device_changed: false,
+        }
+    }
+
+    /// A wireless sensor: unknown until its device reports, and unheard
+    /// until the broker is reached.
+    pub fn new_wireless(config: SensorConfig, now: Instant) -> SensorTracker {
+        SensorTracker {
+            config,
+            pending: None,
+            state: SensorState::Unknown,
+            silent: false,
+            last_activity: now,
+            device: DeviceHealth {
+                unheard: true,
+                ..DeviceHealth::default()
+            },
+            device_changed: false,
+        }
+    }
+
+    pub fn device(&self) -> DeviceHealth {
+        self.device
+    }
+
+    /// Records what a wireless device says about itself; a message is also
+    /// a sign of life for supervision.
+    pub fn set_device(&mut self, health: DeviceHealth, alive_at: Option<Instant>) {
+        if let Some(at) = alive_at {
+            self.last_activity = at;
+        }
+        if health != self.device {
+            self.device = health;
+            self.device_changed = true;
         }
     }
 
@@ -59,8 +135,8 @@ impl SensorTracker {
         let tampered = self.config.kind == SensorKind::Tamper && self.state == SensorState::Active;
         Report {
             state: self.state,
-            fault: self.silent || tampered,
-            tamper: tampered,
+            fault: self.silent || tampered || self.device.is_fault(),
+            tamper: tampered || self.device.tamper,
         }
     }
 
@@ -92,6 +168,9 @@ impl SensorTracker {
     pub fn poll(&mut self, now: Instant) -> Option<(Report, Cause)> {
         let before = self.report();
         let mut cause = None;
+        if std::mem::take(&mut self.device_changed) {
+            cause = Some(Cause::Device);
+        }
         if self.silent && self.last_activity_is_recent(now) {
             self.silent = false;
             cause = Some(Cause::Alive);
@@ -156,6 +235,7 @@ mod tests {
             double_knock: None,
             trigger_on_fault: false,
             camera: None,
+            zigbee: None,
         }
     }
 

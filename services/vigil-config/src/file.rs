@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use crate::check::Checker;
 use crate::sections::{
-    alarm, alerts, cameras, events, grpc, hooks, outputs, recording, runtime, sensors, telemetry,
-    users, webhook,
+    alarm, alerts, cameras, events, grpc, hooks, mqtt, outputs, recording, runtime, sensors,
+    telemetry, users, webhook,
 };
 use crate::{Config, ConfigError};
 
@@ -43,6 +43,8 @@ pub(crate) struct ConfigFile {
     webhook: Option<webhook::WebhookFile>,
     #[serde(default)]
     telemetry: telemetry::TelemetryFile,
+    /// Absent: no MQTT.
+    mqtt: Option<mqtt::MqttFile>,
 }
 
 /// Checks every table, in the file's order, and refuses the file with all
@@ -65,6 +67,8 @@ pub(crate) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
     let events = events::check(&mut c, raw.events);
     let webhook = raw.webhook.and_then(|w| webhook::check(&mut c, w));
     let telemetry = telemetry::check(&mut c, raw.telemetry);
+    let mqtt = raw.mqtt.and_then(|m| mqtt::check(&mut c, m));
+    sensors::check_zigbee(&mut c, &sensors, mqtt.as_ref());
     if !c.problems.is_empty() {
         return Err(ConfigError::Invalid {
             source_name: source_name.to_owned(),
@@ -87,5 +91,6 @@ pub(crate) fn validate(raw: ConfigFile, source_name: &str) -> Result<Config, Con
         events,
         webhook,
         telemetry,
+        mqtt,
     })
 }

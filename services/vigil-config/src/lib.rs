@@ -21,7 +21,7 @@
 //! - `sections::*`, one per table, each with its file shape, validated type
 //!   and check: `runtime` (`[runtime]`, `[gpio]`), `sensors` (with the
 //!   cameras' motion sensors), `outputs`, `users`, `cameras`, `recording`,
-//!   `hooks`, `alarm`, `grpc`, `alerts`, `events`, `webhook`, `telemetry`.
+//!   `hooks`, `alarm`, `grpc`, `alerts`, `events`, `webhook`, `telemetry`, `mqtt`.
 
 #![forbid(unsafe_code)]
 
@@ -39,6 +39,7 @@ pub use sections::cameras::{CameraConfig, CameraEncoder, CameraSource};
 pub use sections::events::EventsConfig;
 pub use sections::grpc::GrpcConfig;
 pub use sections::hooks::{HookConfig, HookTarget};
+pub use sections::mqtt::{KeypadConfig, MqttConfig, is_valid_topic};
 pub use sections::outputs::{OutputConfig, OutputsConfig};
 pub use sections::recording::RecordingConfig;
 pub use sections::runtime::{GpioBackendKind, GpioConfig, RuntimeConfig};
@@ -74,6 +75,8 @@ pub struct Config {
     pub events: EventsConfig,
     pub webhook: Option<WebhookConfig>,
     pub telemetry: TelemetryConfig,
+    /// The MQTT broker (absent: no MQTT bridge, no Zigbee sensors).
+    pub mqtt: Option<MqttConfig>,
 }
 
 /// A configuration that cannot be used.
@@ -168,6 +171,7 @@ impl Config {
         self.sensors
             .iter()
             .enumerate()
+            .filter(|(_, s)| s.is_gpio())
             .map(|(i, s)| (s.pin, i))
             .collect()
     }

@@ -8,6 +8,7 @@ pub(crate) mod cameras;
 pub(crate) mod events;
 pub(crate) mod grpc;
 pub(crate) mod hooks;
+pub(crate) mod mqtt;
 pub(crate) mod outputs;
 pub(crate) mod recording;
 pub(crate) mod runtime;

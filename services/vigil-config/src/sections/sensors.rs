@@ -27,6 +27,8 @@ pub(crate) struct SensorFile {
     auto_bypass: Option<bool>,
     double_knock: Option<String>,
     trigger_on_fault: Option<bool>,
+    source: Option<String>,
+    friendly_name: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +50,11 @@ pub struct SensorConfig {
     /// writes the slot; sensord leaves it alone). Such sensors come after
     /// every GPIO sensor, so GPIO slots keep their numbers.
     pub camera: Option<String>,
+    /// Not a GPIO input: a Zigbee device, by its zigbee2mqtt friendly name
+    /// (`source = "zigbee2mqtt"`). sensord writes its slot from the
+    /// device's MQTT messages; `pin`, `pull` and `active_level` mean
+    /// nothing for it.
+    pub zigbee: Option<String>,
     /// A new level must hold this long before it counts.
     pub debounce: Duration,
     /// What it does when it activates in an armed mode.
@@ -58,6 +65,13 @@ pub struct SensorConfig {
     pub auto_bypass: bool,
     /// A fault (silence, unavailability) triggers when armed.
     pub trigger_on_fault: bool,
+}
+
+impl SensorConfig {
+    /// A wired input on a GPIO pin (not a camera's motion, not Zigbee).
+    pub fn is_gpio(&self) -> bool {
+        self.camera.is_none() && self.zigbee.is_none()
+    }
 }
 
 words! { Response, "response", ["entry" => Response::EntryDelay, "instant" => Response::Instant],
@@ -116,7 +130,54 @@ fn sensor(
             }
             parsed
         });
-    let pin = c.pin(&at.key("pin"), s.pin, name.as_deref().unwrap_or("unnamed"));
+    let zigbee = match s.source.as_deref() {
+        None | Some("gpio") => {
+            if s.friendly_name.is_some() {
+                c.report(
+                    at.key("friendly_name"),
+                    "a GPIO sensor has no friendly name",
+                    "remove `friendly_name`, or set `source = \"zigbee2mqtt\"`",
+                );
+            }
+            None
+        }
+        Some("zigbee2mqtt") => {
+            if s.pin.is_some() || s.pull.is_some() || s.active.is_some() {
+                c.report(
+                    at.key("pin"),
+                    "a Zigbee sensor has no pin, pull or active level",
+                    "remove `pin`, `pull` and `active` from this sensor",
+                );
+            }
+            let friendly = c.required(
+                &at.key("friendly_name"),
+                s.friendly_name,
+                "set `friendly_name` to the device's name in zigbee2mqtt",
+            );
+            if let Some(f) = &friendly
+                && !crate::is_valid_topic(f)
+            {
+                c.report(
+                    at.key("friendly_name"),
+                    format!("{f:?} cannot be a zigbee2mqtt topic"),
+                    "rename the device in zigbee2mqtt without + or #",
+                );
+            }
+            Some(friendly)
+        }
+        Some(other) => {
+            c.report(
+                at.key("source"),
+                format!("unknown sensor source {other:?}"),
+                "use \"gpio\" (the default) or \"zigbee2mqtt\"",
+            );
+            None
+        }
+    };
+    let pin = match zigbee {
+        Some(_) => Some(0),
+        None => c.pin(&at.key("pin"), s.pin, name.as_deref().unwrap_or("unnamed")),
+    };
     let pull = c.word(&at.key("pull"), s.pull.as_deref(), Pull::Up);
     // A reed switch to ground with a pull-up reads high when it opens.
     let active_level = c.word(&at.key("active"), s.active.as_deref(), Level::High);
@@ -145,6 +206,7 @@ fn sensor(
         double_knock: s.double_knock,
         trigger_on_fault: s.trigger_on_fault.unwrap_or(false),
         camera: None,
+        zigbee: zigbee.flatten(),
     })
 }
 
@@ -217,6 +279,7 @@ pub(crate) fn add_camera_motion(
             double_knock: None,
             trigger_on_fault: false,
             camera: Some(cam.name.clone()),
+            zigbee: None,
         });
     }
     if sensors.len() > MAX_SENSORS {
@@ -225,5 +288,32 @@ pub(crate) fn add_camera_motion(
             format!("{} sensors with the cameras' motion sensors", sensors.len()),
             format!("keep wired sensors plus cameras with motion = true at most {MAX_SENSORS}"),
         );
+    }
+}
+
+/// Zigbee sensors arrive through the broker: they need `[mqtt]`, and two
+/// sensors cannot be one device.
+pub(crate) fn check_zigbee(
+    c: &mut Checker,
+    sensors: &[SensorConfig],
+    mqtt: Option<&crate::MqttConfig>,
+) {
+    let mut seen = BTreeSet::new();
+    for (i, s) in sensors.iter().enumerate() {
+        let Some(friendly) = &s.zigbee else { continue };
+        if mqtt.is_none() {
+            c.report(
+                format!("sensors[{i}].source"),
+                "a zigbee2mqtt sensor needs the broker",
+                "add an [mqtt] table with the broker zigbee2mqtt publishes to",
+            );
+        }
+        if !seen.insert(friendly) {
+            c.report(
+                format!("sensors[{i}].friendly_name"),
+                format!("a second sensor is the Zigbee device {friendly:?}"),
+                "give every Zigbee sensor its own device",
+            );
+        }
     }
 }

@@ -1,0 +1,42 @@
+//! `vigil-mqttd`: parses flags and runs [`vigil_mqttd::run`]. Every error
+//! knows its exit code ([`vigil_mqttd::MqttdError`]'s variants name
+//! theirs): 0 clean, 1 runtime failure, 2 bad flags, 78 the configuration
+//! or a file it names (no `[mqtt]`, the broker's CA, the credentials).
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use vigil_service::ConfigArgs;
+
+const NAME: &str = "vigil-mqttd";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-mqttd",
+    version,
+    about = "Vigil's MQTT bridge: Home Assistant, the event stream, Zigbee keypads"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let started = match vigil_service::start(
+        NAME,
+        &cli.config,
+        vigil_service::Threads::One,
+        vigil_service::nothing_first,
+    ) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let result = started.runtime.block_on(vigil_mqttd::run(
+        started.config,
+        vigil_service::terminated(),
+    ));
+    vigil_service::finish(NAME, result)
+}

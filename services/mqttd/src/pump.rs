@@ -1,0 +1,133 @@
+//! The MQTT client: rumqttc's event loop driven on a task of its own,
+//! which reconnects by itself (every 1 s while the broker is away) and
+//! hands what arrives to the session through a bounded queue. A flood
+//! from the broker fills the queue and is dropped there, counted and
+//! logged, so it can never hold up the event loop (which also carries our
+//! publications) or the session.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use vigil_config::MqttConfig;
+use vigil_mqtt::broker::{BrokerSetupError, Will};
+use vigil_mqtt::topics::HubTopics;
+
+/// Inbound messages waiting for the session; more are dropped.
+const INBOUND_QUEUE: usize = 256;
+/// Requests (publications) waiting for the connection.
+const OUTBOUND_QUEUE: usize = 1024;
+
+/// What the broker side tells the session.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// A (re)connection: subscribe and publish the whole state again.
+    Connected,
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+    },
+}
+
+/// The client and its running event loop.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) hub_id: String,
+    pub(crate) client: AsyncClient,
+    pub(crate) inbound: mpsc::Receiver<Inbound>,
+    topics: HubTopics,
+    task: JoinHandle<()>,
+}
+
+impl Link {
+    pub(crate) fn start(config: &MqttConfig, hub_id: &str) -> Result<Link, BrokerSetupError> {
+        let topics = HubTopics::new(&config.base_topic, hub_id);
+        let will = Will {
+            topic: topics.availability(),
+            payload: "offline",
+        };
+        // A client id per hub and process: two bridges never kick each
+        // other off the broker in a loop.
+        let client_id = format!(
+            "vigil-{}-{}",
+            &hub_id[..hub_id.len().min(12)],
+            std::process::id()
+        );
+        let options = vigil_mqtt::broker::options(config, &client_id, Some(will))?;
+        let (client, mut eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
+        let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let broker = format!("{}:{}", config.host, config.port);
+        let task = tokio::spawn(async move {
+            let mut down_logged = false;
+            // Inbound messages dropped because the queue was full.
+            let mut dropped = 0u64;
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        info!(%broker, "connected to the MQTT broker");
+                        down_logged = false;
+                        if tx.send(Inbound::Connected).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let message = Inbound::Message {
+                            topic: p.topic,
+                            payload: p.payload.to_vec(),
+                        };
+                        match tx.try_send(message) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                dropped += 1;
+                                if dropped.is_power_of_two() {
+                                    warn!(
+                                        dropped,
+                                        "the broker sends faster than the bridge reads; \
+                                         dropped inbound messages"
+                                    );
+                                }
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if !down_logged {
+                            warn!(%broker, "MQTT broker unreachable or gone ({e}); reconnecting every 1 s");
+                            down_logged = true;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Link {
+            hub_id: hub_id.to_owned(),
+            client,
+            inbound,
+            topics,
+            task,
+        })
+    }
+
+    /// Marks the hub offline (retained), as the last will would.
+    pub(crate) async fn publish_offline(&self) {
+        let _ = self.client.try_publish(
+            self.topics.availability(),
+            QoS::AtLeastOnce,
+            true,
+            "offline",
+        );
+        // Give the event loop a moment to send it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    /// Disconnects and stops the event loop.
+    pub(crate) async fn stop(self) {
+        let _ = self.client.try_disconnect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.task.abort();
+    }
+}

@@ -1,0 +1,732 @@
+//! One hub connection's loop: the hub's events out to the broker, the
+//! broker's commands in to the hub.
+//!
+//! Everything the session publishes is either retained state (discovery,
+//! availability, the panel, each sensor), published again in full after
+//! every (re)connection to the broker, or the event stream, resumed after
+//! the last event handed to the MQTT client when the hub's stream is lost.
+//!
+//! Commands run as tasks of their own (at most [`COMMANDS_IN_FLIGHT`]), so
+//! a slow answer from the hub never holds up the event stream; a command
+//! beyond that is answered `busy` at once.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use rumqttc::QoS;
+use tokio::task::JoinSet;
+use tonic::{Code, Status};
+use tracing::{debug, info, warn};
+use vigil_config::{KeypadConfig, MqttConfig};
+use vigil_domain::{AlarmState, ArmedMode, EventKind, SensorKind};
+use vigil_mqtt::discovery::{self, HubDescription};
+use vigil_mqtt::topics::{DeviceTopics, HubTopics};
+use vigil_mqtt::wire::{
+    self, CommandResult, EventMessage, PanelAction, PanelCommand, StatusMessage,
+};
+use vigil_mqtt::zigbee::{self, ArmMode, KeypadAction};
+use vigil_proto::v1 as pb;
+
+use crate::hub::{self, Hub};
+use crate::pump::{Inbound, Link};
+
+/// Commands running at once; more are answered `busy`.
+const COMMANDS_IN_FLIGHT: usize = 4;
+/// Changes within this window are refreshed from the hub once.
+const REFRESH_DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Why a session ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    Shutdown,
+    /// The hub's stream or a call failed: reconnect and resume.
+    HubLost(String),
+}
+
+/// Where the event topic stands, kept across sessions so a new one
+/// resumes after the last event published.
+#[derive(Debug, Default)]
+pub(crate) struct Resume {
+    log_id: Option<String>,
+    last_seq: Option<u64>,
+}
+
+/// Who asked, so the answer goes back the same way.
+#[derive(Clone, Debug)]
+enum Asker {
+    /// `alarm/set` or `panic/set`: answered on `alarm/result`.
+    Panel { raw_action: String },
+    /// A keypad: answered with `arm_mode` and its transaction.
+    Keypad {
+        name: String,
+        set_topic: String,
+        action: KeypadAction,
+        transaction: Option<u64>,
+        was_disarmed: bool,
+    },
+}
+
+/// A finished task.
+enum Done {
+    Command {
+        asker: Asker,
+        code_given: bool,
+        outcome: Result<pb::Status, Status>,
+    },
+    Snapshot {
+        camera: String,
+        outcome: Result<Vec<u8>, Status>,
+    },
+}
+
+/// Counts bad input and says so at the 1st, 2nd, 4th, 8th... time, so a
+/// flood cannot fill the log.
+#[derive(Debug, Default)]
+struct Noisy(u64);
+
+impl Noisy {
+    fn hit(&mut self) -> Option<u64> {
+        self.0 += 1;
+        self.0.is_power_of_two().then_some(self.0)
+    }
+}
+
+pub(crate) struct Session<'a> {
+    config: &'a MqttConfig,
+    hub: Hub,
+    system: pb::GetSystemResponse,
+    link: &'a mut Link,
+    topics: HubTopics,
+    discovery_configs: Vec<discovery::Config>,
+    keypads: Vec<(KeypadConfig, DeviceTopics)>,
+    /// The panel as last published.
+    panel: Option<(ArmedMode, AlarmState)>,
+    /// Each sensor's (state, fault) payloads as last published.
+    sensors: HashMap<String, (&'static str, &'static str)>,
+    tasks: JoinSet<Done>,
+    commands_running: usize,
+    snapshots_running: HashSet<String>,
+    bad_input: Noisy,
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn new(
+        config: &'a MqttConfig,
+        hub: Hub,
+        system: pb::GetSystemResponse,
+        link: &'a mut Link,
+    ) -> Session<'a> {
+        let topics = HubTopics::new(&config.base_topic, &system.hub_id);
+        let description = HubDescription {
+            hub_id: system.hub_id.clone(),
+            version: system.version.clone(),
+            sensors: system
+                .sensors
+                .iter()
+                .filter_map(|s| SensorKind::parse(&s.kind).map(|k| (s.name.clone(), k)))
+                .collect(),
+            cameras: system.cameras.clone(),
+            code_arm_required: system.pin_required_to_arm,
+        };
+        let discovery_configs = if config.discovery_prefix.is_empty() {
+            Vec::new()
+        } else {
+            discovery::configs(&config.discovery_prefix, &config.base_topic, &description)
+        };
+        let keypads = config
+            .keypads
+            .iter()
+            .map(|k| {
+                (
+                    k.clone(),
+                    DeviceTopics::new(&config.zigbee2mqtt_topic, &k.friendly_name),
+                )
+            })
+            .collect();
+        Session {
+            config,
+            hub,
+            system,
+            link,
+            topics,
+            discovery_configs,
+            keypads,
+            panel: None,
+            sensors: HashMap::new(),
+            tasks: JoinSet::new(),
+            commands_running: 0,
+            snapshots_running: HashSet::new(),
+            bad_input: Noisy::default(),
+        }
+    }
+
+    /// Runs until the hub is lost or `shutdown` resolves.
+    pub(crate) async fn run(
+        mut self,
+        resume: &mut Resume,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Ended {
+        // Resume after the last event published if this is the same log;
+        // a new log (a wiped or restored hub) starts from now.
+        let after = if resume.log_id.as_deref() == Some(self.system.log_id.as_str()) {
+            resume.last_seq
+        } else {
+            None
+        };
+        let mut watch = match self.hub.watch(after).await {
+            Ok(watch) => watch,
+            // The hub no longer has the events after our last one (or
+            // the log is another): from now, and say what was missed.
+            Err(e) if e.code() == Code::OutOfRange => {
+                warn!(
+                    after_seq = ?after,
+                    "the hub cannot replay the events the bridge missed ({}); \
+                     the event topic continues from now",
+                    e.message()
+                );
+                match self.hub.watch(None).await {
+                    Ok(watch) => {
+                        resume.last_seq = watch.last_seq;
+                        watch
+                    }
+                    Err(e) => return Ended::HubLost(format!("WatchEvents: {}", e.message())),
+                }
+            }
+            Err(e) => return Ended::HubLost(format!("WatchEvents: {}", e.message())),
+        };
+        if watch.log_id.is_some() {
+            resume.log_id = watch.log_id.clone();
+        } else {
+            resume.log_id = Some(self.system.log_id.clone());
+        }
+        if after.is_none() {
+            resume.last_seq = watch.last_seq;
+        }
+        if let Err(why) = self.announce().await {
+            return Ended::HubLost(why);
+        }
+        let refresh = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(refresh);
+        let mut refresh_due = false;
+        loop {
+            tokio::select! {
+                () = &mut *shutdown => return Ended::Shutdown,
+                event = watch.events.message() => match event {
+                    Ok(Some(event)) => {
+                        if self.on_event(event, resume).await {
+                            refresh_due = true;
+                            refresh.as_mut().reset(tokio::time::Instant::now() + REFRESH_DEBOUNCE);
+                        }
+                    }
+                    Ok(None) => return Ended::HubLost("the hub ended the event stream".into()),
+                    Err(e) => return Ended::HubLost(format!("event stream: {}", e.message())),
+                },
+                inbound = self.link.inbound.recv() => match inbound {
+                    Some(Inbound::Connected) => {
+                        if let Err(why) = self.announce().await {
+                            return Ended::HubLost(why);
+                        }
+                    }
+                    Some(Inbound::Message { topic, payload }) => self.on_message(&topic, &payload).await,
+                    None => return Ended::HubLost("the MQTT client stopped".into()),
+                },
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Ok(done) = done {
+                        self.on_done(done).await;
+                    }
+                }
+                () = &mut refresh, if refresh_due => {
+                    refresh_due = false;
+                    refresh.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+                    if let Err(why) = self.refresh().await {
+                        return Ended::HubLost(why);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everything retained, again: after a (re)connection to the broker
+    /// (a clean session) or to the hub.
+    async fn announce(&mut self) -> Result<(), String> {
+        let client = &self.link.client;
+        let mut filters = vec![self.topics.alarm_command(), self.topics.panic_command()];
+        filters.extend(
+            self.system
+                .cameras
+                .iter()
+                .map(|c| self.topics.camera_snapshot_request(c)),
+        );
+        filters.extend(self.keypads.iter().map(|(_, t)| t.state().to_owned()));
+        if !self.config.discovery_prefix.is_empty() {
+            // Our own retained configs come back: any not in the current
+            // set is an entity that is gone, and is removed.
+            filters.push(discovery::config_filter(
+                &self.config.discovery_prefix,
+                &self.system.hub_id,
+            ));
+        }
+        for filter in filters {
+            let _ = client.subscribe(filter, QoS::AtLeastOnce).await;
+        }
+        for config in &self.discovery_configs {
+            let _ = client
+                .publish(
+                    &config.topic,
+                    QoS::AtLeastOnce,
+                    true,
+                    config.payload.to_string(),
+                )
+                .await;
+        }
+        let _ = client
+            .publish(self.topics.availability(), QoS::AtLeastOnce, true, "online")
+            .await;
+        self.panel = None;
+        self.sensors.clear();
+        self.refresh().await
+    }
+
+    /// Publishes the panel's status and each sensor from the hub's answer.
+    async fn refresh(&mut self) -> Result<(), String> {
+        let status = self
+            .hub
+            .status()
+            .await
+            .map_err(|e| format!("GetStatus: {}", e.message()))?;
+        let sensors = self
+            .hub
+            .sensors()
+            .await
+            .map_err(|e| format!("ListSensors: {}", e.message()))?;
+        let mode = hub::mode_from_proto(status.mode);
+        let state = hub::state_from_proto(status.state);
+        self.publish_panel(mode, state).await;
+        let message = StatusMessage {
+            state: wire::ha_state(mode, state),
+            mode: mode.as_str(),
+            alarm: state.as_str(),
+            deadline_unix_ms: (status.deadline_unix_ms > 0).then_some(status.deadline_unix_ms),
+            open: status.open,
+            bypassed: status.bypassed,
+            faults: status.faults,
+            last_event_seq: status.last_event_seq,
+        };
+        self.publish_json(self.topics.alarm_status(), QoS::AtLeastOnce, true, &message)
+            .await;
+        for sensor in sensors {
+            let state = if sensor.state == "unknown" {
+                "None"
+            } else if sensor.active {
+                "ON"
+            } else {
+                "OFF"
+            };
+            let fault = if sensor.fault || sensor.tamper {
+                "ON"
+            } else {
+                "OFF"
+            };
+            self.publish_sensor(&sensor.name, state, fault).await;
+        }
+        Ok(())
+    }
+
+    async fn publish_panel(&mut self, mode: ArmedMode, state: AlarmState) {
+        if self.panel == Some((mode, state)) {
+            return;
+        }
+        self.panel = Some((mode, state));
+        let client = &self.link.client;
+        let _ = client
+            .publish(
+                self.topics.alarm_state(),
+                QoS::AtLeastOnce,
+                true,
+                wire::ha_state(mode, state),
+            )
+            .await;
+        // The keypads light and beep with the panel: exit and entry delay,
+        // the alarm, the armed mode.
+        let shown = wire::keypad_state(mode, state);
+        for (_, topics) in &self.keypads {
+            let _ = client
+                .publish(
+                    topics.set(),
+                    QoS::AtLeastOnce,
+                    false,
+                    zigbee::arm_mode_payload(shown, None),
+                )
+                .await;
+        }
+    }
+
+    async fn publish_sensor(&mut self, name: &str, state: &'static str, fault: &'static str) {
+        let before = self.sensors.get(name).copied();
+        if before == Some((state, fault)) {
+            return;
+        }
+        let client = &self.link.client;
+        if before.is_none_or(|(s, _)| s != state) {
+            let _ = client
+                .publish(
+                    self.topics.sensor_state(name),
+                    QoS::AtLeastOnce,
+                    true,
+                    state,
+                )
+                .await;
+        }
+        if before.is_none_or(|(_, f)| f != fault) {
+            let _ = client
+                .publish(
+                    self.topics.sensor_fault(name),
+                    QoS::AtLeastOnce,
+                    true,
+                    fault,
+                )
+                .await;
+        }
+        self.sensors.insert(name.to_owned(), (state, fault));
+    }
+
+    async fn publish_json(
+        &self,
+        topic: String,
+        qos: QoS,
+        retain: bool,
+        value: &impl serde::Serialize,
+    ) {
+        match serde_json::to_string(value) {
+            Ok(json) => {
+                let _ = self.link.client.publish(topic, qos, retain, json).await;
+            }
+            Err(e) => warn!("could not write {topic} as JSON: {e}"),
+        }
+    }
+
+    /// Publishes one event; true when the status needs refreshing.
+    async fn on_event(&mut self, event: pb::Event, resume: &mut Resume) -> bool {
+        let kind = EventKind::from_name(&event.kind);
+        let mode = hub::mode_from_proto(event.mode);
+        let state = hub::state_from_proto(event.state);
+        let sensor_state = match pb::SensorState::try_from(event.sensor_state) {
+            Ok(pb::SensorState::Active) => Some("active"),
+            Ok(pb::SensorState::Inactive) => Some("inactive"),
+            Ok(pb::SensorState::Unknown) => Some("unknown"),
+            _ => None,
+        };
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let message = EventMessage {
+            seq: event.seq,
+            unix_ms: event.unix_ms,
+            kind: event.kind.clone(),
+            sensor: non_empty(&event.sensor),
+            sensor_state,
+            camera: non_empty(&event.camera),
+            mode: mode.as_str(),
+            state: state.as_str(),
+            user: non_empty(&event.user),
+            source: event.source.clone(),
+            message: event.message.clone(),
+            trace_id: non_empty(&event.trace_id),
+        };
+        // Alarm-class events at least once; the rest at most once.
+        let qos = if kind.is_alarm_class() {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        self.publish_json(self.topics.events(), qos, false, &message)
+            .await;
+        self.publish_json(self.topics.last_event(), QoS::AtLeastOnce, true, &message)
+            .await;
+        resume.last_seq = Some(event.seq);
+
+        self.publish_panel(mode, state).await;
+        // A sensor's change is published from the event itself, at once;
+        // its fault and the status's lists follow from the refresh.
+        if kind == EventKind::Sensor && !event.sensor.is_empty() {
+            let fault = self.sensors.get(&event.sensor).map_or("OFF", |(_, f)| *f);
+            let on = match sensor_state {
+                Some("active") => "ON",
+                Some("inactive") => "OFF",
+                _ => "None",
+            };
+            self.publish_sensor(&event.sensor, on, fault).await;
+        }
+        if kind == EventKind::Triggered {
+            let cameras = self.system.cameras.clone();
+            for camera in cameras {
+                self.start_snapshot(camera);
+            }
+        }
+        true
+    }
+
+    async fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        if payload.len() > vigil_mqtt::MAX_INBOUND_PAYLOAD {
+            self.dropped(topic, &format!("{} bytes, over the limit", payload.len()));
+            return;
+        }
+        if topic == self.topics.alarm_command() {
+            match PanelCommand::parse(payload) {
+                Ok(command) => {
+                    let asker = Asker::Panel {
+                        raw_action: command.raw_action.clone(),
+                    };
+                    self.start_command(asker, command.action, command.code)
+                        .await;
+                }
+                Err(e) => {
+                    self.dropped(topic, &e.to_string());
+                    let result = CommandResult {
+                        action: String::new(),
+                        ok: false,
+                        error: Some(e.to_string()),
+                        reason: Some("bad_request"),
+                        open: Vec::new(),
+                        state: None,
+                    };
+                    self.publish_json(self.topics.alarm_result(), QoS::AtLeastOnce, false, &result)
+                        .await;
+                }
+            }
+            return;
+        }
+        if topic == self.topics.panic_command() {
+            if payload == b"PRESS" {
+                let asker = Asker::Panel {
+                    raw_action: "PANIC".into(),
+                };
+                self.start_command(asker, PanelAction::Panic, None).await;
+            } else {
+                self.dropped(topic, "the panic button's payload is PRESS");
+            }
+            return;
+        }
+        if let Some(camera) = self
+            .system
+            .cameras
+            .iter()
+            .find(|c| self.topics.camera_snapshot_request(c) == topic)
+            .cloned()
+        {
+            self.start_snapshot(camera);
+            return;
+        }
+        if let Some((keypad, topics)) = self.keypads.iter().find(|(_, t)| t.state() == topic) {
+            let keypad = keypad.name.clone();
+            let set_topic = topics.set();
+            match zigbee::parse_keypad(payload) {
+                Ok(Some(request)) => {
+                    let was_disarmed = self.panel.is_some_and(|(m, _)| m == ArmedMode::Disarmed);
+                    let action = match request.action {
+                        KeypadAction::Disarm => PanelAction::Disarm,
+                        KeypadAction::ArmDay => PanelAction::Arm(ArmedMode::Home),
+                        KeypadAction::ArmNight => PanelAction::Arm(ArmedMode::Night),
+                        KeypadAction::ArmAll => PanelAction::Arm(ArmedMode::Away),
+                        KeypadAction::Panic => PanelAction::Panic,
+                    };
+                    let asker = Asker::Keypad {
+                        name: keypad,
+                        set_topic,
+                        action: request.action,
+                        transaction: request.transaction,
+                        was_disarmed,
+                    };
+                    self.start_command(asker, action, request.code).await;
+                }
+                // Battery reports and actions that ask nothing.
+                Ok(None) => {}
+                Err(e) => self.dropped(topic, &e.to_string()),
+            }
+            return;
+        }
+        if !self.config.discovery_prefix.is_empty() && topic.ends_with("/config") {
+            // A retained config of ours: remove it if its entity is gone.
+            let current = self.discovery_configs.iter().any(|c| c.topic == topic);
+            if !current && !payload.is_empty() {
+                info!(%topic, "removing a Home Assistant entity that is no longer configured");
+                let _ = self
+                    .link
+                    .client
+                    .publish(topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
+                    .await;
+            }
+            return;
+        }
+        self.dropped(topic, "not a topic the bridge reads");
+    }
+
+    fn dropped(&mut self, topic: &str, why: &str) {
+        if let Some(n) = self.bad_input.hit() {
+            warn!(
+                topic = %vigil_domain::text::excerpt(topic),
+                dropped_so_far = n,
+                "dropped a message from the broker: {why}"
+            );
+        } else {
+            debug!(%topic, "dropped a message from the broker: {why}");
+        }
+    }
+
+    async fn start_command(&mut self, asker: Asker, action: PanelAction, code: Option<String>) {
+        if self.commands_running >= COMMANDS_IN_FLIGHT {
+            let busy = Status::unavailable("the bridge is busy with other commands; try again");
+            self.answer(asker, code.is_some(), Err(busy)).await;
+            return;
+        }
+        self.commands_running += 1;
+        let mut hub = self.hub.clone();
+        let code_given = code.is_some();
+        self.tasks.spawn(async move {
+            let outcome = match action {
+                PanelAction::Arm(mode) => hub.arm(mode, code).await,
+                PanelAction::Disarm => hub.disarm(code).await,
+                PanelAction::Panic => hub.panic().await,
+            };
+            Done::Command {
+                asker,
+                code_given,
+                outcome,
+            }
+        });
+    }
+
+    fn start_snapshot(&mut self, camera: String) {
+        // One at a time per camera: a flood of requests costs one.
+        if !self.snapshots_running.insert(camera.clone()) {
+            return;
+        }
+        let mut hub = self.hub.clone();
+        self.tasks.spawn(async move {
+            let outcome = hub.snapshot(&camera).await;
+            Done::Snapshot { camera, outcome }
+        });
+    }
+
+    async fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Command {
+                asker,
+                code_given,
+                outcome,
+            } => {
+                self.commands_running -= 1;
+                self.answer(asker, code_given, outcome).await;
+            }
+            Done::Snapshot { camera, outcome } => {
+                self.snapshots_running.remove(&camera);
+                match outcome {
+                    Ok(jpeg) => {
+                        let _ = self
+                            .link
+                            .client
+                            .publish(
+                                self.topics.camera_snapshot(&camera),
+                                QoS::AtMostOnce,
+                                true,
+                                jpeg,
+                            )
+                            .await;
+                    }
+                    Err(e) => warn!(%camera, "no snapshot for MQTT: {}", e.message()),
+                }
+            }
+        }
+    }
+
+    /// Publishes a command's answer where its asker reads it.
+    async fn answer(
+        &mut self,
+        asker: Asker,
+        code_given: bool,
+        outcome: Result<pb::Status, Status>,
+    ) {
+        let reason = outcome
+            .as_ref()
+            .err()
+            .map(|e| refusal_reason(e, code_given));
+        match asker {
+            Asker::Panel { raw_action } => {
+                let open = match &outcome {
+                    Err(e) if e.code() == Code::FailedPrecondition => {
+                        self.hub.status().await.map(|s| s.open).unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
+                let result = match &outcome {
+                    Ok(status) => CommandResult {
+                        action: raw_action,
+                        ok: true,
+                        error: None,
+                        reason: None,
+                        open,
+                        state: Some(wire::ha_state(
+                            hub::mode_from_proto(status.mode),
+                            hub::state_from_proto(status.state),
+                        )),
+                    },
+                    Err(e) => CommandResult {
+                        action: raw_action,
+                        ok: false,
+                        error: Some(e.message().to_owned()),
+                        reason,
+                        open,
+                        state: self.panel.map(|(m, s)| wire::ha_state(m, s)),
+                    },
+                };
+                info!(action = %result.action, ok = result.ok, reason = ?result.reason, "MQTT command answered");
+                self.publish_json(self.topics.alarm_result(), QoS::AtLeastOnce, false, &result)
+                    .await;
+            }
+            Asker::Keypad {
+                name,
+                set_topic,
+                action,
+                transaction,
+                was_disarmed,
+            } => {
+                let mode = match (&outcome, reason) {
+                    (Ok(_), _) if action == KeypadAction::Disarm && was_disarmed => {
+                        ArmMode::AlreadyDisarmed
+                    }
+                    (Ok(_), _) => action.confirmation(),
+                    (
+                        Err(_),
+                        Some("wrong_code" | "code_required" | "locked_out" | "bad_request"),
+                    ) => ArmMode::InvalidCode,
+                    (Err(_), _) if action == KeypadAction::Disarm && was_disarmed => {
+                        ArmMode::AlreadyDisarmed
+                    }
+                    (Err(_), _) => ArmMode::NotReady,
+                };
+                info!(keypad = %name, answer = mode.as_str(), "keypad answered");
+                let _ = self
+                    .link
+                    .client
+                    .publish(
+                        set_topic,
+                        QoS::AtLeastOnce,
+                        false,
+                        zigbee::arm_mode_payload(mode, transaction),
+                    )
+                    .await;
+            }
+        }
+    }
+}
+
+/// The class of a refusal, for `alarm/result`'s `reason`.
+fn refusal_reason(status: &Status, code_given: bool) -> &'static str {
+    match status.code() {
+        Code::PermissionDenied | Code::Unauthenticated if code_given => "wrong_code",
+        Code::PermissionDenied | Code::Unauthenticated => "code_required",
+        Code::ResourceExhausted => "locked_out",
+        Code::FailedPrecondition => "refused",
+        Code::InvalidArgument => "bad_request",
+        Code::Unavailable | Code::DeadlineExceeded => "unavailable",
+        _ => "error",
+    }
+}
