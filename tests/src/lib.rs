@@ -10,6 +10,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod mqtt;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -118,6 +120,14 @@ pub fn recording_hook(name: &str, file: &Path) -> String {
         "[[hooks]]\nname = \"{name}\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"cat >> {}\"]\n",
         file.display()
     )
+}
+
+/// At most 200 characters of `text`, for a failure's message.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_owned(),
+    }
 }
 
 /// The JSON values of `text`'s lines (other lines skipped).
@@ -378,6 +388,7 @@ impl Stack {
             "vigil-alertd",
             "vigil-reportd",
             "vigil-camd",
+            "vigil-mqttd",
             "vigilctl",
         ] {
             std::fs::copy(built.join(name), bin.join(name))?;
@@ -681,6 +692,26 @@ impl Stack {
             bail!("vigilctl {args:?} exited {code}: {stderr}");
         }
         Ok(serde_json::from_str(stdout.trim())?)
+    }
+
+    /// Pairs another client, `name` as `role`, whose credentials go to
+    /// `dir` (`vigilctl --credentials DIR pair --here NAME`): the MQTT
+    /// bridge's identity.
+    pub fn pair_client(&self, dir: &Path, name: &str, role: &str) -> Result<()> {
+        let dir = dir.display().to_string();
+        let (code, _, stderr) = self.ctl(&[
+            "--credentials",
+            &dir,
+            "pair",
+            "--here",
+            name,
+            "--role",
+            role,
+        ])?;
+        if code != 0 {
+            bail!("vigilctl --credentials {dir} pair --here {name} failed ({code}): {stderr}");
+        }
+        Ok(())
     }
 
     /// Pairs this stack's vigilctl with the hub as `role`.

@@ -34,6 +34,9 @@ use crate::pump::{Inbound, Link};
 const COMMANDS_IN_FLIGHT: usize = 4;
 /// Changes within this window are refreshed from the hub once.
 const REFRESH_DEBOUNCE: Duration = Duration::from_millis(50);
+/// How often the hub's description (its sensors and cameras, which a
+/// reload changes without an event) is read again for discovery.
+const SYSTEM_CHECK: Duration = Duration::from_secs(10);
 
 /// Why a session ended.
 #[derive(Debug)]
@@ -117,22 +120,7 @@ impl<'a> Session<'a> {
         link: &'a mut Link,
     ) -> Session<'a> {
         let topics = HubTopics::new(&config.base_topic, &system.hub_id);
-        let description = HubDescription {
-            hub_id: system.hub_id.clone(),
-            version: system.version.clone(),
-            sensors: system
-                .sensors
-                .iter()
-                .filter_map(|s| SensorKind::parse(&s.kind).map(|k| (s.name.clone(), k)))
-                .collect(),
-            cameras: system.cameras.clone(),
-            code_arm_required: system.pin_required_to_arm,
-        };
-        let discovery_configs = if config.discovery_prefix.is_empty() {
-            Vec::new()
-        } else {
-            discovery::configs(&config.discovery_prefix, &config.base_topic, &description)
-        };
+        let discovery_configs = discovery_configs(config, &system);
         let keypads = config
             .keypads
             .iter()
@@ -208,9 +196,17 @@ impl<'a> Session<'a> {
         let refresh = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(refresh);
         let mut refresh_due = false;
+        let mut system_check = tokio::time::interval(SYSTEM_CHECK);
+        system_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        system_check.reset();
         loop {
             tokio::select! {
                 () = &mut *shutdown => return Ended::Shutdown,
+                _ = system_check.tick() => {
+                    if let Err(why) = self.check_system().await {
+                        return Ended::HubLost(why);
+                    }
+                }
                 event = watch.events.message() => match event {
                     Ok(Some(event)) => {
                         if self.on_event(event, resume).await {
@@ -285,6 +281,40 @@ impl<'a> Session<'a> {
         self.panel = None;
         self.sensors.clear();
         self.refresh().await
+    }
+
+    /// Reads the hub's description again: a reload that adds or removes a
+    /// sensor or camera changes the discovery configs (an entity that is
+    /// gone gets an empty config, which removes it from Home Assistant).
+    async fn check_system(&mut self) -> Result<(), String> {
+        let system = self
+            .hub
+            .system()
+            .await
+            .map_err(|e| format!("GetSystem: {}", e.message()))?;
+        if system.hub_id != self.system.hub_id || system.log_id != self.system.log_id {
+            return Err("the hub's identity or event log changed".into());
+        }
+        let configs = discovery_configs(self.config, &system);
+        let cameras_changed = system.cameras != self.system.cameras;
+        self.system = system;
+        if configs == self.discovery_configs && !cameras_changed {
+            return Ok(());
+        }
+        info!("the hub's sensors or cameras changed; updating Home Assistant's entities");
+        for gone in self
+            .discovery_configs
+            .iter()
+            .filter(|old| !configs.iter().any(|new| new.topic == old.topic))
+        {
+            let _ = self
+                .link
+                .client
+                .publish(&gone.topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
+                .await;
+        }
+        self.discovery_configs = configs;
+        self.announce().await
     }
 
     /// Publishes the panel's status and each sensor from the hub's answer.
@@ -718,6 +748,29 @@ impl<'a> Session<'a> {
     }
 }
 
+/// The discovery configs for the hub `system` describes (none when
+/// discovery is off).
+fn discovery_configs(
+    config: &MqttConfig,
+    system: &pb::GetSystemResponse,
+) -> Vec<discovery::Config> {
+    if config.discovery_prefix.is_empty() {
+        return Vec::new();
+    }
+    let description = HubDescription {
+        hub_id: system.hub_id.clone(),
+        version: system.version.clone(),
+        sensors: system
+            .sensors
+            .iter()
+            .filter_map(|s| SensorKind::parse(&s.kind).map(|k| (s.name.clone(), k)))
+            .collect(),
+        cameras: system.cameras.clone(),
+        code_arm_required: system.pin_required_to_arm,
+    };
+    discovery::configs(&config.discovery_prefix, &config.base_topic, &description)
+}
+
 /// The class of a refusal, for `alarm/result`'s `reason`.
 fn refusal_reason(status: &Status, code_given: bool) -> &'static str {
     match status.code() {
@@ -725,6 +778,10 @@ fn refusal_reason(status: &Status, code_given: bool) -> &'static str {
         Code::PermissionDenied | Code::Unauthenticated => "code_required",
         Code::ResourceExhausted => "locked_out",
         Code::FailedPrecondition => "refused",
+        // The hub refuses an empty PIN as an invalid argument.
+        Code::InvalidArgument if !code_given => "code_required",
+        // The hub refuses an empty PIN as an invalid argument.
+        Code::InvalidArgument if !code_given => "code_required",
         Code::InvalidArgument => "bad_request",
         Code::Unavailable | Code::DeadlineExceeded => "unavailable",
         _ => "error",

@@ -78,8 +78,8 @@ pub struct SensorTracker {
     silent: bool,
     last_activity: Instant,
     device: DeviceHealth,
-    /// `device` changed since the last poll.
-    device_changed: bool,
+    /// What the device said since the last poll, applied by the next.
+    device_news: Option<DeviceHealth>,
 }
 
 impl SensorTracker {
@@ -94,7 +94,7 @@ impl SensorTracker {
             silent: false,
             last_activity: now,
             device: DeviceHealth::default(),
-            device_changed: false,
+            device_news: None,
         }
     }
 
@@ -111,12 +111,13 @@ impl SensorTracker {
                 unheard: true,
                 ..DeviceHealth::default()
             },
-            device_changed: false,
+            device_news: None,
         }
     }
 
+    /// The device's health as last told (reported at the next poll).
     pub fn device(&self) -> DeviceHealth {
-        self.device
+        self.device_news.unwrap_or(self.device)
     }
 
     /// Records what a wireless device says about itself; a message is also
@@ -125,10 +126,7 @@ impl SensorTracker {
         if let Some(at) = alive_at {
             self.last_activity = at;
         }
-        if health != self.device {
-            self.device = health;
-            self.device_changed = true;
-        }
+        self.device_news = (health != self.device).then_some(health);
     }
 
     pub fn report(&self) -> Report {
@@ -168,7 +166,8 @@ impl SensorTracker {
     pub fn poll(&mut self, now: Instant) -> Option<(Report, Cause)> {
         let before = self.report();
         let mut cause = None;
-        if std::mem::take(&mut self.device_changed) {
+        if let Some(health) = self.device_news.take() {
+            self.device = health;
             cause = Some(Cause::Device);
         }
         if self.silent && self.last_activity_is_recent(now) {

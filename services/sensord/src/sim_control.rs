@@ -153,15 +153,18 @@ fn resolve<'c>(target: &str, config: &'c Config) -> Result<(u8, Option<&'c Senso
                  front of the camera"
             ));
         }
+        if let Some(device) = &s.zigbee {
+            return Err(format!(
+                "{target} is Zigbee device {device:?}, not a wire: publish its state to \
+                 zigbee2mqtt's topic (docs/mqtt.md)"
+            ));
+        }
         return Ok((s.pin, Some(s)));
     }
     match target.parse::<u8>() {
         Ok(pin) => Ok((
             pin,
-            config
-                .sensors
-                .iter()
-                .find(|s| s.pin == pin && s.camera.is_none()),
+            config.sensors.iter().find(|s| s.pin == pin && s.is_gpio()),
         )),
         Err(_) => Err(format!(
             "no sensor named {target:?}; known: {}",

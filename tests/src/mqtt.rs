@@ -1,0 +1,373 @@
+//! A real Mosquitto broker for the MQTT tests: started by the test on a
+//! port of its own, TLS with a CA made for it (openssl), a password file
+//! (mosquitto_passwd), no anonymous clients, nothing persisted (so a
+//! restart loses every retained message, as a broker's crash without
+//! persistence would). Clients are Mosquitto's own `mosquitto_pub` and
+//! `mosquitto_sub`: what zigbee2mqtt and Home Assistant would send, sent
+//! by a third process.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+/// The broker's user for Vigil (the bridge and sensord).
+pub const VIGIL_USER: &str = "vigil";
+pub const VIGIL_PASSWORD: &str = "vigil-test-password";
+/// Another user: Home Assistant, zigbee2mqtt, a test's subscriber.
+pub const OTHER_USER: &str = "homeassistant";
+pub const OTHER_PASSWORD: &str = "ha-test-password";
+
+#[derive(Debug)]
+pub struct Broker {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn run(command: &mut Command) -> Result<Output> {
+    let out = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out)
+}
+
+fn mosquitto_binary() -> PathBuf {
+    for candidate in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    PathBuf::from("mosquitto")
+}
+
+impl Broker {
+    /// Makes the CA, the server's certificate and the password file, and
+    /// starts the broker.
+    pub fn start() -> Result<Broker> {
+        let dir = tempfile::Builder::new().prefix("vigil-mqtt-").tempdir()?;
+        let d = dir.path();
+        let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(d));
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=vigil-test-broker-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ])?;
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ])?;
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             extendedKeyUsage=serverAuth\n",
+        )?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ])?;
+        let passwd = d.join("passwd");
+        run(Command::new("mosquitto_passwd")
+            .args(["-b", "-c"])
+            .arg(&passwd)
+            .args([VIGIL_USER, VIGIL_PASSWORD]))?;
+        run(Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(&passwd)
+            .args([OTHER_USER, OTHER_PASSWORD]))?;
+        std::fs::write(
+            d.join("vigil-credentials"),
+            format!("{VIGIL_USER}:{VIGIL_PASSWORD}\n"),
+        )?;
+        // Mosquitto drops privileges to `mosquitto` when started as root:
+        // it must read its files.
+        for f in ["ca.pem", "server.pem", "server.key", "passwd"] {
+            std::fs::set_permissions(
+                d.join(f),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )?;
+        }
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let port = crate::free_port()?;
+        std::fs::write(
+            d.join("mosquitto.conf"),
+            format!(
+                "per_listener_settings false\nallow_anonymous false\npassword_file {}\n\
+                 persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n\
+                 log_type notice\nlog_type information\nconnection_messages true\n\
+                 user root\n\
+                 listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+                passwd.display(),
+                d.join("ca.pem").display(),
+                d.join("server.pem").display(),
+                d.join("server.key").display(),
+            ),
+        )?;
+        let mut broker = Broker {
+            port,
+            dir,
+            child: None,
+        };
+        broker.restart()?;
+        Ok(broker)
+    }
+
+    /// (Re)starts the broker on its port; waits until it accepts clients.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("mosquitto.log"))?;
+        let child = Command::new(mosquitto_binary())
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting mosquitto (Debian's mosquitto package)")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let probe = self
+                .pub_command(OTHER_USER, OTHER_PASSWORD)
+                .args(["-t", "vigil-test/probe", "-m", "probe"])
+                .output()?;
+            if probe.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "mosquitto never accepted a client: {}; its log: {}",
+                    String::from_utf8_lossy(&probe.stderr),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the broker (SIGKILL: a crash, no goodbye to anyone).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// `username:password` for Vigil, as `[mqtt] credentials_file` reads it.
+    pub fn vigil_credentials_file(&self) -> PathBuf {
+        self.dir.path().join("vigil-credentials")
+    }
+
+    /// The `[mqtt]` table for this broker (without keypads).
+    pub fn config(&self, hub_credentials: &Path, grpc_port: u16) -> String {
+        format!(
+            "\n[mqtt]\nbroker = \"localhost:{}\"\nca_file = {:?}\ncredentials_file = {:?}\n\
+             hub = \"127.0.0.1:{grpc_port}\"\nhub_credentials = {:?}\n",
+            self.port,
+            self.ca_file().display().to_string(),
+            self.vigil_credentials_file().display().to_string(),
+            hub_credentials.display().to_string(),
+        )
+    }
+
+    fn client_args(&self, command: &mut Command, user: &str, password: &str) {
+        command
+            .args(["-h", "localhost", "-p", &self.port.to_string(), "--cafile"])
+            .arg(self.ca_file())
+            .args(["-u", user, "-P", password]);
+    }
+
+    fn pub_command(&self, user: &str, password: &str) -> Command {
+        let mut command = Command::new("mosquitto_pub");
+        self.client_args(&mut command, user, password);
+        command
+    }
+
+    /// Publishes `payload` on `topic` as another client (QoS 1).
+    pub fn publish(&self, topic: &str, payload: &[u8], retain: bool) -> Result<()> {
+        let file = self
+            .dir
+            .path()
+            .join(format!("payload-{}", std::process::id()));
+        std::fs::write(&file, payload)?;
+        let mut command = self.pub_command(OTHER_USER, OTHER_PASSWORD);
+        command.args(["-q", "1", "-t", topic, "-f"]).arg(&file);
+        if retain {
+            command.arg("-r");
+        }
+        run(&mut command)?;
+        Ok(())
+    }
+
+    /// A subscriber to `filters` (a third process) writing every message
+    /// to a file as it arrives.
+    pub fn subscribe(&self, filters: &[&str]) -> Result<Subscriber> {
+        let n = std::fs::read_dir(self.dir.path())?.count();
+        let out = self.dir.path().join(format!("sub-{n}.log"));
+        let mut command = Command::new("mosquitto_sub");
+        self.client_args(&mut command, OTHER_USER, OTHER_PASSWORD);
+        // One line per message: retained flag, topic, payload (the
+        // payloads read here are one line each).
+        command.args(["-q", "1", "-F", "%r %t %p"]);
+        for f in filters {
+            command.args(["-t", f]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(File::create(&out)?)
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting mosquitto_sub (Debian's mosquitto-clients)")?;
+        Ok(Subscriber { child, out })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One message as a subscriber saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub retained: bool,
+    pub topic: String,
+    pub payload: String,
+}
+
+impl Message {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Debug)]
+pub struct Subscriber {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Subscriber {
+    /// Every message so far, in order.
+    pub fn messages(&self) -> Result<Vec<Message>> {
+        let text = std::fs::read_to_string(&self.out)?;
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let (retained, rest) = line.split_once(' ')?;
+                let (topic, payload) = rest.split_once(' ').unwrap_or((rest, ""));
+                Some(Message {
+                    retained: retained == "1",
+                    topic: topic.to_owned(),
+                    payload: payload.to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    /// Messages on `topic`.
+    pub fn on(&self, topic: &str) -> Result<Vec<Message>> {
+        Ok(self
+            .messages()?
+            .into_iter()
+            .filter(|m| m.topic == topic)
+            .collect())
+    }
+
+    /// Waits (up to `crate::WAIT`) for a message after the first `skip`
+    /// for which `want` holds.
+    pub fn wait(
+        &self,
+        what: &str,
+        skip: usize,
+        want: impl Fn(&Message) -> bool,
+    ) -> Result<Message> {
+        let deadline = Instant::now() + crate::WAIT;
+        loop {
+            let all = self.messages()?;
+            if let Some(m) = all.iter().skip(skip).find(|m| want(m)) {
+                return Ok(m.clone());
+            }
+            if Instant::now() > deadline {
+                let tail: Vec<String> = all
+                    .iter()
+                    .rev()
+                    .take(15)
+                    .map(|m| format!("{} {}", m.topic, crate::excerpt(&m.payload)))
+                    .collect();
+                bail!("no MQTT message showed {what}; the last ones (newest first): {tail:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// How many messages so far (to wait for newer ones).
+    pub fn count(&self) -> Result<usize> {
+        Ok(self.messages()?.len())
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
