@@ -13,12 +13,67 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
-/// The broker's user for Vigil (the bridge and sensord).
-pub const VIGIL_USER: &str = "vigil";
-pub const VIGIL_PASSWORD: &str = "vigil-test-password";
-/// Another user: Home Assistant, zigbee2mqtt, a test's subscriber.
-pub const OTHER_USER: &str = "homeassistant";
-pub const OTHER_PASSWORD: &str = "ha-test-password";
+/// The broker's users, each with the topics [`ACL`] gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum User {
+    /// Vigil: the bridge and sensord.
+    Vigil,
+    /// Home Assistant: reads Vigil's topics, sends commands.
+    HomeAssistant,
+    /// zigbee2mqtt: the only writer of its devices' topics.
+    Zigbee2mqtt,
+    /// The tests' subscriber: reads everything, writes nothing.
+    Observer,
+}
+
+impl User {
+    pub const ALL: [User; 4] = [
+        User::Vigil,
+        User::HomeAssistant,
+        User::Zigbee2mqtt,
+        User::Observer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            User::Vigil => "vigil",
+            User::HomeAssistant => "homeassistant",
+            User::Zigbee2mqtt => "zigbee2mqtt",
+            User::Observer => "observer",
+        }
+    }
+
+    pub fn password(self) -> String {
+        format!("{}-test-password", self.name())
+    }
+}
+
+/// The broker's ACL, as docs/mqtt.md gives it (a test keeps the two the
+/// same): only zigbee2mqtt writes its devices' topics (whoever can write
+/// them opens and closes doors as far as Vigil knows); Home Assistant
+/// writes only the bridge's command topics; Vigil writes only its own
+/// topics, its discovery configs and the keypads' `set`.
+pub const ACL: &str = "\
+user vigil
+topic readwrite vigil/#
+topic readwrite homeassistant/+/+/+/config
+topic read zigbee2mqtt/#
+topic write zigbee2mqtt/+/set
+
+user homeassistant
+topic read vigil/#
+topic read homeassistant/#
+topic write homeassistant/status
+topic write vigil/+/alarm/set
+topic write vigil/+/panic/set
+topic write vigil/+/camera/+/snapshot/set
+
+user zigbee2mqtt
+topic readwrite zigbee2mqtt/#
+
+user observer
+topic read #
+";
 
 #[derive(Debug)]
 pub struct Broker {
@@ -113,21 +168,22 @@ impl Broker {
             "server.ext",
         ])?;
         let passwd = d.join("passwd");
-        run(Command::new("mosquitto_passwd")
-            .args(["-b", "-c"])
-            .arg(&passwd)
-            .args([VIGIL_USER, VIGIL_PASSWORD]))?;
-        run(Command::new("mosquitto_passwd")
-            .arg("-b")
-            .arg(&passwd)
-            .args([OTHER_USER, OTHER_PASSWORD]))?;
+        for (i, user) in User::ALL.into_iter().enumerate() {
+            let mut command = Command::new("mosquitto_passwd");
+            command.arg("-b");
+            if i == 0 {
+                command.arg("-c");
+            }
+            run(command.arg(&passwd).args([user.name(), &user.password()]))?;
+        }
+        std::fs::write(d.join("acl"), ACL)?;
         std::fs::write(
             d.join("vigil-credentials"),
-            format!("{VIGIL_USER}:{VIGIL_PASSWORD}\n"),
+            format!("{}:{}\n", User::Vigil.name(), User::Vigil.password()),
         )?;
         // Mosquitto drops privileges to `mosquitto` when started as root:
         // it must read its files.
-        for f in ["ca.pem", "server.pem", "server.key", "passwd"] {
+        for f in ["ca.pem", "server.pem", "server.key", "passwd", "acl"] {
             std::fs::set_permissions(
                 d.join(f),
                 std::os::unix::fs::PermissionsExt::from_mode(0o644),
@@ -139,11 +195,12 @@ impl Broker {
             d.join("mosquitto.conf"),
             format!(
                 "per_listener_settings false\nallow_anonymous false\npassword_file {}\n\
-                 persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n\
+                 acl_file {}\nmax_packet_size 1048576\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n\
                  log_type notice\nlog_type information\nconnection_messages true\n\
                  user root\n\
                  listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
                 passwd.display(),
+                d.join("acl").display(),
                 d.join("ca.pem").display(),
                 d.join("server.pem").display(),
                 d.join("server.key").display(),
@@ -177,8 +234,8 @@ impl Broker {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let probe = self
-                .pub_command(OTHER_USER, OTHER_PASSWORD)
-                .args(["-t", "vigil-test/probe", "-m", "probe"])
+                .pub_command(User::Zigbee2mqtt)
+                .args(["-t", "zigbee2mqtt/bridge/probe", "-m", "probe"])
                 .output()?;
             if probe.status.success() {
                 return Ok(());
@@ -227,27 +284,26 @@ impl Broker {
         )
     }
 
-    fn client_args(&self, command: &mut Command, user: &str, password: &str) {
+    fn client_args(&self, command: &mut Command, user: User) {
         command
             .args(["-h", "localhost", "-p", &self.port.to_string(), "--cafile"])
             .arg(self.ca_file())
-            .args(["-u", user, "-P", password]);
+            .args(["-u", user.name(), "-P", &user.password()]);
     }
 
-    fn pub_command(&self, user: &str, password: &str) -> Command {
+    fn pub_command(&self, user: User) -> Command {
         let mut command = Command::new("mosquitto_pub");
-        self.client_args(&mut command, user, password);
+        self.client_args(&mut command, user);
         command
     }
 
-    /// Publishes `payload` on `topic` as another client (QoS 1).
-    pub fn publish(&self, topic: &str, payload: &[u8], retain: bool) -> Result<()> {
-        let file = self
-            .dir
-            .path()
-            .join(format!("payload-{}", std::process::id()));
+    /// Publishes `payload` on `topic` as `user` (QoS 1). A topic the ACL
+    /// does not give `user` is dropped by the broker, silently, as MQTT
+    /// 3.1.1 has it.
+    pub fn publish(&self, user: User, topic: &str, payload: &[u8], retain: bool) -> Result<()> {
+        let file = self.dir.path().join("payload");
         std::fs::write(&file, payload)?;
-        let mut command = self.pub_command(OTHER_USER, OTHER_PASSWORD);
+        let mut command = self.pub_command(user);
         command.args(["-q", "1", "-t", topic, "-f"]).arg(&file);
         if retain {
             command.arg("-r");
@@ -262,7 +318,7 @@ impl Broker {
         let n = std::fs::read_dir(self.dir.path())?.count();
         let out = self.dir.path().join(format!("sub-{n}.log"));
         let mut command = Command::new("mosquitto_sub");
-        self.client_args(&mut command, OTHER_USER, OTHER_PASSWORD);
+        self.client_args(&mut command, User::Observer);
         // One line per message: retained flag, topic, payload (the
         // payloads read here are one line each).
         command.args(["-q", "1", "-F", "%r %t %p"]);

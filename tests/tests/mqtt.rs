@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use vigil_e2e::mqtt::{Broker, Message, Subscriber};
+use vigil_e2e::mqtt::{Broker, Message, Subscriber, User};
 use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message, sensor, wait_until};
+
+/// zigbee2mqtt's user on the broker: the devices' messages come from it.
+const Z2M: User = User::Zigbee2mqtt;
 
 /// GPIO and Zigbee sensors side by side, a Zigbee keypad.
 const ZIGBEE_HOUSE: &str = r#"
@@ -109,6 +112,7 @@ impl House {
 
     fn command(&self, payload: Value) -> Result<()> {
         self.broker.publish(
+            User::HomeAssistant,
             &self.topic("alarm/set"),
             payload.to_string().as_bytes(),
             false,
@@ -352,16 +356,19 @@ fn zigbee_sensors_and_keypad_work_the_alarm() -> Result<()> {
     })?;
     // zigbee2mqtt's retained availability and the devices' state.
     b.publish(
+        Z2M,
         "zigbee2mqtt/garage_contact/availability",
         br#"{"state":"online"}"#,
         true,
     )?;
     b.publish(
+        Z2M,
         "zigbee2mqtt/garage_contact",
         br#"{"battery":100,"battery_low":false,"contact":true,"linkquality":134,"tamper":false,"voltage":3000}"#,
         false,
     )?;
     b.publish(
+        Z2M,
         "zigbee2mqtt/kitchen_leak",
         br#"{"battery":97,"water_leak":false,"battery_low":false}"#,
         false,
@@ -374,17 +381,43 @@ fn zigbee_sensors_and_keypad_work_the_alarm() -> Result<()> {
     })?;
 
     // Bad input on the device topics: dropped with a log line.
-    b.publish("zigbee2mqtt/garage_contact", b"{not json", false)?;
-    b.publish("zigbee2mqtt/garage_contact", &vec![b'{'; 64 * 1024], false)?;
-    b.publish("zigbee2mqtt/hall_keypad", b"\xff\xfe", false)?;
+    b.publish(Z2M, "zigbee2mqtt/garage_contact", b"{not json", false)?;
+    b.publish(
+        Z2M,
+        "zigbee2mqtt/garage_contact",
+        &vec![b'{'; 64 * 1024],
+        false,
+    )?;
+    b.publish(Z2M, "zigbee2mqtt/hall_keypad", b"\xff\xfe", false)?;
     house.sensord.wait_log(0, "the dropped message", |l| {
         message(l).contains("dropped a Zigbee message")
     })?;
+    // Dropped, not a reason to drop the connection: the sensors stay heard.
+    b.publish(
+        Z2M,
+        "zigbee2mqtt/kitchen_leak",
+        br#"{"water_leak":false}"#,
+        false,
+    )?;
+    house
+        .stack
+        .wait_status("the leak sensor after the bad input", |s| {
+            sensor(s, "kitchen-leak")["fault"] == false
+        })?;
+    ensure!(
+        !house
+            .sensord
+            .log_lines()?
+            .iter()
+            .any(|l| message(l).contains("MQTT broker unreachable")),
+        "bad input cost sensord its connection"
+    );
 
     // The keypad arms away with its code: answered with its transaction.
     let set = "zigbee2mqtt/hall_keypad/set";
     let mark = sub.count()?;
     b.publish(
+        Z2M,
         "zigbee2mqtt/hall_keypad",
         br#"{"action":"arm_all_zones","action_code":"2468","action_transaction":12,"battery":90}"#,
         false,
@@ -413,6 +446,7 @@ fn zigbee_sensors_and_keypad_work_the_alarm() -> Result<()> {
     // the alarm.
     let mark = sub.count()?;
     b.publish(
+        Z2M,
         "zigbee2mqtt/garage_contact",
         br#"{"battery":100,"battery_low":false,"contact":false,"linkquality":131,"tamper":false,"voltage":3000}"#,
         false,
@@ -440,6 +474,7 @@ fn zigbee_sensors_and_keypad_work_the_alarm() -> Result<()> {
     // A wrong code at the keypad: invalid_code, with its transaction.
     let mark = sub.count()?;
     b.publish(
+        Z2M,
         "zigbee2mqtt/hall_keypad",
         br#"{"action":"disarm","action_code":"1111","action_transaction":13}"#,
         false,
@@ -454,6 +489,7 @@ fn zigbee_sensors_and_keypad_work_the_alarm() -> Result<()> {
     // The right one disarms.
     let mark = sub.count()?;
     b.publish(
+        Z2M,
         "zigbee2mqtt/hall_keypad",
         br#"{"action":"disarm","action_code":2468,"action_transaction":14}"#,
         false,
@@ -468,6 +504,7 @@ fn zigbee_sensors_and_keypad_work_the_alarm() -> Result<()> {
 
     // zigbee2mqtt says the device is gone: a fault, until it is back.
     b.publish(
+        Z2M,
         "zigbee2mqtt/garage_contact/availability",
         br#"{"state":"offline"}"#,
         true,
@@ -479,21 +516,41 @@ fn zigbee_sensors_and_keypad_work_the_alarm() -> Result<()> {
     sub.wait("the fault on MQTT", 0, |m| {
         m.topic == fault && m.payload == "ON"
     })?;
-    b.publish("zigbee2mqtt/garage_contact/availability", b"online", true)?;
+    b.publish(
+        Z2M,
+        "zigbee2mqtt/garage_contact/availability",
+        b"online",
+        true,
+    )?;
     house.stack.wait_status("the Zigbee door back", |s| {
         sensor(s, "garage-door")["fault"] == false
     })?;
-    // A low battery is a fault too.
+    // Home Assistant's user (or anyone but zigbee2mqtt) cannot close the
+    // open door as far as Vigil knows: the broker's ACL drops it.
     b.publish(
+        User::HomeAssistant,
+        "zigbee2mqtt/garage_contact",
+        br#"{"contact":true}"#,
+        false,
+    )?;
+    // A low battery is a fault too (and, sent after the forgery, shows
+    // that sensord has read what came before it).
+    b.publish(
+        Z2M,
         "zigbee2mqtt/kitchen_leak",
         br#"{"water_leak":false,"battery_low":true}"#,
         false,
     )?;
-    house.stack.wait_status("the leak sensor's battery", |s| {
+    let status = house.stack.wait_status("the leak sensor's battery", |s| {
         sensor(s, "kitchen-leak")["fault"] == true
     })?;
+    ensure!(
+        sensor(&status, "garage-door")["state"] == "open",
+        "a forged message closed the door: {status}"
+    );
     // Water: a 24-hour zone, an alarm even disarmed.
     b.publish(
+        Z2M,
         "zigbee2mqtt/kitchen_leak",
         br#"{"water_leak":true,"battery_low":false}"#,
         false,

@@ -58,8 +58,12 @@ pub fn options(
     let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
     options.set_keep_alive(Duration::from_secs(15));
     options.set_clean_session(true);
-    // Our own payloads are small but a camera's snapshot is not.
-    options.set_max_packet_size(crate::MAX_INBOUND_PAYLOAD + 1024, 4 * 1024 * 1024);
+    // Incoming: rumqttc drops the connection on a packet over the limit,
+    // so the limit is generous (1 MiB, what docs/mqtt.md has the broker
+    // accept) and the parsers drop anything over MAX_INBOUND_PAYLOAD: an
+    // oversized message from anyone on the broker costs one log line, not
+    // a reconnection. Outgoing: a camera's snapshot.
+    options.set_max_packet_size(1024 * 1024 + 1024, 4 * 1024 * 1024);
     if let Some(path) = &config.credentials_file {
         let (user, password) = credentials(path)?;
         options.set_credentials(user, password);
