@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
-/// The broker's users, each with the topics [`ACL`] gives it.
+/// The broker's users, each with the topics docs/mqtt.md's ACL gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum User {
     /// Vigil: the bridge and sensord.
@@ -48,32 +48,34 @@ impl User {
     }
 }
 
-/// The broker's ACL, as docs/mqtt.md gives it (a test keeps the two the
-/// same): only zigbee2mqtt writes its devices' topics (whoever can write
-/// them opens and closes doors as far as Vigil knows); Home Assistant
-/// writes only the bridge's command topics; Vigil writes only its own
-/// topics, its discovery configs and the keypads' `set`.
-pub const ACL: &str = "\
-user vigil
-topic readwrite vigil/#
-topic readwrite homeassistant/+/+/+/config
-topic read zigbee2mqtt/#
-topic write zigbee2mqtt/+/set
-
-user homeassistant
-topic read vigil/#
-topic read homeassistant/#
-topic write homeassistant/status
-topic write vigil/+/alarm/set
-topic write vigil/+/panic/set
-topic write vigil/+/camera/+/snapshot/set
-
-user zigbee2mqtt
-topic readwrite zigbee2mqtt/#
-
-user observer
-topic read #
-";
+/// A code block of docs/mqtt.md: the one after `<!-- tested: NAME -->`,
+/// its indentation removed. The walk-throughs' configs are the tests'.
+pub fn doc_block(name: &str) -> Result<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/mqtt.md");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let marker = format!("<!-- tested: {name} -->");
+    let after = text
+        .split_once(&marker)
+        .with_context(|| format!("docs/mqtt.md has no {marker}"))?
+        .1;
+    let mut lines = after.lines().skip_while(|l| l.trim().is_empty());
+    let fence = lines.next().context("nothing after the marker")?;
+    ensure!(
+        fence.trim_start().starts_with("```"),
+        "no code block after {marker}"
+    );
+    let indent = fence.len() - fence.trim_start().len();
+    let mut block = String::new();
+    for line in lines {
+        if line.trim_start().starts_with("```") {
+            return Ok(block);
+        }
+        block.push_str(line.get(indent..).unwrap_or(line.trim_start()));
+        block.push('\n');
+    }
+    bail!("the code block after {marker} never ends")
+}
 
 #[derive(Debug)]
 pub struct Broker {
@@ -176,7 +178,8 @@ impl Broker {
             }
             run(command.arg(&passwd).args([user.name(), &user.password()]))?;
         }
-        std::fs::write(d.join("acl"), ACL)?;
+        // The ACL docs/mqtt.md gives, as it gives it.
+        std::fs::write(d.join("acl"), doc_block("mosquitto-acl")?)?;
         std::fs::write(
             d.join("vigil-credentials"),
             format!("{}:{}\n", User::Vigil.name(), User::Vigil.password()),

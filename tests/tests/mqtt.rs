@@ -8,44 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use vigil_e2e::mqtt::{Broker, Message, Subscriber, User};
+use vigil_e2e::mqtt::{Broker, Message, Subscriber, User, doc_block};
 use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message, sensor, wait_until};
 
 /// zigbee2mqtt's user on the broker: the devices' messages come from it.
 const Z2M: User = User::Zigbee2mqtt;
-
-/// GPIO and Zigbee sensors side by side, a Zigbee keypad.
-const ZIGBEE_HOUSE: &str = r#"
-[gpio]
-backend = "simulated"
-
-[[sensors]]
-name = "front-door"
-kind = "door"
-pin = 17
-debounce_ms = 10
-
-[[sensors]]
-name = "garage-door"
-kind = "door"
-source = "zigbee2mqtt"
-friendly_name = "garage_contact"
-debounce_ms = 10
-
-[[sensors]]
-name = "kitchen-leak"
-kind = "water"
-source = "zigbee2mqtt"
-friendly_name = "kitchen_leak"
-debounce_ms = 0
-
-[outputs]
-siren = { pin = 23 }
-
-[telemetry]
-log_format = "json"
-log_filter = "info"
-"#;
 
 /// A house on MQTT: the broker, the stack with `[mqtt]` (plus `extra`),
 /// hub, sensord and the bridge (paired as `mqtt`, role user) running.
@@ -346,8 +313,8 @@ fn home_assistant_sees_the_hub_and_commands_it_through_the_engine() -> Result<()
 /// code and hears `arm_mode` back; bad input is dropped, never blocking.
 #[test]
 fn zigbee_sensors_and_keypad_work_the_alarm() -> Result<()> {
-    let keypad = "\n[[mqtt.keypads]]\nname = \"hall\"\nfriendly_name = \"hall_keypad\"\n";
-    let house = House::start(ZIGBEE_HOUSE, keypad)?;
+    // docs/mqtt.md's zigbee2mqtt walk-through: its house and its keypad.
+    let house = House::start(&doc_block("zigbee-house")?, &doc_block("keypad")?)?;
     let sub = house.subscribe_all()?;
     let b = &house.broker;
     // sensord hears the broker: the devices are unknown, not unheard.
@@ -606,7 +573,7 @@ fn the_broker_restarting_or_the_bridge_dying_loses_nothing() -> Result<()> {
     let events = house.topic("events");
     let last = last_seq(&house.stack)?;
     ensure!(
-        last > after_restart + 2,
+        last >= after_restart + 2,
         "few events: {after_restart}..{last}"
     );
     wait_until("every event on the topic", Duration::from_secs(10), || {
