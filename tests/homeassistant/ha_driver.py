@@ -6,8 +6,9 @@ Usage (with the venv's python, see README.md):
     ha_driver.py --config-dir DIR --broker-host H --broker-port P \
         --ca-file CA.pem --username U --password-file F [--port HTTP_PORT]
 
-Writes DIR/configuration.yaml, starts `python -m homeassistant -c DIR
---skip-pip`, onboards it through the REST API, adds the MQTT integration
+Writes DIR/configuration.yaml (and .storage/onboarding with the core_config
+step done), starts `python -m homeassistant -c DIR --skip-pip`, onboards it
+through the REST API, adds the MQTT integration
 through the REST config flow (TLS with the given CA, verified; user and
 password; discovery on, prefix `homeassistant`), checks that Home Assistant
 really talks to the broker, then prints ONE JSON line on stdout:
@@ -391,12 +392,14 @@ def _mqtt_roundtrip_sync(args, password: str, topic: str, publish) -> bool:
 
 
 async def check_mqtt_connected(ha: HA, args, password: str) -> None:
-    topic = f"vigil/ha-driver/ready/{secrets.token_hex(6)}"
+    # Home Assistant's own birth topic: the one topic its broker user may
+    # write whatever the ACL (docs/mqtt.md gives it homeassistant/status).
+    topic = "homeassistant/status"
     loop = asyncio.get_running_loop()
 
     def publish() -> None:
         fut = asyncio.run_coroutine_threadsafe(
-            ha.post("/api/services/mqtt/publish", {"topic": topic, "payload": "ok"}),
+            ha.post("/api/services/mqtt/publish", {"topic": topic, "payload": "online"}),
             loop,
         )
         try:

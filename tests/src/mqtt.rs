@@ -322,9 +322,9 @@ impl Broker {
         let out = self.dir.path().join(format!("sub-{n}.log"));
         let mut command = Command::new("mosquitto_sub");
         self.client_args(&mut command, User::Observer);
-        // One line per message: retained flag, topic, payload (the
-        // payloads read here are one line each).
-        command.args(["-q", "1", "-F", "%r %t %p"]);
+        // One line per message: retained flag, topic, payload in hex (a
+        // JPEG or a payload with newlines stays on its line).
+        command.args(["-q", "1", "-F", "%r %t %x"]);
         for f in filters {
             command.args(["-t", f]);
         }
@@ -349,7 +349,9 @@ impl Drop for Broker {
 pub struct Message {
     pub retained: bool,
     pub topic: String,
+    /// The payload as text (lossy for binary payloads).
     pub payload: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Message {
@@ -372,11 +374,15 @@ impl Subscriber {
             .lines()
             .filter_map(|line| {
                 let (retained, rest) = line.split_once(' ')?;
-                let (topic, payload) = rest.split_once(' ').unwrap_or((rest, ""));
+                let (topic, hex) = rest.split_once(' ').unwrap_or((rest, ""));
+                let bytes: Vec<u8> = (0..hex.len() / 2)
+                    .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                    .collect();
                 Some(Message {
                     retained: retained == "1",
                     topic: topic.to_owned(),
-                    payload: payload.to_owned(),
+                    payload: String::from_utf8_lossy(&bytes).into_owned(),
+                    bytes,
                 })
             })
             .collect())

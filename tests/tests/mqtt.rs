@@ -617,3 +617,403 @@ fn the_broker_restarting_or_the_bridge_dying_loses_nothing() -> Result<()> {
     let _ = (&house.hub, &house.sensord);
     Ok(())
 }
+
+/// A camera on MQTT: a snapshot on every alarm and on request (Home
+/// Assistant's button), retained; a sensor removed from the config (a
+/// reload) loses its Home Assistant entity.
+#[test]
+fn cameras_send_snapshots_and_removed_sensors_lose_their_entity() -> Result<()> {
+    let port = vigil_e2e::free_port()?;
+    let camera = vigil_e2e::test_camera(port, "s3cret", "mqtt");
+    let house = House::start(TEST_SENSORS, &camera)?;
+    let _camd = house.stack.start("vigil-camd")?;
+    house
+        .hub
+        .wait_log(0, "the camera", |l| message(l) == "camera connected")?;
+    wait_until("porch online", Duration::from_secs(10), || {
+        Ok(house.stack.porch()?["online"] == true)
+    })?;
+    let sub = house.subscribe_all()?;
+    let node = format!("vigil_{}", house.hub_id);
+    let camera_topic = format!("homeassistant/camera/{node}/camera_porch/config");
+    // The bridge learns of the camera at its start or within 10 s.
+    let config = wait_for(&sub, "the camera's entity", 0, |m| m.topic == camera_topic)?;
+    check_discovery(&camera_topic, &config.json())?;
+    let snapshot = house.topic("camera/porch/snapshot");
+
+    // On request: Home Assistant's button.
+    let mark = sub.count()?;
+    house.broker.publish(
+        User::HomeAssistant,
+        &house.topic("camera/porch/snapshot/set"),
+        b"PRESS",
+        false,
+    )?;
+    let jpeg = wait_for(&sub, "a snapshot on request", mark, |m| m.topic == snapshot)?;
+    ensure!(
+        jpeg.bytes.starts_with(&[0xFF, 0xD8]),
+        "not a JPEG: {} bytes",
+        jpeg.bytes.len()
+    );
+
+    // On every alarm.
+    house.stack.ctl_json(&["arm", "away"])?;
+    house
+        .stack
+        .wait_alarm("armed", |s| s["state"] == "idle" && s["mode"] == "away")?;
+    let mark = sub.count()?;
+    house.stack.sim("set siren-box-tamper open")?;
+    house
+        .stack
+        .wait_alarm("the alarm", |s| s["state"] == "triggered")?;
+    let jpeg = wait_for(&sub, "a snapshot of the alarm", mark, |m| {
+        m.topic == snapshot
+    })?;
+    ensure!(jpeg.bytes.starts_with(&[0xFF, 0xD8]), "not a JPEG");
+    house.stack.ctl(&["disarm", "--pin", "2468"])?;
+    house.stack.sim("set siren-box-tamper closed")?;
+
+    // The tamper loop leaves the config; a reload; its entity goes.
+    let without = TEST_SENSORS.replace(
+        "[[sensors]]\nname = \"siren-box-tamper\"\nkind = \"tamper\"\npin = 6\ndebounce_ms = 10\n",
+        "",
+    );
+    ensure!(
+        without != TEST_SENSORS,
+        "the test house changed: fix this test"
+    );
+    let credentials = house.stack.root.path().join("mqtt-credentials");
+    house.stack.write_config(&format!(
+        "{without}{TEST_ALARM}{}{camera}",
+        house.broker.config(&credentials, house.stack.grpc_port)
+    ))?;
+    let tamper_topic = format!("homeassistant/binary_sensor/{node}/siren-box-tamper/config");
+    let mark = sub.count()?;
+    house.sensord.signal(nix::sys::signal::Signal::SIGHUP)?;
+    house.hub.signal(nix::sys::signal::Signal::SIGHUP)?;
+    let removed = wait_for(&sub, "the tamper loop's entity removed", mark, |m| {
+        m.topic == tamper_topic && m.bytes.is_empty()
+    })?;
+    ensure!(removed.retained || removed.bytes.is_empty(), "{removed:?}");
+    // The others stay.
+    let door_topic = format!("homeassistant/binary_sensor/{node}/front-door/config");
+    ensure!(
+        sub.on(&door_topic)?.iter().all(|m| !m.bytes.is_empty()),
+        "the front door's entity was removed too"
+    );
+    Ok(())
+}
+
+/// A flood of junk on the bridge's command topic: dropped (and logged)
+/// without holding up the alarm, and the bridge still answers commands.
+#[test]
+fn a_flood_on_the_broker_never_blocks_the_alarm() -> Result<()> {
+    let house = House::start(TEST_SENSORS, "")?;
+    let sub = house.subscribe_all()?;
+    house.wait_topic(&sub, "alarm/state", |p| p == "disarmed")?;
+    // 3000 junk commands as fast as one client can send them (a file of
+    // lines, one message each), unknown topics and oversized payloads.
+    let junk: String = (0..3000)
+        .map(|i| format!("{{\"action\": \"JUNK_{i}\"}}\n"))
+        .collect();
+    let file = house.stack.root.path().join("junk");
+    std::fs::write(&file, junk)?;
+    let flood = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "localhost",
+            "-p",
+            &house.broker.port.to_string(),
+            "--cafile",
+        ])
+        .arg(house.broker.ca_file())
+        .args([
+            "-u",
+            User::HomeAssistant.name(),
+            "-P",
+            &User::HomeAssistant.password(),
+        ])
+        .args(["-t", &house.topic("alarm/set"), "-l"])
+        .stdin(std::fs::File::open(&file)?)
+        .spawn()?;
+    house.broker.publish(
+        User::HomeAssistant,
+        &house.topic("alarm/set"),
+        &vec![b'x'; 200 * 1024],
+        false,
+    )?;
+    // The alarm does not wait for the bridge.
+    house.stack.ctl_json(&["arm", "away"])?;
+    house.stack.wait_alarm("armed during the flood", |s| {
+        s["mode"] == "away" && s["state"] == "idle"
+    })?;
+    house.stack.sim("set front-door open")?;
+    house
+        .stack
+        .wait_alarm("the entry delay during the flood", |s| {
+            s["state"] == "pending"
+        })?;
+    let mut flood = flood;
+    flood.wait()?;
+    house.bridge.wait_log(0, "the dropped junk", |l| {
+        message(l).contains("dropped a message from the broker")
+    })?;
+    // And the bridge still works: a real command is answered.
+    wait_until("the bridge answers again", Duration::from_secs(20), || {
+        let mark = sub.count()?;
+        house.command(json!({"action": "DISARM", "code": "2468"}))?;
+        let topic = house.topic("alarm/result");
+        let answer = sub.wait("an answer", mark, |m| {
+            m.topic == topic && m.json()["action"] == "DISARM"
+        })?;
+        Ok(answer.json()["ok"] == true)
+    })?;
+    house
+        .stack
+        .wait_alarm("disarmed over MQTT", |s| s["mode"] == "disarmed")?;
+    Ok(())
+}
+
+/// [`Subscriber::wait`] with a longer patience (the bridge reads the
+/// hub's description every 10 s).
+fn wait_for(
+    sub: &Subscriber,
+    what: &str,
+    skip: usize,
+    want: impl Fn(&Message) -> bool,
+) -> Result<Message> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    loop {
+        match sub.wait(what, skip, &want) {
+            Ok(m) => return Ok(m),
+            Err(e) if std::time::Instant::now() > deadline => return Err(e),
+            Err(_) => {}
+        }
+    }
+}
+
+/// A real Home Assistant (2024.3.3, tests/homeassistant/) on the same
+/// broker, set up as docs/mqtt.md's walk-through says: the entities it
+/// creates from the bridge's discovery and the commands it sends are the
+/// truth. Its REST API is read and driven with curl, as a third process.
+struct HomeAssistant {
+    driver: std::process::Child,
+    url: String,
+    token: String,
+}
+
+impl HomeAssistant {
+    fn start(broker: &Broker, dir: &std::path::Path) -> Result<HomeAssistant> {
+        use std::io::BufRead;
+        let venv = std::env::var("VIGIL_HA_VENV").unwrap_or_else(|_| "/opt/vigil-ha".into());
+        let python = std::path::Path::new(&venv).join("bin/python");
+        ensure!(
+            python.exists(),
+            "no Home Assistant at {venv}: run tests/homeassistant/setup (CI does)"
+        );
+        let config_dir = dir.join("homeassistant");
+        std::fs::create_dir_all(&config_dir)?;
+        let password = dir.join("ha-password");
+        std::fs::write(&password, User::HomeAssistant.password())?;
+        let driver_path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("homeassistant/ha_driver.py");
+        let mut driver = std::process::Command::new(python)
+            .arg(driver_path)
+            .arg("--config-dir")
+            .arg(&config_dir)
+            .args(["--broker-host", "localhost", "--broker-port"])
+            .arg(broker.port.to_string())
+            .arg("--ca-file")
+            .arg(broker.ca_file())
+            .args(["--username", User::HomeAssistant.name(), "--password-file"])
+            .arg(&password)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("homeassistant.log"))?)
+            .spawn()?;
+        let stdout = driver.stdout.take().context("the driver's stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let ready: Value = serde_json::from_str(line.trim()).with_context(|| {
+            format!(
+                "Home Assistant did not start: {}",
+                std::fs::read_to_string(dir.join("homeassistant.log")).unwrap_or_default()
+            )
+        })?;
+        Ok(HomeAssistant {
+            driver,
+            url: ready["url"].as_str().context("url")?.to_owned(),
+            token: ready["token"].as_str().context("token")?.to_owned(),
+        })
+    }
+
+    fn curl(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut command = std::process::Command::new("curl");
+        command
+            .args(["-sS", "--fail-with-body", "-X", method, "-H"])
+            .arg(format!("Authorization: Bearer {}", self.token))
+            .args(["-H", "Content-Type: application/json"]);
+        if let Some(body) = body {
+            command.args(["-d", &body.to_string()]);
+        }
+        let out = command.arg(format!("{}{path}", self.url)).output()?;
+        ensure!(
+            out.status.success(),
+            "{method} {path}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
+    }
+
+    /// The entity's state object (Null if Home Assistant has none).
+    fn entity(&self, id: &str) -> Result<Value> {
+        let all = self.curl("GET", "/api/states", None)?;
+        Ok(all
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["entity_id"] == id))
+            .cloned()
+            .unwrap_or(Value::Null))
+    }
+
+    fn wait_state(&self, id: &str, want: &str) -> Result<Value> {
+        let mut last = Value::Null;
+        wait_until(
+            &format!("{id} {want} in Home Assistant"),
+            Duration::from_secs(20),
+            || {
+                last = self.entity(id)?;
+                Ok(last["state"] == want)
+            },
+        )
+        .with_context(|| format!("last: {last}"))?;
+        Ok(last)
+    }
+
+    fn call(&self, domain: &str, service: &str, data: Value) -> Result<()> {
+        self.curl(
+            "POST",
+            &format!("/api/services/{domain}/{service}"),
+            Some(data),
+        )?;
+        Ok(())
+    }
+}
+
+impl Drop for HomeAssistant {
+    fn drop(&mut self) {
+        // Closing its stdin stops it; then make sure.
+        drop(self.driver.stdin.take());
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.driver.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn a_real_home_assistant_creates_the_entities_and_drives_the_alarm() -> Result<()> {
+    let house = House::start(TEST_SENSORS, "")?;
+    let ha = HomeAssistant::start(&house.broker, house.stack.root.path())?;
+    let panel = "alarm_control_panel.vigil_alarm";
+    let state = ha.wait_state(panel, "disarmed")?;
+    ensure!(
+        state["attributes"]["code_format"] == "number"
+            && state["attributes"]["code_arm_required"] == false,
+        "{state}"
+    );
+    // The binary sensors, with Home Assistant's device classes.
+    for (id, class) in [
+        ("binary_sensor.vigil_front_door", "door"),
+        ("binary_sensor.vigil_hallway_motion", "motion"),
+        ("binary_sensor.vigil_siren_box_tamper", "tamper"),
+        ("binary_sensor.vigil_front_door_fault", "problem"),
+    ] {
+        let entity = ha.wait_state(id, "off")?;
+        ensure!(
+            entity["attributes"]["device_class"] == class,
+            "{id}: {entity}"
+        );
+    }
+    ensure!(
+        !ha.entity("button.vigil_panic")?.is_null(),
+        "no panic button"
+    );
+    ensure!(
+        !ha.entity("sensor.vigil_last_event")?.is_null(),
+        "no last event"
+    );
+
+    // A door: on in Home Assistant.
+    house.stack.sim("set front-door open")?;
+    ha.wait_state("binary_sensor.vigil_front_door", "on")?;
+    house.stack.sim("set front-door closed")?;
+    ha.wait_state("binary_sensor.vigil_front_door", "off")?;
+
+    // Arm away from Home Assistant's panel (no code needed to arm here:
+    // Home Assistant sends "None").
+    ha.call(
+        "alarm_control_panel",
+        "alarm_arm_away",
+        json!({"entity_id": panel}),
+    )?;
+    ha.wait_state(panel, "armed_away")?;
+    ensure!(house.stack.ctl_json(&["status"])?["mode"] == "away");
+    // A wrong code: the hub refuses it, Home Assistant stays armed.
+    let sub = house.subscribe_all()?;
+    ha.call(
+        "alarm_control_panel",
+        "alarm_disarm",
+        json!({"entity_id": panel, "code": "0000"}),
+    )?;
+    let result = house.topic("alarm/result");
+    let answer = sub.wait("the wrong code's answer", 0, |m| m.topic == result)?;
+    ensure!(answer.json()["reason"] == "wrong_code", "{answer:?}");
+    ensure!(ha.entity(panel)?["state"] == "armed_away");
+    // The right one disarms.
+    ha.call(
+        "alarm_control_panel",
+        "alarm_disarm",
+        json!({"entity_id": panel, "code": "2468"}),
+    )?;
+    ha.wait_state(panel, "disarmed")?;
+    house
+        .stack
+        .wait_alarm("disarmed by Home Assistant", |s| s["mode"] == "disarmed")?;
+    let last = ha.entity("sensor.vigil_last_event")?;
+    ensure!(
+        last["attributes"]["source"] == "grpc:mqtt" && last["attributes"]["kind"] == "disarmed",
+        "{last}"
+    );
+    ensure!(
+        last["attributes"]["user"] == "alice",
+        "attributed to alice: {last}"
+    );
+
+    // The panic button: the alarm.
+    ha.call(
+        "button",
+        "press",
+        json!({"entity_id": "button.vigil_panic"}),
+    )?;
+    ha.wait_state(panel, "triggered")?;
+    house
+        .stack
+        .wait_alarm("the panic", |s| s["state"] == "triggered")?;
+    ha.call(
+        "alarm_control_panel",
+        "alarm_disarm",
+        json!({"entity_id": panel, "code": "2468"}),
+    )?;
+    ha.wait_state(panel, "disarmed")?;
+
+    // The bridge stops: Home Assistant shows the hub unavailable.
+    let mut house = house;
+    house.bridge.terminate()?;
+    ha.wait_state(panel, "unavailable")?;
+    Ok(())
+}
