@@ -11,6 +11,9 @@
 #                  writes only /var/lib/vigil-reportd (group vigil-reportd,
 #                  which the hub is in to read the index)
 #   vigil-camd     camd: talks to the hub over TCP only
+#   vigil-mqtt     the MQTT bridge (mqtt.enable): a paired gRPC client of the
+#                  hub over TCP, like a phone, and a client of the broker;
+#                  writes only /var/lib/vigil-mqtt (its pairing)
 # A compromised hook has vigil-hook's rights: its stdin and its credentials.
 #
 # Units (all `PartOf=vigil.target`, so `systemctl restart vigil.target` restarts
@@ -24,12 +27,17 @@
 #                               UDP beacon on its discovery port
 #   vigil-alertd.service        hooks and webhooks
 #   vigil-reportd.service       SQLite index and reports
+#   vigil-mqttd.service         the MQTT bridge (mqtt.enable): Home Assistant,
+#                               the event stream, Zigbee keypads; paired once
+#                               by hand (docs/nixos.md, "MQTT")
 #
 # Shared paths:
 #   /etc/vigil/vigil.toml         the generated config (every service, --config)
 #   /etc/vigil/camd/<camera>.toml the same, with [[cameras]] cut to that camera,
 #                                 its key_file in camd's credentials and
 #                                 without motion/motion_percent (the hub's job)
+#   /etc/vigil/mqttd.toml         the same, with [mqtt]'s files in the bridge's
+#                                 credentials (vigil.toml names sensord's)
 #   /run/vigil                    sockets, ipc-channel rendezvous (TMPDIR), FIFO;
 #                                 0711: entered by all, listed by vigil only
 #   /run/vigil/hub.sock           0660, group vigil-alerts
@@ -42,13 +50,15 @@
 #   /var/lib/vigil-reportd        reports.db, reports/ (reportd; group
 #                                 vigil-reportd, so the hub reads the index)
 #   /var/cache/vigil              GStreamer's plugin registry (hub, camd)
+#   /var/lib/vigil-mqtt/hub       the bridge's pairing (vigilctl --credentials),
+#                                 0700 vigil-mqtt (its StateDirectory=)
 #   /dev/shm/sem.vigil-recording  the recording slots (hub)
 #
 # The TOML carries only the tables the Rust side reads (it parses with
 # deny_unknown_fields): [runtime], [gpio], [[sensors]], [outputs], [[users]],
 # [[cameras]], [recording], [events], [alerts], [grpc], [[hooks]],
 # [telemetry] always; [alarm] and [webhook] only when one of their options
-# is set. The options of a table it does not read yet (reports) emit it only
+# is set; [mqtt] only with mqtt.enable. The options of a table it does not read yet (reports) emit it only
 # when set away from their default, with a warning; see docs/nixos.md.
 #
 # Where an option's default repeats a Rust default (every value the file
@@ -86,6 +96,11 @@ let
   hookUnit = h: "vigil-hook-${h.name}";
   configPath = "/etc/vigil/vigil.toml";
   camdConfigPath = name: "/etc/vigil/camd/${name}.toml";
+  # The MQTT bridge: its own file (its credentials' paths in [mqtt]) and its
+  # state, the pairing that `vigilctl --credentials` writes (docs/nixos.md).
+  mqttdConfigPath = "/etc/vigil/mqttd.toml";
+  mqttStateDir = "/var/lib/vigil-mqtt";
+  mqttHubCredentials = "${mqttStateDir}/hub";
 
   # A socket address as Rust's SocketAddr parses it: IPv4:port or
   # [IPv6]:port, no host names.
@@ -138,112 +153,160 @@ let
     description = "absolute path to a file outside the Nix store (read by systemd LoadCredential)";
   };
 
-  sensorModule = {
-    options = {
-      name = mkOption {
-        type = nameType;
-        example = "front-door";
-        description = "Name of the sensor: 1 to 31 characters from a-z, 0-9, `-` and `_`.";
-      };
-      kind = mkOption {
-        type = types.enum [
-          "door"
-          "window"
-          "motion"
-          "tamper"
-          "panic"
-          "smoke"
-          "water"
-        ];
-        description = "What the sensor is. tamper, panic, smoke and water are 24-hour zones.";
-      };
-      pin = mkOption {
-        type = bcmPin;
-        example = 17;
-        description = "BCM GPIO number (2 to 27), unique across sensors and outputs.";
-      };
-      pull = mkOption {
-        type = types.enum [
-          "up"
-          "down"
-          "off"
-        ];
-        default = "up";
-        description = "Internal pull resistor.";
-      };
-      active = mkOption {
-        type = level;
-        default = "high";
-        description = "Level at which the sensor is active (door open, motion seen).";
-      };
-      debounceMs = mkOption {
-        type = types.nullOr (types.ints.between 0 5000);
-        default = null;
-        example = 10;
-        description = "Debounce time in ms; null keeps the Rust default (50).";
-      };
-      modes = mkOption {
-        type = types.nullOr (
-          types.listOf (
+  # An MQTT topic as `[mqtt]` takes one (vigil_config::is_valid_topic): no
+  # wildcards, no empty level, at most 200 characters.
+  topicType = types.addCheck (types.strMatching "[^/+#]+(/[^/+#]+)*") (t: lib.stringLength t <= 200) // {
+    description = "MQTT topic without `+`, `#` or empty levels (at most 200 characters)";
+  };
+
+  # The options of a sensor that mean nothing to a Zigbee one (the Rust side
+  # refuses them there): a wired sensor's pull resistor and active level.
+  wiringOptions = [
+    "pull"
+    "active"
+  ];
+
+  sensorModule =
+    { options, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = nameType;
+          example = "front-door";
+          description = "Name of the sensor: 1 to 31 characters from a-z, 0-9, `-` and `_`.";
+        };
+        source = mkOption {
+          type = types.enum [
+            "gpio"
+            "zigbee2mqtt"
+          ];
+          default = "gpio";
+          description = ''
+            Where the sensor is heard (`source`): `gpio`, a wire on {option}`pin`;
+            or `zigbee2mqtt`, a Zigbee device whose messages sensord reads on
+            the broker of {option}`services.vigil.mqtt` (which must be
+            enabled), by its {option}`friendlyName`. A Zigbee sensor has no
+            `pin`, `pull` or `active`. Written only for `zigbee2mqtt`.
+          '';
+        };
+        friendlyName = mkOption {
+          type = types.nullOr topicType;
+          default = null;
+          example = "back_door_contact";
+          description = ''
+            With `source = "zigbee2mqtt"` (required there, refused otherwise):
+            the device's friendly name in zigbee2mqtt, the topic
+            `<zigbee2mqttTopic>/<friendlyName>` (`friendly_name`).
+          '';
+        };
+        kind = mkOption {
+          type = types.enum [
+            "door"
+            "window"
+            "motion"
+            "tamper"
+            "panic"
+            "smoke"
+            "water"
+          ];
+          description = "What the sensor is. tamper, panic, smoke and water are 24-hour zones.";
+        };
+        pin = mkOption {
+          type = types.nullOr bcmPin;
+          default = null;
+          example = 17;
+          description = "BCM GPIO number (2 to 27), unique across sensors and outputs. Required for `source = \"gpio\"`; null for a Zigbee sensor.";
+        };
+        pull = mkOption {
+          type = types.enum [
+            "up"
+            "down"
+            "off"
+          ];
+          default = "up";
+          description = "Internal pull resistor (GPIO sensors only).";
+        };
+        active = mkOption {
+          type = level;
+          default = "high";
+          description = "Level at which the sensor is active (door open, motion seen; GPIO sensors only).";
+        };
+        debounceMs = mkOption {
+          type = types.nullOr (types.ints.between 0 5000);
+          default = null;
+          example = 10;
+          description = "Debounce time in ms; null keeps the Rust default (50).";
+        };
+        modes = mkOption {
+          type = types.nullOr (
+            types.listOf (
+              types.enum [
+                "home"
+                "away"
+                "night"
+                "vacation"
+                "custom"
+              ]
+            )
+          );
+          default = null;
+          example = [
+            "away"
+            "night"
+          ];
+          description = ''
+            Armed modes in which the sensor triggers; null keeps the Rust default
+            (motion: away and vacation; doors and windows: every armed mode).
+            Must be null for 24-hour kinds.
+          '';
+        };
+        supervisionSecs = mkOption {
+          type = types.nullOr (types.ints.between 60 31536000);
+          default = null;
+          example = 86400;
+          description = "Fault the sensor when it has not changed for this long (at least 60 s).";
+        };
+        response = mkOption {
+          type = types.nullOr (
             types.enum [
-              "home"
-              "away"
-              "night"
-              "vacation"
-              "custom"
+              "entry"
+              "instant"
             ]
-          )
-        );
-        default = null;
-        example = [
-          "away"
-          "night"
-        ];
-        description = ''
-          Armed modes in which the sensor triggers; null keeps the Rust default
-          (motion: away and vacation; doors and windows: every armed mode).
-          Must be null for 24-hour kinds.
-        '';
-      };
-      supervisionSecs = mkOption {
-        type = types.nullOr (types.ints.between 60 31536000);
-        default = null;
-        example = 86400;
-        description = "Fault the sensor when it has not changed for this long (at least 60 s).";
-      };
-      response = mkOption {
-        type = types.nullOr (
-          types.enum [
-            "entry"
-            "instant"
-          ]
-        );
-        default = null;
-        description = "`entry` starts the entry delay, `instant` triggers at once; null keeps the Rust default (doors: entry, others: instant).";
-      };
-      armAfterClose = mkOption {
-        type = types.nullOr types.bool;
-        default = null;
-        description = "Open at arming time: armed once it closes (instead of refusing to arm).";
-      };
-      autoBypass = mkOption {
-        type = types.nullOr types.bool;
-        default = null;
-        description = "Open at arming time: bypassed until disarm (instead of refusing to arm).";
-      };
-      doubleKnock = mkOption {
-        type = types.nullOr nameType;
-        default = null;
-        example = "hall";
-        description = "Double-knock group: the sensor triggers only together with another sensor of the group.";
-      };
-      triggerOnFault = mkOption {
-        type = types.nullOr types.bool;
-        default = null;
-        description = "A fault (silence, unavailability) triggers the alarm when armed.";
+          );
+          default = null;
+          description = "`entry` starts the entry delay, `instant` triggers at once; null keeps the Rust default (doors: entry, others: instant).";
+        };
+        armAfterClose = mkOption {
+          type = types.nullOr types.bool;
+          default = null;
+          description = "Open at arming time: armed once it closes (instead of refusing to arm).";
+        };
+        autoBypass = mkOption {
+          type = types.nullOr types.bool;
+          default = null;
+          description = "Open at arming time: bypassed until disarm (instead of refusing to arm).";
+        };
+        doubleKnock = mkOption {
+          type = types.nullOr nameType;
+          default = null;
+          example = "hall";
+          description = "Double-knock group: the sensor triggers only together with another sensor of the group.";
+        };
+        triggerOnFault = mkOption {
+          type = types.nullOr types.bool;
+          default = null;
+          description = "A fault (silence, unavailability) triggers the alarm when armed.";
+        };
+        # Which of `wiringOptions` the configuration set (rather than left to
+        # their defaults), for the assertion that a Zigbee sensor has none.
+        wiringSet = mkOption {
+          type = types.listOf types.str;
+          internal = true;
+          readOnly = true;
+          default = lib.filter (n: options.${n}.highestPrio < (lib.mkOptionDefault null).priority) wiringOptions;
+        };
       };
     };
-  };
 
   modeTimingModule = {
     options = {
