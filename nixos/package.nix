@@ -1,6 +1,6 @@
 # The Vigil workspace as one package: every binary of the Cargo workspace
-# (vigil-hub, vigil-sensord, vigil-camd, vigil-alertd, vigil-reportd, vigilctl,
-# vigil-demo) lands in $out/bin. The three that run GStreamer pipelines are
+# (vigil-hub, vigil-sensord, vigil-camd, vigil-alertd, vigil-reportd,
+# vigil-mqttd, vigilctl, vigil-demo) lands in $out/bin. The three that run GStreamer pipelines are
 # wrapped so that GStreamer finds its plugins:
 #   vigil-camd  capture and H.264 encoding (videotestsrc, libcamerasrc, v4l2src,
 #               videoconvert, videoscale, x264enc or v4l2h264enc, h264parse, appsink)

@@ -119,7 +119,12 @@ let
     jq = fakeDrv "jq";
     sqlite = fakeDrv "sqlite";
     netcat = fakeDrv "netcat";
+    inherit lib;
+    mosquitto = fakeDrv "mosquitto";
+    openssl = fakeDrv "openssl";
     writeShellScript = name: _text: "/nix/store/00000000000000000000000000000000-${name}";
+    writeText = name: _text: "/nix/store/00000000000000000000000000000000-${name}";
+    runCommand = name: _env: _script: fakeDrv name;
     testers.runNixOSTest = test: test; # the tests below are inspected, not run
     callPackage = _: _: throw "eval harness: set services.vigil.package";
   };
@@ -153,6 +158,92 @@ let
     "idle" = true;
   };
   unitNames = types.listOf types.str;
+  # Mosquitto's settings: single-line strings, paths, booleans, integers,
+  # under the keys its module's assertions accept (freeformListenerKeys,
+  # freeformGlobalKeys of nixpkgs' mosquitto.nix, commit 0101675d).
+  mosquittoValue = types.oneOf [
+    (types.strMatching "[^\r\n]*")
+    types.path
+    types.bool
+    types.int
+  ];
+  mosquittoSettings =
+    keys:
+    mkOption {
+      type = types.addCheck (types.attrsOf mosquittoValue) (s: lib.all (k: lib.elem k keys) (lib.attrNames s));
+      default = { };
+    };
+  mosquittoListenerKeys = [
+    "accept_protocol_versions"
+    "allow_anonymous"
+    "allow_zero_length_clientid"
+    "auto_id_prefix"
+    "bind_interface"
+    "cafile"
+    "capath"
+    "certfile"
+    "ciphers"
+    "ciphers_tls1.3"
+    "crlfile"
+    "dhparamfile"
+    "disable_client_cert_date_checks"
+    "enable_proxy_protocol"
+    "http_dir"
+    "keyfile"
+    "listener_allow_anonymous"
+    "listener_auto_id_prefix"
+    "max_connections"
+    "max_qos"
+    "max_topic_alias"
+    "mount_point"
+    "protocol"
+    "proxy_protocol_v2_require_tls"
+    "psk_file"
+    "psk_hint"
+    "require_certificate"
+    "socket_domain"
+    "tls_engine"
+    "tls_engine_kpass_sha1"
+    "tls_keyform"
+    "tls_version"
+    "use_identity_as_username"
+    "use_subject_as_username"
+    "use_username_as_clientid"
+    "websockets_origin"
+  ];
+  mosquittoGlobalKeys = [
+    "allow_duplicate_messages"
+    "autosave_interval"
+    "autosave_on_changes"
+    "check_retain_source"
+    "connection_messages"
+    "enable_control_api"
+    "global_max_clients"
+    "global_max_connections"
+    "log_facility"
+    "log_timestamp"
+    "log_timestamp_format"
+    "max_inflight_bytes"
+    "max_inflight_messages"
+    "max_keepalive"
+    "max_packet_size"
+    "max_queued_bytes"
+    "max_queued_messages"
+    "memory_limit"
+    "message_size_limit"
+    "persistence_file"
+    "persistence_location"
+    "persistent_client_expiration"
+    "pid_file"
+    "queue_qos0_messages"
+    "retain_available"
+    "retain_expiry_interval"
+    "set_tcp_nodelay"
+    "sys_interval"
+    "upgrade_outgoing_qos"
+    "websockets_headers_size"
+    "websockets_log_level"
+  ];
   listOpt = t: mkOption {
     type = types.listOf t;
     default = [ ];
@@ -246,6 +337,77 @@ let
 
         systemd.tmpfiles.rules = listOpt types.str;
 
+        # nixpkgs' Mosquitto (nixos/modules/services/networking/mosquitto.nix),
+        # as the Pi configuration's broker and the MQTT test's use it: the
+        # options' names and shapes, and the keys its assertions accept in
+        # the free-form `settings`.
+        services.mosquitto = {
+          enable = mkOption {
+            type = types.bool;
+            default = false;
+          };
+          persistence = mkOption {
+            type = types.bool;
+            default = true;
+          };
+          dataDir = mkOption {
+            type = types.path;
+            default = "/var/lib/mosquitto";
+          };
+          logType = listOpt types.str;
+          includeDirs = listOpt types.path;
+          bridges = mkOption {
+            type = types.attrsOf types.anything;
+            default = { };
+          };
+          settings = mosquittoSettings mosquittoGlobalKeys;
+          listeners = listOpt (
+            types.submodule {
+              options = {
+                port = mkOption {
+                  type = types.port;
+                  default = 1883;
+                };
+                address = mkOption {
+                  type = types.nullOr types.str;
+                  default = null;
+                };
+                authPlugins = listOpt types.anything;
+                omitPasswordAuth = mkOption {
+                  type = types.bool;
+                  default = false;
+                };
+                acl = listOpt types.str;
+                settings = mosquittoSettings mosquittoListenerKeys;
+                users = mkOption {
+                  default = { };
+                  type = types.attrsOf (
+                    types.submodule {
+                      options = lib.genAttrs [ "password" "hashedPassword" ] (
+                        _:
+                        mkOption {
+                          type = types.uniq (types.nullOr types.str);
+                          default = null;
+                        }
+                      )
+                      // lib.genAttrs [ "passwordFile" "hashedPasswordFile" ] (
+                        _:
+                        mkOption {
+                          type = types.uniq (types.nullOr types.path);
+                          default = null;
+                        }
+                      )
+                      // {
+                        acl = listOpt types.str;
+                      };
+                    }
+                  );
+                };
+              };
+            }
+          );
+        };
+
         systemd.targets = attrsOfOpt {
           description = strOpt;
           wantedBy = listOpt types.str;
@@ -296,7 +458,11 @@ let
                   };
                   serviceConfig = mkOption {
                     type = types.addCheck (types.attrsOf unitValue) (
-                      sc: (sc ? Type -> serviceTypes ? ${sc.Type}) && (sc ? Restart -> sc.Restart == "always")
+                      # Restart=always, but for the MQTT bridge (checked
+                      # below): on-failure.
+                      sc:
+                      (sc ? Type -> serviceTypes ? ${sc.Type})
+                      && (sc ? Restart -> lib.elem sc.Restart [ "always" "on-failure" ])
                     );
                     default = { };
                   };
@@ -467,6 +633,25 @@ let
       "recording"
       "webhook"
       "telemetry"
+      "mqtt"
+    ];
+    mqtt = [
+      "broker"
+      "ca_file"
+      "client_cert_file"
+      "client_key_file"
+      "credentials_file"
+      "insecure_plaintext"
+      "base_topic"
+      "discovery_prefix"
+      "zigbee2mqtt_topic"
+      "hub"
+      "hub_credentials"
+      "keypads"
+    ];
+    keypads = [
+      "name"
+      "friendly_name"
     ];
     events = [
       "sync_window_ms"
@@ -542,6 +727,8 @@ let
       "auto_bypass"
       "double_knock"
       "trigger_on_fault"
+      "source"
+      "friendly_name"
     ];
     outputs = [
       "siren"
@@ -609,7 +796,9 @@ let
     ++ unknown schema.events (t.events or { })
     ++ unknown schema.recording (t.recording or { })
     ++ unknown schema.webhook (t.webhook or { })
-    ++ unknown schema.telemetry (t.telemetry or { });
+    ++ unknown schema.telemetry (t.telemetry or { })
+    ++ unknown schema.mqtt (t.mqtt or { })
+    ++ lib.concatMap (unknown schema.keypads) (t.mqtt.keypads or [ ]);
 
   # Renders [Service] roughly as NixOS' systemd-lib attrsToSection does.
   renderUnit =
@@ -637,6 +826,241 @@ let
   camd = c.systemd.services."vigil-camd@porch".serviceConfig;
   camdUnit = c.systemd.services."vigil-camd@porch";
   cameraNamed = name: lib.findFirst (x: x.name == name) null parsed.cameras;
+
+  # ---- MQTT: the bridge (vigil-mqttd), [mqtt], Zigbee sensors.
+  mqttOptions = {
+    enable = true;
+    broker = "mqtt.lan:8883";
+    caFile = "/var/lib/mosquitto/tls/ca.pem";
+    clientCertFile = "/etc/vigil/mqtt-client.pem";
+    clientKeyFile = "/var/lib/vigil-secrets/mqtt-client-key";
+    credentialsFile = "/var/lib/vigil-secrets/mqtt-credentials";
+    keypads = [
+      {
+        name = "hall-keypad";
+        friendlyName = "hall_keypad";
+      }
+    ];
+  };
+  zigbeeDoor = {
+    name = "garage-door";
+    kind = "door";
+    source = "zigbee2mqtt";
+    friendlyName = "garage_contact";
+    supervisionSecs = 7200;
+  };
+  # The example with the broker, a keypad and a Zigbee door.
+  mqtt = evalWith [
+    example
+    {
+      services.vigil.mqtt = mqttOptions;
+      services.vigil.sensors = lib.mkAfter [ zigbeeDoor ];
+    }
+  ];
+  mqttC = mqtt.config;
+  mqttShared = builtins.fromTOML (builtins.readFile mqttC.environment.etc."vigil/vigil.toml".source);
+  mqttdText = builtins.readFile mqttC.environment.etc."vigil/mqttd.toml".source;
+  mqttdToml = builtins.fromTOML mqttdText;
+  mqttd = mqttC.systemd.services.vigil-mqttd;
+  # [mqtt] as `unit` reads it.
+  mqttTable = unit: {
+    broker = "mqtt.lan:8883";
+    ca_file = "/run/credentials/${unit}.service/mqtt-ca";
+    client_cert_file = "/run/credentials/${unit}.service/mqtt-client-cert";
+    client_key_file = "/run/credentials/${unit}.service/mqtt-client-key";
+    credentials_file = "/run/credentials/${unit}.service/mqtt-credentials";
+    hub = "127.0.0.1:7443";
+    hub_credentials = "/var/lib/vigil-mqtt/hub";
+    keypads = [
+      {
+        name = "hall-keypad";
+        friendly_name = "hall_keypad";
+      }
+    ];
+  };
+  mqttLoad = [
+    "mqtt-ca:/var/lib/mosquitto/tls/ca.pem"
+    "mqtt-client-cert:/etc/vigil/mqtt-client.pem"
+    "mqtt-client-key:/var/lib/vigil-secrets/mqtt-client-key"
+    "mqtt-credentials:/var/lib/vigil-secrets/mqtt-credentials"
+  ];
+  mqttdTomlOf = cfg: builtins.fromTOML (builtins.readFile cfg.environment.etc."vigil/mqttd.toml".source);
+  # What restarts the bridge: a topic, not a sensor.
+  mqttMoreSensors = evalWith [
+    example
+    {
+      services.vigil.mqtt = mqttOptions;
+      services.vigil.sensors = lib.mkAfter [
+        zigbeeDoor
+        {
+          name = "back-door";
+          kind = "door";
+          pin = 27;
+        }
+      ];
+    }
+  ];
+  mqttRetopic = evalWith [
+    example
+    {
+      services.vigil.mqtt = mqttOptions // {
+        baseTopic = "home";
+      };
+      services.vigil.sensors = lib.mkAfter [ zigbeeDoor ];
+    }
+  ];
+  # The bridge without Zigbee sensors, its topics set, the hub on one address.
+  mqttTopics = evalWith [
+    example
+    {
+      services.vigil.mqtt = {
+        enable = true;
+        broker = "[fd00::2]:8883";
+        caFile = "/etc/vigil/mqtt-ca.pem";
+        baseTopic = "home/vigil";
+        discoveryPrefix = "";
+        zigbee2mqttTopic = "z2m";
+      };
+      services.vigil.grpc.listenAddress = "192.168.1.10:7443";
+    }
+  ];
+  # A broker on this machine without TLS; the hub on a wildcard and a port
+  # of its own.
+  mqttPlain = evalWith [
+    example
+    {
+      services.vigil.mqtt = {
+        enable = true;
+        broker = "localhost:1883";
+        insecurePlaintext = true;
+      };
+      services.vigil.grpc.listenAddress = "0.0.0.0:7500";
+    }
+  ];
+  # The bridge on a node without the hub: the address stored at pairing.
+  mqttNoHub = evalWith [
+    {
+      services.vigil = {
+        enable = true;
+        package = fakeDrv "vigil";
+        hub.enable = false;
+        sensord.enable = false;
+        alertd.enable = false;
+        reportd.enable = false;
+        mqtt = {
+          enable = true;
+          broker = "vigil-pi4:8883";
+          caFile = "/etc/vigil/mqtt-ca.pem";
+        };
+      };
+    }
+  ];
+  # Refused: no broker, no CA, a certificate without its key, a password in
+  # the store.
+  mqttBad = evalWith [
+    example
+    {
+      services.vigil.mqtt = {
+        enable = true;
+        clientCertFile = "/etc/vigil/mqtt-client.pem";
+        credentialsFile = "/nix/store/00000000000000000000000000000000-mqtt-credentials";
+      };
+    }
+  ];
+  # Refused: a Zigbee sensor with a pin and a pull (and no friendly name), a
+  # wired one without a pin, a wired one with a friendly name, two Zigbee
+  # sensors that are one device, Zigbee sensors without the broker.
+  zigbeeBad = evalWith [
+    example
+    {
+      services.vigil.sensors = lib.mkAfter [
+        {
+          name = "z1";
+          kind = "door";
+          source = "zigbee2mqtt";
+          pin = 5;
+          pull = "down";
+        }
+        {
+          name = "w1";
+          kind = "window";
+        }
+        {
+          name = "w2";
+          kind = "window";
+          pin = 6;
+          friendlyName = "window_2";
+        }
+        {
+          name = "z2";
+          kind = "door";
+          source = "zigbee2mqtt";
+          friendlyName = "same_device";
+        }
+        {
+          name = "z3";
+          kind = "water";
+          source = "zigbee2mqtt";
+          friendlyName = "same_device";
+        }
+      ];
+    }
+  ];
+  # Refused: `active` set on a Zigbee sensor, even to its default.
+  zigbeeActive = evalWith [
+    example
+    {
+      services.vigil.mqtt = mqttOptions;
+      services.vigil.sensors = lib.mkAfter [ (zigbeeDoor // { active = "high"; }) ];
+    }
+  ];
+  # Refused by the option types: a wildcard in a topic, a broker without a port.
+  mqttBadTopic = evalWith [
+    example
+    { services.vigil.mqtt = mqttOptions // { baseTopic = "vigil/+"; }; }
+  ];
+  mqttBadBroker = evalWith [
+    example
+    { services.vigil.mqtt = mqttOptions // { broker = "mqtt.lan"; }; }
+  ];
+
+  # docs/mqtt.md's broker ACL (the block the Rust tests run the broker
+  # with), per user, as services.mosquitto's `acl` lists; null when the
+  # page or its tested block is missing.
+  docAcl =
+    let
+      file = ../../docs/mqtt.md;
+      lines = lib.splitString "\n" (builtins.readFile file);
+      at = lib.lists.findFirstIndex (l: l == "<!-- tested: mosquitto-acl -->") null lines;
+      # After the marker, the ``` line, then the ACL until the next ```.
+      after = lib.drop (at + 2) lines;
+      block = lib.take (lib.lists.findFirstIndex (lib.hasPrefix "```") 0 after) after;
+      step =
+        acc: l:
+        if lib.hasPrefix "user " l then
+          {
+            user = lib.removePrefix "user " l;
+            acl = acc.acl // {
+              ${lib.removePrefix "user " l} = [ ];
+            };
+          }
+        else if lib.hasPrefix "topic " l && acc.user != null then
+          acc
+          // {
+            acl = acc.acl // {
+              ${acc.user} = acc.acl.${acc.user} ++ [ (lib.removePrefix "topic " l) ];
+            };
+          }
+        else
+          acc;
+    in
+    if !(builtins.pathExists file) || at == null then
+      null
+    else
+      (lib.foldl' step {
+        user = null;
+        acl = { };
+      } block).acl;
 
   # Bad configurations the assertions must refuse.
   bad = evalWith [
@@ -966,6 +1390,7 @@ let
     hub-camera = ../tests/hub-camera.nix;
     security = ../tests/security.nix;
     crash = ../tests/crash.nix;
+    mqtt = ../tests/mqtt.nix;
   };
   tests = lib.mapAttrs (
     _: f:
@@ -1004,11 +1429,28 @@ let
     vigil-pi4 = ../configurations/vigil-pi4.nix;
     vigil-camera = ../configurations/vigil-camera.nix;
   };
+  # vigil-pi4 with its optional local broker.
+  piBroker =
+    (evalWith [
+      piStubs
+      ../configurations/vigil-pi4.nix
+      {
+        services.vigil.package = fakeDrv "vigil";
+        vigilPi4.mqttBroker.enable = true;
+      }
+    ]).config;
+  piBrokerListener = lib.head piBroker.services.mosquitto.listeners;
 
+  # A node with Vigil: its files are valid (a node without it, such as the
+  # MQTT test's broker, only passes its assertions).
   nodeOk =
     n:
+    let
+      problems = f: schemaProblems (builtins.fromTOML (builtins.readFile n.environment.etc.${f}.source));
+    in
     failedAssertions n == [ ]
-    && schemaProblems (builtins.fromTOML (builtins.readFile n.environment.etc."vigil/vigil.toml".source)) == [ ];
+    && (n.services.vigil.enable -> problems "vigil/vigil.toml" == [ ])
+    && (n.services.vigil.enable && n.services.vigil.mqtt.enable -> problems "vigil/mqttd.toml" == [ ]);
 
   # nixos/package.nix with a buildRustPackage that returns its arguments: the
   # version comes from Cargo.toml and the source set holds the workspace.
@@ -1428,6 +1870,229 @@ let
       && future.config.warnings == [ ]
       && !(parsed ? webhook)
     ))
+    (check "[mqtt] only with mqtt.enable: none, no bridge, no vigil-mqtt user by default" (
+      !(parsed ? mqtt)
+      && !(c.systemd.services ? vigil-mqttd)
+      && !(c.environment.etc ? "vigil/mqttd.toml")
+      && !(c.users.users ? vigil-mqtt)
+      && !(c.systemd.services.vigil-sensord.serviceConfig ? LoadCredential)
+    ))
+    (check "[mqtt]: the shared file names sensord's credentials, /etc/vigil/mqttd.toml the bridge's; otherwise the same; known keys" (
+      mqttShared.mqtt == mqttTable "vigil-sensord"
+      && mqttdToml.mqtt == mqttTable "vigil-mqttd"
+      && removeAttrs mqttdToml [ "mqtt" ] == removeAttrs mqttShared [ "mqtt" ]
+      && schemaProblems mqttShared == [ ]
+      && schemaProblems mqttdToml == [ ]
+      && failedAssertions mqttC == [ ]
+      && mqttC.warnings == [ ]
+      && !(lib.hasInfix "secrets" mqttdText)
+    ))
+    (check "a Zigbee sensor: source and friendly_name, no pin, pull or active; GPIO sensors unchanged" (
+      lib.last mqttShared.sensors == {
+        name = "garage-door";
+        kind = "door";
+        source = "zigbee2mqtt";
+        friendly_name = "garage_contact";
+        supervision_secs = 7200;
+      }
+      && lib.init mqttShared.sensors == parsed.sensors
+      && lib.all (x: !(x ? source) && !(x ? friendly_name)) parsed.sensors
+    ))
+    (check "vigil-mqttd: own uid, StateDirectory vigil-mqtt, hardened, LAN only, AF_UNIX/INET/INET6, credentials, on-failure but not after 78, after the network and the hub" (
+      let
+        sc = mqttd.serviceConfig;
+      in
+      sc.User == "vigil-mqtt"
+      && sc.Group == "vigil-mqtt"
+      && sc.ExecStart == "/nix/store/00000000000000000000000000000000-vigil/bin/vigil-mqttd --config /etc/vigil/mqttd.toml"
+      && sc.StateDirectory == "vigil-mqtt"
+      && sc.StateDirectoryMode == "0700"
+      && sc.ProtectSystem == "strict"
+      && sc.ProtectHome
+      && sc.PrivateTmp
+      && sc.PrivateDevices
+      && sc.ProcSubset == "pid"
+      && sc.DevicePolicy == "closed"
+      && sc.NoNewPrivileges
+      && sc.CapabilityBoundingSet == ""
+      && sc.AmbientCapabilities == ""
+      && sc.MemoryDenyWriteExecute
+      && sc.RestrictAddressFamilies == [
+        "AF_UNIX"
+        "AF_INET"
+        "AF_INET6"
+      ]
+      && lib.head sc.SystemCallFilter == "@system-service"
+      && sc.IPAddressDeny == "any"
+      && lib.elem "192.168.0.0/16" sc.IPAddressAllow
+      && lib.elem "localhost" sc.IPAddressAllow
+      && !(sc.PrivateNetwork or false)
+      && sc.Restart == "on-failure"
+      && sc.RestartPreventExitStatus == "78"
+      && sc.MemoryMax == "128M"
+      && sc ? LimitNOFILE
+      && sc ? TasksMax
+      && sc.LoadCredential == mqttLoad
+      && !(sc ? ExecReload)
+      && !(sc ? ReadWritePaths)
+      && !(sc ? SupplementaryGroups)
+      && mqttd.environment.TMPDIR == "/tmp"
+      && lib.all (u: lib.elem u mqttd.after && lib.elem u mqttd.wants) [
+        "network-online.target"
+        "vigil-hub.service"
+      ]
+      && mqttd.wantedBy == [ "vigil.target" ]
+      && mqttd.partOf == [ "vigil.target" ]
+      && mqttd.reloadTriggers == [ ]
+      && lib.length mqttd.restartTriggers == 1
+      && mqttC.users.users.vigil-mqtt.isSystemUser
+      && mqttC.users.users.vigil-mqtt.group == "vigil-mqtt"
+      && mqttC.users.users.vigil-mqtt.extraGroups == [ ]
+      && mqttC.users.groups ? vigil-mqtt
+      # Every other unit keeps Restart=always.
+      && lib.all (n: mqttC.systemd.services.${n}.serviceConfig.Restart == "always") (
+        lib.filter (n: n != "vigil-mqttd" && mqttC.systemd.services.${n}.serviceConfig ? Restart) (
+          lib.attrNames mqttC.systemd.services
+        )
+      )
+    ))
+    (check "sensord with a Zigbee sensor: the network (LAN only) and the broker's files as credentials" (
+      let
+        sc = mqttC.systemd.services.vigil-sensord.serviceConfig;
+      in
+      sc.PrivateNetwork == false
+      && sc.IPAddressDeny == "any"
+      && lib.elem "AF_INET" sc.RestrictAddressFamilies
+      && sc.LoadCredential == mqttLoad
+      # reportd keeps no network.
+      && mqttC.systemd.services.vigil-reportd.serviceConfig.PrivateNetwork
+      # The bridge alone (no Zigbee sensor): sensord stays offline.
+      && mqttTopics.config.systemd.services.vigil-sensord.serviceConfig.PrivateNetwork
+      && mqttTopics.config.systemd.services.vigil-sensord.serviceConfig.RestrictAddressFamilies == [ "AF_UNIX" ]
+    ))
+    (check "restarts: [mqtt] and a Zigbee sensor do not restart the hub or sensord (a reload); a topic restarts the bridge, a sensor does not" (
+      mqttC.systemd.services.vigil-hub.restartTriggers == c.systemd.services.vigil-hub.restartTriggers
+      && mqttC.systemd.services.vigil-sensord.restartTriggers == c.systemd.services.vigil-sensord.restartTriggers
+      && mqttC.systemd.services.vigil-hub.reloadTriggers != c.systemd.services.vigil-hub.reloadTriggers
+      && mqttMoreSensors.config.systemd.services.vigil-mqttd.restartTriggers == mqttd.restartTriggers
+      && mqttRetopic.config.systemd.services.vigil-mqttd.restartTriggers != mqttd.restartTriggers
+    ))
+    (check "[mqtt] topics, an IPv6 broker, the hub's address; plaintext and a wildcard listener; a node without the hub" (
+      let
+        t = (mqttdTomlOf mqttTopics.config).mqtt;
+        p = (mqttdTomlOf mqttPlain.config).mqtt;
+        n = (mqttdTomlOf mqttNoHub.config).mqtt;
+      in
+      t == {
+        broker = "[fd00::2]:8883";
+        ca_file = "/run/credentials/vigil-mqttd.service/mqtt-ca";
+        base_topic = "home/vigil";
+        discovery_prefix = "";
+        zigbee2mqtt_topic = "z2m";
+        hub = "192.168.1.10:7443";
+        hub_credentials = "/var/lib/vigil-mqtt/hub";
+      }
+      && failedAssertions mqttTopics.config == [ ]
+      && mqttTopics.config.systemd.services.vigil-mqttd.serviceConfig.LoadCredential == [
+        "mqtt-ca:/etc/vigil/mqtt-ca.pem"
+      ]
+      && mqttTopics.config.services.vigil.mqtt.brokerAcl == {
+        vigil = [
+          "readwrite home/vigil/#"
+          "read z2m/#"
+          "write z2m/+/set"
+        ];
+        homeassistant = [
+          "read home/vigil/#"
+          "read homeassistant/#"
+          "write homeassistant/status"
+          "write home/vigil/+/alarm/set"
+          "write home/vigil/+/panic/set"
+          "write home/vigil/+/camera/+/snapshot/set"
+        ];
+        zigbee2mqtt = [ "readwrite z2m/#" ];
+      }
+      && p == {
+        broker = "localhost:1883";
+        insecure_plaintext = true;
+        hub = "127.0.0.1:7500";
+        hub_credentials = "/var/lib/vigil-mqtt/hub";
+      }
+      && failedAssertions mqttPlain.config == [ ]
+      && mqttPlain.config.systemd.services.vigil-mqttd.serviceConfig.LoadCredential == [ ]
+      && !(n ? hub)
+      && failedAssertions mqttNoHub.config == [ ]
+      && !(lib.elem "vigil-hub.service" mqttNoHub.config.systemd.services.vigil-mqttd.after)
+      && lib.attrNames (
+        lib.filterAttrs (name: _: lib.hasPrefix "vigil" name) mqttNoHub.config.systemd.services
+      ) == [ "vigil-mqttd" ]
+    ))
+    (check "bad MQTT configurations refused (no broker, no CA, certificate without key, secret in the store; Zigbee: wiring, no name, a pin-less GPIO sensor, a named one, one device twice, no broker; active set; bad topic and broker)" (
+      lib.length (failedAssertions mqttBad.config) == 4
+      && lib.length (failedAssertions zigbeeBad.config) == 6
+      && lib.length (failedAssertions zigbeeActive.config) == 1
+      && refusedByType mqttBadTopic.config
+      && refusedByType mqttBadBroker.config
+    ))
+    (check "services.vigil.mqtt.brokerAcl is docs/mqtt.md's ACL for users vigil, homeassistant, zigbee2mqtt${
+      lib.optionalString (docAcl == null) " (docs/mqtt.md has no tested ACL block: not compared)"
+    }" (
+      docAcl == null
+      || lib.all (u: (docAcl.${u} or null) == c.services.vigil.mqtt.brokerAcl.${u}) [
+        "vigil"
+        "homeassistant"
+        "zigbee2mqtt"
+      ]
+    ))
+    (check "Pi configuration with vigilPi4.mqttBroker: Mosquitto on 8883 (TLS, a password file and brokerAcl per user, 1 MiB packets), firewall, the bridge on localhost; off by default" (
+      nodeOk piBroker
+      && piBroker.services.mosquitto.enable
+      && piBroker.services.mosquitto.settings.max_packet_size == 1048576
+      && piBrokerListener.port == 8883
+      && piBrokerListener.settings == {
+        cafile = "/var/lib/mosquitto/tls/ca.pem";
+        certfile = "/var/lib/mosquitto/tls/server.pem";
+        keyfile = "/var/lib/mosquitto/tls/server.key";
+        allow_anonymous = false;
+      }
+      && lib.attrNames piBrokerListener.users == [
+        "homeassistant"
+        "vigil"
+        "zigbee2mqtt"
+      ]
+      && lib.all (
+        u:
+        piBrokerListener.users.${u}.acl == piBroker.services.vigil.mqtt.brokerAcl.${u}
+        && piBrokerListener.users.${u}.passwordFile == "/var/lib/vigil-secrets/mqtt-${u}-password"
+      ) (lib.attrNames piBrokerListener.users)
+      && lib.elem 8883 piBroker.networking.firewall.allowedTCPPorts
+      && (mqttdTomlOf piBroker).mqtt.broker == "localhost:8883"
+      && piBroker.systemd.services.vigil-mqttd.serviceConfig.LoadCredential == [
+        "mqtt-ca:/var/lib/mosquitto/tls/ca.pem"
+        "mqtt-credentials:/var/lib/vigil-secrets/mqtt-credentials"
+      ]
+      && !piConfigs.vigil-pi4.services.mosquitto.enable
+      && !(piConfigs.vigil-pi4.systemd.services ? vigil-mqttd)
+    ))
+    (check "MQTT VM test: the broker node runs Mosquitto with brokerAcl and no Vigil; the hub node the bridge, sensord with the broker's files" (
+      let
+        b = testNodes."mqtt/broker";
+        h = testNodes."mqtt/hub";
+        listener = lib.head b.services.mosquitto.listeners;
+      in
+      b.services.mosquitto.enable
+      && !b.services.vigil.enable
+      && lib.all (u: listener.users.${u}.acl == b.services.vigil.mqtt.brokerAcl.${u}) [
+        "vigil"
+        "homeassistant"
+        "zigbee2mqtt"
+      ]
+      && lib.elem 8883 b.networking.firewall.allowedTCPPorts
+      && h.systemd.services ? vigil-mqttd
+      && h.systemd.services.vigil-sensord.serviceConfig.LoadCredential == h.systemd.services.vigil-mqttd.serviceConfig.LoadCredential
+      && (mqttdTomlOf h).mqtt.broker == "broker:8883"
+      && lib.elem "vigil-mqttd.service" h.systemd.services.vigil-test-mqtt-credentials.before
+    ))
   ];
 in
 {
@@ -1446,6 +2111,9 @@ in
     ++ map (m: "  - ${m}") (failedAssertions badDiscover.config)
     ++ map (m: "  - ${m}") (failedAssertions motionClash.config)
     ++ map (m: "  - ${m}") (failedAssertions motionTooLong.config)
+    ++ map (m: "  - ${m}") (failedAssertions mqttBad.config)
+    ++ map (m: "  - ${m}") (failedAssertions zigbeeBad.config)
+    ++ map (m: "  - ${m}") (failedAssertions zigbeeActive.config)
     ++ [
       ""
       "# warnings with webhook.url set:"
@@ -1467,6 +2135,11 @@ in
       "allowedUDPPorts = ${toString discoverNode.config.networking.firewall.allowedUDPPorts}"
       "# motion = true on both cameras: [[cameras]] of /etc/vigil/vigil.toml"
       (builtins.toJSON motionParsed.cameras)
+      "# with services.vigil.mqtt and a Zigbee door: /etc/vigil/mqttd.toml's [mqtt], the Zigbee [[sensors]] entry"
+      (builtins.toJSON mqttdToml.mqtt)
+      (builtins.toJSON (lib.last mqttShared.sensors))
+      "# services.vigil.mqtt.brokerAcl (default topics)"
+      (builtins.toJSON c.services.vigil.mqtt.brokerAcl)
       ""
       "# systemd.tmpfiles.rules"
     ]
@@ -1490,6 +2163,11 @@ in
       "# units"
     ]
     ++ lib.mapAttrsToList renderUnit c.systemd.services
+    ++ [
+      "# with services.vigil.mqtt and a Zigbee door"
+      (renderUnit "vigil-mqttd" mqttd)
+      (renderUnit "vigil-sensord" mqttC.systemd.services.vigil-sensord)
+    ]
   );
 
   allOk = lib.all (l: lib.hasPrefix "ok" l) checks;

@@ -44,7 +44,7 @@ import ast, builtins, json, sys
 driver = {"start_all", "subtest", "machines", "driver", "log", "join_all",
           "retry", "serial_stdout_off", "serial_stdout_on", "polling_condition",
           "create_machine", "run_tests", "vlans", "t",
-          "hub", "camera"}
+          "hub", "camera", "broker"}
 bad = False
 for name, script in sorted(json.load(sys.stdin).items()):
     tree = ast.parse(script, filename=name)

@@ -539,6 +539,21 @@ let
     };
   };
 
+  keypadModule = {
+    options = {
+      name = mkOption {
+        type = nameType;
+        example = "hall-keypad";
+        description = "Vigil's name for the keypad, in the bridge's log (`name`).";
+      };
+      friendlyName = mkOption {
+        type = topicType;
+        example = "hall_keypad";
+        description = "Its friendly name in zigbee2mqtt, the topic `<zigbee2mqttTopic>/<friendlyName>` (`friendly_name`).";
+      };
+    };
+  };
+
   dropNulls = lib.filterAttrs (_: v: v != null);
 
   credentialPath = unit: id: "/run/credentials/${unit}.service/${id}";
@@ -557,19 +572,42 @@ let
     ++ map (c: "${hubCameraCredential c}:${c.keyFile}") camerasWithKeys;
   camerasWithKeys = lib.filter (c: c.keyFile != null) cfg.cameras;
 
+  # The broker's files reach the bridge (and sensord, when it has Zigbee
+  # sensors) through LoadCredential=, each under its own unit's
+  # /run/credentials/: read by systemd as root, they may lie anywhere with
+  # any owner and mode (the CA beside Mosquitto's files, the password
+  # root's alone), and [mqtt] names the unit's private copy.
+  mqttFiles = dropNulls {
+    mqtt-ca = cfg.mqtt.caFile;
+    mqtt-client-cert = cfg.mqtt.clientCertFile;
+    mqtt-client-key = cfg.mqtt.clientKeyFile;
+    mqtt-credentials = cfg.mqtt.credentialsFile;
+  };
+  mqttCredentials = lib.mapAttrsToList (id: file: "${id}:${file}") mqttFiles;
+  mqttFilePath = unit: id: if mqttFiles ? ${id} then credentialPath unit id else null;
+
   # ---- TOML: the tables the Rust side reads (services/vigil-config/src/sections/)
+
+  # A Zigbee sensor: `source` and `friendly_name` instead of the wiring.
+  isZigbee = s: s.source == "zigbee2mqtt";
+  zigbeeSensors = lib.filter isZigbee cfg.sensors;
 
   sensorToml =
     s:
+    let
+      wired = !(isZigbee s);
+    in
     dropNulls {
       inherit (s)
         name
         kind
-        pin
-        pull
-        active
         modes
         ;
+      pin = if wired then s.pin else null;
+      pull = if wired then s.pull else null;
+      active = if wired then s.active else null;
+      source = if wired then null else s.source;
+      friendly_name = if wired then null else s.friendlyName;
       debounce_ms = s.debounceMs;
       supervision_secs = s.supervisionSecs;
       inherit (s) response;
@@ -577,6 +615,65 @@ let
       auto_bypass = s.autoBypass;
       double_knock = s.doubleKnock;
       trigger_on_fault = s.triggerOnFault;
+    };
+
+  # [mqtt] as `unit` reads it: the broker's files in its credentials. Topics
+  # left null keep the Rust defaults; `hub_credentials` is the bridge's
+  # StateDirectory=, where the pairing goes.
+  mqttToml =
+    unit:
+    dropNulls {
+      inherit (cfg.mqtt) broker hub;
+      ca_file = mqttFilePath unit "mqtt-ca";
+      client_cert_file = mqttFilePath unit "mqtt-client-cert";
+      client_key_file = mqttFilePath unit "mqtt-client-key";
+      credentials_file = mqttFilePath unit "mqtt-credentials";
+      insecure_plaintext = if cfg.mqtt.insecurePlaintext then true else null;
+      base_topic = cfg.mqtt.baseTopic;
+      discovery_prefix = cfg.mqtt.discoveryPrefix;
+      zigbee2mqtt_topic = cfg.mqtt.zigbee2mqttTopic;
+      hub_credentials = mqttHubCredentials;
+      keypads =
+        if cfg.mqtt.keypads == [ ] then
+          null
+        else
+          map (k: {
+            inherit (k) name;
+            friendly_name = k.friendlyName;
+          }) cfg.mqtt.keypads;
+    };
+
+  # docs/mqtt.md's broker ACL for the topics above (the Rust defaults where
+  # they are null), as services.mosquitto's per-user `acl` lists: the
+  # bridge (broker user `vigil`), Home Assistant and zigbee2mqtt.
+  mqttAcl =
+    let
+      orDefault = default: v: if v == null then default else v;
+      base = orDefault "vigil" cfg.mqtt.baseTopic;
+      discovery = orDefault "homeassistant" cfg.mqtt.discoveryPrefix;
+      # Home Assistant's own topics (its birth message) keep its prefix
+      # even when the bridge publishes no discovery.
+      ha = if discovery == "" then "homeassistant" else discovery;
+      z2m = orDefault "zigbee2mqtt" cfg.mqtt.zigbee2mqttTopic;
+    in
+    {
+      vigil = [
+        "readwrite ${base}/#"
+      ]
+      ++ lib.optional (discovery != "") "readwrite ${discovery}/+/+/+/config"
+      ++ [
+        "read ${z2m}/#"
+        "write ${z2m}/+/set"
+      ];
+      homeassistant = [
+        "read ${base}/#"
+        "read ${ha}/#"
+        "write ${ha}/status"
+        "write ${base}/+/alarm/set"
+        "write ${base}/+/panic/set"
+        "write ${base}/+/camera/+/snapshot/set"
+      ];
+      zigbee2mqtt = [ "readwrite ${z2m}/#" ];
     };
 
   recordingPort = portOf 7445 cfg.recording.listen;
@@ -721,11 +818,24 @@ let
 
   emittedFutureTables = lib.filterAttrs (_: t: t.emit) futureTables;
 
-  finalSettings = lib.recursiveUpdate (
-    knownTables // readTables // lib.mapAttrs (_: t: t.value) emittedFutureTables
-  ) cfg.settings;
+  # The settings with [mqtt]'s files in `mqttUnit`'s credentials.
+  finalSettingsWith =
+    mqttUnit:
+    lib.recursiveUpdate (
+      knownTables
+      // readTables
+      // lib.mapAttrs (_: t: t.value) emittedFutureTables
+      // lib.optionalAttrs cfg.mqtt.enable { mqtt = mqttToml mqttUnit; }
+    ) cfg.settings;
+  # The shared file names sensord's copies: of the services that read it,
+  # only sensord (with Zigbee sensors) opens [mqtt]'s files.
+  finalSettings = finalSettingsWith "vigil-sensord";
 
   configFile = settingsFormat.generate "vigil.toml" finalSettings;
+
+  # The bridge's file: the same, with [mqtt]'s files in its own credentials.
+  mqttdSettings = finalSettingsWith "vigil-mqttd";
+  mqttdConfigFile = settingsFormat.generate "vigil-mqttd.toml" mqttdSettings;
 
   localCameras = lib.filter (c: c.local) cfg.cameras;
   remoteCameras = lib.filter (c: !c.local) cfg.cameras;
@@ -753,11 +863,27 @@ let
 
   grpcPort = portOf 7443 cfg.grpc.listenAddress;
 
+  # The hub's gRPC API as a client on this machine reaches it: the address
+  # it listens on, or for a wildcard the loopback address and its port (as
+  # `vigilctl pair --here` stores it).
+  localGrpc =
+    let
+      address = cfg.grpc.listenAddress;
+      wildcard =
+        builtins.match ".*:[0-9]+" address != null
+        && lib.elem (hostOf address) [
+          "::"
+          "0.0.0.0"
+          "0:0:0:0:0:0:0:0"
+        ];
+    in
+    if wildcard then "127.0.0.1:${toString grpcPort}" else address;
+
   # What a SIGHUP does not apply (services/hub/src/lib.rs reloads sensors,
-  # the alarm and users; services/sensord/src/lib.rs sensors and outputs):
-  # a change there restarts the unit instead (restartTriggers win over
-  # reloadTriggers in switch-to-configuration). The hub ignores [[hooks]],
-  # [webhook] and [gpio]. A hash keeps the unit file short.
+  # the alarm and users; services/sensord/src/lib.rs sensors, outputs and
+  # [mqtt]): a change there restarts the unit instead (restartTriggers win
+  # over reloadTriggers in switch-to-configuration). The hub ignores
+  # [[hooks]], [webhook], [gpio] and [mqtt]. A hash keeps the unit file short.
   settingsHash = v: builtins.hashString "sha256" (builtins.toJSON v);
   hubRestartOn = settingsHash (
     removeAttrs finalSettings [
@@ -767,6 +893,7 @@ let
       "hooks"
       "webhook"
       "gpio"
+      "mqtt"
     ]
   );
   sensordRestartOn = settingsHash {
@@ -781,7 +908,17 @@ let
       inherit (camdSettings cam) cameras;
     };
 
+  # The bridge reads [mqtt] and [telemetry]: a new sensor or user reaches it
+  # through the hub's API, without a restart (which would blink its
+  # availability).
+  mqttdRestartOn = settingsHash {
+    mqtt = mqttdSettings.mqtt or null;
+    inherit (mqttdSettings) telemetry;
+  };
+
   needsNetwork = cfg.otlpEndpoint != null;
+  # sensord also hears its Zigbee sensors on the broker.
+  sensordNeedsNetwork = needsNetwork || zigbeeSensors != [ ];
 
   # IPAddressDeny=any plus the allowed networks, for units that only talk to
   # the LAN. Empty when services.vigil.allowedNetworks is null.
@@ -1287,6 +1424,141 @@ in
       };
     };
 
+    # [mqtt]: the broker that the bridge (vigil-mqttd) and sensord's Zigbee
+    # sensors use, and the bridge's topics (docs/mqtt.md).
+    mqtt = {
+      enable = mkEnableOption ''
+        the MQTT bridge, `vigil-mqttd.service`, and the `[mqtt]` table: the
+        broker that the bridge and sensord's Zigbee sensors
+        (`sensors.*.source = "zigbee2mqtt"`) use. The bridge is a paired
+        gRPC client of the hub, paired once by hand (docs/nixos.md, "MQTT")'';
+      broker = mkOption {
+        type = types.nullOr (types.strMatching "(\\[[0-9a-fA-F:.]+]|[A-Za-z0-9._-]+):[0-9]{1,5}");
+        default = null;
+        example = "mqtt.lan:8883";
+        description = ''
+          The broker's `host:port` (`broker`; an IPv6 address in brackets).
+          The host must be a name in the broker's TLS certificate (or an
+          address in it). Required with {option}`services.vigil.mqtt.enable`.
+        '';
+      };
+      caFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        example = "/var/lib/mosquitto/tls/ca.pem";
+        description = ''
+          The CA that signs the broker's certificate (`ca_file`). Loaded with
+          LoadCredential= (as `mqtt-ca`) into the bridge and, with Zigbee
+          sensors, sensord, so it may be a file only root reads; not a
+          secret, so a path in the Nix store is fine too. Required unless
+          {option}`services.vigil.mqtt.insecurePlaintext`.
+        '';
+      };
+      clientCertFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        description = ''
+          TLS client authentication: the certificate (`client_cert_file`),
+          with {option}`services.vigil.mqtt.clientKeyFile` (both or neither).
+          Loaded like the CA (`mqtt-client-cert`).
+        '';
+      };
+      clientKeyFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        example = "/var/lib/vigil-secrets/mqtt-client-key";
+        description = ''
+          The client certificate's key (`client_key_file`). Never in the Nix
+          store: systemd reads it with LoadCredential= (`mqtt-client-key`) and
+          hands the bridge (and sensord, with Zigbee sensors) a private copy.
+        '';
+      };
+      credentialsFile = mkOption {
+        type = types.nullOr secretPath;
+        default = null;
+        example = "/var/lib/vigil-secrets/mqtt-credentials";
+        description = ''
+          A file of one line, `username:password`, for the broker
+          (`credentials_file`; the username is the broker user, `vigil` in
+          docs/mqtt.md's ACL). Never in the Nix store: loaded with
+          LoadCredential= (`mqtt-credentials`) into the bridge and, with
+          Zigbee sensors, sensord. null: no username.
+        '';
+      };
+      insecurePlaintext = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          No TLS (`insecure_plaintext = true`): only for a broker on this
+          machine, reached over the loopback address. Written only when true.
+        '';
+      };
+      baseTopic = mkOption {
+        type = types.nullOr topicType;
+        default = null;
+        example = "vigil";
+        description = "The bridge's topics are `<baseTopic>/<hub id>/...` (`base_topic`); null keeps the Rust default, `vigil`.";
+      };
+      discoveryPrefix = mkOption {
+        type = types.nullOr (types.either (types.enum [ "" ]) topicType);
+        default = null;
+        example = "homeassistant";
+        description = "Home Assistant's discovery prefix (`discovery_prefix`); `\"\"`: no discovery; null keeps the Rust default, `homeassistant`.";
+      };
+      zigbee2mqttTopic = mkOption {
+        type = types.nullOr topicType;
+        default = null;
+        example = "zigbee2mqtt";
+        description = "zigbee2mqtt's `base_topic` (`zigbee2mqtt_topic`), for Zigbee sensors and keypads; null keeps the Rust default, `zigbee2mqtt`.";
+      };
+      hub = mkOption {
+        type = types.nullOr (types.strMatching ".+:[0-9]{1,5}");
+        default = if cfg.hub.enable then localGrpc else null;
+        defaultText = lib.literalMD ''
+          with the hub on this machine, {option}`services.vigil.grpc.listenAddress`,
+          or for a wildcard (`"[::]:7443"`) `127.0.0.1` and its port; else null'';
+        example = "vigil-pi4:7443";
+        description = ''
+          The hub's gRPC address as the bridge dials it (`hub`); null: the
+          address stored when the bridge was paired. The hub's certificate is
+          checked by its CA, not by this name, so any name or address of the
+          hub does.
+        '';
+      };
+      keypads = mkOption {
+        type = types.listOf (types.submodule keypadModule);
+        default = [ ];
+        example = [
+          {
+            name = "hall-keypad";
+            friendlyName = "hall_keypad";
+          }
+        ];
+        description = "Zigbee keypads (through zigbee2mqtt) that arm and disarm through the bridge (`[[mqtt.keypads]]`).";
+      };
+      brokerAcl = mkOption {
+        type = types.attrsOf (types.listOf types.str);
+        readOnly = true;
+        default = mqttAcl;
+        defaultText = lib.literalMD "docs/mqtt.md's ACL for the topics set here";
+        example = {
+          vigil = [
+            "readwrite vigil/#"
+            "readwrite homeassistant/+/+/+/config"
+            "read zigbee2mqtt/#"
+            "write zigbee2mqtt/+/set"
+          ];
+        };
+        description = ''
+          Read only: docs/mqtt.md's broker ACL for the topics above, per
+          broker user (`vigil`, the bridge and sensord; `homeassistant`;
+          `zigbee2mqtt`), in the form of
+          `services.mosquitto.listeners.*.users.<name>.acl` (the Pi
+          configuration's local broker uses it).
+        '';
+      };
+    };
+
     otlpEndpoint = mkOption {
       type = types.nullOr types.str;
       default = null;
@@ -1373,7 +1645,7 @@ in
           motionClashes = lib.filter (c: lib.elem (motionSensorOf c) sensorNames) motionCameras;
           motionTooLong = lib.filter (c: lib.stringLength (motionSensorOf c) > 31) motionCameras;
           pins =
-            map (s: s.pin) cfg.sensors
+            lib.filter (p: p != null) (map (s: s.pin) cfg.sensors)
             ++ lib.optional (cfg.outputs.siren != null) cfg.outputs.siren.pin
             ++ lib.optional (cfg.outputs.buzzer != null) cfg.outputs.buzzer.pin;
           unique = l: lib.length (lib.unique l) == lib.length l;
@@ -1383,6 +1655,12 @@ in
             ++ lib.attrValues cfg.alertd.credentials
             ++ lib.optional (cfg.webhook.secretFile != null) cfg.webhook.secretFile
             ++ map (c: c.keyFile) camerasWithKeys
+            ++ lib.optionals cfg.mqtt.enable (
+              lib.filter (f: f != null) [
+                cfg.mqtt.clientKeyFile
+                cfg.mqtt.credentialsFile
+              ]
+            )
           );
           keyless = lib.filter (c: c.keyFile == null) cfg.cameras;
           hubless = lib.filter (c: c.hub == null) localCameras;
@@ -1391,11 +1669,53 @@ in
           unheard = lib.filter (
             c: cfg.recording.beacon == null || portOf 7446 cfg.recording.beacon != c.discoveryPort
           ) discoverCameras;
+          # Zigbee sensors: no wiring, a friendly name; wired ones: a pin.
+          unwired = lib.filter (s: !(isZigbee s) && s.pin == null) cfg.sensors;
+          misnamed = lib.filter (s: !(isZigbee s) && s.friendlyName != null) cfg.sensors;
+          zigbeeWired = lib.filter (s: s.pin != null || s.wiringSet != [ ]) zigbeeSensors;
+          zigbeeUnnamed = lib.filter (s: s.friendlyName == null) zigbeeSensors;
+          names = l: toString (map (s: s.name) l);
         in
         [
           {
             assertion = unique sensorNames;
             message = "services.vigil.sensors: every sensor needs its own name.";
+          }
+          {
+            assertion = unwired == [ ];
+            message = "services.vigil.sensors: ${names unwired} need `pin` (a GPIO sensor), or `source = \"zigbee2mqtt\"` and `friendlyName`.";
+          }
+          {
+            assertion = misnamed == [ ];
+            message = "services.vigil.sensors: ${names misnamed} are GPIO sensors: remove `friendlyName`, or set `source = \"zigbee2mqtt\"`.";
+          }
+          {
+            assertion = zigbeeWired == [ ];
+            message = "services.vigil.sensors: ${names zigbeeWired} are Zigbee sensors (source = \"zigbee2mqtt\"): remove `pin`, `pull` and `active`.";
+          }
+          {
+            assertion = zigbeeUnnamed == [ ];
+            message = "services.vigil.sensors: ${names zigbeeUnnamed} need `friendlyName`, the device's name in zigbee2mqtt.";
+          }
+          {
+            assertion = unique (lib.filter (n: n != null) (map (s: s.friendlyName) zigbeeSensors));
+            message = "services.vigil.sensors: two Zigbee sensors are one device (the same `friendlyName`).";
+          }
+          {
+            assertion = zigbeeSensors == [ ] || cfg.mqtt.enable;
+            message = "services.vigil.sensors: ${names zigbeeSensors} are heard through the broker: set services.vigil.mqtt.enable and services.vigil.mqtt.broker.";
+          }
+          {
+            assertion = !cfg.mqtt.enable || cfg.mqtt.broker != null;
+            message = "services.vigil.mqtt: set `broker`, the broker's \"host:port\" (like \"mqtt.lan:8883\").";
+          }
+          {
+            assertion = !cfg.mqtt.enable || cfg.mqtt.caFile != null || cfg.mqtt.insecurePlaintext;
+            message = "services.vigil.mqtt: set `caFile`, the CA of the broker's TLS certificate (or, for a broker on this machine only, `insecurePlaintext = true`).";
+          }
+          {
+            assertion = !cfg.mqtt.enable || (cfg.mqtt.clientCertFile == null) == (cfg.mqtt.clientKeyFile == null);
+            message = "services.vigil.mqtt: a client certificate needs its key and a key its certificate: set both `clientCertFile` and `clientKeyFile`, or neither.";
           }
           {
             assertion = unique pins;
@@ -1608,7 +1928,7 @@ in
         reloadable = true;
         reloadOn = [ configFile ];
         restartOn = [ sensordRestartOn ];
-        serviceConfig = lib.optionalAttrs needsNetwork lanOnly // {
+        serviceConfig = lib.optionalAttrs sensordNeedsNetwork lanOnly // {
           # The hub's uid: the doorbell is a signal, which needs it.
           User = "vigil";
           Group = "vigil";
@@ -1621,14 +1941,19 @@ in
           SupplementaryGroups = lib.optionals (!cfg.simulatedGpio) [ "gpio" ];
           # rppal reads /proc/device-tree and /proc/cpuinfo to find the board,
           # so no ProcSubset=pid here.
-          PrivateNetwork = !needsNetwork;
+          PrivateNetwork = !sensordNeedsNetwork;
           # No listener for peers: its session, the GPIO lines, the
           # simulated board's socket, MQTT.
           LimitNOFILE = 1024;
           MemoryMax = "128M";
           TasksMax = 64;
         }
-        // lib.optionalAttrs (!needsNetwork) {
+        // lib.optionalAttrs (zigbeeSensors != [ ]) {
+          # Zigbee sensors: the broker's CA, client key and password, as
+          # [mqtt] in /etc/vigil/vigil.toml names them.
+          LoadCredential = mqttCredentials;
+        }
+        // lib.optionalAttrs (!sensordNeedsNetwork) {
           # No network at all: its session and sockets are Unix ones.
           RestrictAddressFamilies = [ "AF_UNIX" ];
         };
@@ -1832,6 +2157,71 @@ in
       services.udev.extraRules = lib.optionalString (lib.any (c: c.source != "test") localCameras) ''
         SUBSYSTEM=="dma_heap", GROUP="video", MODE="0660"
       '';
+    })
+
+    # The MQTT bridge: a client of the hub's gRPC API (TCP) and of the
+    # broker, nothing else. It joins no local socket (hub.sock admits the
+    # hub's uid and root only, a group would not do), so it has a uid of its
+    # own and is paired once by hand, as root (docs/nixos.md, "MQTT"):
+    #   vigilctl --credentials /var/lib/vigil-mqtt/hub pair --here mqtt --role user
+    #   chown -R vigil-mqtt:vigil-mqtt /var/lib/vigil-mqtt/hub
+    # Until then it waits, retrying the hub every 2 s.
+    (mkIf cfg.mqtt.enable {
+      environment.etc."vigil/mqttd.toml".source = mqttdConfigFile;
+
+      users.users.vigil-mqtt = {
+        isSystemUser = true;
+        group = "vigil-mqtt";
+        description = "Vigil MQTT bridge";
+      };
+      users.groups.vigil-mqtt = { };
+
+      systemd.services.vigil-mqttd = mkService {
+        description = "Vigil MQTT bridge (Home Assistant, event stream, Zigbee keypads)";
+        exec = "vigil-mqttd";
+        args = [
+          "--config"
+          mqttdConfigPath
+        ];
+        restartOn = [ mqttdRestartOn ];
+        # No ipc-channel: its private /tmp, not /run/vigil (which it may not
+        # write).
+        environment.TMPDIR = "/tmp";
+        serviceConfig = lanOnly // {
+          User = "vigil-mqtt";
+          Group = "vigil-mqtt";
+          # Its one writable place: the pairing (client.key, client.pem,
+          # ca.pem, hub) under /var/lib/vigil-mqtt/hub.
+          StateDirectory = "vigil-mqtt";
+          StateDirectoryMode = "0700";
+          PrivateDevices = true;
+          ProcSubset = "pid";
+          # The broker and the hub over TCP; no netlink.
+          RestrictAddressFamilies = [
+            "AF_UNIX"
+            "AF_INET"
+            "AF_INET6"
+          ];
+          # The broker's CA, client key and password, as
+          # /run/credentials/vigil-mqttd.service/mqtt-*.
+          LoadCredential = mqttCredentials;
+          # Not on the alarm's path: SIGTERM publishes `offline` and exits 0,
+          # and that stop is final; 1 (a runtime failure) restarts with the
+          # back-off of the others, 78 (its config or a file it names) does
+          # not. A hub or a broker away is no failure: it waits for them.
+          Restart = "on-failure";
+          # Two connections (hub, broker) and DNS.
+          LimitNOFILE = 256;
+          # A current-thread runtime; its queues hold at most 1024 outgoing
+          # and 256 incoming messages (snapshots among them).
+          MemoryMax = "128M";
+          TasksMax = 32;
+        };
+        # The broker and the hub are reached over the network (a hub on this
+        # machine first, to spare a first retry).
+        after = [ "network-online.target" ] ++ lib.optional cfg.hub.enable "vigil-hub.service";
+        wants = [ "network-online.target" ] ++ lib.optional cfg.hub.enable "vigil-hub.service";
+      };
     })
 
     # hub = "discover": camd listens for the hub's beacon (incoming UDP

@@ -105,6 +105,28 @@ fn a_missing_webhook_secret_is_a_configuration_error() -> Result<()> {
     Ok(())
 }
 
+/// The MQTT bridge without `[mqtt]`, or with a CA file that is not
+/// there: 78, naming what to fix, before it connects to anything.
+#[test]
+fn the_mqtt_bridge_refuses_a_config_it_cannot_use() -> Result<()> {
+    let stack = Stack::new(TEST_SENSORS, RunAs::Me)?;
+    let ended = Ended::of(&stack, "vigil-mqttd", &[])?;
+    ensure!(ended.code == Some(78), "{:?}: {}", ended.code, ended.stderr);
+    let text = message(&ended.error_line()?).to_owned();
+    ensure!(text.contains("no [mqtt] table"), "{text}");
+
+    let missing = stack.root.path().join("mqtt-ca.pem");
+    stack.write_config(&format!(
+        "{TEST_SENSORS}\n[mqtt]\nbroker = \"127.0.0.1:8883\"\nca_file = {:?}\n",
+        missing.display().to_string()
+    ))?;
+    let ended = Ended::of(&stack, "vigil-mqttd", &[])?;
+    ensure!(ended.code == Some(78), "{:?}: {}", ended.code, ended.stderr);
+    let text = message(&ended.error_line()?).to_owned();
+    ensure!(text.contains(&missing.display().to_string()), "{text}");
+    Ok(())
+}
+
 /// A camera whose key file is not there: camd exits 78 before it starts
 /// GStreamer.
 #[test]

@@ -16,14 +16,15 @@
 //! hub_credentials`, paired with `vigilctl --credentials DIR pair --here
 //! mqtt`); to the broker with rumqttc. It starts in any order: it waits
 //! for the hub, then the broker, and reconnects to each by itself. After
-//! a lost stream it resumes the events after the last one it published,
-//! so the event topic misses none while the bridge runs.
+//! a lost stream, or its own restart, it resumes the events after the last
+//! one it published (`resume`), so the event topic misses none.
 //!
 //! Code map:
 //! - [`run`]: connects to the hub, makes the MQTT client (its last will
 //!   names the hub) and runs a session per hub connection.
 //! - `hub`: the gRPC calls the bridge makes.
 //! - `session`: one hub connection's loop: events out, commands in.
+//! - `resume`: where the event topic stands, kept in a file.
 //! - `pump`: drives rumqttc's event loop, hands inbound messages over
 //!   through a bounded queue that drops (and counts) a flood.
 //! - `error`: why it stops, with exit codes.
@@ -33,6 +34,7 @@
 mod error;
 mod hub;
 mod pump;
+mod resume;
 mod session;
 
 use std::time::Duration;
@@ -55,7 +57,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     vigil_mqtt::broker::options(&mqtt, "check", None)?;
     tokio::pin!(shutdown);
     let mut link: Option<pump::Link> = None;
-    let mut resume = session::Resume::default();
+    let mut resume = resume::Resume::load(mqtt.hub_credentials.join("events-resume"));
     let mut logged_unreachable = false;
     loop {
         let hub = tokio::select! {
@@ -111,5 +113,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         link.publish_offline().await;
         link.stop().await;
     }
+    resume.save();
     Ok(())
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, Packet, QoS};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use vigil_config::MqttConfig;
@@ -20,15 +20,11 @@ const INBOUND_QUEUE: usize = 256;
 /// Requests (publications) waiting for the connection.
 const OUTBOUND_QUEUE: usize = 1024;
 
-/// What the broker side tells the session.
+/// A message from the broker.
 #[derive(Debug)]
-pub(crate) enum Inbound {
-    /// A (re)connection: subscribe and publish the whole state again.
-    Connected,
-    Message {
-        topic: String,
-        payload: Vec<u8>,
-    },
+pub(crate) struct Inbound {
+    pub(crate) topic: String,
+    pub(crate) payload: Vec<u8>,
 }
 
 /// The client and its running event loop.
@@ -37,6 +33,11 @@ pub(crate) struct Link {
     pub(crate) hub_id: String,
     pub(crate) client: AsyncClient,
     pub(crate) inbound: mpsc::Receiver<Inbound>,
+    /// Counts connections to the broker: each change asks the session to
+    /// subscribe and publish the whole state again (a clean session).
+    /// Apart from the queue, so a flood never hides a reconnection and
+    /// the event loop never waits to say one.
+    pub(crate) connections: watch::Receiver<u64>,
     topics: HubTopics,
     task: JoinHandle<()>,
 }
@@ -58,6 +59,7 @@ impl Link {
         let options = vigil_mqtt::broker::options(config, &client_id, Some(will))?;
         let (client, mut eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
         let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let (connected, connections) = watch::channel(0u64);
         let broker = format!("{}:{}", config.host, config.port);
         let task = tokio::spawn(async move {
             let mut down_logged = false;
@@ -68,12 +70,10 @@ impl Link {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         info!(%broker, "connected to the MQTT broker");
                         down_logged = false;
-                        if tx.send(Inbound::Connected).await.is_err() {
-                            return;
-                        }
+                        connected.send_modify(|n| *n += 1);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let message = Inbound::Message {
+                        let message = Inbound {
                             topic: p.topic,
                             payload: p.payload.to_vec(),
                         };
@@ -107,6 +107,7 @@ impl Link {
             hub_id: hub_id.to_owned(),
             client,
             inbound,
+            connections,
             topics,
             task,
         })

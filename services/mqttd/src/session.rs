@@ -29,6 +29,7 @@ use vigil_proto::v1 as pb;
 
 use crate::hub::{self, Hub};
 use crate::pump::{Inbound, Link};
+use crate::resume::Resume;
 
 /// Commands running at once; more are answered `busy`.
 const COMMANDS_IN_FLIGHT: usize = 4;
@@ -44,14 +45,6 @@ pub(crate) enum Ended {
     Shutdown,
     /// The hub's stream or a call failed: reconnect and resume.
     HubLost(String),
-}
-
-/// Where the event topic stands, kept across sessions so a new one
-/// resumes after the last event published.
-#[derive(Debug, Default)]
-pub(crate) struct Resume {
-    log_id: Option<String>,
-    last_seq: Option<u64>,
 }
 
 /// Who asked, so the answer goes back the same way.
@@ -190,18 +183,24 @@ impl<'a> Session<'a> {
         if after.is_none() {
             resume.last_seq = watch.last_seq;
         }
-        if let Err(why) = self.announce().await {
+        // A connection made before this session is announced now; the
+        // first one, when it comes (below).
+        if *self.link.connections.borrow_and_update() > 0
+            && let Err(why) = self.announce().await
+        {
             return Ended::HubLost(why);
         }
         let refresh = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(refresh);
         let mut refresh_due = false;
+        let mut save_place = tokio::time::interval(crate::resume::SAVE_EVERY);
         let mut system_check = tokio::time::interval(SYSTEM_CHECK);
         system_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         system_check.reset();
         loop {
             tokio::select! {
                 () = &mut *shutdown => return Ended::Shutdown,
+                _ = save_place.tick() => resume.tick(),
                 _ = system_check.tick() => {
                     if let Err(why) = self.check_system().await {
                         return Ended::HubLost(why);
@@ -217,13 +216,17 @@ impl<'a> Session<'a> {
                     Ok(None) => return Ended::HubLost("the hub ended the event stream".into()),
                     Err(e) => return Ended::HubLost(format!("event stream: {}", e.message())),
                 },
-                inbound = self.link.inbound.recv() => match inbound {
-                    Some(Inbound::Connected) => {
-                        if let Err(why) = self.announce().await {
-                            return Ended::HubLost(why);
-                        }
+                changed = self.link.connections.changed() => {
+                    if changed.is_err() {
+                        return Ended::HubLost("the MQTT client stopped".into());
                     }
-                    Some(Inbound::Message { topic, payload }) => self.on_message(&topic, &payload).await,
+                    self.link.connections.borrow_and_update();
+                    if let Err(why) = self.announce().await {
+                        return Ended::HubLost(why);
+                    }
+                }
+                inbound = self.link.inbound.recv() => match inbound {
+                    Some(Inbound { topic, payload }) => self.on_message(&topic, &payload).await,
                     None => return Ended::HubLost("the MQTT client stopped".into()),
                 },
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
@@ -471,7 +474,7 @@ impl<'a> Session<'a> {
             .await;
         self.publish_json(self.topics.last_event(), QoS::AtLeastOnce, true, &message)
             .await;
-        resume.last_seq = Some(event.seq);
+        resume.published(event.seq);
 
         self.publish_panel(mode, state).await;
         // A sensor's change is published from the event itself, at once;

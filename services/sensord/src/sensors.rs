@@ -304,4 +304,51 @@ mod tests {
         let (report, _) = s.poll(ms(t0, 50)).expect("tamper");
         assert!(report.tamper && report.fault);
     }
+
+    #[test]
+    fn a_wireless_device_is_unknown_then_its_health_is_a_fault_until_it_clears() {
+        let t0 = Instant::now();
+        let mut s = SensorTracker::new_wireless(config(SensorKind::Door, Some(3600)), t0);
+        let report = s.report();
+        assert_eq!(report.state, SensorState::Unknown);
+        assert!(report.fault, "unheard until the broker is reached");
+        // The broker is reached; the device reports, closed.
+        s.set_device(DeviceHealth::default(), None);
+        let (report, cause) = s.poll(t0).expect("heard");
+        assert_eq!(cause, Cause::Device);
+        assert!(!report.fault);
+        s.edge(Level::Low, ms(t0, 1));
+        let (report, _) = s.poll(ms(t0, 51)).expect("closed");
+        assert_eq!(report.state, SensorState::Inactive);
+        // zigbee2mqtt says offline: a fault, reported once.
+        let offline = DeviceHealth {
+            offline: true,
+            ..DeviceHealth::default()
+        };
+        s.set_device(offline, None);
+        let (report, _) = s.poll(ms(t0, 60)).expect("offline");
+        assert!(report.fault && !report.tamper);
+        assert_eq!(s.poll(ms(t0, 61)), None);
+        // The same news again changes nothing.
+        s.set_device(offline, None);
+        assert_eq!(s.poll(ms(t0, 62)), None);
+        // Its case opened: tampered.
+        s.set_device(
+            DeviceHealth {
+                tamper: true,
+                ..DeviceHealth::default()
+            },
+            Some(ms(t0, 70)),
+        );
+        let (report, _) = s.poll(ms(t0, 70)).expect("tamper");
+        assert!(report.fault && report.tamper);
+        // Healthy again; a message is a sign of life for supervision.
+        s.set_device(DeviceHealth::default(), Some(ms(t0, 80)));
+        let (report, _) = s.poll(ms(t0, 80)).expect("healthy");
+        assert!(!report.fault);
+        assert_eq!(
+            s.next_deadline(),
+            Some(ms(t0, 80) + Duration::from_secs(3600))
+        );
+    }
 }
