@@ -318,7 +318,7 @@ mod tests {
         );
         assert_eq!(
             arm_mode_payload(req.action.confirmation(), req.transaction),
-            r#"{"arm_mode":{"transaction":12,"mode":"arm_all_zones"}}"#
+            r#"{"arm_mode":{"mode":"arm_all_zones","transaction":12}}"#
         );
         assert_eq!(
             arm_mode_payload(ArmMode::ExitDelay, None),
