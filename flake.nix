@@ -100,6 +100,7 @@
           vm-hub-camera = import ./nixos/tests/hub-camera.nix args;
           vm-security = import ./nixos/tests/security.nix args;
           vm-crash = import ./nixos/tests/crash.nix args;
+          vm-mqtt = import ./nixos/tests/mqtt.nix args;
         };
     in
     {
