@@ -143,6 +143,9 @@ in
         # Nothing bigger is relayed: a bigger packet would make Vigil's
         # clients reconnect (docs/mqtt.md, "Security").
         settings.max_packet_size = 1048576;
+        # Nagle off: else a command waits for the delayed ACK of the
+        # PUBACK before it (an MQTT arm took 23 ms instead of 2).
+        settings.set_tcp_nodelay = true;
         listeners = [
           {
             # Every interface: Home Assistant and zigbee2mqtt are elsewhere

@@ -51,7 +51,7 @@ exit_delay_secs = 0
 
 [telemetry]
 log_format = "json"
-log_filter = "warn"
+log_filter = "info"
 "#;
 
 /// A client of the broker as `user`, and what it receives (with the
@@ -84,7 +84,7 @@ async fn client(
         keypads: Vec::new(),
     };
     let options = vigil_mqtt::broker::options(&config, &format!("bench-{}", user.name()), None)?;
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let (client, mut eventloop) = vigil_mqtt::broker::client(options, 64);
     let (tx, rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let filters = subscribe.to_vec();
@@ -135,6 +135,22 @@ async fn wait_payload(seen: &mut Received, want: &str) -> Result<Instant> {
             .with_context(|| format!("alarm/state never said {want}"))?
             .context("closed")?;
         if payload == want.as_bytes() {
+            return Ok(at);
+        }
+    }
+}
+
+/// When the next event of `kind` arrives.
+async fn wait_kind(
+    events: &mut mpsc::UnboundedReceiver<(Instant, pb::Event)>,
+    kind: &str,
+) -> Result<Instant> {
+    loop {
+        let (at, event) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .with_context(|| format!("no {kind} event"))?
+            .context("the event stream ended")?;
+        if event.kind == kind {
             return Ok(at);
         }
     }
@@ -265,6 +281,8 @@ fn main() -> Result<()> {
         //    DISARM with the code in between (not measured: a PIN check is
         //    an argon2 hash on purpose).
         let mut arm = histogram();
+        let mut arm_at_hub = histogram();
+        while events.try_recv().is_ok() {}
         let command = format!("vigil/{hub_id}/alarm/set");
         for _ in 0..samples / 4 {
             let sent = Instant::now();
@@ -277,6 +295,10 @@ fn main() -> Result<()> {
             .await?;
             let at = wait_payload(&mut ha_seen, "armed_home").await?;
             arm.record(at.duration_since(sent).as_micros() as u64)?;
+            // Where the time goes: the hub's `armed` event, as a
+            // WatchEvents client of its own sees it.
+            let hub_at = wait_kind(&mut events, "armed").await?;
+            arm_at_hub.record(hub_at.duration_since(sent).as_micros() as u64)?;
             ha.publish(
                 &command,
                 QoS::AtMostOnce,
@@ -285,6 +307,28 @@ fn main() -> Result<()> {
             )
             .await?;
             wait_payload(&mut ha_seen, "disarmed").await?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // 3. The same without MQTT: Arm over gRPC until the `armed` event
+        //    reaches a WatchEvents client (the hub's own part of 2).
+        while events.try_recv().is_ok() {}
+        let mut grpc_arm = histogram();
+        for _ in 0..samples / 4 {
+            let sent = Instant::now();
+            alarm
+                .arm(pb::ArmRequest {
+                    mode: pb::Mode::Home as i32,
+                    force: false,
+                    pin: String::new(),
+                })
+                .await?;
+            let at = wait_kind(&mut events, "armed").await?;
+            grpc_arm.record(at.duration_since(sent).as_micros() as u64)?;
+            alarm
+                .disarm(pb::DisarmRequest { pin: "2468".into() })
+                .await?;
+            wait_kind(&mut events, "disarmed").await?;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
@@ -304,6 +348,19 @@ fn main() -> Result<()> {
             to_hub.value_at_quantile(0.99) as f64 / bare.value_at_quantile(0.99).max(1) as f64
         );
         row("MQTT ARM_HOME -> armed_home published back", &arm);
+        row(
+            "  of which: the MQTT command -> the hub's armed event",
+            &arm_at_hub,
+        );
+        row(
+            "baseline: gRPC Arm(home) -> the armed event (WatchEvents)",
+            &grpc_arm,
+        );
+        println!(
+            "ratio p50 {:.2}x, p99 {:.2}x",
+            arm.value_at_quantile(0.5) as f64 / grpc_arm.value_at_quantile(0.5).max(1) as f64,
+            arm.value_at_quantile(0.99) as f64 / grpc_arm.value_at_quantile(0.99).max(1) as f64
+        );
         anyhow::Ok(())
     })?;
     std::thread::sleep(Duration::from_secs(3));

@@ -198,7 +198,7 @@ impl Broker {
             d.join("mosquitto.conf"),
             format!(
                 "per_listener_settings false\nallow_anonymous false\npassword_file {}\n\
-                 acl_file {}\nmax_packet_size 1048576\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n\
+                 acl_file {}\nmax_packet_size 1048576\nset_tcp_nodelay true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n\
                  log_type notice\nlog_type information\nconnection_messages true\n\
                  user root\n\
                  listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",

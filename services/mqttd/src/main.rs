@@ -25,18 +25,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let started = match vigil_service::start(
-        NAME,
-        &cli.config,
-        vigil_service::Threads::One,
-        vigil_service::nothing_first,
-    ) {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
-    let result = started.runtime.block_on(vigil_mqttd::run(
-        started.config,
-        vigil_service::terminated(),
-    ));
-    vigil_service::finish(NAME, result)
+    vigil_service::serve(NAME, &cli.config, vigil_service::Threads::One, |config| {
+        vigil_mqttd::run(config, vigil_service::terminated())
+    })
 }

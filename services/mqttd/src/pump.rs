@@ -57,7 +57,7 @@ impl Link {
             std::process::id()
         );
         let options = vigil_mqtt::broker::options(config, &client_id, Some(will))?;
-        let (client, mut eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
+        let (client, mut eventloop) = vigil_mqtt::broker::client(options, OUTBOUND_QUEUE);
         let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         let (connected, connections) = watch::channel(0u64);
         let broker = format!("{}:{}", config.host, config.port);

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use rumqttc::{Event, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -96,7 +96,7 @@ pub(crate) fn start(
     let client_id = format!("vigil-sensord-{}", std::process::id());
     let options = vigil_mqtt::broker::options(mqtt, &client_id, None)?;
     let broker = format!("{}:{}", mqtt.host, mqtt.port);
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let (client, mut eventloop) = vigil_mqtt::broker::client(options, 64);
     let indices: Vec<usize> = {
         let mut v: Vec<usize> = readers
             .values()

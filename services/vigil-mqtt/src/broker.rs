@@ -85,6 +85,19 @@ pub fn options(
     Ok(options)
 }
 
+/// A client and its event loop for `options`, with `capacity` requests
+/// queued at most. Nagle's algorithm is off: Vigil sends small messages
+/// in bursts (an event, then the panel's state), and with it on, the
+/// second waits for the broker's delayed ACK of the first (tens of ms).
+pub fn client(options: MqttOptions, capacity: usize) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, capacity);
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    network.set_connection_timeout(5);
+    eventloop.set_network_options(network);
+    (client, eventloop)
+}
+
 /// `username:password` from the credentials file (a trailing newline is
 /// not part of the password).
 pub fn credentials(path: &Path) -> Result<(String, String), BrokerSetupError> {

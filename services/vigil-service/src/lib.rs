@@ -122,6 +122,28 @@ pub fn fail(name: &str, code: u8, error: impl Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// A daemon's whole `main` after its flags: [`start`] (nothing to do while
+/// single-threaded), `run(config)` on the runtime (its own shutdown future
+/// is [`terminated`]), then [`finish`].
+pub fn serve<E, Fut>(
+    name: &'static str,
+    args: &ConfigArgs,
+    threads: Threads,
+    run: impl FnOnce(Config) -> Fut,
+) -> ExitCode
+where
+    E: ExitError,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let started = match start(name, args, threads, nothing_first) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    // `started` (its telemetry guard) lives until the result is reported.
+    let result = started.runtime.block_on(run(started.config));
+    finish(name, result)
+}
+
 /// The exit code for a service's result: 0, or the error's own code after
 /// [`report`]ing it.
 pub fn finish<E: ExitError>(name: &str, result: Result<(), E>) -> ExitCode {
