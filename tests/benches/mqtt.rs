@@ -20,8 +20,8 @@ use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use vigil_config::MqttConfig;
-use vigil_e2e::mqtt::{Broker, User};
-use vigil_e2e::{RunAs, Stack, message};
+use vigil_e2e::mqtt::{Broker, House, User};
+
 use vigil_proto::v1 as pb;
 
 const HOUSE: &str = r#"
@@ -40,11 +40,6 @@ kind = "door"
 source = "zigbee2mqtt"
 friendly_name = "garage_contact"
 debounce_ms = 0
-
-[[users]]
-name = "alice"
-role = "user"
-pin_hash = "$argon2id$v=19$m=19456,t=2,p=1$V0vSInmKCPdzimuhwUUwsw$I1CZL27lla/QEjor55VWNTYHRjbEh+TcpiwAhmIy0es"
 
 [alarm.modes.home]
 exit_delay_secs = 0
@@ -183,23 +178,9 @@ fn rss_kib(pid: u32) -> Result<u64> {
 fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let samples: usize = if quick { 200 } else { 1000 };
-    let broker = Broker::start()?;
-    let stack = Stack::new(HOUSE, RunAs::Me)?;
-    let bridge_credentials = stack.root.path().join("mqtt-credentials");
-    stack.write_config(&format!(
-        "{HOUSE}{}",
-        broker.config(&bridge_credentials, stack.grpc_port)
-    ))?;
-    let hub = stack.start("vigil-hub")?;
-    let sensord = stack.start("vigil-sensord")?;
-    hub.wait_log(0, "sensord joining", |l| message(l) == "service joined")?;
-    stack.pair_here("admin")?;
-    stack.pair_client(&bridge_credentials, "mqtt", "user")?;
-    let bridge = stack.start("vigil-mqttd")?;
-    let hub_id = stack.ctl_json(&["system"])?["hub_id"]
-        .as_str()
-        .context("hub_id")?
-        .to_owned();
+    // The house (with TEST_ALARM's alice, PIN 2468) and the bridge.
+    let house = House::start(HOUSE, "")?;
+    let (broker, stack, hub_id) = (&house.broker, &house.stack, house.hub_id.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -220,10 +201,10 @@ fn main() -> Result<()> {
                 let _ = events_tx.send((Instant::now(), event));
             }
         });
-        let (z2m, _) = client(&broker, &dir, User::Zigbee2mqtt, &[]).await?;
+        let (z2m, _) = client(broker, &dir, User::Zigbee2mqtt, &[]).await?;
         let baseline_topic = "zigbee2mqtt/bench_baseline".to_owned();
         let (_observer, mut observed) = client(
-            &broker,
+            broker,
             &dir,
             User::Observer,
             std::slice::from_ref(&baseline_topic),
@@ -231,7 +212,7 @@ fn main() -> Result<()> {
         .await?;
         let state_topic = format!("vigil/{hub_id}/alarm/state");
         let (ha, mut ha_seen) = client(
-            &broker,
+            broker,
             &dir,
             User::HomeAssistant,
             std::slice::from_ref(&state_topic),
@@ -364,8 +345,8 @@ fn main() -> Result<()> {
         anyhow::Ok(())
     })?;
     std::thread::sleep(Duration::from_secs(3));
-    let bridge_rss = rss_kib(bridge.pid())?;
-    let sensord_rss = rss_kib(sensord.pid())?;
+    let bridge_rss = rss_kib(house.bridge.pid())?;
+    let sensord_rss = rss_kib(house.sensord.pid())?;
     println!(
         "vigil-mqttd idle RSS: {:.1} MiB",
         bridge_rss as f64 / 1024.0

@@ -12,6 +12,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+
+use crate::{RunAs, Service, Stack, TEST_ALARM, message};
 
 /// The broker's users, each with the topics docs/mqtt.md's ACL gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -434,5 +437,94 @@ impl Drop for Subscriber {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A house on MQTT: the broker, the stack with `[mqtt]` (plus `extra`),
+/// hub, sensord and the bridge (paired as `mqtt`, role user) running.
+#[derive(Debug)]
+pub struct House {
+    pub broker: Broker,
+    pub stack: Stack,
+    pub hub: Service,
+    pub sensord: Service,
+    pub bridge: Service,
+    pub hub_id: String,
+}
+
+impl House {
+    /// As [`House::start_as`], the services running as the test's user.
+    pub fn start(sensors: &str, extra: &str) -> Result<House> {
+        House::start_as(sensors, extra, RunAs::Me)
+    }
+
+    /// `sensors` (TOML: `[gpio]`, `[[sensors]]`...) with `TEST_ALARM` and
+    /// this broker's `[mqtt]`, then `extra`; the services run as `run_as`.
+    pub fn start_as(sensors: &str, extra: &str, run_as: RunAs) -> Result<House> {
+        let broker = Broker::start()?;
+        let stack = Stack::new(&format!("{sensors}{TEST_ALARM}"), run_as)?;
+        let bridge_credentials = stack.root.path().join("mqtt-credentials");
+        let config = format!(
+            "{sensors}{TEST_ALARM}{}{extra}",
+            broker.config(&bridge_credentials, stack.grpc_port)
+        );
+        stack.write_config(&config)?;
+        let hub = stack.start("vigil-hub")?;
+        let sensord = stack.start("vigil-sensord")?;
+        hub.wait_log(0, "sensord joining", |l| message(l) == "service joined")?;
+        stack.pair_here("admin")?;
+        stack.pair_client(&bridge_credentials, "mqtt", "user")?;
+        let bridge = stack.start("vigil-mqttd")?;
+        let hub_id = stack.ctl_json(&["system"])?["hub_id"]
+            .as_str()
+            .context("status has no hub_id")?
+            .to_owned();
+        Ok(House {
+            broker,
+            stack,
+            hub,
+            sensord,
+            bridge,
+            hub_id,
+        })
+    }
+
+    pub fn topic(&self, rest: &str) -> String {
+        format!("vigil/{}/{rest}", self.hub_id)
+    }
+
+    pub fn subscribe_all(&self) -> Result<Subscriber> {
+        self.broker
+            .subscribe(&["vigil/#", "homeassistant/#", "zigbee2mqtt/+/set"])
+    }
+
+    /// The latest payload on `topic` once `want` holds for it.
+    pub fn wait_topic(
+        &self,
+        sub: &Subscriber,
+        topic: &str,
+        want: impl Fn(&str) -> bool,
+    ) -> Result<Message> {
+        let topic = self.topic(topic);
+        sub.wait(&format!("{topic} as wanted"), 0, |m| {
+            m.topic == topic && want(&m.payload)
+        })
+    }
+
+    pub fn command(&self, payload: Value) -> Result<()> {
+        self.broker.publish(
+            User::HomeAssistant,
+            &self.topic("alarm/set"),
+            payload.to_string().as_bytes(),
+            false,
+        )
+    }
+
+    /// The next answer on alarm/result after the first `skip` messages.
+    pub fn result_after(&self, sub: &Subscriber, skip: usize) -> Result<Value> {
+        let topic = self.topic("alarm/result");
+        Ok(sub
+            .wait("a command's answer", skip, |m| m.topic == topic)?
+            .json())
     }
 }

@@ -8,92 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use vigil_e2e::mqtt::{Broker, Message, Subscriber, User, doc_block};
-use vigil_e2e::{RunAs, Service, Stack, TEST_ALARM, TEST_SENSORS, message, sensor, wait_until};
+use vigil_e2e::mqtt::{Broker, House, Message, Subscriber, User, doc_block};
+use vigil_e2e::{RunAs, Stack, TEST_ALARM, TEST_SENSORS, message, sensor, wait_until};
 
 /// zigbee2mqtt's user on the broker: the devices' messages come from it.
 const Z2M: User = User::Zigbee2mqtt;
-
-/// A house on MQTT: the broker, the stack with `[mqtt]` (plus `extra`),
-/// hub, sensord and the bridge (paired as `mqtt`, role user) running.
-struct House {
-    broker: Broker,
-    stack: Stack,
-    hub: Service,
-    sensord: Service,
-    bridge: Service,
-    hub_id: String,
-}
-
-impl House {
-    fn start(sensors: &str, extra: &str) -> Result<House> {
-        let broker = Broker::start()?;
-        let stack = Stack::new(&format!("{sensors}{TEST_ALARM}"), RunAs::Me)?;
-        let bridge_credentials = stack.root.path().join("mqtt-credentials");
-        let config = format!(
-            "{sensors}{TEST_ALARM}{}{extra}",
-            broker.config(&bridge_credentials, stack.grpc_port)
-        );
-        stack.write_config(&config)?;
-        let hub = stack.start("vigil-hub")?;
-        let sensord = stack.start("vigil-sensord")?;
-        hub.wait_log(0, "sensord joining", |l| message(l) == "service joined")?;
-        stack.pair_here("admin")?;
-        stack.pair_client(&bridge_credentials, "mqtt", "user")?;
-        let bridge = stack.start("vigil-mqttd")?;
-        let hub_id = stack.ctl_json(&["system"])?["hub_id"]
-            .as_str()
-            .context("status has no hub_id")?
-            .to_owned();
-        Ok(House {
-            broker,
-            stack,
-            hub,
-            sensord,
-            bridge,
-            hub_id,
-        })
-    }
-
-    fn topic(&self, rest: &str) -> String {
-        format!("vigil/{}/{rest}", self.hub_id)
-    }
-
-    fn subscribe_all(&self) -> Result<Subscriber> {
-        self.broker
-            .subscribe(&["vigil/#", "homeassistant/#", "zigbee2mqtt/+/set"])
-    }
-
-    /// The latest payload on `topic` once `want` holds for it.
-    fn wait_topic(
-        &self,
-        sub: &Subscriber,
-        topic: &str,
-        want: impl Fn(&str) -> bool,
-    ) -> Result<Message> {
-        let topic = self.topic(topic);
-        sub.wait(&format!("{topic} as wanted"), 0, |m| {
-            m.topic == topic && want(&m.payload)
-        })
-    }
-
-    fn command(&self, payload: Value) -> Result<()> {
-        self.broker.publish(
-            User::HomeAssistant,
-            &self.topic("alarm/set"),
-            payload.to_string().as_bytes(),
-            false,
-        )
-    }
-
-    /// The next answer on alarm/result after the first `skip` messages.
-    fn result_after(&self, sub: &Subscriber, skip: usize) -> Result<Value> {
-        let topic = self.topic("alarm/result");
-        Ok(sub
-            .wait("a command's answer", skip, |m| m.topic == topic)?
-            .json())
-    }
-}
 
 /// Home Assistant's MQTT discovery schema, for what the bridge uses: the
 /// keys each platform requires and the values it accepts (HA 2024.3's
@@ -1061,5 +980,79 @@ fn a_real_home_assistant_creates_the_entities_and_drives_the_alarm() -> Result<(
     let mut house = house;
     house.bridge.terminate()?;
     ha.wait_state(panel, "unavailable")?;
+    Ok(())
+}
+
+/// CI runs as root, which hides what an unprivileged user cannot read or
+/// write: here every service (hub, sensord, bridge, vigilctl) runs as
+/// `nobody`. sensord reads the broker's CA and credentials and hears a
+/// Zigbee door; the bridge pairs into a directory of its own, commands
+/// the hub, and keeps the event topic's place in a file there.
+#[test]
+fn the_bridge_and_zigbee_sensors_work_unprivileged() -> Result<()> {
+    let run_as = RunAs::unprivileged()?;
+    let uid = run_as.uid();
+    let house = House::start_as(&doc_block("zigbee-house")?, &doc_block("keypad")?, run_as)?;
+    let sub = house.subscribe_all()?;
+    house.wait_topic(&sub, "availability", |p| p == "online")?;
+    house.broker.publish(
+        Z2M,
+        "zigbee2mqtt/garage_contact",
+        br#"{"contact":false,"battery_low":false}"#,
+        true,
+    )?;
+    house.broker.publish(
+        Z2M,
+        "zigbee2mqtt/garage_contact/availability",
+        b"online",
+        true,
+    )?;
+    house.stack.wait_status("the Zigbee door open", |s| {
+        sensor(s, "garage-door")["state"] == "open" && sensor(s, "garage-door")["fault"] == false
+    })?;
+    let mark = sub.count()?;
+    house.command(json!({"action": "ARM_NIGHT", "code": "None"}))?;
+    let result = house.result_after(&sub, mark)?;
+    // The open Zigbee door (armed in every mode) refuses the arm, and the
+    // answer names it: the alarm's rules, through the bridge.
+    ensure!(
+        result["action"] == "ARM_NIGHT" && result["ok"] == false,
+        "{result}"
+    );
+    ensure!(result["reason"] == "refused", "{result}");
+    ensure!(result["open"][0] == "garage-door", "{result}");
+    // A keypad asking the same hears `not_ready`.
+    let mark = sub.count()?;
+    house.broker.publish(
+        Z2M,
+        "zigbee2mqtt/hall_keypad",
+        br#"{"action":"arm_night_zones","action_code":"2468","action_transaction":40}"#,
+        false,
+    )?;
+    let answer = sub.wait("the keypad's not_ready", mark, |m| {
+        m.topic == "zigbee2mqtt/hall_keypad/set" && m.json()["arm_mode"]["transaction"] == 40
+    })?;
+    ensure!(
+        answer.json()["arm_mode"]["mode"] == "not_ready",
+        "{answer:?}"
+    );
+    let place = house
+        .stack
+        .root
+        .path()
+        .join("mqtt-credentials")
+        .join("events-resume");
+    wait_until(
+        "the event topic's place kept",
+        Duration::from_secs(10),
+        || Ok(place.exists()),
+    )?;
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(&place)?.uid();
+    ensure!(
+        owner == uid,
+        "{} is owned by {owner}, not {uid}",
+        place.display()
+    );
     Ok(())
 }
