@@ -214,11 +214,7 @@ fn home_assistant_sees_the_hub_and_commands_it_through_the_engine() -> Result<()
     );
 
     // Every event on the topic in order, numbered without gaps.
-    let seqs: Vec<u64> = sub
-        .on(&events)?
-        .iter()
-        .filter_map(|m| m.json()["seq"].as_u64())
-        .collect();
+    let seqs = seqs_on(&sub, &events)?;
     ensure!(
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "gaps or disorder: {seqs:?}"
@@ -526,11 +522,7 @@ fn the_broker_restarting_or_the_bridge_dying_loses_nothing() -> Result<()> {
         "few events: {after_restart}..{last}"
     );
     wait_until("every event on the topic", Duration::from_secs(10), || {
-        let seen: Vec<u64> = sub
-            .on(&events)?
-            .iter()
-            .filter_map(|m| m.json()["seq"].as_u64())
-            .collect();
+        let seen = seqs_on(&sub, &events)?;
         Ok(((after_restart + 1)..=last).all(|s| seen.contains(&s)))
     })?;
 
@@ -572,10 +564,7 @@ fn the_broker_restarting_or_the_bridge_dying_loses_nothing() -> Result<()> {
         "the events of the bridge's death",
         Duration::from_secs(10),
         || {
-            let seen: Vec<u64> = sub.on(&events)?[..]
-                .iter()
-                .filter_map(|m| m.json()["seq"].as_u64())
-                .collect();
+            let seen = seqs_on(&sub, &events)?;
             Ok(((before_kill + 1)..=last).all(|s| seen.contains(&s)))
         },
     )?;
@@ -607,15 +596,21 @@ fn the_broker_restarting_or_the_bridge_dying_loses_nothing() -> Result<()> {
         "the events after the hub's restart",
         Duration::from_secs(10),
         || {
-            let seen: Vec<u64> = sub.on(&events)?[..]
-                .iter()
-                .filter_map(|m| m.json()["seq"].as_u64())
-                .collect();
+            let seen = seqs_on(&sub, &events)?;
             Ok(((before_hub_death + 1)..=last).all(|s| seen.contains(&s)))
         },
     )?;
     let _ = &house.sensord;
     Ok(())
+}
+
+/// The `seq` of every event on `topic` so far.
+fn seqs_on(sub: &Subscriber, topic: &str) -> Result<Vec<u64>> {
+    Ok(sub
+        .on(topic)?
+        .iter()
+        .filter_map(|m| m.json()["seq"].as_u64())
+        .collect())
 }
 
 /// A camera on MQTT: a snapshot on every alarm and on request (Home
