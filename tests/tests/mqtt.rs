@@ -173,6 +173,43 @@ fn home_assistant_sees_the_hub_and_commands_it_through_the_engine() -> Result<()
     let armed = house.stack.ctl_json(&["status"])?;
     ensure!(armed["mode"] == "away", "{armed}");
 
+    // A retained command (left on the broker by anyone, or by a keypad
+    // that zigbee2mqtt retains) runs once, when it is published live; the
+    // broker sends it again, flagged retained, at every subscription, and
+    // then it is never run. A retained DISARM, published while disarmed;
+    // the house armed; a new bridge subscribes: still armed.
+    let command = house.topic("alarm/set");
+    let mark = sub.count()?;
+    house.command(json!({"action": "DISARM", "code": "2468"}))?;
+    house.result_after(&sub, mark)?;
+    let mark = sub.count()?;
+    house.broker.publish(
+        User::HomeAssistant,
+        &command,
+        br#"{"action": "DISARM", "code": "2468"}"#,
+        true,
+    )?;
+    // Its live copy is run (and answered) by the running bridge.
+    let answer = house.result_after(&sub, mark)?;
+    ensure!(answer["action"] == "DISARM", "{answer}");
+    house.stack.ctl_json(&["arm", "away"])?;
+    let mut house = house;
+    house.bridge.terminate()?;
+    house.bridge = house.stack.start("vigil-mqttd")?;
+    house
+        .bridge
+        .wait_log(0, "the retained command dropped", |l| {
+            message(l).contains("a retained message is never a command")
+        })?;
+    let status = house.stack.ctl_json(&["status"])?;
+    ensure!(
+        status["mode"] == "away",
+        "a retained disarm ran again: {status}"
+    );
+    house
+        .broker
+        .publish(User::HomeAssistant, &command, b"", true)?;
+
     // Disarm without a code: refused, and why.
     let mark = sub.count()?;
     house.command(json!({"action": "DISARM", "code": ""}))?;
@@ -567,7 +604,16 @@ fn the_broker_restarting_or_the_bridge_dying_loses_nothing() -> Result<()> {
             let seen = seqs_on(&sub, &events)?;
             Ok(((before_kill + 1)..=last).all(|s| seen.contains(&s)))
         },
-    )?;
+    )
+    .with_context(|| {
+        format!(
+            "seen {:?}, wanted {}..={last}; the killed bridge's log: {}",
+            seqs_on(&sub, &events),
+            before_kill + 1,
+            std::fs::read_to_string(house.stack.root.path().join("vigil-mqttd.0.log"))
+                .unwrap_or_default()
+        )
+    })?;
 
     // The hub dies and comes back: the bridge says offline meanwhile,
     // reconnects by itself, and resumes the events where it left off.

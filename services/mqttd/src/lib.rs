@@ -86,6 +86,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         };
         logged_unreachable = false;
+        // The hub id names every topic: 32 hex digits, or nothing at all.
+        if system.hub_id.len() != 32 || !system.hub_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            warn!(
+                hub_id = %vigil_domain::text::excerpt(&system.hub_id),
+                "the hub's id is not 32 hex digits; not publishing under it"
+            );
+            tokio::time::sleep(HUB_RETRY).await;
+            continue;
+        }
         // One MQTT client per hub identity: its last will names the hub.
         if link.as_ref().is_none_or(|l| l.hub_id != system.hub_id) {
             if let Some(old) = link.take() {
@@ -98,6 +107,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let session = Session::new(&mqtt, hub, system, link);
         match session.run(&mut resume, &mut shutdown).await {
             Ended::Shutdown => break,
+            Ended::Rewind => {}
             Ended::HubLost(why) => {
                 warn!("lost the hub ({why}); reconnecting");
                 link.publish_offline().await;

@@ -5,9 +5,9 @@
 //! logged, so it can never hold up the event loop (which also carries our
 //! publications) or the session.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS, SubscribeReasonCode};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -25,6 +25,24 @@ const OUTBOUND_QUEUE: usize = 1024;
 pub(crate) struct Inbound {
     pub(crate) topic: String,
     pub(crate) payload: Vec<u8>,
+    /// The broker's retained copy (sent on every subscription), not a
+    /// message published now: never a command.
+    pub(crate) retained: bool,
+    /// When it arrived: a command that waited too long is not run.
+    pub(crate) at: Instant,
+}
+
+/// The connection to the broker, as the session needs to know it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LinkState {
+    /// Connections made so far: each change asks the session to subscribe
+    /// and publish the whole state again (a clean session).
+    pub(crate) connections: u64,
+    /// Since when the broker has been unreachable, if it is now.
+    pub(crate) down_since: Option<Instant>,
+    /// When the last connection was lost: what was handed to the client
+    /// shortly before may have been lost with it.
+    pub(crate) last_lost: Option<Instant>,
 }
 
 /// The client and its running event loop.
@@ -32,18 +50,23 @@ pub(crate) struct Inbound {
 pub(crate) struct Link {
     pub(crate) hub_id: String,
     pub(crate) client: AsyncClient,
+    /// Commands, keypads, snapshot requests: what people do.
     pub(crate) inbound: mpsc::Receiver<Inbound>,
-    /// Counts connections to the broker: each change asks the session to
-    /// subscribe and publish the whole state again (a clean session).
-    /// Apart from the queue, so a flood never hides a reconnection and
+    /// Retained discovery configs coming back (hundreds at each
+    /// connection): a queue of their own, so they never crowd out a
+    /// keypad's command.
+    pub(crate) configs: mpsc::Receiver<Inbound>,
+    /// Apart from the queues, so a flood never hides a reconnection and
     /// the event loop never waits to say one.
-    pub(crate) connections: watch::Receiver<u64>,
+    pub(crate) state: watch::Receiver<LinkState>,
     topics: HubTopics,
     task: JoinHandle<()>,
 }
 
 impl Link {
     pub(crate) fn start(config: &MqttConfig, hub_id: &str) -> Result<Link, BrokerSetupError> {
+        let discovery =
+            (!config.discovery_prefix.is_empty()).then(|| format!("{}/", config.discovery_prefix));
         let topics = HubTopics::new(&config.base_topic, hub_id);
         let will = Will {
             topic: topics.availability(),
@@ -59,7 +82,8 @@ impl Link {
         let options = vigil_mqtt::broker::options(config, &client_id, Some(will))?;
         let (client, mut eventloop) = vigil_mqtt::broker::client(options, OUTBOUND_QUEUE);
         let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
-        let (connected, connections) = watch::channel(0u64);
+        let (configs_tx, configs) = mpsc::channel(INBOUND_QUEUE);
+        let (state_tx, state) = watch::channel(LinkState::default());
         let broker = format!("{}:{}", config.host, config.port);
         let task = tokio::spawn(async move {
             let mut down_logged = false;
@@ -70,14 +94,35 @@ impl Link {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         info!(%broker, "connected to the MQTT broker");
                         down_logged = false;
-                        connected.send_modify(|n| *n += 1);
+                        state_tx.send_modify(|s| {
+                            s.connections += 1;
+                            s.down_since = None;
+                        });
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        if ack
+                            .return_codes
+                            .iter()
+                            .any(|c| matches!(c, SubscribeReasonCode::Failure))
+                        {
+                            warn!(
+                                %broker,
+                                "the broker refused a subscription: check its ACL for this user \
+                                 (docs/mqtt.md); commands on that topic will not arrive"
+                            );
+                        }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let to_configs =
+                            discovery.as_deref().is_some_and(|d| p.topic.starts_with(d));
                         let message = Inbound {
                             topic: p.topic,
                             payload: p.payload.to_vec(),
+                            retained: p.retain,
+                            at: Instant::now(),
                         };
-                        match tx.try_send(message) {
+                        let queue = if to_configs { &configs_tx } else { &tx };
+                        match queue.try_send(message) {
                             Ok(()) => {}
                             Err(mpsc::error::TrySendError::Full(_)) => {
                                 dropped += 1;
@@ -94,6 +139,15 @@ impl Link {
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        let now = Instant::now();
+                        state_tx.send_if_modified(|s| {
+                            if s.down_since.is_some() {
+                                return false;
+                            }
+                            s.down_since = Some(now);
+                            s.last_lost = Some(now);
+                            true
+                        });
                         if !down_logged {
                             warn!(%broker, "MQTT broker unreachable or gone ({e}); reconnecting every 1 s");
                             down_logged = true;
@@ -107,7 +161,8 @@ impl Link {
             hub_id: hub_id.to_owned(),
             client,
             inbound,
-            connections,
+            configs,
+            state,
             topics,
             task,
         })

@@ -57,6 +57,26 @@ impl Resume {
         }
     }
 
+    /// Sets the place back to `seq`: the events after it may have been
+    /// lost with a connection and are published again.
+    pub(crate) fn rewind(&mut self, seq: u64) {
+        self.last_seq = Some(seq);
+        self.settled = self.settled.map(|s| s.min(seq));
+    }
+
+    /// Starts from now on `log_id` (a first start, or a wiped or restored
+    /// hub): `seq` is the last event before the stream began (none: an
+    /// empty log). Written at once: nothing after it has been published,
+    /// so a bridge killed in the next second replays from here rather
+    /// than starting from its own start.
+    pub(crate) fn start_log(&mut self, log_id: String, seq: Option<u64>) {
+        let seq = seq.unwrap_or(0);
+        self.log_id = Some(log_id);
+        self.last_seq = Some(seq);
+        self.settled = Some(seq);
+        self.write(Some(seq));
+    }
+
     /// Records that event `seq` was handed to the MQTT client.
     pub(crate) fn published(&mut self, seq: u64) {
         self.last_seq = Some(seq);

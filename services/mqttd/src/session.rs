@@ -11,7 +11,7 @@
 //! beyond that is answered `busy` at once.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumqttc::QoS;
 use tokio::task::JoinSet;
@@ -33,6 +33,18 @@ use crate::resume::Resume;
 
 /// Commands running at once; more are answered `busy`.
 const COMMANDS_IN_FLIGHT: usize = 4;
+/// A command older than this when the bridge reads it (the hub was away)
+/// is answered `unavailable`, never run late.
+const COMMAND_MAX_AGE: Duration = Duration::from_secs(5);
+/// Events handed to the MQTT client this long before a lost connection
+/// may have been lost with it (rumqttc drops what it had not sent when
+/// the broker gives a clean session): they are published again.
+const REWIND_MARGIN: Duration = Duration::from_secs(2);
+/// Recent publications remembered for that (beyond: from the oldest).
+const RECENT_EVENTS: usize = 4096;
+/// The largest snapshot published: docs/mqtt.md has the broker refuse
+/// packets over 1 MiB, and a refused packet costs the connection.
+const MAX_SNAPSHOT: usize = 1024 * 1024 - 4096;
 /// Changes within this window are refreshed from the hub once.
 const REFRESH_DEBOUNCE: Duration = Duration::from_millis(50);
 /// How often the hub's description (its sensors and cameras, which a
@@ -45,6 +57,9 @@ pub(crate) enum Ended {
     Shutdown,
     /// The hub's stream or a call failed: reconnect and resume.
     HubLost(String),
+    /// The broker connection was lost and made again: watch again from
+    /// before the loss (the resume point is already set back).
+    Rewind,
 }
 
 /// Who asked, so the answer goes back the same way.
@@ -67,7 +82,10 @@ enum Done {
     Command {
         asker: Asker,
         code_given: bool,
-        outcome: Result<pb::Status, Status>,
+        /// Boxed: a tonic Status is large, and most tasks are snapshots.
+        outcome: Box<Result<pb::Status, Status>>,
+        /// The open sensors, when the alarm's rules refused it.
+        open: Vec<String>,
     },
     Snapshot {
         camera: String,
@@ -99,9 +117,17 @@ pub(crate) struct Session<'a> {
     panel: Option<(ArmedMode, AlarmState)>,
     /// Each sensor's (state, fault) payloads as last published.
     sensors: HashMap<String, (&'static str, &'static str)>,
-    tasks: JoinSet<Done>,
-    commands_running: usize,
+    /// Commands running (at most COMMANDS_IN_FLIGHT).
+    commands: JoinSet<Done>,
+    /// Snapshots running, one per camera at most.
+    snapshots: JoinSet<Done>,
     snapshots_running: HashSet<String>,
+    /// (when, seq) of the events handed to the MQTT client lately, to
+    /// publish again what a lost connection may have taken.
+    recent: std::collections::VecDeque<(Instant, u64)>,
+    /// Events up to this one are replays of the past: published on the
+    /// event topic, never as the panel's state now.
+    replay_until: Option<u64>,
     bad_input: Noisy,
 }
 
@@ -134,9 +160,11 @@ impl<'a> Session<'a> {
             keypads,
             panel: None,
             sensors: HashMap::new(),
-            tasks: JoinSet::new(),
-            commands_running: 0,
+            commands: JoinSet::new(),
+            snapshots: JoinSet::new(),
             snapshots_running: HashSet::new(),
+            recent: std::collections::VecDeque::new(),
+            replay_until: None,
             bad_input: Noisy::default(),
         }
     }
@@ -167,7 +195,11 @@ impl<'a> Session<'a> {
                 );
                 match self.hub.watch(None).await {
                     Ok(watch) => {
-                        resume.last_seq = watch.last_seq;
+                        let log_id = watch
+                            .log_id
+                            .clone()
+                            .unwrap_or_else(|| self.system.log_id.clone());
+                        resume.start_log(log_id, watch.last_seq);
                         watch
                     }
                     Err(e) => return Ended::HubLost(format!("WatchEvents: {}", e.message())),
@@ -175,17 +207,20 @@ impl<'a> Session<'a> {
             }
             Err(e) => return Ended::HubLost(format!("WatchEvents: {}", e.message())),
         };
-        if watch.log_id.is_some() {
-            resume.log_id = watch.log_id.clone();
-        } else {
-            resume.log_id = Some(self.system.log_id.clone());
-        }
+        let log_id = watch
+            .log_id
+            .clone()
+            .unwrap_or_else(|| self.system.log_id.clone());
         if after.is_none() {
-            resume.last_seq = watch.last_seq;
+            resume.start_log(log_id, watch.last_seq);
+        } else {
+            self.replay_until = watch.last_seq;
         }
         // A connection made before this session is announced now; the
         // first one, when it comes (below).
-        if *self.link.connections.borrow_and_update() > 0
+        let link = *self.link.state.borrow_and_update();
+        let mut connections = link.connections;
+        if connections > 0
             && let Err(why) = self.announce().await
         {
             return Ended::HubLost(why);
@@ -200,7 +235,13 @@ impl<'a> Session<'a> {
         loop {
             tokio::select! {
                 () = &mut *shutdown => return Ended::Shutdown,
-                _ = save_place.tick() => resume.tick(),
+                // While the broker is away, what was handed to the client
+                // may yet be lost: the place does not move.
+                _ = save_place.tick() => {
+                    if self.link.state.borrow().down_since.is_none() {
+                        resume.tick();
+                    }
+                }
                 _ = system_check.tick() => {
                     if let Err(why) = self.check_system().await {
                         return Ended::HubLost(why);
@@ -216,22 +257,44 @@ impl<'a> Session<'a> {
                     Ok(None) => return Ended::HubLost("the hub ended the event stream".into()),
                     Err(e) => return Ended::HubLost(format!("event stream: {}", e.message())),
                 },
-                changed = self.link.connections.changed() => {
+                changed = self.link.state.changed() => {
                     if changed.is_err() {
                         return Ended::HubLost("the MQTT client stopped".into());
                     }
-                    self.link.connections.borrow_and_update();
+                    let link = *self.link.state.borrow_and_update();
+                    if link.connections == connections {
+                        continue;
+                    }
+                    let reconnected = connections > 0;
+                    connections = link.connections;
+                    if reconnected && self.rewind(link.last_lost, resume) {
+                        return Ended::Rewind;
+                    }
                     if let Err(why) = self.announce().await {
                         return Ended::HubLost(why);
                     }
                 }
                 inbound = self.link.inbound.recv() => match inbound {
-                    Some(Inbound { topic, payload }) => self.on_message(&topic, &payload).await,
+                    Some(message) => self.on_message(message).await,
                     None => return Ended::HubLost("the MQTT client stopped".into()),
                 },
-                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    if let Ok(done) = done {
-                        self.on_done(done).await;
+                config = self.link.configs.recv() => match config {
+                    Some(message) => self.on_config(&message.topic, &message.payload).await,
+                    None => return Ended::HubLost("the MQTT client stopped".into()),
+                },
+                Some(done) = self.commands.join_next(), if !self.commands.is_empty() => {
+                    match done {
+                        Ok(done) => self.on_done(done).await,
+                        Err(e) => warn!("a command's task failed: {e}"),
+                    }
+                }
+                Some(done) = self.snapshots.join_next(), if !self.snapshots.is_empty() => {
+                    match done {
+                        Ok(done) => self.on_done(done).await,
+                        Err(e) => warn!("a snapshot's task failed: {e}"),
+                    }
+                    if self.snapshots.is_empty() {
+                        self.snapshots_running.clear();
                     }
                 }
                 () = &mut refresh, if refresh_due => {
@@ -242,6 +305,47 @@ impl<'a> Session<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// After a lost connection: sets the resume point back to the last
+    /// event handed to the client well before the loss, if any since may
+    /// have been lost. True when the session must watch again.
+    fn rewind(&mut self, lost_at: Option<Instant>, resume: &mut Resume) -> bool {
+        let Some(lost_at) = lost_at else {
+            return false;
+        };
+        let cutoff = lost_at.checked_sub(REWIND_MARGIN).unwrap_or(lost_at);
+        let Some(&(_, first)) = self.recent.front() else {
+            return false;
+        };
+        let back_to = self
+            .recent
+            .iter()
+            .rev()
+            .find(|(at, _)| *at < cutoff)
+            .map_or(first.saturating_sub(1), |&(_, seq)| seq);
+        if resume.last_seq.is_none_or(|last| last <= back_to) {
+            return false;
+        }
+        info!(
+            after_seq = back_to,
+            "the broker connection was lost: publishing again the events since"
+        );
+        resume.rewind(back_to);
+        true
+    }
+
+    /// A retained config of ours: removed if its entity is gone.
+    async fn on_config(&mut self, topic: &str, payload: &[u8]) {
+        let current = self.discovery_configs.iter().any(|c| c.topic == topic);
+        if !current && !payload.is_empty() && topic.ends_with("/config") {
+            info!(%topic, "removing a Home Assistant entity that is no longer configured");
+            let _ = self
+                .link
+                .client
+                .publish(topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
+                .await;
         }
     }
 
@@ -475,6 +579,15 @@ impl<'a> Session<'a> {
         self.publish_json(self.topics.last_event(), QoS::AtLeastOnce, true, &message)
             .await;
         resume.published(event.seq);
+        if self.recent.len() == RECENT_EVENTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((Instant::now(), event.seq));
+        // A replay of the past goes on the event topic only: the panel,
+        // keypads and cameras show now (announce has published it).
+        if self.replay_until.is_some_and(|last| event.seq <= last) {
+            return false;
+        }
 
         self.publish_panel(mode, state).await;
         // A sensor's change is published from the event itself, at once;
@@ -497,9 +610,43 @@ impl<'a> Session<'a> {
         true
     }
 
-    async fn on_message(&mut self, topic: &str, payload: &[u8]) {
+    async fn on_message(&mut self, message: Inbound) {
+        let (topic, payload) = (message.topic.as_str(), message.payload.as_slice());
         if payload.len() > vigil_mqtt::MAX_INBOUND_PAYLOAD {
             self.dropped(topic, &format!("{} bytes, over the limit", payload.len()));
+            return;
+        }
+        // A retained command is yesterday's (the broker sends it again at
+        // every subscription): never run. A keypad that zigbee2mqtt
+        // retains would disarm at every reconnection otherwise.
+        if message.retained {
+            self.dropped(topic, "a retained message is never a command");
+            return;
+        }
+        // An empty message clears a retained one: it asks nothing.
+        if payload.is_empty() {
+            debug!(%topic, "an empty message (a retained one cleared)");
+            return;
+        }
+        if message.at.elapsed() > COMMAND_MAX_AGE {
+            self.dropped(
+                topic,
+                "it waited while the hub was unreachable; too late to run",
+            );
+            if topic == self.topics.alarm_command() {
+                let result = CommandResult {
+                    action: PanelCommand::parse(payload)
+                        .map(|c| c.raw_action)
+                        .unwrap_or_default(),
+                    ok: false,
+                    error: Some("the hub was unreachable; send it again".into()),
+                    reason: Some("unavailable"),
+                    open: Vec::new(),
+                    state: None,
+                };
+                self.publish_json(self.topics.alarm_result(), QoS::AtLeastOnce, false, &result)
+                    .await;
+            }
             return;
         }
         if topic == self.topics.alarm_command() {
@@ -553,7 +700,7 @@ impl<'a> Session<'a> {
             let set_topic = topics.set();
             match zigbee::parse_keypad(payload) {
                 Ok(Some(request)) => {
-                    let was_disarmed = self.panel.is_some_and(|(m, _)| m == ArmedMode::Disarmed);
+                    let was_disarmed = self.panel == Some((ArmedMode::Disarmed, AlarmState::Idle));
                     let action = match request.action {
                         KeypadAction::Disarm => PanelAction::Disarm,
                         KeypadAction::ArmDay => PanelAction::Arm(ArmedMode::Home),
@@ -576,19 +723,6 @@ impl<'a> Session<'a> {
             }
             return;
         }
-        if !self.config.discovery_prefix.is_empty() && topic.ends_with("/config") {
-            // A retained config of ours: remove it if its entity is gone.
-            let current = self.discovery_configs.iter().any(|c| c.topic == topic);
-            if !current && !payload.is_empty() {
-                info!(%topic, "removing a Home Assistant entity that is no longer configured");
-                let _ = self
-                    .link
-                    .client
-                    .publish(topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
-                    .await;
-            }
-            return;
-        }
         self.dropped(topic, "not a topic the bridge reads");
     }
 
@@ -605,24 +739,32 @@ impl<'a> Session<'a> {
     }
 
     async fn start_command(&mut self, asker: Asker, action: PanelAction, code: Option<String>) {
-        if self.commands_running >= COMMANDS_IN_FLIGHT {
+        if self.commands.len() >= COMMANDS_IN_FLIGHT {
             let busy = Status::unavailable("the bridge is busy with other commands; try again");
-            self.answer(asker, code.is_some(), Err(busy)).await;
+            self.answer(asker, code.is_some(), Err(busy), Vec::new())
+                .await;
             return;
         }
-        self.commands_running += 1;
         let mut hub = self.hub.clone();
         let code_given = code.is_some();
-        self.tasks.spawn(async move {
+        self.commands.spawn(async move {
             let outcome = match action {
                 PanelAction::Arm(mode) => hub.arm(mode, code).await,
                 PanelAction::Disarm => hub.disarm(code).await,
                 PanelAction::Panic => hub.panic().await,
             };
+            // Refused by the alarm's rules: which sensors were open.
+            let open = match &outcome {
+                Err(e) if e.code() == Code::FailedPrecondition => {
+                    hub.status().await.map(|s| s.open).unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
             Done::Command {
                 asker,
                 code_given,
-                outcome,
+                outcome: Box::new(outcome),
+                open,
             }
         });
     }
@@ -633,7 +775,7 @@ impl<'a> Session<'a> {
             return;
         }
         let mut hub = self.hub.clone();
-        self.tasks.spawn(async move {
+        self.snapshots.spawn(async move {
             let outcome = hub.snapshot(&camera).await;
             Done::Snapshot { camera, outcome }
         });
@@ -645,13 +787,16 @@ impl<'a> Session<'a> {
                 asker,
                 code_given,
                 outcome,
-            } => {
-                self.commands_running -= 1;
-                self.answer(asker, code_given, outcome).await;
-            }
+                open,
+            } => self.answer(asker, code_given, *outcome, open).await,
             Done::Snapshot { camera, outcome } => {
                 self.snapshots_running.remove(&camera);
                 match outcome {
+                    Ok(jpeg) if jpeg.len() > MAX_SNAPSHOT => warn!(
+                        %camera,
+                        bytes = jpeg.len(),
+                        "a snapshot too large for the broker (1 MiB) is not published"
+                    ),
                     Ok(jpeg) => {
                         let _ = self
                             .link
@@ -676,6 +821,7 @@ impl<'a> Session<'a> {
         asker: Asker,
         code_given: bool,
         outcome: Result<pb::Status, Status>,
+        open: Vec<String>,
     ) {
         let reason = outcome
             .as_ref()
@@ -683,12 +829,6 @@ impl<'a> Session<'a> {
             .map(|e| refusal_reason(e, code_given));
         match asker {
             Asker::Panel { raw_action } => {
-                let open = match &outcome {
-                    Err(e) if e.code() == Code::FailedPrecondition => {
-                        self.hub.status().await.map(|s| s.open).unwrap_or_default()
-                    }
-                    _ => Vec::new(),
-                };
                 let result = match &outcome {
                     Ok(status) => CommandResult {
                         action: raw_action,
@@ -730,12 +870,13 @@ impl<'a> Session<'a> {
                         Err(_),
                         Some("wrong_code" | "code_required" | "locked_out" | "bad_request"),
                     ) => ArmMode::InvalidCode,
-                    (Err(_), _) if action == KeypadAction::Disarm && was_disarmed => {
+                    (Err(_), Some("refused")) if action == KeypadAction::Disarm && was_disarmed => {
                         ArmMode::AlreadyDisarmed
                     }
                     (Err(_), _) => ArmMode::NotReady,
                 };
                 info!(keypad = %name, answer = mode.as_str(), "keypad answered");
+                let set_topic_again = set_topic.clone();
                 let _ = self
                     .link
                     .client
@@ -746,6 +887,24 @@ impl<'a> Session<'a> {
                         zigbee::arm_mode_payload(mode, transaction),
                     )
                     .await;
+                // Then what the panel shows now (the exit delay after an
+                // arm), which the answer may have overtaken.
+                if let Ok(status) = &outcome {
+                    let shown = wire::keypad_state(
+                        hub::mode_from_proto(status.mode),
+                        hub::state_from_proto(status.state),
+                    );
+                    let _ = self
+                        .link
+                        .client
+                        .publish(
+                            set_topic_again,
+                            QoS::AtLeastOnce,
+                            false,
+                            zigbee::arm_mode_payload(shown, None),
+                        )
+                        .await;
+                }
             }
         }
     }
@@ -781,8 +940,6 @@ fn refusal_reason(status: &Status, code_given: bool) -> &'static str {
         Code::PermissionDenied | Code::Unauthenticated => "code_required",
         Code::ResourceExhausted => "locked_out",
         Code::FailedPrecondition => "refused",
-        // The hub refuses an empty PIN as an invalid argument.
-        Code::InvalidArgument if !code_given => "code_required",
         // The hub refuses an empty PIN as an invalid argument.
         Code::InvalidArgument if !code_given => "code_required",
         Code::InvalidArgument => "bad_request",

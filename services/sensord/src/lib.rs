@@ -93,6 +93,8 @@ impl Board {
 /// as a fault.
 fn apply_device_message(tracker: &mut SensorTracker, message: DeviceMessage) {
     let mut health: DeviceHealth = tracker.device();
+    // A retained copy says what the device said last, not that it lives.
+    let alive = (!message.retained).then_some(message.at);
     match message.update {
         Update::Report(report) => {
             if let Some(active) = report.active {
@@ -101,7 +103,7 @@ fn apply_device_message(tracker: &mut SensorTracker, message: DeviceMessage) {
                 } else {
                     inactive(tracker.config.active_level)
                 };
-                tracker.edge(level, message.at);
+                tracker.level(level, message.at, alive.is_some());
             }
             if let Some(tamper) = report.tamper {
                 health.tamper = tamper;
@@ -109,11 +111,11 @@ fn apply_device_message(tracker: &mut SensorTracker, message: DeviceMessage) {
             if let Some(low) = report.battery_low {
                 health.battery_low = low;
             }
-            tracker.set_device(health, Some(message.at));
+            tracker.set_device(health, alive);
         }
         Update::Available(online) => {
             health.offline = !online;
-            tracker.set_device(health, online.then_some(message.at));
+            tracker.set_device(health, alive.filter(|_| online));
         }
         Update::Heard(heard) => {
             health.unheard = !heard;
@@ -194,7 +196,15 @@ pub async fn run(
                         // subscribe again (and drop what the old one queued).
                         drop(zigbee.take());
                         while zigbee_rx.try_recv().is_ok() {}
-                        zigbee = zigbee::start(&new, zigbee_tx.clone())?;
+                        zigbee = match zigbee::start(&new, zigbee_tx.clone()) {
+                            Ok(subscription) => subscription,
+                            // The wires and the siren go on; the Zigbee
+                            // sensors are unheard (faults) until fixed.
+                            Err(e) => {
+                                error!("the Zigbee sensors cannot be heard: {e}; fix it and reload");
+                                None
+                            }
+                        };
                         config = new;
                         config_tx.send_replace(Arc::new(config.clone()));
                         link.republish(&config, &board.trackers);

@@ -140,7 +140,15 @@ impl SensorTracker {
 
     /// Records a raw edge.
     pub fn edge(&mut self, level: Level, at: Instant) {
-        self.last_activity = at;
+        self.level(level, at, true);
+    }
+
+    /// Records a level; `alive`: it is also a sign of life now (not a
+    /// broker's retained copy of an old message).
+    pub fn level(&mut self, level: Level, at: Instant, alive: bool) {
+        if alive {
+            self.last_activity = at;
+        }
         if state_for(&self.config, level) == self.state {
             // Bounced back (or a repeat): nothing pending any more.
             self.pending = None;

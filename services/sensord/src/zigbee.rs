@@ -46,6 +46,9 @@ pub(crate) struct DeviceMessage {
     pub(crate) index: usize,
     pub(crate) update: Update,
     pub(crate) at: Instant,
+    /// The broker's retained copy, sent again at every subscription: its
+    /// state counts, but it is no sign that the device is alive now.
+    pub(crate) retained: bool,
 }
 
 /// The running subscription; dropping it stops it.
@@ -118,7 +121,13 @@ pub(crate) fn start(
                 let at = Instant::now();
                 for index in indices {
                     let update = Update::Heard(heard);
-                    if out.send(DeviceMessage { index, update, at }).await.is_err() {
+                    let message = DeviceMessage {
+                        index,
+                        update,
+                        at,
+                        retained: false,
+                    };
+                    if out.send(message).await.is_err() {
                         return;
                     }
                 }
@@ -128,8 +137,15 @@ pub(crate) fn start(
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     info!(%broker, devices = readers.len() / 2, "subscribing to the Zigbee sensors");
-                    for topic in readers.keys() {
-                        let _ = client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
+                    // One SUBSCRIBE for every topic (up to 128): one request
+                    // in the client's queue, whatever the number of sensors.
+                    let filters = readers
+                        .keys()
+                        .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+                    if let Err(e) = client.try_subscribe_many(filters) {
+                        warn!(
+                            "cannot subscribe to the Zigbee sensors ({e}); retrying at the next connection"
+                        );
                     }
                     if heard != Some(true) {
                         heard = Some(true);
@@ -153,7 +169,13 @@ pub(crate) fn start(
                     };
                     match parsed {
                         Ok(update) => {
-                            if out.send(DeviceMessage { index, update, at }).await.is_err() {
+                            let message = DeviceMessage {
+                                index,
+                                update,
+                                at,
+                                retained: p.retain,
+                            };
+                            if out.send(message).await.is_err() {
                                 return;
                             }
                         }
@@ -167,6 +189,21 @@ pub(crate) fn start(
                                 );
                             }
                         }
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                    {
+                        warn!(
+                            %broker,
+                            "the broker refused the Zigbee sensors' subscription: check its ACL \
+                             (docs/mqtt.md); the sensors cannot be heard"
+                        );
+                        let _ = heard.replace(false);
+                        send_heard(false).await;
                     }
                 }
                 Ok(_) => {}

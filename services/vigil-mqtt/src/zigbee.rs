@@ -136,7 +136,8 @@ impl KeypadAction {
             KeypadAction::Disarm => ArmMode::Disarm,
             KeypadAction::ArmDay => ArmMode::ArmDayZones,
             KeypadAction::ArmNight => ArmMode::ArmNightZones,
-            KeypadAction::ArmAll | KeypadAction::Panic => ArmMode::ArmAllZones,
+            KeypadAction::ArmAll => ArmMode::ArmAllZones,
+            KeypadAction::Panic => ArmMode::InAlarm,
         }
     }
 }
