@@ -194,6 +194,10 @@ fn main() -> Result<()> {
     // The house (with TEST_ALARM's alice, PIN 2468) and the bridge.
     let house = House::start(HOUSE, "")?;
     let (broker, stack, hub_id) = (&house.broker, &house.stack, house.hub_id.clone());
+    // Idle as at home: connected to both sides, discovery published,
+    // nothing happening for 3 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let idle_before = rss(house.bridge.pid())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -358,7 +362,11 @@ fn main() -> Result<()> {
         anyhow::Ok(())
     })?;
     std::thread::sleep(Duration::from_secs(3));
-    println!("vigil-mqttd idle RSS: {}", rss(house.bridge.pid())?);
+    println!("vigil-mqttd idle RSS, before the runs: {idle_before}");
+    println!(
+        "vigil-mqttd idle RSS, 3 s after the runs: {}",
+        rss(house.bridge.pid())?
+    );
     println!(
         "vigil-sensord RSS (one Zigbee sensor, its MQTT client): {}",
         rss(house.sensord.pid())?
