@@ -1071,6 +1071,28 @@ fn the_bridge_and_zigbee_sensors_work_unprivileged() -> Result<()> {
     let house = House::start_as(&doc_block("zigbee-house")?, &doc_block("keypad")?, run_as)?;
     let sub = house.subscribe_all()?;
     house.wait_topic(&sub, "availability", |p| p == "online")?;
+    // A device that never reported, and that zigbee2mqtt says is offline:
+    // its state unknown, but a fault the hub knows (and Home Assistant
+    // sees), never a quiet zone.
+    house.broker.publish(
+        Z2M,
+        "zigbee2mqtt/kitchen_leak/availability",
+        b"offline",
+        true,
+    )?;
+    house
+        .stack
+        .wait_status("the unreported leak sensor faulted", |s| {
+            sensor(s, "kitchen-leak")["fault"] == true
+                && sensor(s, "kitchen-leak")["state"] == "unknown"
+        })?;
+    let status = house.stack.ctl_json(&["status"])?;
+    ensure!(
+        status["faults"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|n| n == "kitchen-leak")),
+        "the hub does not count the unreported sensor's fault: {status}"
+    );
     house.broker.publish(
         Z2M,
         "zigbee2mqtt/garage_contact",

@@ -271,20 +271,32 @@ impl Engine {
         let Some(sensor) = self.alarm.setup().sensors.get(slot).cloned() else {
             return fx;
         };
-        if reading.state == SensorState::Unknown {
+        let before = self.alarm.live(slot).unwrap_or_default();
+        let known = reading.state != SensorState::Unknown;
+        let live = if known {
+            Live {
+                active: reading.state == SensorState::Active,
+                fault: reading.fault,
+                tamper: reading.tamper,
+            }
+        } else if reading.fault || reading.tamper {
+            // Not reported yet, but faulty: a wireless sensor sensord
+            // cannot hear, or that zigbee2mqtt says is offline, before its
+            // first message. Its state stays as it was; the fault is raised
+            // (never cleared: only a reading of a known state clears it).
+            Live {
+                active: before.active,
+                fault: before.fault || reading.fault,
+                tamper: before.tamper || reading.tamper,
+            }
+        } else {
             return fx;
-        }
+        };
         let by = Actor {
             user: None,
             source: source::SENSOR.into(),
         };
-        let live = Live {
-            active: reading.state == SensorState::Active,
-            fault: reading.fault,
-            tamper: reading.tamper,
-        };
-        let before = self.alarm.live(slot).unwrap_or_default();
-        if before.active != live.active {
+        if known && before.active != live.active {
             let message = wording::sensor_change(&sensor.name, reading.state.describe(sensor.kind));
             let draft = Draft {
                 sensor: Some(sensor.name.clone()),

@@ -679,3 +679,50 @@ fn a_reload_replaces_the_config_files_users_and_keeps_the_apis() {
         .reconfigure(setup(), Users::new(Vec::new(), Default::default()));
     assert_eq!(rig.engine.user_names(), strings(&["bob", "alice"]));
 }
+
+/// A sensor not reported yet (a Zigbee device sensord cannot hear before
+/// its first message) is no state change, but its fault is one: raised,
+/// and cleared only by a reading of a known state.
+#[test]
+fn an_unknown_sensor_that_reports_a_fault_is_a_fault() {
+    let mut rig = Rig::new();
+    let reading = |state, fault| SensorReading {
+        state,
+        fault,
+        tamper: false,
+        bypassed: false,
+        change_count: 1,
+        changed_unix_ns: 0,
+        changed_mono_ns: 0,
+        trace: TraceContext::default(),
+    };
+    let unknown_quiet = rig.engine.on_sensor(
+        FRONT_DOOR,
+        &reading(SensorState::Unknown, false),
+        Cause::default(),
+    );
+    assert!(
+        outcome(&unknown_quiet).events.is_empty(),
+        "nothing known, nothing to say"
+    );
+    let unheard = rig.engine.on_sensor(
+        FRONT_DOOR,
+        &reading(SensorState::Unknown, true),
+        Cause::default(),
+    );
+    assert_eq!(outcome(&unheard).events, vec!["fault".to_owned()]);
+    // Still unknown, no fault flag: the fault stays.
+    let still = rig.engine.on_sensor(
+        FRONT_DOOR,
+        &reading(SensorState::Unknown, false),
+        Cause::default(),
+    );
+    assert!(outcome(&still).events.is_empty());
+    // Heard, closed: cleared.
+    let heard = rig.engine.on_sensor(
+        FRONT_DOOR,
+        &reading(SensorState::Inactive, false),
+        Cause::default(),
+    );
+    assert_eq!(outcome(&heard).events, vec!["fault_cleared".to_owned()]);
+}
