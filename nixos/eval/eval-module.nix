@@ -849,16 +849,23 @@ let
     friendlyName = "garage_contact";
     supervisionSecs = 7200;
   };
+  # The example with services.vigil.mqtt = `options` and `sensors` after
+  # its own.
+  mqttEval =
+    options: sensors:
+    evalWith [
+      example
+      {
+        services.vigil.mqtt = options;
+        services.vigil.sensors = lib.mkAfter sensors;
+      }
+    ];
+  # A file of /etc as a node's config writes it, parsed.
+  etcToml = cfg: file: builtins.fromTOML (builtins.readFile cfg.environment.etc.${file}.source);
   # The example with the broker, a keypad and a Zigbee door.
-  mqtt = evalWith [
-    example
-    {
-      services.vigil.mqtt = mqttOptions;
-      services.vigil.sensors = lib.mkAfter [ zigbeeDoor ];
-    }
-  ];
+  mqtt = mqttEval mqttOptions [ zigbeeDoor ];
   mqttC = mqtt.config;
-  mqttShared = builtins.fromTOML (builtins.readFile mqttC.environment.etc."vigil/vigil.toml".source);
+  mqttShared = etcToml mqttC "vigil/vigil.toml";
   mqttdText = builtins.readFile mqttC.environment.etc."vigil/mqttd.toml".source;
   mqttdToml = builtins.fromTOML mqttdText;
   mqttd = mqttC.systemd.services.vigil-mqttd;
@@ -884,31 +891,17 @@ let
     "mqtt-client-key:/var/lib/vigil-secrets/mqtt-client-key"
     "mqtt-credentials:/var/lib/vigil-secrets/mqtt-credentials"
   ];
-  mqttdTomlOf = cfg: builtins.fromTOML (builtins.readFile cfg.environment.etc."vigil/mqttd.toml".source);
+  mqttdTomlOf = cfg: etcToml cfg "vigil/mqttd.toml";
   # What restarts the bridge: a topic, not a sensor.
-  mqttMoreSensors = evalWith [
-    example
+  mqttMoreSensors = mqttEval mqttOptions [
+    zigbeeDoor
     {
-      services.vigil.mqtt = mqttOptions;
-      services.vigil.sensors = lib.mkAfter [
-        zigbeeDoor
-        {
-          name = "back-door";
-          kind = "door";
-          pin = 27;
-        }
-      ];
+      name = "back-door";
+      kind = "door";
+      pin = 27;
     }
   ];
-  mqttRetopic = evalWith [
-    example
-    {
-      services.vigil.mqtt = mqttOptions // {
-        baseTopic = "home";
-      };
-      services.vigil.sensors = lib.mkAfter [ zigbeeDoor ];
-    }
-  ];
+  mqttRetopic = mqttEval (mqttOptions // { baseTopic = "home"; }) [ zigbeeDoor ];
   # The bridge without Zigbee sensors, its topics set, the hub on one address.
   mqttTopics = evalWith [
     example
@@ -1007,13 +1000,7 @@ let
     }
   ];
   # Refused: `active` set on a Zigbee sensor, even to its default.
-  zigbeeActive = evalWith [
-    example
-    {
-      services.vigil.mqtt = mqttOptions;
-      services.vigil.sensors = lib.mkAfter [ (zigbeeDoor // { active = "high"; }) ];
-    }
-  ];
+  zigbeeActive = mqttEval mqttOptions [ (zigbeeDoor // { active = "high"; }) ];
   # Refused by the option types: a wildcard in a topic, a broker without a port.
   mqttBadTopic = evalWith [
     example
@@ -1418,27 +1405,22 @@ let
       default = { };
     };
   };
-  piConfigs = lib.mapAttrs (
-    _: f:
-    (evalWith [
-      piStubs
-      f
-      { services.vigil.package = fakeDrv "vigil"; }
-    ]).config
-  ) {
+  piEval =
+    modules:
+    (evalWith (
+      [ piStubs ]
+      ++ modules
+      ++ [ { services.vigil.package = fakeDrv "vigil"; } ]
+    )).config;
+  piConfigs = lib.mapAttrs (_: f: piEval [ f ]) {
     vigil-pi4 = ../configurations/vigil-pi4.nix;
     vigil-camera = ../configurations/vigil-camera.nix;
   };
   # vigil-pi4 with its optional local broker.
-  piBroker =
-    (evalWith [
-      piStubs
-      ../configurations/vigil-pi4.nix
-      {
-        services.vigil.package = fakeDrv "vigil";
-        vigilPi4.mqttBroker.enable = true;
-      }
-    ]).config;
+  piBroker = piEval [
+    ../configurations/vigil-pi4.nix
+    { vigilPi4.mqttBroker.enable = true; }
+  ];
   piBrokerListener = lib.head piBroker.services.mosquitto.listeners;
 
   # A node with Vigil: its files are valid (a node without it, such as the
@@ -1446,7 +1428,7 @@ let
   nodeOk =
     n:
     let
-      problems = f: schemaProblems (builtins.fromTOML (builtins.readFile n.environment.etc.${f}.source));
+      problems = f: schemaProblems (etcToml n f);
     in
     failedAssertions n == [ ]
     && (n.services.vigil.enable -> problems "vigil/vigil.toml" == [ ])

@@ -58,8 +58,9 @@
 # deny_unknown_fields): [runtime], [gpio], [[sensors]], [outputs], [[users]],
 # [[cameras]], [recording], [events], [alerts], [grpc], [[hooks]],
 # [telemetry] always; [alarm] and [webhook] only when one of their options
-# is set; [mqtt] only with mqtt.enable. The options of a table it does not read yet (reports) emit it only
-# when set away from their default, with a warning; see docs/nixos.md.
+# is set; [mqtt] only with mqtt.enable. The options of a table it does not
+# read yet (reports) emit it only when set away from their default, with a
+# warning; see docs/nixos.md.
 #
 # Where an option's default repeats a Rust default (every value the file
 # carries that no option was set for), nixos/eval/module-defaults.toml holds
@@ -594,28 +595,31 @@ let
 
   sensorToml =
     s:
-    let
-      wired = !(isZigbee s);
-    in
-    dropNulls {
-      inherit (s)
-        name
-        kind
-        modes
-        ;
-      pin = if wired then s.pin else null;
-      pull = if wired then s.pull else null;
-      active = if wired then s.active else null;
-      source = if wired then null else s.source;
-      friendly_name = if wired then null else s.friendlyName;
-      debounce_ms = s.debounceMs;
-      supervision_secs = s.supervisionSecs;
-      inherit (s) response;
-      arm_after_close = s.armAfterClose;
-      auto_bypass = s.autoBypass;
-      double_knock = s.doubleKnock;
-      trigger_on_fault = s.triggerOnFault;
-    };
+    dropNulls (
+      {
+        inherit (s)
+          name
+          kind
+          modes
+          ;
+        debounce_ms = s.debounceMs;
+        supervision_secs = s.supervisionSecs;
+        inherit (s) response;
+        arm_after_close = s.armAfterClose;
+        auto_bypass = s.autoBypass;
+        double_knock = s.doubleKnock;
+        trigger_on_fault = s.triggerOnFault;
+      }
+      // (
+        if isZigbee s then
+          {
+            inherit (s) source;
+            friendly_name = s.friendlyName;
+          }
+        else
+          { inherit (s) pin pull active; }
+      )
+    );
 
   # [mqtt] as `unit` reads it: the broker's files in its credentials. Topics
   # left null keep the Rust defaults; `hub_credentials` is the bridge's
@@ -648,13 +652,12 @@ let
   # bridge (broker user `vigil`), Home Assistant and zigbee2mqtt.
   mqttAcl =
     let
-      orDefault = default: v: if v == null then default else v;
-      base = orDefault "vigil" cfg.mqtt.baseTopic;
-      discovery = orDefault "homeassistant" cfg.mqtt.discoveryPrefix;
+      base = lib.defaultTo "vigil" cfg.mqtt.baseTopic;
+      discovery = lib.defaultTo "homeassistant" cfg.mqtt.discoveryPrefix;
       # Home Assistant's own topics (its birth message) keep its prefix
       # even when the bridge publishes no discovery.
       ha = if discovery == "" then "homeassistant" else discovery;
-      z2m = orDefault "zigbee2mqtt" cfg.mqtt.zigbee2mqttTopic;
+      z2m = lib.defaultTo "zigbee2mqtt" cfg.mqtt.zigbee2mqttTopic;
     in
     {
       vigil = [
@@ -912,8 +915,7 @@ let
   # through the hub's API, without a restart (which would blink its
   # availability).
   mqttdRestartOn = settingsHash {
-    mqtt = mqttdSettings.mqtt or null;
-    inherit (mqttdSettings) telemetry;
+    inherit (mqttdSettings) mqtt telemetry;
   };
 
   needsNetwork = cfg.otlpEndpoint != null;
@@ -1670,8 +1672,9 @@ in
             c: cfg.recording.beacon == null || portOf 7446 cfg.recording.beacon != c.discoveryPort
           ) discoverCameras;
           # Zigbee sensors: no wiring, a friendly name; wired ones: a pin.
-          unwired = lib.filter (s: !(isZigbee s) && s.pin == null) cfg.sensors;
-          misnamed = lib.filter (s: !(isZigbee s) && s.friendlyName != null) cfg.sensors;
+          gpioSensors = lib.filter (s: !(isZigbee s)) cfg.sensors;
+          unwired = lib.filter (s: s.pin == null) gpioSensors;
+          misnamed = lib.filter (s: s.friendlyName != null) gpioSensors;
           zigbeeWired = lib.filter (s: s.pin != null || s.wiringSet != [ ]) zigbeeSensors;
           zigbeeUnnamed = lib.filter (s: s.friendlyName == null) zigbeeSensors;
           names = l: toString (map (s: s.name) l);

@@ -122,14 +122,6 @@ pub fn recording_hook(name: &str, file: &Path) -> String {
     )
 }
 
-/// At most 200 characters of `text`, for a failure's message.
-pub fn excerpt(text: &str) -> String {
-    match text.char_indices().nth(200) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
 /// The JSON values of `text`'s lines (other lines skipped).
 pub fn json_lines(text: &str) -> Vec<Value> {
     text.lines()

@@ -419,7 +419,7 @@ impl Subscriber {
                     .iter()
                     .rev()
                     .take(15)
-                    .map(|m| format!("{} {}", m.topic, crate::excerpt(&m.payload)))
+                    .map(|m| format!("{} {}", m.topic, vigil_domain::text::excerpt(&m.payload)))
                     .collect();
                 bail!("no MQTT message showed {what}; the last ones (newest first): {tail:#?}");
             }

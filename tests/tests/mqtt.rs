@@ -623,6 +623,11 @@ fn the_broker_restarting_or_the_bridge_dying_loses_nothing() -> Result<()> {
     sub.wait("offline while the hub is away", mark, |m| {
         m.topic == availability && m.payload == "offline"
     })?;
+    // A command sent while the hub is away waits in the bridge; when the
+    // hub is back it is too late to run it (more than 5 s): answered
+    // `unavailable`, never run late.
+    house.command(json!({"action": "ARM_AWAY", "code": "None"}))?;
+    std::thread::sleep(Duration::from_secs(6));
     house.hub = house.stack.start("vigil-hub")?;
     house
         .hub
@@ -630,6 +635,15 @@ fn the_broker_restarting_or_the_bridge_dying_loses_nothing() -> Result<()> {
     sub.wait("online with the hub back", mark, |m| {
         m.topic == availability && m.payload == "online"
     })?;
+    let late = house.result_after(&sub, mark)?;
+    ensure!(
+        late["action"] == "ARM_AWAY" && late["reason"] == "unavailable",
+        "{late}"
+    );
+    ensure!(
+        house.stack.ctl_json(&["status"])?["mode"] == "disarmed",
+        "a command from before the hub came back was run"
+    );
     house.stack.sim("set front-door closed")?;
     house
         .stack

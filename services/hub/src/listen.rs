@@ -38,7 +38,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -200,55 +200,7 @@ pub fn peer_of(addr: SocketAddr) -> IpAddr {
     }
 }
 
-/// At most a few lines a minute about one thing, and how many were left
-/// out: a flood of connections is one line, not one per connection.
-#[derive(Debug)]
-pub struct LogBudget {
-    state: Mutex<BudgetState>,
-}
-
-#[derive(Debug, Default)]
-struct BudgetState {
-    window: Option<Instant>,
-    used: u32,
-    suppressed: u64,
-}
-
-/// Lines per window.
-const LOG_BURST: u32 = 5;
-const LOG_WINDOW: Duration = Duration::from_secs(60);
-
-impl Default for LogBudget {
-    fn default() -> LogBudget {
-        LogBudget::new()
-    }
-}
-
-impl LogBudget {
-    pub fn new() -> LogBudget {
-        LogBudget {
-            state: Mutex::new(BudgetState::default()),
-        }
-    }
-
-    /// `Some(n)` if this line may be written, `n` being the lines left out
-    /// since the last one written; `None` if it must be left out.
-    pub fn allow(&self) -> Option<u64> {
-        let now = Instant::now();
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.window.is_none_or(|w| now.duration_since(w) >= LOG_WINDOW) {
-            s.window = Some(now);
-            s.used = 0;
-        }
-        if s.used < LOG_BURST {
-            s.used += 1;
-            Some(std::mem::take(&mut s.suppressed))
-        } else {
-            s.suppressed += 1;
-            None
-        }
-    }
-}
+pub use vigil_telemetry::LogBudget;
 
 /// Connections of one kind, capped in all and per peer.
 #[derive(Debug)]
@@ -485,13 +437,13 @@ impl AcceptBackoff {
     }
 }
 
-/// TCP keepalive on an accepted connection: a peer that vanished (power
-/// cut, cable pulled) is found within about a minute even if nothing is
-/// being sent. And no Nagle: HTTP/2 writes a reply and a stream's next
-/// event as separate small writes on one connection, and with Nagle the
-/// second waits for the peer's delayed ACK of the first (40 ms here: an
-/// MQTT arm took 24 ms instead of 2 until this was set).
-pub fn keepalive(stream: &TcpStream) {
+/// Every accepted peer connection's socket options. TCP keepalive: a peer
+/// that vanished (power cut, cable pulled) is found within about a minute
+/// even if nothing is being sent. No Nagle: a reply and a stream's next
+/// message are separate small writes on one connection, and with Nagle the
+/// second waits for the peer's delayed ACK of the first (40 ms on gRPC
+/// here, docs/benchmarks.md "MQTT"; video frames on the camera link).
+pub fn tune_accepted(stream: &TcpStream) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!("no TCP_NODELAY: {e}");
     }
@@ -801,7 +753,7 @@ async fn accept_tls(
         let Some(ticket) = handshakes.admit(peer) else {
             continue;
         };
-        keepalive(&stream);
+        tune_accepted(&stream);
         let io = Guarded::new(stream, addr, ticket, Some(GRPC_HANDSHAKE));
         let acceptor = acceptor.clone();
         let identify = Arc::clone(&identify);
@@ -861,7 +813,7 @@ pub fn grpc_plain(listener: TcpListener) -> impl Stream<Item = Result<Guarded, i
             let Some(ticket) = pool.admit(peer_of(addr)) else {
                 continue;
             };
-            keepalive(&stream);
+            tune_accepted(&stream);
             if tx
                 .send(Guarded::new(stream, addr, ticket, None))
                 .await
@@ -954,16 +906,5 @@ mod tests {
         assert_ne!(peer_of(a), peer_of(c));
         let mapped: SocketAddr = "[::ffff:192.0.2.7]:4".parse().expect("addr");
         assert_eq!(peer_of(mapped), "192.0.2.7".parse::<IpAddr>().expect("ip"));
-    }
-
-    #[test]
-    fn the_log_budget_lets_a_few_lines_through_and_counts_the_rest() {
-        let budget = LogBudget::new();
-        for _ in 0..LOG_BURST {
-            assert_eq!(budget.allow(), Some(0));
-        }
-        for _ in 0..100 {
-            assert_eq!(budget.allow(), None);
-        }
     }
 }

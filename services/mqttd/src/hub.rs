@@ -140,6 +140,17 @@ pub(crate) fn mode_from_proto(mode: i32) -> ArmedMode {
     }
 }
 
+/// An event's sensor state (none for events about no sensor).
+pub(crate) fn sensor_state_from_proto(state: i32) -> Option<vigil_domain::SensorState> {
+    use vigil_domain::SensorState;
+    match pb::SensorState::try_from(state).ok()? {
+        pb::SensorState::Active => Some(SensorState::Active),
+        pb::SensorState::Inactive => Some(SensorState::Inactive),
+        pb::SensorState::Unknown => Some(SensorState::Unknown),
+        pb::SensorState::Unspecified => None,
+    }
+}
+
 pub(crate) fn state_from_proto(state: i32) -> vigil_domain::AlarmState {
     use vigil_domain::AlarmState;
     match pb::AlarmState::try_from(state).unwrap_or(pb::AlarmState::Unspecified) {

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, Packet, QoS, SubscribeReasonCode};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -88,7 +88,7 @@ impl Link {
         let task = tokio::spawn(async move {
             let mut down_logged = false;
             // Inbound messages dropped because the queue was full.
-            let mut dropped = 0u64;
+            let drops = vigil_telemetry::LogBudget::new();
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -100,11 +100,7 @@ impl Link {
                         });
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                        if ack
-                            .return_codes
-                            .iter()
-                            .any(|c| matches!(c, SubscribeReasonCode::Failure))
-                        {
+                        if vigil_mqtt::broker::refused(&ack) {
                             warn!(
                                 %broker,
                                 "the broker refused a subscription: check its ACL for this user \
@@ -125,12 +121,11 @@ impl Link {
                         match queue.try_send(message) {
                             Ok(()) => {}
                             Err(mpsc::error::TrySendError::Full(_)) => {
-                                dropped += 1;
-                                if dropped.is_power_of_two() {
+                                if let Some(suppressed) = drops.allow() {
                                     warn!(
-                                        dropped,
+                                        suppressed,
                                         "the broker sends faster than the bridge reads; \
-                                         dropped inbound messages"
+                                         dropped an inbound message"
                                     );
                                 }
                             }

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tonic::{Code, Status};
 use tracing::{debug, info, warn};
 use vigil_config::{KeypadConfig, MqttConfig};
-use vigil_domain::{AlarmState, ArmedMode, EventKind, SensorKind};
+use vigil_domain::{AlarmState, ArmedMode, EventKind, SensorKind, SensorState};
 use vigil_mqtt::discovery::{self, HubDescription};
 use vigil_mqtt::topics::{DeviceTopics, HubTopics};
 use vigil_mqtt::wire::{
@@ -26,6 +26,7 @@ use vigil_mqtt::wire::{
 };
 use vigil_mqtt::zigbee::{self, ArmMode, KeypadAction};
 use vigil_proto::v1 as pb;
+use vigil_telemetry::LogBudget;
 
 use crate::hub::{self, Hub};
 use crate::pump::{Inbound, Link};
@@ -93,18 +94,6 @@ enum Done {
     },
 }
 
-/// Counts bad input and says so at the 1st, 2nd, 4th, 8th... time, so a
-/// flood cannot fill the log.
-#[derive(Debug, Default)]
-struct Noisy(u64);
-
-impl Noisy {
-    fn hit(&mut self) -> Option<u64> {
-        self.0 += 1;
-        self.0.is_power_of_two().then_some(self.0)
-    }
-}
-
 pub(crate) struct Session<'a> {
     config: &'a MqttConfig,
     hub: Hub,
@@ -128,7 +117,8 @@ pub(crate) struct Session<'a> {
     /// Events up to this one are replays of the past: published on the
     /// event topic, never as the panel's state now.
     replay_until: Option<u64>,
-    bad_input: Noisy,
+    /// Lines about dropped input: a flood is a few lines a minute.
+    bad_input: LogBudget,
 }
 
 impl<'a> Session<'a> {
@@ -165,7 +155,7 @@ impl<'a> Session<'a> {
             snapshots_running: HashSet::new(),
             recent: std::collections::VecDeque::new(),
             replay_until: None,
-            bad_input: Noisy::default(),
+            bad_input: LogBudget::new(),
         }
     }
 
@@ -182,8 +172,9 @@ impl<'a> Session<'a> {
         } else {
             None
         };
-        let mut watch = match self.hub.watch(after).await {
-            Ok(watch) => watch,
+        // `resumed`: the stream replays from `after`, not from now.
+        let (mut watch, resumed) = match self.hub.watch(after).await {
+            Ok(watch) => (watch, after.is_some()),
             // The hub no longer has the events after our last one (or
             // the log is another): from now, and say what was missed.
             Err(e) if e.code() == Code::OutOfRange => {
@@ -194,27 +185,20 @@ impl<'a> Session<'a> {
                     e.message()
                 );
                 match self.hub.watch(None).await {
-                    Ok(watch) => {
-                        let log_id = watch
-                            .log_id
-                            .clone()
-                            .unwrap_or_else(|| self.system.log_id.clone());
-                        resume.start_log(log_id, watch.last_seq);
-                        watch
-                    }
+                    Ok(watch) => (watch, false),
                     Err(e) => return Ended::HubLost(format!("WatchEvents: {}", e.message())),
                 }
             }
             Err(e) => return Ended::HubLost(format!("WatchEvents: {}", e.message())),
         };
-        let log_id = watch
-            .log_id
-            .clone()
-            .unwrap_or_else(|| self.system.log_id.clone());
-        if after.is_none() {
-            resume.start_log(log_id, watch.last_seq);
-        } else {
+        if resumed {
             self.replay_until = watch.last_seq;
+        } else {
+            let log_id = watch
+                .log_id
+                .clone()
+                .unwrap_or_else(|| self.system.log_id.clone());
+            resume.start_log(log_id, watch.last_seq);
         }
         // A connection made before this session is announced now; the
         // first one, when it comes (below).
@@ -341,10 +325,7 @@ impl<'a> Session<'a> {
         let current = self.discovery_configs.iter().any(|c| c.topic == topic);
         if !current && !payload.is_empty() && topic.ends_with("/config") {
             info!(%topic, "removing a Home Assistant entity that is no longer configured");
-            let _ = self
-                .link
-                .client
-                .publish(topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
+            self.send(topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
                 .await;
         }
     }
@@ -352,7 +333,6 @@ impl<'a> Session<'a> {
     /// Everything retained, again: after a (re)connection to the broker
     /// (a clean session) or to the hub.
     async fn announce(&mut self) -> Result<(), String> {
-        let client = &self.link.client;
         let mut filters = vec![self.topics.alarm_command(), self.topics.panic_command()];
         filters.extend(
             self.system
@@ -369,21 +349,24 @@ impl<'a> Session<'a> {
                 &self.system.hub_id,
             ));
         }
-        for filter in filters {
-            let _ = client.subscribe(filter, QoS::AtLeastOnce).await;
+        // One SUBSCRIBE for all: one request, one SubAck (which the pump
+        // checks for refusals).
+        let filters = filters
+            .into_iter()
+            .map(|f| rumqttc::SubscribeFilter::new(f, QoS::AtLeastOnce));
+        if let Err(e) = self.link.client.subscribe_many(filters).await {
+            debug!("not subscribed: {e}");
         }
         for config in &self.discovery_configs {
-            let _ = client
-                .publish(
-                    &config.topic,
-                    QoS::AtLeastOnce,
-                    true,
-                    config.payload.to_string(),
-                )
-                .await;
+            self.send(
+                &config.topic,
+                QoS::AtLeastOnce,
+                true,
+                config.payload.to_string(),
+            )
+            .await;
         }
-        let _ = client
-            .publish(self.topics.availability(), QoS::AtLeastOnce, true, "online")
+        self.send(self.topics.availability(), QoS::AtLeastOnce, true, "online")
             .await;
         self.panel = None;
         self.sensors.clear();
@@ -414,10 +397,7 @@ impl<'a> Session<'a> {
             .iter()
             .filter(|old| !configs.iter().any(|new| new.topic == old.topic))
         {
-            let _ = self
-                .link
-                .client
-                .publish(&gone.topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
+            self.send(&gone.topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
                 .await;
         }
         self.discovery_configs = configs;
@@ -452,19 +432,14 @@ impl<'a> Session<'a> {
         self.publish_json(self.topics.alarm_status(), QoS::AtLeastOnce, true, &message)
             .await;
         for sensor in sensors {
-            let state = if sensor.state == "unknown" {
-                "None"
-            } else if sensor.active {
-                "ON"
-            } else {
-                "OFF"
+            let state = match (sensor.state.as_str(), sensor.active) {
+                ("unknown", _) => SensorState::Unknown,
+                (_, true) => SensorState::Active,
+                (_, false) => SensorState::Inactive,
             };
-            let fault = if sensor.fault || sensor.tamper {
-                "ON"
-            } else {
-                "OFF"
-            };
-            self.publish_sensor(&sensor.name, state, fault).await;
+            let fault = wire::binary_flag(sensor.fault || sensor.tamper);
+            self.publish_sensor(&sensor.name, wire::binary_state(state), fault)
+                .await;
         }
         Ok(())
     }
@@ -474,27 +449,24 @@ impl<'a> Session<'a> {
             return;
         }
         self.panel = Some((mode, state));
-        let client = &self.link.client;
-        let _ = client
-            .publish(
-                self.topics.alarm_state(),
-                QoS::AtLeastOnce,
-                true,
-                wire::ha_state(mode, state),
-            )
-            .await;
+        self.send(
+            self.topics.alarm_state(),
+            QoS::AtLeastOnce,
+            true,
+            wire::ha_state(mode, state),
+        )
+        .await;
         // The keypads light and beep with the panel: exit and entry delay,
         // the alarm, the armed mode.
         let shown = wire::keypad_state(mode, state);
         for (_, topics) in &self.keypads {
-            let _ = client
-                .publish(
-                    topics.set(),
-                    QoS::AtLeastOnce,
-                    false,
-                    zigbee::arm_mode_payload(shown, None),
-                )
-                .await;
+            self.send(
+                topics.set(),
+                QoS::AtLeastOnce,
+                false,
+                zigbee::arm_mode_payload(shown, None),
+            )
+            .await;
         }
     }
 
@@ -503,28 +475,40 @@ impl<'a> Session<'a> {
         if before == Some((state, fault)) {
             return;
         }
-        let client = &self.link.client;
         if before.is_none_or(|(s, _)| s != state) {
-            let _ = client
-                .publish(
-                    self.topics.sensor_state(name),
-                    QoS::AtLeastOnce,
-                    true,
-                    state,
-                )
-                .await;
+            self.send(
+                self.topics.sensor_state(name),
+                QoS::AtLeastOnce,
+                true,
+                state,
+            )
+            .await;
         }
         if before.is_none_or(|(_, f)| f != fault) {
-            let _ = client
-                .publish(
-                    self.topics.sensor_fault(name),
-                    QoS::AtLeastOnce,
-                    true,
-                    fault,
-                )
-                .await;
+            self.send(
+                self.topics.sensor_fault(name),
+                QoS::AtLeastOnce,
+                true,
+                fault,
+            )
+            .await;
         }
         self.sensors.insert(name.to_owned(), (state, fault));
+    }
+
+    /// Hands a message to the MQTT client. It fails only when the client's
+    /// event loop is gone, which the session sees on its own (the link's
+    /// state closes), so the error says nothing more here.
+    async fn send(
+        &self,
+        topic: impl Into<String>,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Vec<u8>>,
+    ) {
+        if let Err(e) = self.link.client.publish(topic, qos, retain, payload).await {
+            debug!("not sent: {e}");
+        }
     }
 
     async fn publish_json(
@@ -536,7 +520,7 @@ impl<'a> Session<'a> {
     ) {
         match serde_json::to_string(value) {
             Ok(json) => {
-                let _ = self.link.client.publish(topic, qos, retain, json).await;
+                self.send(topic, qos, retain, json).await;
             }
             Err(e) => warn!("could not write {topic} as JSON: {e}"),
         }
@@ -547,19 +531,14 @@ impl<'a> Session<'a> {
         let kind = EventKind::from_name(&event.kind);
         let mode = hub::mode_from_proto(event.mode);
         let state = hub::state_from_proto(event.state);
-        let sensor_state = match pb::SensorState::try_from(event.sensor_state) {
-            Ok(pb::SensorState::Active) => Some("active"),
-            Ok(pb::SensorState::Inactive) => Some("inactive"),
-            Ok(pb::SensorState::Unknown) => Some("unknown"),
-            _ => None,
-        };
+        let sensor_state = hub::sensor_state_from_proto(event.sensor_state);
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let message = EventMessage {
             seq: event.seq,
             unix_ms: event.unix_ms,
             kind: event.kind.clone(),
             sensor: non_empty(&event.sensor),
-            sensor_state,
+            sensor_state: sensor_state.map(wire::sensor_state_word),
             camera: non_empty(&event.camera),
             mode: mode.as_str(),
             state: state.as_str(),
@@ -593,12 +572,11 @@ impl<'a> Session<'a> {
         // A sensor's change is published from the event itself, at once;
         // its fault and the status's lists follow from the refresh.
         if kind == EventKind::Sensor && !event.sensor.is_empty() {
-            let fault = self.sensors.get(&event.sensor).map_or("OFF", |(_, f)| *f);
-            let on = match sensor_state {
-                Some("active") => "ON",
-                Some("inactive") => "OFF",
-                _ => "None",
-            };
+            let fault = self
+                .sensors
+                .get(&event.sensor)
+                .map_or(wire::binary_flag(false), |(_, f)| *f);
+            let on = wire::binary_state(sensor_state.unwrap_or(SensorState::Unknown));
             self.publish_sensor(&event.sensor, on, fault).await;
         }
         if kind == EventKind::Triggered {
@@ -726,15 +704,13 @@ impl<'a> Session<'a> {
         self.dropped(topic, "not a topic the bridge reads");
     }
 
-    fn dropped(&mut self, topic: &str, why: &str) {
-        if let Some(n) = self.bad_input.hit() {
-            warn!(
-                topic = %vigil_domain::text::excerpt(topic),
-                dropped_so_far = n,
-                "dropped a message from the broker: {why}"
-            );
-        } else {
-            debug!(%topic, "dropped a message from the broker: {why}");
+    fn dropped(&self, topic: &str, why: &str) {
+        let topic = vigil_domain::text::excerpt(topic);
+        match self.bad_input.allow() {
+            Some(suppressed) => {
+                warn!(%topic, suppressed, "dropped a message from the broker: {why}");
+            }
+            None => debug!(%topic, "dropped a message from the broker: {why}"),
         }
     }
 
@@ -798,16 +774,13 @@ impl<'a> Session<'a> {
                         "a snapshot too large for the broker (1 MiB) is not published"
                     ),
                     Ok(jpeg) => {
-                        let _ = self
-                            .link
-                            .client
-                            .publish(
-                                self.topics.camera_snapshot(&camera),
-                                QoS::AtMostOnce,
-                                true,
-                                jpeg,
-                            )
-                            .await;
+                        self.send(
+                            self.topics.camera_snapshot(&camera),
+                            QoS::AtMostOnce,
+                            true,
+                            jpeg,
+                        )
+                        .await;
                     }
                     Err(e) => warn!(%camera, "no snapshot for MQTT: {}", e.message()),
                 }
@@ -877,16 +850,13 @@ impl<'a> Session<'a> {
                 };
                 info!(keypad = %name, answer = mode.as_str(), "keypad answered");
                 let set_topic_again = set_topic.clone();
-                let _ = self
-                    .link
-                    .client
-                    .publish(
-                        set_topic,
-                        QoS::AtLeastOnce,
-                        false,
-                        zigbee::arm_mode_payload(mode, transaction),
-                    )
-                    .await;
+                self.send(
+                    set_topic,
+                    QoS::AtLeastOnce,
+                    false,
+                    zigbee::arm_mode_payload(mode, transaction),
+                )
+                .await;
                 // Then what the panel shows now (the exit delay after an
                 // arm), which the answer may have overtaken.
                 if let Ok(status) = &outcome {
@@ -894,16 +864,13 @@ impl<'a> Session<'a> {
                         hub::mode_from_proto(status.mode),
                         hub::state_from_proto(status.state),
                     );
-                    let _ = self
-                        .link
-                        .client
-                        .publish(
-                            set_topic_again,
-                            QoS::AtLeastOnce,
-                            false,
-                            zigbee::arm_mode_payload(shown, None),
-                        )
-                        .await;
+                    self.send(
+                        set_topic_again,
+                        QoS::AtLeastOnce,
+                        false,
+                        zigbee::arm_mode_payload(shown, None),
+                    )
+                    .await;
                 }
             }
         }

@@ -79,10 +79,13 @@ pub(crate) fn start(
         return Ok(None);
     };
     let mut readers = HashMap::new();
+    // The Zigbee sensors' slots: told when the broker is heard or not.
+    let mut indices = Vec::new();
     for (index, sensor) in config.sensors.iter().enumerate() {
         let Some(friendly) = &sensor.zigbee else {
             continue;
         };
+        indices.push(index);
         let topics = DeviceTopics::new(&mqtt.zigbee2mqtt_topic, friendly);
         readers.insert(
             topics.state().to_owned(),
@@ -93,27 +96,16 @@ pub(crate) fn start(
         );
         readers.insert(topics.availability(), Reader::Availability { index });
     }
-    if readers.is_empty() {
+    if indices.is_empty() {
         return Ok(None);
     }
     let client_id = format!("vigil-sensord-{}", std::process::id());
     let options = vigil_mqtt::broker::options(mqtt, &client_id, None)?;
     let broker = format!("{}:{}", mqtt.host, mqtt.port);
     let (client, mut eventloop) = vigil_mqtt::broker::client(options, 64);
-    let indices: Vec<usize> = {
-        let mut v: Vec<usize> = readers
-            .values()
-            .map(|r| match r {
-                Reader::State { index, .. } | Reader::Availability { index } => *index,
-            })
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    };
     let task = tokio::spawn(async move {
         let mut heard = None;
-        let mut bad_payloads = 0u64;
+        let bad_payloads = vigil_telemetry::LogBudget::new();
         let send_heard = |heard: bool| {
             let out = out.clone();
             let indices = indices.clone();
@@ -136,7 +128,7 @@ pub(crate) fn start(
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    info!(%broker, devices = readers.len() / 2, "subscribing to the Zigbee sensors");
+                    info!(%broker, devices = indices.len(), "subscribing to the Zigbee sensors");
                     // One SUBSCRIBE for every topic (up to 128): one request
                     // in the client's queue, whatever the number of sensors.
                     let filters = readers
@@ -180,11 +172,10 @@ pub(crate) fn start(
                             }
                         }
                         Err(e) => {
-                            bad_payloads += 1;
-                            if bad_payloads.is_power_of_two() {
+                            if let Some(suppressed) = bad_payloads.allow() {
                                 warn!(
-                                    topic = %p.topic,
-                                    dropped_so_far = bad_payloads,
+                                    topic = %vigil_domain::text::excerpt(&p.topic),
+                                    suppressed,
                                     "dropped a Zigbee message that is not zigbee2mqtt's: {e}"
                                 );
                             }
@@ -192,11 +183,7 @@ pub(crate) fn start(
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    if ack
-                        .return_codes
-                        .iter()
-                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                    {
+                    if vigil_mqtt::broker::refused(&ack) {
                         warn!(
                             %broker,
                             "the broker refused the Zigbee sensors' subscription: check its ACL \

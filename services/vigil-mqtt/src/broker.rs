@@ -98,6 +98,14 @@ pub fn client(options: MqttOptions, capacity: usize) -> (rumqttc::AsyncClient, r
     (client, eventloop)
 }
 
+/// Whether the broker refused any filter of a SUBSCRIBE (its ACL): the
+/// messages of that topic will never come.
+pub fn refused(ack: &rumqttc::SubAck) -> bool {
+    ack.return_codes
+        .iter()
+        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+}
+
 /// `username:password` from the credentials file (a trailing newline is
 /// not part of the password).
 pub fn credentials(path: &Path) -> Result<(String, String), BrokerSetupError> {

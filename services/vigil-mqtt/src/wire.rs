@@ -3,7 +3,7 @@
 //! derive serialization; the bridge converts the API's messages into them.
 
 use serde::Serialize;
-use vigil_domain::{AlarmState, ArmedMode};
+use vigil_domain::{AlarmState, ArmedMode, SensorState};
 
 use crate::zigbee::ArmMode;
 
@@ -37,6 +37,30 @@ pub fn keypad_state(mode: ArmedMode, state: AlarmState) -> ArmMode {
         (AlarmState::Idle, ArmedMode::Home | ArmedMode::Custom) => ArmMode::ArmDayZones,
         (AlarmState::Idle, ArmedMode::Night) => ArmMode::ArmNightZones,
         (AlarmState::Idle, ArmedMode::Away | ArmedMode::Vacation) => ArmMode::ArmAllZones,
+    }
+}
+
+/// A Home Assistant `binary_sensor` payload for a sensor's state: `ON`
+/// (open, motion, water...), `OFF`, or `None` (Home Assistant's unknown).
+pub fn binary_state(state: SensorState) -> &'static str {
+    match state {
+        SensorState::Active => "ON",
+        SensorState::Inactive => "OFF",
+        SensorState::Unknown => "None",
+    }
+}
+
+/// A Home Assistant `binary_sensor` payload for a flag (a fault).
+pub fn binary_flag(on: bool) -> &'static str {
+    if on { "ON" } else { "OFF" }
+}
+
+/// An event's `sensor_state`: `active`, `inactive` or `unknown`.
+pub fn sensor_state_word(state: SensorState) -> &'static str {
+    match state {
+        SensorState::Active => "active",
+        SensorState::Inactive => "inactive",
+        SensorState::Unknown => "unknown",
     }
 }
 

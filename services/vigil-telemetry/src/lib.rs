@@ -4,7 +4,8 @@
 //! the config's `log_filter` or `RUST_LOG`), the OpenTelemetry tracer (OTLP
 //! over HTTP/protobuf when `otlp_endpoint` is set), and the conversion
 //! between a `tracing` span and the [`TraceContext`] that rides across
-//! process hops (in the sensor table, in ipc messages).
+//! process hops (in the sensor table, in ipc messages); and
+//! [`LogBudget`], how often a line about one recurring thing is written.
 //!
 //! Must never: decide what to log; block a caller on export (spans are
 //! exported in batches from a background thread).
@@ -14,6 +15,10 @@
 //! two processes can be joined on it.
 
 #![forbid(unsafe_code)]
+
+mod log_budget;
+
+pub use crate::log_budget::LogBudget;
 
 use std::io::IsTerminal;
 

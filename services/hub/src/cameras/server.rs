@@ -25,7 +25,7 @@ use vigil_media::AccessUnit;
 
 use super::CameraHub;
 use crate::listen::{
-    AcceptBackoff, CAMERA_HANDSHAKES, LogBudget, Pool, Ticket, keepalive, peer_of,
+    AcceptBackoff, CAMERA_HANDSHAKES, LogBudget, Pool, Ticket, peer_of, tune_accepted,
 };
 
 /// The longest a camera may take to make the handshake and say hello.
@@ -180,8 +180,7 @@ async fn connection(
     stranger: Ticket<std::net::IpAddr>,
     logs: Arc<Logs>,
 ) {
-    let _ = stream.set_nodelay(true);
-    keepalive(&stream);
+    tune_accepted(&stream);
     let (mut read, mut write) = stream.into_split();
     let dropped = |why: String| {
         if let Some(suppressed) = logs.strangers.allow() {
